@@ -1,0 +1,1 @@
+"""nnisuite package: analysis."""

@@ -1,0 +1,139 @@
+"""Datasets: IDX reading, errors, splits, caching, the real Fashion-MNIST."""
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+from tests.conftest import needs_fashion_mnist
+from trials import data as D
+
+
+def write_idx(path, array: np.ndarray, gz=False):
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
+        f">{array.ndim}I", *array.shape
+    )
+    payload = header + array.astype(np.uint8).tobytes()
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        with gzip.open(path, "wb") as f:
+            f.write(payload)
+    else:
+        path.write_bytes(payload)
+    return path
+
+
+def fake_mnist(folder, n_train=12_000, n_test=100, gz=False, seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        "train_images": rng.integers(0, 256, (n_train, 28, 28)),
+        "train_labels": rng.integers(0, 10, n_train),
+        "test_images": rng.integers(0, 256, (n_test, 28, 28)),
+        "test_labels": rng.integers(0, 10, n_test),
+    }
+    for key, stem in D.IDX_FILES.items():
+        write_idx(folder / stem, arrays[key], gz=gz)
+    return arrays
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NNISUITE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("NNISUITE_DATA", raising=False)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_read_idx_roundtrip(tmp_path, gz):
+    arr = np.arange(2 * 3 * 4).reshape(2, 3, 4)
+    path = write_idx(tmp_path / "x-idx3-ubyte", arr, gz=gz)
+    np.testing.assert_array_equal(D.read_idx(path), arr)
+
+
+def test_read_idx_bad_magic(tmp_path):
+    path = tmp_path / "bad"
+    path.write_bytes(b"\x12\x34\x08\x01" + b"\x00" * 8)
+    with pytest.raises(D.DatasetError, match="bad magic"):
+        D.read_idx(path)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_read_idx_truncated(tmp_path, gz):
+    path = write_idx(tmp_path / "t-idx3-ubyte", np.zeros((10, 28, 28)), gz=gz)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(D.DatasetError, match="truncated|cannot read"):
+        D.read_idx(path)
+
+
+def test_missing_dataset_says_where_it_looked(tmp_path):
+    with pytest.raises(D.DatasetError) as err:
+        D.locate_mnist_family("mnist", tmp_path / "nowhere")
+    msg = str(err.value)
+    assert "'mnist' not found" in msg
+    assert str(tmp_path / "nowhere") in msg
+    assert "/usr/share/datasets/mnist" in msg
+    assert "--data-dir" in msg
+
+
+def test_unknown_dataset():
+    with pytest.raises(D.DatasetError, match="unknown dataset 'cifar'"):
+        D.load_dataset("cifar")
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_mnist_family_from_data_dir_split_and_cache(tmp_path, gz):
+    arrays = fake_mnist(tmp_path / "d" / "mnist" / "raw", gz=gz)
+    ds = D.load_dataset("mnist", tmp_path / "d", seed=3)
+    assert len(ds.train_x) == 2_000 and len(ds.val_x) == 10_000 and len(ds.test_x) == 100
+    assert ds.train_x.shape[1] == 784 and ds.image_shape == (28, 28)
+    assert str(ds.train_x.dtype) == "torch.float32" and str(ds.train_y.dtype) == "torch.int64"
+    assert abs(float(ds.train_x.mean())) < 1e-3  # standardised with the training statistics
+    np.testing.assert_array_equal(ds.test_y.numpy(), arrays["test_labels"])
+    assert len(list((tmp_path / "cache").glob("mnist-*.npz"))) == 1
+    again = D.load_dataset("mnist", tmp_path / "d", seed=3)  # from the cache
+    assert (again.val_x == ds.val_x).all()
+
+
+def test_cache_invalidated_when_source_changes(tmp_path):
+    folder = tmp_path / "d"
+    fake_mnist(folder, seed=0)
+    first = D.load_dataset("mnist", folder)
+    fake_mnist(folder, seed=1, n_test=50)
+    second = D.load_dataset("mnist", folder)
+    assert len(first.test_y) == 100 and len(second.test_y) == 50
+
+
+def test_splits_disjoint_and_deterministic():
+    train, val = D.split_indices(60_000, 10_000, seed=1)
+    assert len(train) == 50_000 and len(val) == 10_000
+    assert not set(train) & set(val)
+    again = D.split_indices(60_000, 10_000, seed=1)
+    np.testing.assert_array_equal(val, again[1])
+    assert not np.array_equal(val, D.split_indices(60_000, 10_000, seed=2)[1])
+
+
+def test_digits_stratified_split():
+    ds = D.load_dataset("digits", seed=0)
+    sizes = [len(ds.train_y), len(ds.val_y), len(ds.test_y)]
+    assert sum(sizes) == 1797 and sizes[0] > 1000 and min(sizes[1:]) > 300
+    assert ds.image_shape == (8, 8) and ds.train_x.shape[1] == 64
+    for y in (ds.train_y, ds.val_y, ds.test_y):
+        counts = np.bincount(y.numpy(), minlength=10)
+        assert counts.min() > 0.8 * counts.max()  # every class, balanced, in every split
+    # the three index sets are disjoint and cover the data set
+    parts = D.stratified_indices(D.load_digits_arrays()[1], D.DIGITS_FRACTIONS, 0)
+    assert sum(len(p) for p in parts) == len(set(np.concatenate(parts)))
+    again = D.load_dataset("digits", seed=0)
+    assert (again.val_x == ds.val_x).all()
+
+
+@needs_fashion_mnist
+def test_real_fashion_mnist():
+    ds = D.load_dataset("fashion-mnist")
+    assert (len(ds.train_y), len(ds.val_y), len(ds.test_y)) == (50_000, 10_000, 10_000)
+    assert ds.train_x.shape == (50_000, 784)
+    for y in (ds.train_y, ds.val_y, ds.test_y):
+        assert int(y.min()) == 0 and int(y.max()) == 9
+    assert np.bincount(ds.test_y.numpy()).tolist() == [1000] * 10

@@ -1,0 +1,271 @@
+"""Datasets as in-memory tensor splits: digits (embedded), MNIST and Fashion-MNIST (IDX files).
+
+    from trials.data import load_dataset
+    data = load_dataset("fashion-mnist")          # train 50,000 / val 10,000 / test 10,000
+    data.train_x.shape  # (50000, 784) float32, standardised; data.image_shape == (28, 28)
+
+Where the MNIST family is looked for, in order: `data_dir` (the `--data-dir` flag),
+`$NNISUITE_DATA`, Debian's `/usr/share/datasets/<name>` (package `dataset-<name>`), and
+torchvision's download folder `~/.cache/nnisuite/torchvision` (used, and downloaded into, only
+where torchvision is installed and the network allows). Each folder may hold the four IDX files
+(raw or `.gz`) directly or under `<name>/`, `<name>/raw`, or torchvision's `MNIST/raw`,
+`FashionMNIST/raw`.
+
+Parsing IDX files costs ~1 s per trial, so the parsed uint8 arrays are cached as `.npz` under
+`$NNISUITE_CACHE` (default `~/.cache/nnisuite`), keyed by the source files' paths, sizes and
+modification times: a changed source makes a new cache entry.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DATASETS = ("digits", "mnist", "fashion-mnist")
+MNIST_FAMILY = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}  # name -> torchvision folder
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+VALIDATION_SIZE = 10_000  # carved from MNIST-family training sets: 50,000 / 10,000
+DIGITS_FRACTIONS = (0.6, 0.2, 0.2)  # train / validation / test, stratified per class
+IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+class DatasetError(RuntimeError):
+    """A dataset that cannot be found or read; the message says where and why."""
+
+
+@dataclass
+class Dataset:
+    """Three splits as tensors. x: (n, features) float32, standardised; y: (n,) int64."""
+
+    name: str
+    train_x: object
+    train_y: object
+    val_x: object
+    val_y: object
+    test_x: object
+    test_y: object
+    image_shape: tuple[int, int]  # (rows, columns): an RNN reads `rows` steps of `columns`
+    num_classes: int
+
+    @property
+    def num_features(self) -> int:
+        return self.image_shape[0] * self.image_shape[1]
+
+    def to(self, device) -> Dataset:
+        moved = {k: getattr(self, k).to(device) for k in self.split_names()}
+        return Dataset(
+            self.name, **moved, image_shape=self.image_shape, num_classes=self.num_classes
+        )
+
+    @staticmethod
+    def split_names() -> tuple[str, ...]:
+        return ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("NNISUITE_CACHE", Path.home() / ".cache" / "nnisuite"))
+
+
+# ---------------------------------------------------------------- IDX files
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read one IDX file (raw or gzip). Bad magic, unknown type or a short file raise."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as exc:  # a truncated .gz raises EOFError
+        raise DatasetError(f"{path}: cannot read IDX file ({exc})") from exc
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
+        raise DatasetError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < header:
+        raise DatasetError(f"{path}: IDX header truncated")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    dtype = np.dtype(IDX_DTYPES[raw[2]])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise DatasetError(
+            f"{path}: IDX file truncated or padded: header says {shape} "
+            f"({expected} bytes of data), file has {len(raw) - header}"
+        )
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+
+
+def candidate_dirs(name: str, data_dir: str | Path | None) -> list[Path]:
+    """Every folder searched for `name`'s IDX files, in order."""
+    roots = []
+    if data_dir:
+        roots.append(Path(data_dir))
+    if os.environ.get("NNISUITE_DATA"):
+        roots.append(Path(os.environ["NNISUITE_DATA"]))
+    roots.append(Path("/usr/share/datasets") / name)
+    roots.append(cache_dir() / "torchvision")
+    subdirs = ("", name, f"{name}/raw", f"{MNIST_FAMILY[name]}/raw")
+    return [root / sub if sub else root for root in roots for sub in subdirs]
+
+
+def find_idx_files(name: str, data_dir: str | Path | None) -> dict[str, Path] | None:
+    for folder in candidate_dirs(name, data_dir):
+        found = {}
+        for key, stem in IDX_FILES.items():
+            for candidate in (folder / stem, folder / f"{stem}.gz"):
+                if candidate.is_file():
+                    found[key] = candidate
+                    break
+        if len(found) == len(IDX_FILES):
+            return found
+    return None
+
+
+def try_torchvision_download(name: str) -> dict[str, Path] | None:
+    """Download with torchvision where it is installed and the network allows; else None."""
+    try:
+        from torchvision import datasets  # optional: ~5 s of import, only on this path
+    except ImportError:
+        return None
+    cls = getattr(datasets, MNIST_FAMILY[name])
+    root = cache_dir() / "torchvision"
+    try:
+        for train in (True, False):
+            cls(root=str(root), train=train, download=True)
+    except Exception:  # no network: the caller reports every place it looked
+        return None
+    return find_idx_files(name, None)
+
+
+def locate_mnist_family(name: str, data_dir: str | Path | None) -> dict[str, Path]:
+    files = find_idx_files(name, data_dir) or try_torchvision_download(name)
+    if files is None:
+        looked = "\n  ".join(str(p) for p in candidate_dirs(name, data_dir))
+        debian = f"apt-get install dataset-{name}" if name == "fashion-mnist" else None
+        hints = [
+            "pass --data-dir DIR (or set NNISUITE_DATA) to a folder with the four IDX files "
+            f"({', '.join(IDX_FILES.values())}, raw or .gz)",
+            "install torchvision with network access to download it",
+        ]
+        if debian:
+            hints.insert(0, debian)
+        raise DatasetError(
+            f"dataset {name!r} not found. Looked in:\n  {looked}\nTo get it: " + "; or ".join(hints)
+        )
+    return files
+
+
+def load_mnist_arrays(name: str, data_dir: str | Path | None) -> dict[str, np.ndarray]:
+    """The four IDX arrays of `name`, via the .npz cache when the sources are unchanged."""
+    files = locate_mnist_family(name, data_dir)
+    key = hashlib.sha256()
+    for k in sorted(files):
+        st = files[k].stat()
+        key.update(f"{files[k].resolve()}|{st.st_size}|{st.st_mtime_ns};".encode())
+    cache = cache_dir() / f"{name}-{key.hexdigest()[:16]}.npz"
+    if cache.is_file():
+        try:
+            with np.load(cache) as z:
+                return {k: z[k] for k in IDX_FILES}
+        except Exception:  # a half-written or damaged cache is rebuilt, never trusted
+            pass
+    arrays = {k: read_idx(p) for k, p in files.items()}
+    n_train, n_test = len(arrays["train_images"]), len(arrays["test_images"])
+    if len(arrays["train_labels"]) != n_train or len(arrays["test_labels"]) != n_test:
+        raise DatasetError(f"{name}: image and label counts differ in {files}")
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, cache)  # atomic: concurrent trials never read a partial cache
+    except OSError:
+        pass  # a read-only cache folder costs speed, not correctness
+    return arrays
+
+
+# ---------------------------------------------------------------- splits
+
+
+def split_indices(n: int, n_val: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic train / validation index split of range(n)."""
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def stratified_indices(labels: np.ndarray, fractions, seed: int) -> list[np.ndarray]:
+    """Split indices per class by `fractions` (summing to 1), seeded, so each split keeps the
+    class balance."""
+    rng = np.random.default_rng(seed)
+    parts = [[] for _ in fractions]
+    bounds = np.cumsum(fractions)[:-1]
+    for cls in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        cuts = np.round(bounds * len(idx)).astype(int)
+        for part, chunk in zip(parts, np.split(idx, cuts)):
+            part.append(chunk)
+    return [np.sort(np.concatenate(p)) for p in parts]
+
+
+def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 digits (1,797 images, shipped inside scikit-learn), cached as .npz
+    so a trial does not pay scikit-learn's import."""
+    cache = cache_dir() / "digits.npz"
+    if cache.is_file():
+        with np.load(cache) as z:
+            return z["images"], z["labels"]
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images, labels = bunch.images.astype(np.uint8), bunch.target.astype(np.int64)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, images=images, labels=labels)
+        os.replace(tmp, cache)
+    except OSError:
+        pass
+    return images, labels
+
+
+def to_tensors(name, splits, image_shape, num_classes, scale) -> Dataset:
+    """uint8 image splits -> float32 (n, features) standardised with the training statistics."""
+    import torch
+
+    train_x = splits[0][0].reshape(len(splits[0][0]), -1).astype(np.float32) / scale
+    mean, std = float(train_x.mean()), float(train_x.std())
+    tensors = []
+    for x, y in splits:
+        x = (x.reshape(len(x), -1).astype(np.float32) / scale - mean) / std
+        tensors += [torch.from_numpy(x), torch.from_numpy(np.asarray(y, dtype=np.int64))]
+    return Dataset(name, *tensors, image_shape=image_shape, num_classes=num_classes)
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, seed: int = 0) -> Dataset:
+    """Load `name` as train / validation / test tensors; the validation split depends on `seed`."""
+    if name == "digits":
+        images, labels = load_digits_arrays()
+        parts = stratified_indices(labels, DIGITS_FRACTIONS, seed)
+        splits = [(images[p], labels[p]) for p in parts]
+        return to_tensors(name, splits, (8, 8), 10, scale=16.0)
+    if name in MNIST_FAMILY:
+        a = load_mnist_arrays(name, data_dir)
+        train_idx, val_idx = split_indices(len(a["train_images"]), VALIDATION_SIZE, seed)
+        splits = [
+            (a["train_images"][train_idx], a["train_labels"][train_idx]),
+            (a["train_images"][val_idx], a["train_labels"][val_idx]),
+            (a["test_images"], a["test_labels"]),
+        ]
+        rows, cols = a["train_images"].shape[1:]
+        return to_tensors(name, splits, (rows, cols), 10, scale=255.0)
+    raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")

@@ -1,0 +1,151 @@
+"""The one training engine: train_epoch / evaluate / fit, shared by every trial, NAS and tests.
+
+    result = fit(model, data, FitConfig(epochs=5, lr=0.05), on_epoch=print)
+    result.final   # {"default": val accuracy, "test_accuracy", ..., "diverged": False}
+
+Batches are index slices of in-memory tensors (no DataLoader). A run whose loss turns NaN or
+infinite stops, goes back to the weights of its last finite epoch, and says `diverged`; every
+number it returns is finite.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from trials.metrics import classification_metrics, confusion_matrix
+
+OPTIMIZERS = ("sgd", "adam")
+EVAL_BATCH = 8192
+
+
+@dataclass
+class FitConfig:
+    epochs: int = 20
+    lr: float = 0.001
+    batch_size: int = 64
+    optimizer: str = "sgd"  # the log's choice; "adam" as an option
+    momentum: float = 0.0  # SGD only
+    seed: int = 0
+    device: str | None = None  # None: CUDA when available, else CPU
+
+
+@dataclass
+class FitResult:
+    history: list[dict] = field(default_factory=list)  # one dict per finished epoch
+    final: dict = field(default_factory=dict)
+    diverged: bool = False
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def make_optimizer(name: str, params, lr: float, momentum: float) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def train_epoch(model, x, y, optimizer, batch_size: int, generator: torch.Generator) -> float:
+    """One pass over (x, y) in a seeded random order; returns the loss averaged over samples."""
+    model.train()
+    n = len(x)
+    perm = torch.randperm(n, generator=generator).to(x.device)
+    x, y = x[perm], y[perm]  # one gather per epoch; batches are then contiguous views
+    total = torch.zeros((), device=x.device)
+    for start in range(0, n, batch_size):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        loss = F.cross_entropy(model(xb), yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach() * len(xb)
+    return float(total) / n
+
+
+@torch.inference_mode()
+def evaluate(model, x, y, num_classes: int) -> dict[str, float]:
+    """Loss (averaged over samples) and accuracy / macro precision, recall, F1 of one split."""
+    model.eval()
+    loss_sum = 0.0
+    cm = torch.zeros(num_classes, num_classes, dtype=torch.long, device=x.device)
+    for start in range(0, len(x), EVAL_BATCH):
+        logits = model(x[start : start + EVAL_BATCH])
+        yb = y[start : start + EVAL_BATCH]
+        loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
+        cm += confusion_matrix(logits.argmax(dim=1), yb, num_classes)
+    return {"loss": loss_sum / max(len(x), 1), **classification_metrics(cm)}
+
+
+def fit(model: nn.Module, data, config: FitConfig, on_epoch: Callable[[dict], None] | None = None):
+    """Train `model` on data.train, validate each epoch, test once at the end.
+
+    `on_epoch` receives {"epoch", "default" (validation accuracy), "val_loss", "train_loss",
+    "val_precision", "val_recall", "val_f1", "epoch_seconds"} after each finite epoch.
+    """
+    device = pick_device(config.device)
+    model.to(device)
+    data = data.to(device)
+    optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr, config.momentum)
+    generator = torch.Generator().manual_seed(config.seed)
+    result = FitResult()
+    last_good = copy.deepcopy(model.state_dict())
+    train_seconds = 0.0
+    for epoch in range(1, config.epochs + 1):
+        t0 = time.perf_counter()
+        train_loss = train_epoch(
+            model, data.train_x, data.train_y, optimizer, config.batch_size, generator
+        )
+        val = evaluate(model, data.val_x, data.val_y, data.num_classes)
+        seconds = time.perf_counter() - t0
+        train_seconds += seconds
+        if not (math.isfinite(train_loss) and math.isfinite(val["loss"])):
+            result.diverged = True
+            model.load_state_dict(last_good)
+            break
+        last_good = copy.deepcopy(model.state_dict())
+        row = {
+            "epoch": epoch,
+            "default": val["accuracy"],
+            "val_loss": val["loss"],
+            "train_loss": train_loss,
+            "val_precision": val["precision"],
+            "val_recall": val["recall"],
+            "val_f1": val["f1"],
+            "epoch_seconds": seconds,
+        }
+        result.history.append(row)
+        if on_epoch:
+            on_epoch(row)
+    val = evaluate(model, data.val_x, data.val_y, data.num_classes)
+    test = evaluate(model, data.test_x, data.test_y, data.num_classes)
+    result.final = {
+        "default": val["accuracy"],
+        "val_loss": val["loss"],
+        "test_accuracy": test["accuracy"],
+        "test_precision": test["precision"],
+        "test_recall": test["recall"],
+        "test_f1": test["f1"],
+        "test_loss": test["loss"],
+        "epochs": len(result.history),
+        "train_seconds": train_seconds,
+        "parameters": count_parameters(model),
+        "diverged": result.diverged,
+    }
+    return result

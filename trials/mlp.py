@@ -1,0 +1,55 @@
+"""The MLP trial (log days 3.12 and 3.17): an NNI trial, or a standalone run.
+
+    python -m trials.mlp --epochs 5 --lr 0.05                 # digits, writes runs/<time>/
+    python -m trials.mlp --dataset fashion-mnist --out runs/fmnist
+    nnictl create --config experiments/mlp_tpe.yaml           # as an NNI trial
+
+Parameter names are the 3.17 search space's: features1, features2, lr, batch_size.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from trials.params import ParameterError, TrialParams
+from trials.runner import main_guard, run_trial
+
+
+@dataclass
+class MLPParams(TrialParams):
+    features1: int = 128  # the log's 3.17 defaults
+    features2: int = 256
+    lr: float = 0.001
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    momentum: float = 0.0
+    activation: str = "relu"
+
+    def check(self):
+        super().check()
+        if min(self.features1, self.features2, self.batch_size) < 1:
+            raise ParameterError("features1, features2 and batch_size must be >= 1")
+        if not self.lr > 0:
+            raise ParameterError(f"lr must be > 0, got {self.lr}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ParameterError(f"optimizer {self.optimizer!r} unknown; choose sgd or adam")
+
+
+def build_mlp(params: MLPParams, data):
+    from models.mlp import MLP
+
+    return MLP(
+        data.num_features,
+        [params.features1, params.features2],
+        data.num_classes,
+        activation=params.activation,
+    )
+
+
+def main(argv=None) -> dict:
+    return run_trial(MLPParams, build_mlp, argv, prog="python -m trials.mlp", description=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main_guard(main))

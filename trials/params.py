@@ -1,0 +1,152 @@
+"""Trial parameters: one typed dataclass of defaults, overridden by CLI flags, then by NNI.
+
+    @dataclass
+    class MLPParams(TrialParams):
+        features1: int = 128
+    params = resolve_params(MLPParams, ["--features1", "512"], {"lr": 0.01})
+
+A dataclass field `x_y` is the flag `--x-y` and the NNI parameter `x_y`. A key NNI sends that
+the dataclass does not have is an error naming it and the accepted names (the log's 3.17 trial
+read `feature1` while the space sent `features1`, and nothing said so). Standard library only:
+the validator imports these classes without paying for torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+import typing
+from collections.abc import Mapping, Sequence
+
+# Fields a user sets on the command line but a search space must not tune.
+CLI_ONLY = {"out", "data_dir", "threads", "device"}
+
+
+class ParameterError(ValueError):
+    """A parameter with an unknown name or a value of the wrong type or range."""
+
+
+@dataclasses.dataclass
+class TrialParams:
+    """Fields every trial shares. Subclasses add the model's and optimiser's."""
+
+    epochs: int = 20
+    seed: int = 0
+    dataset: str = "digits"
+    data_dir: str | None = None
+    out: str | None = None
+    threads: int | None = None  # torch threads; None: torch's default (all cores)
+    device: str | None = None  # None: CUDA when visible, else CPU
+
+    def check(self) -> None:
+        """Range checks shared by every trial; subclasses extend and call super()."""
+        from trials.data import DATASETS  # numpy only
+
+        if self.epochs < 1:
+            raise ParameterError(f"epochs must be >= 1, got {self.epochs}")
+        if self.dataset not in DATASETS:
+            raise ParameterError(f"dataset {self.dataset!r} unknown; choose one of {DATASETS}")
+        if self.threads is not None and self.threads < 1:
+            raise ParameterError(f"threads must be >= 1, got {self.threads}")
+
+
+def field_types(cls) -> dict[str, type]:
+    """name -> the scalar type of each field (int, float, str, bool), Optional unwrapped."""
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        out[f.name] = args[0] if args else hint
+    return out
+
+
+def tunable_names(cls) -> list[str]:
+    """The names a search space may set, sorted."""
+    return sorted(name for name in field_types(cls) if name not in CLI_ONLY)
+
+
+def coerce(name: str, value, target: type):
+    """Convert an NNI / CLI value to the field's type, refusing lossy conversions."""
+    if value is None:
+        return None
+    if target is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("1", "true", "yes"):
+            return True
+        if str(value).lower() in ("0", "false", "no"):
+            return False
+    elif target is int:
+        if isinstance(value, bool):
+            pass
+        elif isinstance(value, int):
+            return value
+        elif isinstance(value, float) and value.is_integer():
+            return int(value)
+        elif isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif target is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isfinite(value):
+                return float(value)
+        elif isinstance(value, str):
+            try:
+                return coerce(name, float(value), float)
+            except ValueError:
+                pass
+    elif target is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise ParameterError(f"parameter {name!r}: {value!r} is not a valid {target.__name__}")
+
+
+def build_parser(cls, prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    defaults = cls()
+    for name, kind in field_types(cls).items():
+        flag = "--" + name.replace("_", "-")
+        default = getattr(defaults, name)
+        parser.add_argument(
+            flag,
+            dest=name,
+            type=str,  # coerced below, with the same rules as NNI's values
+            default=None,
+            metavar=kind.__name__.upper(),
+            help=f"default: {default}",
+        )
+    return parser
+
+
+def resolve_params(
+    cls,
+    argv: Sequence[str] | None = None,
+    nni_params: Mapping | None = None,
+    prog: str = "trial",
+    description: str = "",
+):
+    """defaults <- CLI flags <- NNI parameters; then the dataclass's range check."""
+    types = field_types(cls)
+    values = dataclasses.asdict(cls())
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(cls, prog, description).parse_args(argv)
+    for name, raw in vars(args).items():
+        if raw is not None:
+            values[name] = coerce(name, raw, types[name])
+    accepted = tunable_names(cls)
+    for name, value in (nni_params or {}).items():
+        if name not in accepted:
+            hint = " (set it on the trial command line instead)" if name in CLI_ONLY else ""
+            raise ParameterError(
+                f"unknown parameter {name!r} from NNI{hint}; this trial accepts: "
+                + ", ".join(accepted)
+            )
+        values[name] = coerce(name, value, types[name])
+    params = cls(**values)
+    params.check()
+    return params

@@ -1,0 +1,106 @@
+"""Where a trial's results go: NNI when it runs as an NNI trial, files when it runs standalone.
+
+Both reporters enforce the contract: every value finite, at most one final report. Under NNI:
+`report_intermediate_result` each epoch and exactly one `report_final_result` (NNI 3.0's TPE
+dispatcher dies on a second final result for one parameter id: microsoft/nni#5689).
+Standalone: a progress line per epoch, then `metrics.json`, `accuracy.png` and `loss.png` in
+the output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def running_under_nni() -> bool:
+    """NNI sets NNI_PLATFORM for its trials; `unittest` is its own standalone mode."""
+    return os.environ.get("NNI_PLATFORM") not in (None, "", "unittest")
+
+
+def check_finite(metrics: dict, what: str) -> dict:
+    for key, value in metrics.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{what} {key!r} is {value}: non-finite numbers never reach NNI")
+    return metrics
+
+
+class Reporter:
+    def __init__(self):
+        self.history: list[dict] = []
+        self.final_result: dict | None = None
+
+    def intermediate(self, metrics: dict) -> None:
+        self.history.append(dict(check_finite(metrics, "intermediate metric")))
+        self._emit_intermediate(metrics)
+
+    def final(self, metrics: dict) -> None:
+        if self.final_result is not None:
+            raise RuntimeError("a trial reports its final result exactly once")
+        self.final_result = dict(check_finite(metrics, "final metric"))
+        self._emit_final(self.final_result)
+
+    def _emit_intermediate(self, metrics: dict) -> None: ...
+
+    def _emit_final(self, metrics: dict) -> None: ...
+
+
+class NNIReporter(Reporter):
+    """Reports to NNI; `nni` is imported here, after the trial's environment is in place."""
+
+    def __init__(self):
+        super().__init__()
+        import nni
+
+        self.nni = nni
+
+    def next_parameters(self) -> dict:
+        return dict(self.nni.get_next_parameter() or {})
+
+    def _emit_intermediate(self, metrics):
+        self.nni.report_intermediate_result({k: v for k, v in metrics.items() if k != "epoch"})
+
+    def _emit_final(self, metrics):
+        self.nni.report_final_result(metrics)
+
+
+class StandaloneReporter(Reporter):
+    """Prints a line per epoch; writes metrics.json, accuracy.png and loss.png into `out`."""
+
+    def __init__(self, out: str | Path, params: dict, stream=sys.stdout):
+        super().__init__()
+        self.out = Path(out)
+        self.params = params
+        self.stream = stream
+
+    def _emit_intermediate(self, m):
+        print(
+            f"epoch {m['epoch']:3d}  train_loss {m['train_loss']:.4f}  val_loss {m['val_loss']:.4f}"
+            f"  val_acc {m['default']:.4f}  val_f1 {m['val_f1']:.4f}  {m['epoch_seconds']:.2f}s",
+            file=self.stream,
+            flush=True,
+        )
+
+    def _emit_final(self, metrics):
+        from trials.plots import plot_history  # matplotlib only when files are written
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        doc = {"params": self.params, "history": self.history, "final": metrics}
+        (self.out / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
+        plot_history(self.history, self.out)
+        note = "  (diverged: stopped early)" if metrics.get("diverged") else ""
+        print(
+            f"final  val_acc {metrics['default']:.4f}  test_acc {metrics['test_accuracy']:.4f}"
+            f"  test_f1 {metrics['test_f1']:.4f}  {metrics['train_seconds']:.1f}s{note}\n"
+            f"wrote {self.out}/metrics.json, accuracy.png, loss.png",
+            file=self.stream,
+            flush=True,
+        )
+
+
+def default_out_dir() -> Path:
+    return Path("runs") / time.strftime("%Y%m%d-%H%M%S")

@@ -1,0 +1,65 @@
+"""The life of every trial: parameters -> data -> model -> fit -> one final report.
+
+    run_trial(MLPParams, build_mlp, argv)   # what `python -m trials.mlp` does
+
+Heavy modules (torch, nni) are imported here, not at the entry points, so a parameter error or
+`--help` answers at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+from trials.params import resolve_params
+from trials.report import NNIReporter, StandaloneReporter, default_out_dir, running_under_nni
+
+
+def fit_config(params):
+    from trials.engine import FitConfig
+
+    names = {f.name for f in dataclasses.fields(FitConfig)}
+    return FitConfig(**{k: v for k, v in dataclasses.asdict(params).items() if k in names})
+
+
+def run_trial(params_cls, build_model, argv=None, prog="trial", description="") -> dict:
+    """Run one trial; returns the final metrics (also reported to NNI or written to files)."""
+    nni_reporter = NNIReporter() if running_under_nni() else None
+    nni_params = nni_reporter.next_parameters() if nni_reporter else None
+    params = resolve_params(params_cls, argv, nni_params, prog=prog, description=description)
+    if params.threads is None and os.environ.get("NNISUITE_THREADS"):
+        params.threads = int(os.environ["NNISUITE_THREADS"])
+
+    import torch
+
+    if params.threads:
+        torch.set_num_threads(params.threads)
+    from trials.data import load_dataset
+    from trials.engine import fit
+
+    data = load_dataset(params.dataset, params.data_dir, seed=params.seed)
+    torch.manual_seed(params.seed)
+    model = build_model(params, data)
+    if nni_reporter:
+        reporter = nni_reporter
+    else:
+        out = params.out or default_out_dir()
+        reporter = StandaloneReporter(out, dataclasses.asdict(params) | {"out": str(out)})
+        print(f"{prog}: {params}", file=sys.stderr)
+    result = fit(model, data, fit_config(params), on_epoch=reporter.intermediate)
+    reporter.final(result.final)
+    return result.final
+
+
+def main_guard(fn, argv=None) -> int:
+    """Run an entry point, turning expected errors into one line and exit code 2."""
+    from trials.data import DatasetError
+    from trials.params import ParameterError
+
+    try:
+        fn(argv)
+    except (ParameterError, DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
