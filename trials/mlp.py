@@ -47,6 +47,9 @@ def build_mlp(params: MLPParams, data):
     )
 
 
+PARAMS = MLPParams  # what experiments.validate checks search spaces against
+
+
 def main(argv=None) -> dict:
     return run_trial(MLPParams, build_mlp, argv, prog="python -m trials.mlp", description=__doc__)
 

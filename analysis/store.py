@@ -1,0 +1,265 @@
+"""Read what NNI stored about an experiment, running or stopped, into plain records.
+
+    exp = load_experiment("m128kybw")                      # id under ~/nni-experiments
+    exp = load_experiment("path/to/db/nni.sqlite")         # a database file
+    exp = load_experiment("http://127.0.0.1:8080")         # a running manager's REST API
+    exp.trials[0].parameters, exp.trials[0].final, exp.trials[0].intermediates
+
+The database is never opened in place: NNI's manager sets no busy timeout, so even a reader's
+shared lock can make its writes fail. The file is copied (no lock taken) and the copy opened
+immutable; a copy torn by a concurrent write fails sqlite's check and is taken again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_EXPERIMENT_DIR = Path("~/nni-experiments").expanduser()
+FINISHED = {"SUCCEEDED", "FAILED", "EARLY_STOPPED", "USER_CANCELED", "SYS_CANCELED"}
+TABLES = {"TrialJobEvent", "MetricData", "ExperimentProfile"}
+
+
+class ExportError(RuntimeError):
+    """An experiment that cannot be found or read; the message says which and why."""
+
+
+@dataclass
+class Trial:
+    trial_id: str
+    sequence: int | None = None
+    status: str = "WAITING"
+    parameters: dict = field(default_factory=dict)
+    final: dict = field(default_factory=dict)  # {"default": ..., other final keys}
+    intermediates: list[dict] = field(default_factory=list)  # per step: {"default": ..., ...}
+    start_time: float | None = None  # unix seconds
+    end_time: float | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.start_time is None or self.end_time is None:
+            return None
+        return self.end_time - self.start_time
+
+
+@dataclass
+class Experiment:
+    id: str
+    profile: dict  # the newest ExperimentProfile: params (the config), times
+    trials: list[Trial]
+    source: str
+
+    @property
+    def config(self) -> dict:
+        return self.profile.get("params") or {}
+
+
+def decode_metric(data):
+    """NNI stores metric data JSON-encoded twice; scalars become {"default": value}."""
+    value = data
+    for _ in range(3):
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                break
+    if isinstance(value, dict):
+        return value
+    return {"default": value}
+
+
+def flatten_parameters(params: dict, prefix: str = "") -> dict:
+    """Nested choices ({"_name": ..., ...}) and NAS samples become flat columns."""
+    out = {}
+    for key, value in (params or {}).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten_parameters(value, prefix=f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+# ---------------------------------------------------------------- sqlite
+
+
+def snapshot(db: Path, attempts: int = 8) -> Path:
+    """A consistent copy of `db` in a temporary folder, taken without any lock on `db`."""
+    tmpdir = Path(tempfile.mkdtemp(prefix="nnisuite-db-"))
+    copy = tmpdir / "nni.sqlite"
+    last_error = None
+    for attempt in range(attempts):
+        before = db.stat()
+        shutil.copyfile(db, copy)
+        after = db.stat()
+        journal = db.with_name(db.name + "-journal")
+        if (before.st_mtime_ns, before.st_size) != (after.st_mtime_ns, after.st_size) or (
+            journal.exists() and journal.stat().st_size > 0
+        ):
+            last_error = "the database changed while it was copied"
+        else:
+            try:
+                with sqlite3.connect(f"file:{copy}?immutable=1", uri=True) as conn:
+                    status = conn.execute("PRAGMA quick_check").fetchone()[0]
+                if status == "ok":
+                    return copy
+                last_error = f"sqlite quick_check: {status}"
+            except sqlite3.DatabaseError as exc:
+                last_error = str(exc)
+                if attempt >= 2 and "not a database" in last_error:
+                    break
+        time.sleep(0.05 * (attempt + 1))
+    shutil.rmtree(tmpdir, ignore_errors=True)
+    raise ExportError(f"{db}: not a readable NNI database ({last_error})")
+
+
+def read_sqlite(db: Path) -> Experiment:
+    if not db.is_file():
+        raise ExportError(f"{db}: no such database file")
+    copy = snapshot(db)
+    try:
+        conn = sqlite3.connect(f"file:{copy}?immutable=1", uri=True)
+        try:
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if not TABLES <= names:
+                raise ExportError(
+                    f"{db}: not an NNI database (tables {sorted(names)}; expected {sorted(TABLES)})"
+                )
+            profile_row = conn.execute(
+                "SELECT params, id, execDuration, startTime, endTime, revision "
+                "FROM ExperimentProfile ORDER BY revision DESC LIMIT 1"
+            ).fetchone()
+            events = conn.execute(
+                "SELECT timestamp, trialJobId, event, data, sequenceId FROM TrialJobEvent "
+                "ORDER BY timestamp, rowid"
+            ).fetchall()
+            metrics = conn.execute(
+                "SELECT timestamp, trialJobId, type, sequence, data FROM MetricData "
+                "ORDER BY timestamp, rowid"
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise ExportError(f"{db}: not a readable NNI database ({exc})") from exc
+        finally:
+            conn.close()
+    finally:
+        shutil.rmtree(copy.parent, ignore_errors=True)
+    if profile_row is None:
+        raise ExportError(f"{db}: NNI database without an experiment profile")
+    params, exp_id, exec_duration, start, end, revision = profile_row
+    profile = {
+        "params": json.loads(params) if params else {},
+        "id": exp_id,
+        "execDuration": exec_duration,
+        "startTime": start,
+        "endTime": end,
+        "revision": revision,
+    }
+    trials: dict[str, Trial] = {}
+    for ts, trial_id, event, data, seq in events:
+        trial = trials.setdefault(trial_id, Trial(trial_id))
+        if seq is not None and seq >= 0:
+            trial.sequence = int(seq)
+        if data:
+            try:
+                record = json.loads(data)
+            except json.JSONDecodeError:
+                record = None
+            if isinstance(record, dict) and "parameters" in record:
+                trial.parameters = record["parameters"]
+        if event == "RUNNING" and trial.start_time is None:
+            trial.start_time = ts / 1000
+        if event in FINISHED:
+            trial.end_time = ts / 1000
+        if event != "ADD_CUSTOMIZED":
+            trial.status = event
+    add_metrics(trials, ((t, tid, typ, seq, data) for t, tid, typ, seq, data in metrics))
+    return Experiment(exp_id, profile, order(trials), str(db))
+
+
+def add_metrics(trials: dict[str, Trial], rows) -> None:
+    for _ts, trial_id, kind, sequence, data in rows:
+        trial = trials.setdefault(trial_id, Trial(trial_id))
+        if kind == "FINAL":
+            trial.final = decode_metric(data)
+        elif kind == "PERIODICAL":
+            trial.intermediates.append({"step": int(sequence), **decode_metric(data)})
+
+
+def order(trials: dict[str, Trial]) -> list[Trial]:
+    return sorted(
+        trials.values(),
+        key=lambda t: (t.sequence is None, t.sequence or 0, t.start_time or 0, t.trial_id),
+    )
+
+
+# ---------------------------------------------------------------- REST
+
+
+def get_json(url: str):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return json.loads(resp.read().decode())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise ExportError(f"{url}: NNI manager not reachable ({exc})") from exc
+
+
+def read_rest(base: str) -> Experiment:
+    api = base.rstrip("/") + "/api/v1/nni"
+    profile = get_json(f"{api}/experiment")
+    jobs = get_json(f"{api}/trial-jobs")
+    metric_rows = get_json(f"{api}/metric-data")
+    trials: dict[str, Trial] = {}
+    for job in jobs:
+        trial = trials.setdefault(job["trialJobId"], Trial(job["trialJobId"]))
+        trial.sequence = job.get("sequenceId")
+        trial.status = job.get("status", trial.status)
+        trial.start_time = job["startTime"] / 1000 if job.get("startTime") else None
+        trial.end_time = job["endTime"] / 1000 if job.get("endTime") else None
+        for param in job.get("hyperParameters") or []:
+            record = json.loads(param) if isinstance(param, str) else param
+            trial.parameters = record.get("parameters", {})
+    add_metrics(
+        trials,
+        (
+            (m.get("timestamp"), m["trialJobId"], m["type"], m.get("sequence", 0), m["data"])
+            for m in metric_rows
+        ),
+    )
+    return Experiment(profile.get("id", "?"), profile, order(trials), base)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def find_database(experiment: str, experiment_dir: str | Path | None = None) -> Path:
+    path = Path(experiment).expanduser()
+    if path.suffix == ".sqlite" or path.is_file():
+        return path
+    if path.is_dir() and (path / "db" / "nni.sqlite").is_file():
+        return path / "db" / "nni.sqlite"
+    root = (
+        Path(experiment_dir).expanduser()
+        if experiment_dir
+        else Path(os.environ.get("NNI_EXPERIMENT_DIR", DEFAULT_EXPERIMENT_DIR))
+    )
+    db = root / experiment / "db" / "nni.sqlite"
+    if not db.is_file():
+        raise ExportError(
+            f"experiment {experiment!r} not found: no {db} "
+            "(pass --experiment-dir, a path to nni.sqlite, or a manager URL)"
+        )
+    return db
+
+
+def load_experiment(experiment: str, experiment_dir: str | Path | None = None) -> Experiment:
+    if experiment.startswith(("http://", "https://")):
+        return read_rest(experiment)
+    return read_sqlite(find_database(experiment, experiment_dir))

@@ -1,0 +1,343 @@
+"""Check an experiment YAML and its search space before anything runs.
+
+    python -m experiments.validate experiments/*.yaml      # exit 0: all good; 2: problems
+
+Each problem is one line naming the file, the key and the fix: unknown `_type`, malformed
+`_value` (empty choice, low >= high, non-positive bounds of log types), a space key the trial
+does not accept (the log's `feature1`), a value the trial's type cannot take, a required trial
+parameter nobody sets, bad trial-command flags, a missing space file, and NNI's own
+`ExperimentConfig` validation (unknown config keys, missing fields).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import difflib
+import importlib
+import io
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from experiments.config import ConfigError, TrialCommand, get_key, load_yaml, resolve
+
+TWO_BOUNDS = {"uniform", "loguniform", "randint"}
+THREE_BOUNDS = {"quniform", "qloguniform"}
+NORMALS = {"normal", "lognormal"}
+Q_NORMALS = {"qnormal", "qlognormal"}
+SPACE_TYPES = {"choice"} | TWO_BOUNDS | THREE_BOUNDS | NORMALS | Q_NORMALS
+
+
+@dataclass
+class Problem:
+    file: str
+    key: str
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}: {self.message}. Fix: {self.fix}"
+
+
+def is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def check_space_entry(name: str, spec, file: str) -> list[Problem]:
+    """One search-space parameter: `_type` known, `_value` well formed."""
+
+    def bad(message, fix):
+        return [Problem(file, name, message, fix)]
+
+    if not isinstance(spec, dict) or "_type" not in spec or "_value" not in spec:
+        return bad(
+            "must be a mapping with `_type` and `_value`",
+            "write it as {_type: choice, _value: [...]}",
+        )
+    kind, value = spec["_type"], spec["_value"]
+    if kind not in SPACE_TYPES:
+        close = difflib.get_close_matches(str(kind), sorted(SPACE_TYPES), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return bad(f"unknown _type {kind!r}", f"{hint}use one of {', '.join(sorted(SPACE_TYPES))}")
+    if not isinstance(value, list):
+        return bad(
+            f"_value of a {kind} must be a list, got {type(value).__name__}",
+            "write _value as a YAML list",
+        )
+    if kind == "choice":
+        if not value:
+            return bad("choice with an empty _value", "list at least one option")
+        return []
+    want = 3 if kind in THREE_BOUNDS | Q_NORMALS else 2
+    if len(value) != want or not all(is_number(v) for v in value):
+        shape = {2: "[low, high]", 3: "[low, high, q]"}[want]
+        if kind in NORMALS | Q_NORMALS:
+            shape = "[mu, sigma]" if want == 2 else "[mu, sigma, q]"
+        return bad(
+            f"_value of {kind} must be {want} finite numbers {shape}, got {value}",
+            f"write _value as {shape}",
+        )
+    if kind in NORMALS | Q_NORMALS:
+        if value[1] <= 0:
+            return bad(f"sigma must be > 0, got {value[1]}", "use a positive sigma")
+    else:
+        low, high = value[0], value[1]
+        if low >= high:
+            return bad(
+                f"low >= high in {value}",
+                f"write _value as [{min(low, high)}, "
+                f"{max(low, high)}{', ...' if want == 3 else ''}] with low < high",
+            )
+        if kind in ("loguniform", "qloguniform") and low <= 0:
+            return bad(
+                f"{kind} bounds must be > 0, got low = {low}",
+                "use a positive lower bound (e.g. 1e-5)",
+            )
+    if want == 3 and value[2] <= 0:
+        return bad(f"q must be > 0, got {value[2]}", "use a positive step q")
+    return []
+
+
+def space_values(spec) -> list:
+    """Representative values of a space entry, to check against the trial field's type."""
+    kind, value = spec["_type"], spec["_value"]
+    if kind == "choice":
+        return list(value)
+    if kind == "randint":
+        return [int(value[0])]
+    if kind in THREE_BOUNDS | Q_NORMALS:
+        q = value[2]
+        return [q] if float(q).is_integer() and float(value[0]).is_integer() else [value[0] + 0.5]
+    return [float(value[0]) + 0.5]  # continuous: a float that is not an integer
+
+
+def trial_params_class(module_name: str, code_dir: Path):
+    """The parameter dataclass a trial module declares as PARAMS (without running it)."""
+    if str(code_dir) not in sys.path:
+        sys.path.insert(0, str(code_dir))
+    module = importlib.import_module(module_name)
+    return getattr(module, "PARAMS", None)
+
+
+def check_trial(space: dict, command: str, code_dir: Path, file: str) -> list[Problem]:
+    from trials.params import CLI_ONLY, ParameterError, build_parser, coerce, field_types
+
+    parsed = TrialCommand.parse(command)
+    if parsed.module is None:
+        return [
+            Problem(
+                file,
+                "trialCommand",
+                f"cannot tell which trial {command!r} runs",
+                "run a trial module: python3 -m trials.launch trials.mlp [FLAGS]",
+            )
+        ]
+    try:
+        cls = trial_params_class(parsed.module, code_dir)
+    except ImportError as exc:
+        return [
+            Problem(
+                file,
+                "trialCommand",
+                f"trial module {parsed.module!r} not found under {code_dir} ({exc})",
+                "check trialCodeDirectory and the module",
+            )
+        ]
+    if cls is None:
+        return []  # a user's own trial without a PARAMS declaration: nothing to check against
+    problems = []
+    types = field_types(cls)
+    accepted = sorted(n for n in types if n not in CLI_ONLY)
+    for name, spec in space.items():
+        if name not in types or name in CLI_ONLY:
+            close = difflib.get_close_matches(name, accepted, n=1)
+            fix = f"rename it to {close[0]!r}" if close else "remove it or add it to the trial"
+            why = " (a command-line setting, not tunable)" if name in CLI_ONLY else ""
+            problems.append(
+                Problem(
+                    file,
+                    f"search space {name!r}",
+                    f"{parsed.module} has no tunable parameter {name!r}{why}; "
+                    f"it accepts {', '.join(accepted)}",
+                    fix,
+                )
+            )
+            continue
+        if not isinstance(spec, dict) or spec.get("_type") not in SPACE_TYPES:
+            continue
+        for value in space_values(spec):
+            try:
+                coerce(name, value, types[name])
+            except ParameterError:
+                problems.append(
+                    Problem(
+                        file,
+                        f"search space {name!r}",
+                        f"value {value!r} is not a valid {types[name].__name__} "
+                        f"for {parsed.module}",
+                        f"give {name} {types[name].__name__} values",
+                    )
+                )
+                break
+    # Flags of the trial command, parsed by the trial's own parser.
+    try:
+        with contextlib.redirect_stderr(io.StringIO()) as err:
+            flags = vars(build_parser(cls, parsed.module, "").parse_args(parsed.args))
+    except SystemExit:
+        message = err.getvalue().strip().splitlines()[-1] if err.getvalue() else "bad flags"
+        problems.append(
+            Problem(file, "trialCommand", message, f"see python -m {parsed.module} --help")
+        )
+        flags = {}
+    for name, raw in flags.items():
+        if raw is not None:
+            try:
+                coerce(name, raw, types[name])
+            except ParameterError as exc:
+                problems.append(Problem(file, "trialCommand", str(exc), "fix the flag's value"))
+    for f in dataclasses.fields(cls):
+        has_default = not (
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        )
+        if not has_default and f.name not in space and flags.get(f.name) is None:
+            flag = "--" + f.name.replace("_", "-")
+            problems.append(
+                Problem(
+                    file,
+                    f.name,
+                    f"required parameter of {parsed.module} is "
+                    "set by neither the search space nor the trial command",
+                    f"add it to the search space or pass {flag} in trialCommand",
+                )
+            )
+    return problems
+
+
+def nni_config_problems(raw: dict, path: Path) -> list[Problem]:
+    """NNI's own validation: unknown keys, missing fields, bad values."""
+    from nni.experiment.config import ExperimentConfig
+    from nni.experiment.config import utils as nni_utils
+
+    from experiments.config import to_nni_config
+
+    try:
+        to_nni_config(raw, path).validate()
+    except AttributeError as exc:  # NNI: "ExperimentConfig does not have field(s) a, b"
+        known = [nni_utils.camel_case(f.name) for f in nni_utils.fields(ExperimentConfig)]
+        lowered = {nni_utils.case_insensitive(k): k for k in raw}
+        problems = []
+        text = str(exc).split("field(s)")[-1]
+        for bad_key in (k.strip() for k in text.split(",")):
+            original = lowered.get(bad_key, bad_key)
+            close = difflib.get_close_matches(str(original), known, n=1)
+            fix = f"did you mean {close[0]!r}?" if close else "remove it (see NNI's reference)"
+            problems.append(Problem(str(path), str(original), "unknown config key", fix))
+        return problems or [Problem(str(path), "config", str(exc), "see NNI's config reference")]
+    except Exception as exc:  # NNI raises ValueError / AssertionError / TypeError on bad values
+        message = str(exc) or type(exc).__name__
+        return [
+            Problem(
+                str(path),
+                "config",
+                message.splitlines()[0],
+                "see https://nni.readthedocs.io/en/stable/reference/experiment_config.html",
+            )
+        ]
+    return []
+
+
+def load_space(raw: dict, path: Path) -> tuple[dict | None, str, list[Problem]]:
+    _, space_file = get_key(raw, "searchSpaceFile")
+    _, inline = get_key(raw, "searchSpace")
+    if space_file is None:
+        if isinstance(inline, dict):
+            return inline, str(path), []
+        return (
+            None,
+            str(path),
+            [
+                Problem(
+                    str(path),
+                    "searchSpaceFile",
+                    "no search space",
+                    "set searchSpaceFile (relative to this file)",
+                )
+            ],
+        )
+    space_path = resolve(space_file, path)
+    if not space_path.is_file():
+        return (
+            None,
+            str(space_path),
+            [
+                Problem(
+                    str(path),
+                    "searchSpaceFile",
+                    f"{space_path} does not exist",
+                    "fix the path (relative to the YAML file)",
+                )
+            ],
+        )
+    try:
+        space = load_yaml(space_path)
+    except ConfigError as exc:
+        return (
+            None,
+            str(space_path),
+            [
+                Problem(
+                    str(space_path),
+                    "search space",
+                    str(exc),
+                    "write a mapping of name: {_type, _value}",
+                )
+            ],
+        )
+    return space, str(space_path), []
+
+
+def validate(path: str | Path, raw: dict | None = None) -> list[Problem]:
+    """Every problem of one experiment file (empty: it is fine). `raw` overrides the file."""
+    path = Path(path)
+    try:
+        raw = raw if raw is not None else load_yaml(path)
+    except ConfigError as exc:
+        return [Problem(str(path), "file", str(exc).split(": ", 1)[-1], "give a valid YAML file")]
+    space, space_file, problems = load_space(raw, path)
+    if space is not None:
+        for name, spec in space.items():
+            problems += check_space_entry(str(name), spec, space_file)
+        _, code_dir = get_key(raw, "trialCodeDirectory")
+        _, command = get_key(raw, "trialCommand")
+        if command:
+            problems += check_trial(space, command, resolve(code_dir or ".", path), str(path))
+    if not problems:
+        problems += nni_config_problems(raw, path)
+    return problems
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.validate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("files", nargs="+", help="experiment YAML files")
+    args = parser.parse_args(argv)
+    failed = False
+    for file in args.files:
+        problems = validate(file)
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        if problems:
+            failed = True
+        else:
+            print(f"ok: {file}")
+    return 2 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
