@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -88,6 +89,33 @@ def flatten_parameters(params: dict, prefix: str = "") -> dict:
     return out
 
 
+# ---------------------------------------------------------------- NNI 3.0's status bug
+
+ASSESSOR_KILL = re.compile(r'\(NNIManager\) cancelTrialJob: "([^"]+)"')
+
+
+def assessor_kills(log_dir) -> set[str]:
+    """Trials the assessor stopped, from the manager's log (`cancelTrialJob: "ID"`; a user's
+    cancel logs `User cancelTrialJob: ID`, the experiment's own stop logs the id unquoted)."""
+    if not log_dir:
+        return set()
+    log = Path(log_dir) / "log" / "nnimanager.log"
+    try:
+        return set(ASSESSOR_KILL.findall(log.read_text(errors="replace")))
+    except OSError:
+        return set()
+
+
+def correct_early_stops(trials: dict[str, Trial], log_dir) -> None:
+    """NNI 3.0's local service records an assessor's stop as USER_CANCELED (it reads the
+    early-stop flag only after the trial's exit was handled); the manager's log says which
+    stops were the assessor's, and those trials are EARLY_STOPPED."""
+    for trial_id in assessor_kills(log_dir):
+        trial = trials.get(trial_id)
+        if trial is not None and trial.status in ("USER_CANCELED", "FAILED"):
+            trial.status = "EARLY_STOPPED"
+
+
 # ---------------------------------------------------------------- sqlite
 
 
@@ -142,7 +170,7 @@ def read_sqlite(db: Path) -> Experiment:
                 "ORDER BY timestamp, rowid"
             ).fetchall()
             metrics = conn.execute(
-                "SELECT timestamp, trialJobId, type, sequence, data FROM MetricData "
+                "SELECT timestamp, trialJobId, type, sequence, data, parameterId FROM MetricData "
                 "ORDER BY timestamp, rowid"
             ).fetchall()
         except sqlite3.DatabaseError as exc:
@@ -163,6 +191,7 @@ def read_sqlite(db: Path) -> Experiment:
         "revision": revision,
     }
     trials: dict[str, Trial] = {}
+    params_by_id: dict[str, dict] = {}
     for ts, trial_id, event, data, seq in events:
         trial = trials.setdefault(trial_id, Trial(trial_id))
         if seq is not None and seq >= 0:
@@ -174,19 +203,30 @@ def read_sqlite(db: Path) -> Experiment:
                 record = None
             if isinstance(record, dict) and "parameters" in record:
                 trial.parameters = record["parameters"]
+                params_by_id[str(record.get("parameter_id"))] = record["parameters"]
         if event == "RUNNING" and trial.start_time is None:
             trial.start_time = ts / 1000
         if event in FINISHED:
             trial.end_time = ts / 1000
         if event != "ADD_CUSTOMIZED":
             trial.status = event
-    add_metrics(trials, ((t, tid, typ, seq, data) for t, tid, typ, seq, data in metrics))
+    add_metrics(trials, metrics, params_by_id)
+    correct_early_stops(trials, db.parent.parent)
     return Experiment(exp_id, profile, order(trials), str(db))
 
 
-def add_metrics(trials: dict[str, Trial], rows) -> None:
-    for _ts, trial_id, kind, sequence, data in rows:
+def add_metrics(trials: dict[str, Trial], rows, params_by_id: dict) -> None:
+    """Attach metric rows (timestamp, trial, type, sequence, data, parameter_id) to trials.
+
+    NNI 3.0's local service hands parameters to trials in the order the trials ask for them,
+    not the order it recorded them (training_service/v3/compat.js, onRequestParameter), so at
+    concurrency > 1 a trial can train on the parameters NNI lists for another. The
+    parameter_id a trial's own metrics carry says which it trained on; that one wins."""
+    for _ts, trial_id, kind, sequence, data, parameter_id in rows:
         trial = trials.setdefault(trial_id, Trial(trial_id))
+        actual = params_by_id.get(str(parameter_id)) if parameter_id is not None else None
+        if actual is not None:
+            trial.parameters = actual
         if kind == "FINAL":
             trial.final = decode_metric(data)
         elif kind == "PERIODICAL":
@@ -217,6 +257,7 @@ def read_rest(base: str) -> Experiment:
     jobs = get_json(f"{api}/trial-jobs")
     metric_rows = get_json(f"{api}/metric-data")
     trials: dict[str, Trial] = {}
+    params_by_id: dict[str, dict] = {}
     for job in jobs:
         trial = trials.setdefault(job["trialJobId"], Trial(job["trialJobId"]))
         trial.sequence = job.get("sequenceId")
@@ -226,13 +267,23 @@ def read_rest(base: str) -> Experiment:
         for param in job.get("hyperParameters") or []:
             record = json.loads(param) if isinstance(param, str) else param
             trial.parameters = record.get("parameters", {})
+            params_by_id[str(record.get("parameter_id"))] = trial.parameters
     add_metrics(
         trials,
         (
-            (m.get("timestamp"), m["trialJobId"], m["type"], m.get("sequence", 0), m["data"])
+            (
+                m.get("timestamp"),
+                m["trialJobId"],
+                m["type"],
+                m.get("sequence", 0),
+                m["data"],
+                m.get("parameterId"),
+            )
             for m in metric_rows
         ),
+        params_by_id,
     )
+    correct_early_stops(trials, profile.get("logDir"))
     return Experiment(profile.get("id", "?"), profile, order(trials), base)
 
 

@@ -69,18 +69,28 @@ def experiment_status(port: int) -> str:
     return get_json(f"http://127.0.0.1:{port}/api/v1/nni/check-status").get("status", "?")
 
 
-def watch(port: int, max_trials: int | None, poll_s: float = 1.0, stream=sys.stdout) -> str:
-    """Print progress until the experiment ends; returns NNI's final status."""
+def watch(
+    port: int,
+    max_trials: int | None,
+    poll_s: float = 1.0,
+    stream=sys.stdout,
+    timeout_s: float | None = None,
+    on_poll=None,
+) -> str:
+    """Print progress until the experiment ends; returns NNI's final status ("TIMEOUT" when
+    `timeout_s` passes first). `on_poll(trials)` is called after each poll."""
     from analysis.store import ExportError, read_rest
 
     last, started = None, time.monotonic()
-    while True:
+    while timeout_s is None or time.monotonic() - started < timeout_s:
         try:
             status = experiment_status(port)
             trials = read_rest(f"http://127.0.0.1:{port}").trials
         except ExportError:
             status, trials = "UNREACHABLE", []
         line, _ = progress_line(trials, max_trials)
+        if on_poll:
+            on_poll(trials)
         if line != last:
             print(f"[{time.monotonic() - started:6.1f}s] {line}", file=stream, flush=True)
             last = line
@@ -88,6 +98,7 @@ def watch(port: int, max_trials: int | None, poll_s: float = 1.0, stream=sys.std
         if status in TERMINAL or no_more or status == "UNREACHABLE":
             return status
         time.sleep(poll_s)
+    return "TIMEOUT"
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import sys
 
 from trials.params import resolve_params
@@ -25,6 +26,10 @@ def fit_config(params):
 
 def run_trial(params_cls, build_model, argv=None, prog="trial", description="") -> dict:
     """Run one trial; returns the final metrics (also reported to NNI or written to files)."""
+    if running_under_nni():
+        # NNI 3.0 stops a trial with SIGINT and calls it EARLY_STOPPED / USER_CANCELED only when
+        # the process dies of the signal; a KeyboardInterrupt exit (code 1) would read FAILED.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     nni_reporter = NNIReporter() if running_under_nni() else None
     nni_params = nni_reporter.next_parameters() if nni_reporter else None
     params = resolve_params(params_cls, argv, nni_params, prog=prog, description=description)

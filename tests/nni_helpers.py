@@ -1,0 +1,58 @@
+"""Real NNI managers for integration tests: a free port, an experiment folder under tmp_path,
+and a stop that always runs, checked against `nnictl experiment list`."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+from experiments.config import apply_overrides, load_yaml, to_nni_config
+from experiments.run import free_port, watch
+
+REPO = Path(__file__).resolve().parent.parent
+NNICTL = [sys.executable, "-m", "nni.tools.nnictl.nnictl"]
+
+
+def nnictl(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*NNICTL, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
+
+
+def running_experiment_ids() -> str:
+    """What `nnictl experiment list` says is running (its text, ids included)."""
+    return nnictl("experiment", "list").stdout
+
+
+def experiment_config(yaml_path: str | Path, tmp_path: Path, **overrides):
+    raw = apply_overrides(load_yaml(yaml_path), experiment_dir=str(tmp_path / "nni"), **overrides)
+    return to_nni_config(raw, yaml_path)
+
+
+@contextlib.contextmanager
+def running_experiment(config, *, wait: bool = True, timeout_s: float = 300, on_poll=None):
+    """Start `config` (an nni ExperimentConfig) on a free port; yield (experiment, port, status)
+    once it has finished (or at once when wait=False); always stop it."""
+    from nni.experiment import Experiment
+
+    exp = Experiment(config)
+    port = free_port()
+    try:
+        exp.start(port)
+        status = None
+        if wait:
+            status = watch(
+                port,
+                config.max_trial_number,
+                poll_s=0.5,
+                stream=io.StringIO(),
+                timeout_s=timeout_s,
+                on_poll=on_poll,
+            )
+        yield exp, port, status
+    finally:
+        exp.stop()
+        assert exp.id not in running_experiment_ids(), f"experiment {exp.id} still running"

@@ -1,0 +1,195 @@
+"""HPO on real NNI managers: the runner's Python-API path, the shipped YAML through `nnictl
+create`, the web UI in a real headless Chromium, and the Medianstop assessor."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from analysis.store import Trial, load_experiment
+from experiments.run import watch
+from tests.nni_helpers import REPO, experiment_config, nnictl, running_experiment_ids
+
+pytestmark = pytest.mark.integration
+DIGITS_YAML = REPO / "experiments" / "mlp_tpe_digits.yaml"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def digits_study(tmp_path_factory):
+    """4 TPE trials, concurrency 2, 2 epochs, left running (for the browser and REST tests)
+    until the module ends; the live database is read while trials write to it."""
+    from tests.nni_helpers import running_experiment
+
+    tmp = tmp_path_factory.mktemp("hpo")
+    config = experiment_config(DIGITS_YAML, tmp, max_trials=4, concurrency=2, epochs=2)
+    live_reads = []
+
+    def read_live_db(_trials):
+        db = Path(config.experiment_working_directory) / exp_id[0] / "db" / "nni.sqlite"
+        if db.exists():
+            live_reads.append(load_experiment(str(db)))
+
+    exp_id = [None]
+    from nni.experiment import Experiment
+
+    original_start = Experiment.start
+
+    with running_experiment(config, wait=False) as (exp, port, _):
+        exp_id[0] = exp.id
+        status = watch(
+            port, 4, poll_s=0.5, stream=io.StringIO(), timeout_s=300, on_poll=read_live_db
+        )
+        yield {
+            "exp": exp,
+            "port": port,
+            "status": status,
+            "tmp": tmp,
+            "config": config,
+            "live_reads": live_reads,
+        }
+    assert original_start is Experiment.start
+
+
+def finals(trial: Trial) -> dict:
+    return trial.final
+
+
+def test_every_trial_succeeds_with_one_final_and_per_epoch_intermediates(digits_study):
+    assert digits_study["status"] == "DONE"
+    exp = load_experiment(f"http://127.0.0.1:{digits_study['port']}")
+    assert len(exp.trials) == 4
+    for trial in exp.trials:
+        assert trial.status == "SUCCEEDED"
+        assert len(trial.intermediates) == 2  # one per epoch
+        assert {"default", "test_accuracy"} <= set(trial.final)
+        assert set(trial.parameters) == {"features1", "features2", "lr", "batch_size"}
+    # exactly one FINAL per trial in NNI's own metric store
+    rows = json.loads(
+        __import__("urllib.request")
+        .request.urlopen(f"http://127.0.0.1:{digits_study['port']}/api/v1/nni/metric-data")
+        .read()
+    )
+    for trial in exp.trials:
+        assert (
+            sum(1 for r in rows if r["trialJobId"] == trial.trial_id and r["type"] == "FINAL") == 1
+        )
+
+
+def test_database_read_while_the_manager_writes(digits_study):
+    reads = digits_study["live_reads"]
+    assert reads, "the live database was never read during the run"
+    counts = [sum(1 for t in e.trials if t.final) for e in reads]
+    assert counts == sorted(counts) and counts[-1] <= 4
+    assert digits_study["status"] == "DONE"  # reading never broke the manager's writes
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium absent: apt-get install chromium")
+def test_web_ui_lists_each_trial_in_a_real_browser(digits_study):
+    from playwright.sync_api import sync_playwright
+
+    port = digits_study["port"]
+    exp = load_experiment(f"http://127.0.0.1:{port}")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}/detail")
+            page.locator(".ms-DetailsRow").first.wait_for(timeout=30_000)
+            rows = [
+                page.locator(".ms-DetailsRow").nth(i).inner_text()
+                for i in range(page.locator(".ms-DetailsRow").count())
+            ]
+        finally:
+            browser.close()
+    assert len(rows) == 4
+    for trial in exp.trials:
+        (row,) = [r for r in rows if f"\n{trial.trial_id}\n" in r]
+        assert "SUCCEEDED" in row
+        shown = next(line for line in row.splitlines() if line.endswith("(FINAL)"))
+        assert float(shown.split()[0]) == pytest.approx(trial.final["default"], abs=1e-6)
+
+
+def test_shipped_yaml_through_nnictl_create(tmp_path):
+    """The file users run is the file tested: experiments/mlp_tpe_digits.yaml with smaller
+    numbers, through `nnictl create`."""
+    raw = yaml.safe_load(DIGITS_YAML.read_text())
+    raw.update(
+        maxTrialNumber=2,
+        experimentWorkingDirectory=str(tmp_path / "nni"),
+        searchSpaceFile=str(REPO / "search_spaces" / "mlp_tpe.yaml"),
+        trialCodeDirectory=str(REPO),
+    )
+    raw["trialCommand"] = raw["trialCommand"].replace("--epochs 10", "--epochs 1")
+    assert raw["trialCommand"] != yaml.safe_load(DIGITS_YAML.read_text())["trialCommand"]
+    config = tmp_path / "mlp_tpe_digits.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    from experiments.run import free_port
+
+    port = free_port()
+    created = nnictl("create", "--config", str(config), "--port", str(port))
+    exp_id = None
+    try:
+        assert created.returncode == 0, created.stdout + created.stderr
+        exp_id = created.stdout.split("Experiment ID:")[1].split()[0]
+        exp_id = (
+            "".join(ch for ch in exp_id if ch.isalnum()).removeprefix("036m").removesuffix("0m")
+        )
+        status = watch(port, 2, poll_s=0.5, stream=io.StringIO(), timeout_s=240)
+        exp = load_experiment(f"http://127.0.0.1:{port}")
+        assert status == "DONE"
+        assert [t.status for t in exp.trials] == ["SUCCEEDED"] * 2
+        assert all(len(t.intermediates) == 1 for t in exp.trials)
+    finally:
+        nnictl("stop", "--port", str(port)) if exp_id is None else nnictl("stop", exp_id)
+        time.sleep(0.5)
+        assert not exp_id or exp_id not in running_experiment_ids()
+
+
+def test_medianstop_early_stops_bad_trials_not_as_failures(tmp_path):
+    """Random search over a good and a hopeless learning rate, one trial at a time: Medianstop
+    stops hopeless trials once a good one finished; they show EARLY_STOPPED, not FAILED."""
+    from tests.nni_helpers import running_experiment
+
+    space = {
+        "lr": {"_type": "choice", "_value": [0.3, 0.2, 1e-6, 2e-6]},
+        "batch_size": {"_type": "choice", "_value": [32, 64]},
+    }
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text(yaml.safe_dump(space))
+    raw = yaml.safe_load((REPO / "experiments" / "mlp_tpe_medianstop.yaml").read_text())
+    raw.update(
+        searchSpaceFile=str(space_file),
+        trialCodeDirectory=str(REPO),
+        maxTrialNumber=6,
+        trialConcurrency=1,
+        experimentWorkingDirectory=str(tmp_path / "nni"),
+        tuner={"name": "Random", "classArgs": {"seed": 1}},
+    )
+    raw["assessor"]["classArgs"]["start_step"] = 2
+    raw["trialCommand"] = (
+        "python3 -m trials.launch trials.mlp --dataset digits --epochs 8 --threads 1"
+    )
+    from experiments.config import to_nni_config
+
+    config = to_nni_config(raw, tmp_path / "medianstop.yaml")
+    with running_experiment(config, timeout_s=240) as (_exp, port, status):
+        exp = load_experiment(f"http://127.0.0.1:{port}")
+    assert status == "DONE", [(t.status, t.parameters) for t in exp.trials]
+    statuses = [t.status for t in exp.trials]
+    assert "FAILED" not in statuses
+    stopped = [t for t in exp.trials if t.status == "EARLY_STOPPED"]
+    assert stopped, statuses
+    assert any(t.parameters["lr"] < 1e-5 for t in stopped)  # hopeless trials are cut short
+    for t in stopped:
+        assert 2 <= len(t.intermediates) < 8 and not t.final
+    from experiments.run import progress_line
+
+    line, _ = progress_line(exp.trials, 6)
+    assert "failed" not in line and "early-stopped" in line
