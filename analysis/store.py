@@ -77,8 +77,21 @@ def decode_metric(data):
     return {"default": value}
 
 
+def architecture_or_parameters(params: dict) -> dict:
+    """A NAS trial's parameters are its whole serialised model space; its `sample` holds the
+    architecture choices (e.g. {"depth": 3, "seed": 0})."""
+    if (
+        isinstance(params, dict)
+        and isinstance(params.get("sample"), dict)
+        and ("model_symbol" in params or "__instance_type__" in params)
+    ):
+        return params["sample"]
+    return params
+
+
 def flatten_parameters(params: dict, prefix: str = "") -> dict:
     """Nested choices ({"_name": ..., ...}) and NAS samples become flat columns."""
+    params = architecture_or_parameters(params)
     out = {}
     for key, value in (params or {}).items():
         name = f"{prefix}{key}"

@@ -46,7 +46,9 @@ def trials_table(exp: Experiment) -> pd.DataFrame:
     params = parameter_names(exp)
     final_keys: list[str] = []
     for trial in exp.trials:
-        final_keys += [k for k in trial.final if k != "default" and k not in final_keys]
+        final_keys += [
+            k for k in trial.final if k != "default" and k not in final_keys and k not in params
+        ]
     rows = []
     for t in exp.trials:
         flat = flatten_parameters(t.parameters)

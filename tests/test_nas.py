@@ -1,0 +1,110 @@
+"""The 3.18 NAS study: the model space, bad settings, and a real grid search on NNI."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from analysis.store import flatten_parameters, load_experiment
+from nas import __main__ as nas_cli
+from nas.space import DepthSpace, log_widths
+
+
+def expected_parameters(in_features, widths, classes=10):
+    sizes = [in_features, *widths, classes]
+    return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+
+
+@pytest.mark.parametrize("depth", range(1, 7))
+def test_each_depth_builds_the_logs_widths(depth):
+    space = DepthSpace(784, 10)
+    model = space.freeze({"depth": depth, "seed": 0})
+    widths = [block.linear.out_features for block in model.hidden]
+    assert widths == log_widths(depth)
+    assert widths == ([256] if depth == 1 else [128] + [256] * (depth - 1))
+    assert sum(p.numel() for p in model.parameters()) == expected_parameters(784, widths)
+    out = model(torch.randn(5, 784))
+    assert out.shape == (5, 10) and torch.isfinite(out).all()
+
+
+def test_space_labels_are_stable():
+    assert set(DepthSpace(64, 10, repeats=3).simplify()) == {"depth", "seed"}
+    extended = set(DepthSpace(64, 10, extended=True).simplify())
+    assert {"depth", "width0", "act0", "width5", "act5"} <= extended
+
+
+def test_extended_space_per_layer_width_and_activation():
+    sample = {
+        "depth": 2,
+        "seed": 0,
+        **{f"width{i}": 64 for i in range(6)},
+        **{f"act{i}": "tanh" for i in range(6)},
+        "width1": 512,
+        "act1": "gelu",
+    }
+    model = DepthSpace(64, 10, extended=True).freeze(sample)
+    assert [b.linear.out_features for b in model.hidden] == [64, 512]
+    assert isinstance(model.hidden[0].act, torch.nn.Tanh)
+    assert isinstance(model.hidden[1].act, torch.nn.GELU)
+    assert model(torch.randn(2, 64)).shape == (2, 10)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--min-depth", "0"], "depth bounds"),
+        (["--max-depth", "7"], "depth bounds"),
+        (["--min-depth", "4", "--max-depth", "2"], "depth bounds"),
+        (["--strategy", "bayesian"], "strategy 'bayesian' unknown"),
+    ],
+)
+def test_bad_settings_fail_before_any_trial(args, message, capsys, tmp_path):
+    code = nas_cli.main([*args, "--experiment-dir", str(tmp_path)])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing was started
+
+
+@pytest.mark.integration
+def test_grid_search_over_six_depths(tmp_path, capsys):
+    from tests.nni_helpers import running_experiment_ids
+
+    code = nas_cli.main(
+        [
+            "--config",
+            "experiments/nas_depth.yaml",
+            "--epochs",
+            "1",
+            "--concurrency",
+            "2",
+            "--strategy",
+            "grid",
+            "--experiment-dir",
+            str(tmp_path / "nni"),
+            "--out",
+            str(tmp_path / "out"),
+            "--port",
+            str(__import__("experiments.run").run.free_port()),
+        ]
+    )
+    assert code == 0
+    trials = pd.read_csv(tmp_path / "out" / "trials.csv")
+    assert sorted(trials["depth"]) == [1, 2, 3, 4, 5, 6]
+    assert (trials["status"] == "SUCCEEDED").all()
+    assert trials["parameters"].nunique() == 6
+    assert trials[["default", "test_accuracy"]].notna().all().all()
+    for row in trials.itertuples():
+        assert row.parameters == expected_parameters(64, log_widths(row.depth))
+    table = (tmp_path / "out" / "nas_table.md").read_text()
+    assert table.count("\n| ") == 1 + 6 and "128-256-256" in table  # header + six depths
+    # each trial trained the architecture the table says (NNI 3.0 may swap parameters)
+    (exp_dir,) = [p for p in (tmp_path / "nni").iterdir() if p.is_dir() and p.name != "_latest"]
+    exp = load_experiment(exp_dir.name, tmp_path / "nni")
+    for trial in exp.trials:
+        assert flatten_parameters(trial.parameters)["depth"] == trial.final["depth"]
+    # concurrency 2 took effect: some trials overlapped in time
+    spans = sorted((t.start_time, t.end_time) for t in exp.trials)
+    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
+    assert exp.id not in running_experiment_ids()
+    assert "| depth |" in capsys.readouterr().out
