@@ -299,6 +299,22 @@ def load_space(raw: dict, path: Path) -> tuple[dict | None, str, list[Problem]]:
     return space, str(space_path), []
 
 
+def nas_settings_problems(raw: dict, path: Path) -> list[Problem]:
+    from nas.__main__ import DEFAULTS, SettingsError, check
+
+    unknown = sorted(set(raw) - set(DEFAULTS))
+    if unknown:
+        return [
+            Problem(str(path), k, "unknown NAS setting", f"use one of {sorted(DEFAULTS)}")
+            for k in unknown
+        ]
+    try:
+        check(DEFAULTS | {k: v for k, v in raw.items() if v is not None})
+    except SettingsError as exc:
+        return [Problem(str(path), "NAS settings", str(exc), "see python -m nas --help")]
+    return []
+
+
 def validate(path: str | Path, raw: dict | None = None) -> list[Problem]:
     """Every problem of one experiment file (empty: it is fine). `raw` overrides the file."""
     path = Path(path)
@@ -306,6 +322,8 @@ def validate(path: str | Path, raw: dict | None = None) -> list[Problem]:
         raw = raw if raw is not None else load_yaml(path)
     except ConfigError as exc:
         return [Problem(str(path), "file", str(exc).split(": ", 1)[-1], "give a valid YAML file")]
+    if "strategy" in raw and get_key(raw, "trialCommand")[1] is None:
+        return nas_settings_problems(raw, path)  # settings for `python -m nas`, not nnictl
     space, space_file, problems = load_space(raw, path)
     if space is not None:
         for name, spec in space.items():

@@ -9,12 +9,44 @@ the output folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import sys
 import time
 from pathlib import Path
+
+PARAMETER_TURN_TIMEOUT_S = 20.0
+
+
+@contextlib.contextmanager
+def parameter_turn(timeout_s: float = PARAMETER_TURN_TIMEOUT_S):
+    """Ask NNI for parameters in the order the trials were created.
+
+    NNI 3.0's local service answers parameter requests first come, first served
+    (nni_node/training_service/v3/compat.js), while it records each trial with the parameters
+    it queued for it. Two trials that start together can swap: the web UI then shows the wrong
+    parameters, and TPE's dispatcher dies (KeyError in receive_trial_result) when a trial's
+    end and its swapped partner's final result cross (microsoft/nni#5689's symptom). So trial
+    N (NNI_TRIAL_SEQ_ID) waits until trial N-1 has its parameters, marked by a file beside the
+    trial folders; a predecessor that died before asking is waited for `timeout_s` at most.
+    """
+    seq = os.environ.get("NNI_TRIAL_SEQ_ID", "")
+    sys_dir = os.environ.get("NNI_SYS_DIR")
+    if os.environ.get("NNI_PLATFORM") != "local" or not seq.isdigit() or not sys_dir:
+        yield
+        return
+    markers = Path(sys_dir).parent / ".nnisuite-parameter-order"
+    markers.mkdir(parents=True, exist_ok=True)
+    seq = int(seq)
+    deadline = time.monotonic() + timeout_s
+    while seq > 0 and not (markers / str(seq - 1)).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield
+    finally:
+        (markers / str(seq)).touch()
 
 
 def running_under_nni() -> bool:
@@ -59,7 +91,8 @@ class NNIReporter(Reporter):
         self.nni = nni
 
     def next_parameters(self) -> dict:
-        return dict(self.nni.get_next_parameter() or {})
+        with parameter_turn():
+            return dict(self.nni.get_next_parameter() or {})
 
     def _emit_intermediate(self, metrics):
         self.nni.report_intermediate_result({k: v for k, v in metrics.items() if k != "epoch"})

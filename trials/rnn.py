@@ -1,0 +1,56 @@
+"""The RNN trial (log day 3.13): an image read row by row; NNI trial or standalone run.
+
+    python -m trials.rnn --epochs 5                              # fashion-mnist, the log's cell
+    python -m trials.rnn --dataset digits --cell gru --epochs 5 --out runs/rnn-digits
+    python -m experiments.run experiments/rnn_tpe.yaml           # tuned by NNI
+
+Defaults are the log's: hidden 128, Adam, lr 0.003, batch 64, fashion-mnist.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from trials.params import ParameterError, TrialParams
+from trials.runner import main_guard, run_trial
+
+CELLS = ("elman", "gru", "lstm")  # models.rnn.CELLS, restated so validation skips torch
+
+
+@dataclass
+class RNNParams(TrialParams):
+    dataset: str = "fashion-mnist"
+    hidden_size: int = 128
+    cell: str = "elman"
+    lr: float = 0.003
+    batch_size: int = 64
+    optimizer: str = "adam"
+    momentum: float = 0.0
+
+    def check(self):
+        super().check()
+        if self.cell not in CELLS:
+            raise ParameterError(f"cell {self.cell!r} unknown; choose one of {', '.join(CELLS)}")
+        if min(self.hidden_size, self.batch_size) < 1 or not self.lr > 0:
+            raise ParameterError("hidden_size, batch_size and lr must be positive")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ParameterError(f"optimizer {self.optimizer!r} unknown; choose sgd or adam")
+
+
+PARAMS = RNNParams  # what experiments.validate checks search spaces against
+
+
+def build_rnn(params: RNNParams, data):
+    from models.rnn import RowClassifier
+
+    rows, cols = data.image_shape
+    return RowClassifier(cols, params.hidden_size, data.num_classes, cell=params.cell)
+
+
+def main(argv=None) -> dict:
+    return run_trial(RNNParams, build_rnn, argv, prog="python -m trials.rnn", description=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(main_guard(main))
