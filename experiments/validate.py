@@ -166,8 +166,8 @@ def check_trial(space: dict, command: str, code_dir: Path, file: str) -> list[Pr
                 )
             )
             continue
-        if not isinstance(spec, dict) or spec.get("_type") not in SPACE_TYPES:
-            continue
+        if check_space_entry(name, spec, file):
+            continue  # malformed: reported by the space check
         for value in space_values(spec):
             try:
                 coerce(name, value, types[name])
@@ -226,7 +226,7 @@ def nni_config_problems(raw: dict, path: Path) -> list[Problem]:
     try:
         to_nni_config(raw, path).validate()
     except AttributeError as exc:  # NNI: "ExperimentConfig does not have field(s) a, b"
-        known = [nni_utils.camel_case(f.name) for f in nni_utils.fields(ExperimentConfig)]
+        known = [nni_utils.camel_case(f.name) for f in dataclasses.fields(ExperimentConfig)]
         lowered = {nni_utils.case_insensitive(k): k for k in raw}
         problems = []
         text = str(exc).split("field(s)")[-1]

@@ -108,10 +108,11 @@ def coerce(name: str, value, target: type):
 
 def build_parser(cls, prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    defaults = cls()
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
     for name, kind in field_types(cls).items():
         flag = "--" + name.replace("_", "-")
-        default = getattr(defaults, name)
+        default = defaults[name]
+        default = "required" if default is dataclasses.MISSING else default
         parser.add_argument(
             flag,
             dest=name,
@@ -132,7 +133,9 @@ def resolve_params(
 ):
     """defaults <- CLI flags <- NNI parameters; then the dataclass's range check."""
     types = field_types(cls)
-    values = dataclasses.asdict(cls())
+    values = {
+        f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING
+    }
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(cls, prog, description).parse_args(argv)
     for name, raw in vars(args).items():
@@ -147,6 +150,12 @@ def resolve_params(
                 + ", ".join(accepted)
             )
         values[name] = coerce(name, value, types[name])
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in values]
+    if missing:
+        raise ParameterError(
+            f"required parameter(s) {', '.join(missing)} set by neither the "
+            "search space nor the command line"
+        )
     params = cls(**values)
     params.check()
     return params

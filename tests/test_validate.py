@@ -1,0 +1,171 @@
+"""experiments.validate: each problem named with file, key and fix; exit code 2; shipped files
+are clean; the runner refuses to start an invalid experiment."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from experiments.config import TrialCommand, apply_overrides, load_yaml
+from experiments.validate import main, validate
+from tests.nni_helpers import REPO
+
+SHIPPED = sorted((REPO / "experiments").glob("*.yaml"))
+SPACE = {
+    "features1": {"_type": "choice", "_value": [128, 256]},
+    "lr": {"_type": "loguniform", "_value": [0.0001, 0.1]},
+}
+
+
+def write_experiment(tmp_path, space=None, space_file="space.yaml", **config):
+    if space is not None:
+        (tmp_path / space_file).write_text(yaml.safe_dump(space))
+    raw = {
+        "searchSpaceFile": space_file,
+        "trialCodeDirectory": str(REPO),
+        "trialCommand": "python3 -m trials.launch trials.mlp --epochs 2",
+        "trialConcurrency": 1,
+        "maxTrialNumber": 2,
+        "tuner": {"name": "TPE", "classArgs": {"optimize_mode": "maximize"}},
+        "trainingService": {"platform": "local"},
+    } | config
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_experiments_are_valid(path):
+    assert validate(path) == []
+
+
+def test_the_logs_feature1_defect(tmp_path):
+    space = SPACE | {"feature1": {"_type": "choice", "_value": [128]}}
+    (problem,) = validate(write_experiment(tmp_path, space))
+    text = str(problem)
+    assert "exp.yaml" in text and "'feature1'" in text and "rename it to 'features1'" in text
+
+
+@pytest.mark.parametrize(
+    "entry, fragment",
+    [
+        ({"_type": "chioce", "_value": [1]}, "unknown _type 'chioce'. Fix: did you mean 'choice'"),
+        ({"_type": "choice", "_value": []}, "empty _value"),
+        ({"_type": "uniform", "_value": [0.1, 0.01]}, "low >= high"),
+        ({"_type": "loguniform", "_value": [0, 0.1]}, "bounds must be > 0"),
+        ({"_type": "quniform", "_value": [1, 10]}, "must be 3 finite numbers"),
+        ({"_type": "normal", "_value": [0, -1]}, "sigma must be > 0"),
+        ({"_type": "choice"}, "must be a mapping with `_type` and `_value`"),
+    ],
+)
+def test_malformed_space_entries(tmp_path, entry, fragment):
+    problems = validate(write_experiment(tmp_path, {"lr": entry}))
+    assert len(problems) == 1 and fragment in str(problems[0])
+    assert "space.yaml" in problems[0].file and problems[0].key == "lr"
+
+
+def test_value_of_the_wrong_type_for_the_trial(tmp_path):
+    problems = validate(
+        write_experiment(tmp_path, {"batch_size": {"_type": "uniform", "_value": [16, 256]}})
+    )
+    assert len(problems) == 1 and "not a valid int" in str(problems[0])
+
+
+def test_cli_only_setting_is_not_tunable(tmp_path):
+    problems = validate(write_experiment(tmp_path, {"out": {"_type": "choice", "_value": ["a"]}}))
+    assert len(problems) == 1 and "command-line setting" in str(problems[0])
+
+
+def test_missing_space_file(tmp_path):
+    (problem,) = validate(write_experiment(tmp_path, None, space_file="nowhere.yaml"))
+    assert problem.key == "searchSpaceFile" and "does not exist" in problem.message
+
+
+def test_unknown_config_key_from_nni(tmp_path):
+    (problem,) = validate(write_experiment(tmp_path, SPACE, maxTrialNum=3))
+    assert problem.key == "maxTrialNum" and "maxTrialNumber" in problem.fix
+
+
+def test_bad_trial_command_flag(tmp_path):
+    command = "python3 -m trials.launch trials.mlp --epocs 2"
+    (problem,) = validate(write_experiment(tmp_path, SPACE, trialCommand=command))
+    assert problem.key == "trialCommand" and "--epocs" in problem.message
+
+
+def test_required_parameter_nobody_sets(tmp_path):
+    """A trial parameter without a default must come from the space or the command line."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "strict_trial.py").write_text(
+        "from dataclasses import dataclass\n\nfrom trials.params import TrialParams\n\n\n"
+        "@dataclass(kw_only=True)\nclass StrictParams(TrialParams):\n    width: int\n\n\n"
+        "PARAMS = StrictParams\n"
+    )
+    kw = {"trialCodeDirectory": str(code), "trialCommand": "python3 -m trials.launch strict_trial"}
+    try:
+        (problem,) = validate(
+            write_experiment(tmp_path, {"epochs": {"_type": "choice", "_value": [1]}}, **kw)
+        )
+        assert problem.key == "width" and "--width" in problem.fix
+        assert (
+            validate(
+                write_experiment(tmp_path, {"width": {"_type": "choice", "_value": [8]}}, **kw)
+            )
+            == []
+        )
+        kw["trialCommand"] += " --width 16"
+        assert (
+            validate(
+                write_experiment(tmp_path, {"epochs": {"_type": "choice", "_value": [1]}}, **kw)
+            )
+            == []
+        )
+    finally:
+        sys.modules.pop("strict_trial", None)
+        if str(code) in sys.path:
+            sys.path.remove(str(code))
+
+
+def test_cli_exit_codes(tmp_path, capsys):
+    bad = write_experiment(tmp_path, SPACE | {"feature2": {"_type": "choice", "_value": [1]}})
+    assert main([str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error: ") == 1 and "feature2" in err
+    assert main([str(SHIPPED[0])]) == 0
+
+
+def test_runner_refuses_an_invalid_experiment(tmp_path):
+    bad = write_experiment(tmp_path, SPACE | {"feature1": {"_type": "choice", "_value": [1]}})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.run",
+            str(bad),
+            "--experiment-dir",
+            str(tmp_path / "nni"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "feature1" in proc.stderr
+    assert not (tmp_path / "nni").exists()  # nothing started
+
+
+def test_overrides_rewrite_the_trial_command():
+    raw = load_yaml(REPO / "experiments" / "mlp_tpe_digits.yaml")
+    out = apply_overrides(raw, max_trials=3, concurrency=1, dataset="fashion-mnist", epochs=4)
+    cmd = TrialCommand.parse(out["trialCommand"])
+    assert cmd.module == "trials.mlp"
+    assert cmd.args.count("--epochs") == 1 and cmd.args[cmd.args.index("--epochs") + 1] == "4"
+    assert cmd.args[cmd.args.index("--dataset") + 1] == "fashion-mnist"
+    assert out["maxTrialNumber"] == 3 and out["trialConcurrency"] == 1
+    assert shutil.which("python3")  # the command's interpreter exists here
+    assert Path(REPO / "trials" / "launch.py").exists()
