@@ -21,6 +21,7 @@ from pathlib import Path
 
 from experiments.config import ConfigError, apply_overrides, load_yaml, to_nni_config
 from experiments.validate import validate
+from trials.warm import warm_launcher
 
 TERMINAL = {"DONE", "STOPPED", "ERROR"}
 ACTIVE = {"WAITING", "RUNNING", "UNKNOWN"}
@@ -143,7 +144,7 @@ def run(args) -> int:
         flush=True,
     )
     interrupted = False
-    with sigterm_as_interrupt():
+    with sigterm_as_interrupt(), warm_launcher(not args.no_launcher):
         try:
             exp.start(port)
             status = watch(port, config.max_trial_number)
@@ -175,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset")
     p.add_argument("--epochs", type=int)
     p.add_argument("--out", help="export folder (default runs/<name>-<id>)")
+    p.add_argument(
+        "--no-launcher",
+        action="store_true",
+        help="run every trial as a fresh process (no warm launcher)",
+    )
     return p
 
 

@@ -43,7 +43,7 @@ def run_nni_trial(tmp_path):
     """Run `python -m MODULE ARGS` as NNI's local platform runs a trial: parameters from
     parameter.cfg, metrics through nni's real SDK into .nni/metrics. Returns (proc, records)."""
 
-    def run(module: str, parameters: dict, args=(), timeout=300):
+    def run(module: str, parameters: dict, args=(), timeout=300, launcher: str | None = None):
         sys_dir = tmp_path / f"trial-{len(list(tmp_path.glob('trial-*')))}"
         sys_dir.mkdir()
         (sys_dir / "parameter.cfg").write_text(
@@ -59,8 +59,12 @@ def run_nni_trial(tmp_path):
             "NNI_OUTPUT_DIR": str(sys_dir),
             "NNI_TRIAL_SEQ_ID": "0",
         }
+        command = [sys.executable, "-m", module, *args]
+        if launcher:  # through the warm launcher, as `python3 -m trials.launch` runs it
+            env["NNISUITE_LAUNCHER"] = launcher
+            command = [sys.executable, "-m", "trials.launch", module, *args]
         proc = subprocess.run(
-            [sys.executable, "-m", module, *args],
+            command,
             cwd=REPO,
             env=env,
             capture_output=True,
@@ -74,3 +78,13 @@ def run_nni_trial(tmp_path):
         return proc, records
 
     return run
+
+
+@pytest.fixture(scope="module")
+def launcher_socket():
+    """A real warm launcher for the module's tests; stopped afterwards."""
+    from trials.warm import warm_launcher
+
+    with warm_launcher() as path:
+        assert path, "the launcher did not start"
+        yield path

@@ -73,6 +73,21 @@ class Dataset:
         return ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
 
 
+# Parsed arrays held in memory by a warm launcher (trials.launcher); its forked trials share them.
+MEMORY: dict[str, object] = {}
+
+
+def warm_array_cache(name: str, data_dir=None) -> None:
+    """Keep `name`'s parsed arrays in this process (the launcher calls it before forking)."""
+    if name == "digits":
+        MEMORY["digits"] = load_digits_arrays()
+    else:
+        files = find_idx_files(name, data_dir)
+        if files is None:
+            return
+        MEMORY[str(cache_path(name, files))] = load_mnist_arrays(name, data_dir)
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("NNISUITE_CACHE", Path.home() / ".cache" / "nnisuite"))
 
@@ -166,14 +181,21 @@ def locate_mnist_family(name: str, data_dir: str | Path | None) -> dict[str, Pat
     return files
 
 
-def load_mnist_arrays(name: str, data_dir: str | Path | None) -> dict[str, np.ndarray]:
-    """The four IDX arrays of `name`, via the .npz cache when the sources are unchanged."""
-    files = locate_mnist_family(name, data_dir)
+def cache_path(name: str, files: dict[str, Path]) -> Path:
+    """The .npz cache of `name`, keyed by its source files' paths, sizes and mtimes."""
     key = hashlib.sha256()
     for k in sorted(files):
         st = files[k].stat()
         key.update(f"{files[k].resolve()}|{st.st_size}|{st.st_mtime_ns};".encode())
-    cache = cache_dir() / f"{name}-{key.hexdigest()[:16]}.npz"
+    return cache_dir() / f"{name}-{key.hexdigest()[:16]}.npz"
+
+
+def load_mnist_arrays(name: str, data_dir: str | Path | None) -> dict[str, np.ndarray]:
+    """The four IDX arrays of `name`, via the .npz cache when the sources are unchanged."""
+    files = locate_mnist_family(name, data_dir)
+    cache = cache_path(name, files)
+    if str(cache) in MEMORY:
+        return MEMORY[str(cache)]
     if cache.is_file():
         try:
             with np.load(cache) as z:
@@ -220,6 +242,8 @@ def stratified_indices(labels: np.ndarray, fractions, seed: int) -> list[np.ndar
 def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 8x8 digits (1,797 images, shipped inside scikit-learn), cached as .npz
     so a trial does not pay scikit-learn's import."""
+    if "digits" in MEMORY:
+        return MEMORY["digits"]
     cache = cache_dir() / "digits.npz"
     if cache.is_file():
         with np.load(cache) as z:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -107,6 +108,8 @@ def fit(model: nn.Module, data, config: FitConfig, on_epoch: Callable[[dict], No
     result = FitResult()
     last_good = copy.deepcopy(model.state_dict())
     train_seconds = 0.0
+    if os.environ.get("NNISUITE_FIRST_STEP_PROBE"):  # benchmarks.epoch measures start-up
+        print(f"NNISUITE_FIRST_STEP {time.time():.6f}", flush=True)
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
         train_loss = train_epoch(

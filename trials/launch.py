@@ -1,22 +1,32 @@
-"""The trial command NNI runs: a standard-library client that starts a trial module with the
-project's Python, whatever `python3` NNI's shell finds.
+"""The trial command NNI runs: a standard-library client that starts a trial module, through
+the warm launcher when one is running, else with the project's Python.
 
     python3 -m trials.launch trials.mlp --epochs 20            # what experiment YAMLs run
     python3 -m trials.launch --python /opt/env/bin/python trials.mlp   # a worker's own Python
 
-The Python is, in order: `--python`, `$NNISUITE_PYTHON`, the repo's `.venv/bin/python`, and
-this interpreter. NNI's local service runs trials with nnictl's environment, which need not
-have `.venv` activated; on a remote worker `.venv` is not uploaded (`.nniignore`) and NNI 3.0
-does not apply `pythonPath` to the trial command, so `--python` or `$NNISUITE_PYTHON` name it.
+With `$NNISUITE_LAUNCHER` naming a live launcher socket (trials.launcher; the runners start
+one), the trial runs as a forked child of that warm process: this client hands over its
+arguments, working directory, environment and stdin / stdout / stderr, forwards SIGINT /
+SIGTERM to the child, and exits as the child did (dying of the same signal, so NNI records
+the stop as a stop, not a failure). Otherwise it execs the trial module with, in order:
+`--python`, `$NNISUITE_PYTHON`, the repo's `.venv/bin/python`, or this interpreter. NNI's local
+service runs trials with nnictl's environment, which need not have `.venv` activated; on a
+remote worker `.venv` is not uploaded (`.nniignore`) and NNI 3.0 does not apply `pythonPath`
+to the trial command, so `--python` or `$NNISUITE_PYTHON` names it there.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import socket
+import struct
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+HEADER = struct.Struct("!I")  # the launcher's framing: trials.launcher.HEADER
 
 
 def project_python(explicit: str | None = None) -> str:
@@ -31,13 +41,71 @@ def split_args(argv: list[str]) -> tuple[str | None, str, list[str]]:
     python = None
     if argv[:1] == ["--python"] and len(argv) >= 2:
         python, argv = argv[1], argv[2:]
+    if argv[:1] == ["-m"]:  # `python3 -m trials.launch -m MODULE ...` reads like python -m
+        argv = argv[1:]
     if not argv or argv[0].startswith("-"):
         sys.exit("usage: python3 -m trials.launch [--python PATH] MODULE [ARGS...]")
     return python, argv[0], argv[1:]
 
 
+def read_message(sock: socket.socket) -> dict:
+    def exact(n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("launcher closed the connection")
+            buf += chunk
+        return buf
+
+    (size,) = HEADER.unpack(exact(HEADER.size))
+    return json.loads(exact(size))
+
+
+def connect(path: str) -> socket.socket | None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def run_via_launcher(sock: socket.socket, module: str, args: list[str]) -> int:
+    request = {"argv": [module, *args], "cwd": str(REPO), "env": dict(os.environ)}
+    payload = json.dumps(request).encode()
+    socket.send_fds(sock, [HEADER.pack(len(payload)) + payload], [0, 1, 2])
+    pid = read_message(sock)["pid"]
+    forwarded: list[int] = []
+
+    def forward(signum, _frame):
+        forwarded.append(signum)
+        try:
+            os.killpg(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    try:
+        result = read_message(sock)
+    except ConnectionError:  # the launcher died: its children were killed with it
+        return 1
+    if result.get("signal"):
+        # die of the same signal, as NNI expects of a stopped trial
+        signal.signal(result["signal"], signal.SIG_DFL)
+        os.kill(os.getpid(), result["signal"])
+    return int(result["exit"])
+
+
 def main(argv: list[str] | None = None) -> None:
     python, module, args = split_args(list(sys.argv[1:] if argv is None else argv))
+    launcher = os.environ.get("NNISUITE_LAUNCHER")
+    if launcher and python is None:
+        sock = connect(launcher)
+        if sock is not None:
+            sys.exit(run_via_launcher(sock, module, args))
     exe = project_python(python)
     os.chdir(REPO)  # the trial imports the project's packages from the code directory
     os.execv(exe, [exe, "-m", module, *args])

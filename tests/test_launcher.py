@@ -1,0 +1,171 @@
+"""The warm trial launcher: same results as in-process, signals and SIGKILL reach the child,
+crashes are contained, every trial sees its own environment."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import REPO
+
+IGNORED = {"train_seconds"}  # wall-clock, the only key allowed to differ
+
+
+def client(launcher, module, *args, env=None, **kw):
+    env = os.environ | {"NNISUITE_LAUNCHER": launcher} | (env or {})
+    return subprocess.Popen(
+        [sys.executable, "-m", "trials.launch", module, *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
+
+
+def launcher_children(launcher_path) -> list[psutil.Process]:
+    """The trials the launcher has forked (its pid is in the ready file beside the socket)."""
+    pid = int((Path(launcher_path).parent / "ready").read_text())
+    return psutil.Process(pid).children()
+
+
+def wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_same_metrics_as_in_process(run_nni_trial, launcher_socket):
+    params = {"features1": 256, "features2": 128, "lr": 0.05, "batch_size": 32}
+    args = ["--epochs", "3", "--threads", "1"]
+    plain, plain_records = run_nni_trial("trials.mlp", params, args)
+    warm, warm_records = run_nni_trial("trials.mlp", params, args, launcher=launcher_socket)
+    assert plain.returncode == 0 and warm.returncode == 0, warm.stderr
+    assert len(warm_records) == len(plain_records) == 4
+    for a, b in zip(plain_records, warm_records):
+        assert a["type"] == b["type"]
+        assert {k: v for k, v in a["value"].items() if k not in IGNORED | {"epoch_seconds"}} == {
+            k: v for k, v in b["value"].items() if k not in IGNORED | {"epoch_seconds"}
+        }
+
+
+def test_environment_argv_and_cwd_are_the_trials_own(launcher_socket):
+    outs = []
+    for trial_id, extra in (("trialA", "first"), ("trialB", None)):
+        env = {"NNI_TRIAL_JOB_ID": trial_id} | ({"ONLY_IN_THIS_TRIAL": extra} if extra else {})
+        if extra is None:
+            env_full = {k: v for k, v in (os.environ | env).items() if k != "ONLY_IN_THIS_TRIAL"}
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "trials.launch",
+                    "tests.fixtures.env_trial",
+                    "--x",
+                    trial_id,
+                ],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                env=env_full | {"NNISUITE_LAUNCHER": launcher_socket},
+            )
+        else:
+            proc = client(launcher_socket, "tests.fixtures.env_trial", "--x", trial_id, env=env)
+            proc.stdout_text, _ = proc.communicate(timeout=60)
+            proc = subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout_text, "")
+        assert proc.returncode == 0
+        outs.append(proc.stdout.split())
+    (a_id, a_var, _, a_arg, a_cwd, a_pid), (b_id, b_var, _, b_arg, _, b_pid) = outs
+    assert (a_id, a_var, a_arg) == ("trialA", "first", "trialA")
+    assert (b_id, b_var, b_arg) == ("trialB", "-", "trialB")  # nothing leaked from trial A
+    assert a_cwd == str(REPO) and a_pid != b_pid  # never two trials in one process
+
+
+def test_a_crashing_trial_does_not_take_the_launcher_down(launcher_socket):
+    crash = client(launcher_socket, "tests.fixtures.crash_trial")
+    _, err = crash.communicate(timeout=60)
+    assert crash.returncode == 1 and "crashes on purpose" in err
+    ok = client(launcher_socket, "tests.fixtures.env_trial", "--after-crash")
+    out, _ = ok.communicate(timeout=60)
+    assert ok.returncode == 0 and "--after-crash" in out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_killing_the_client_ends_the_child(launcher_socket, sig):
+    proc = client(launcher_socket, "tests.fixtures.sleep_trial")
+    child_pid = int(proc.stdout.readline())
+    assert child_pid in [c.pid for c in launcher_children(launcher_socket)]
+    proc.send_signal(sig)
+    proc.wait(timeout=20)
+    assert wait_gone(child_pid), f"child {child_pid} outlived its client ({sig.name})"
+    if sig == signal.SIGTERM:
+        assert proc.returncode == -sig  # the client dies as its child died
+    if sig == signal.SIGINT:  # this plain module turns SIGINT into KeyboardInterrupt: exit 1
+        assert proc.returncode == 1 and "KeyboardInterrupt" in proc.stderr.read()
+    ok = client(launcher_socket, "tests.fixtures.env_trial")
+    assert ok.wait(timeout=60) == 0  # and the launcher serves the next trial
+
+
+def test_without_a_launcher_the_client_runs_the_trial_itself(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "NNISUITE_LAUNCHER"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "trials.launch", "tests.fixtures.env_trial", "--plain"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and "--plain" in proc.stdout
+    dead = env | {"NNISUITE_LAUNCHER": str(tmp_path / "no-such.sock")}  # a stale socket path
+    proc = subprocess.run(
+        [sys.executable, "-m", "trials.launch", "tests.fixtures.env_trial", "--stale"],
+        cwd=tmp_path,
+        env=dead,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and "--stale" in proc.stdout
+
+
+def test_nni_stopping_a_trial_reads_as_a_stop_not_a_failure(tmp_path, launcher_socket):
+    """Under NNI a trial dies of NNI's SIGINT (NNI 3.0 calls any other exit FAILED): through
+    the launcher, the client NNI watches dies of SIGINT too."""
+    import json
+
+    sys_dir = tmp_path / "trial"
+    sys_dir.mkdir()
+    (sys_dir / "parameter.cfg").write_text(
+        json.dumps({"parameter_id": 0, "parameter_source": "algorithm", "parameters": {"lr": 0.01}})
+    )
+    env = {
+        "NNI_PLATFORM": "local",
+        "NNI_EXP_ID": "x",
+        "NNI_TRIAL_JOB_ID": "stopme",
+        "NNI_SYS_DIR": str(sys_dir),
+        "NNI_OUTPUT_DIR": str(sys_dir),
+        "NNI_TRIAL_SEQ_ID": "0",
+    }
+    proc = client(launcher_socket, "trials.mlp", "--epochs", "100000", "--threads", "1", env=env)
+    metrics = sys_dir / ".nni" / "metrics"
+    deadline = time.monotonic() + 60
+    while not (metrics.exists() and metrics.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert metrics.exists(), "the trial never reported"
+    children = [c.pid for c in launcher_children(launcher_socket)]
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGINT
+    assert all(wait_gone(pid) for pid in children)

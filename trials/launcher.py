@@ -1,0 +1,270 @@
+"""The warm trial launcher: a long-lived process that has imported what trials need and starts
+each trial as a forked child, so a trial pays only its own work.
+
+    python -m trials.launcher --socket /tmp/nnisuite.sock      # the runners start and stop it
+    NNISUITE_LAUNCHER=/tmp/nnisuite.sock python3 -m trials.launch trials.mlp ...   # a client
+
+Protocol (Unix socket, one connection per trial): the client sends a length-prefixed JSON
+request {"argv": [module, args...], "cwd": ..., "env": {...}} with its stdin / stdout / stderr
+attached (SCM_RIGHTS); the launcher forks, answers {"pid": N}, and when the child ends
+{"exit": code, "signal": sig}. The child becomes its own process group, takes the client's
+descriptors, working directory and whole environment (NNI's per-trial variables), and runs the
+module as __main__; `nni` is first imported there, after the environment is in place. A
+connection that closes before its child ends (the client was killed, even with SIGKILL) kills
+the child's process group. The launcher is single-threaded (fork is safe), does no tensor work
+before forking (no half-initialised OpenMP pool), and a crashing child never takes it down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import runpy
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+import traceback
+from pathlib import Path
+
+HEADER = struct.Struct("!I")
+MAX_FDS = 3
+PRELOAD = (
+    # What a trial imports, minus `nni` itself (it reads its trial variables at import).
+    "numpy",
+    "torch",
+    "torch.nn",
+    "torch.nn.functional",
+    "torch.optim",
+    "scipy.stats",
+    "pandas",
+    "json_tricks",
+    "typeguard",
+    "yaml",
+    "psutil",
+    "requests",
+    "websockets",
+    "colorama",
+    "schema",
+    "prettytable",
+    "filelock",
+    "typing_extensions",
+    "trials.data",
+    "trials.engine",
+    "trials.metrics",
+    "trials.params",
+    "trials.report",
+    "trials.runner",
+    "trials.mlp",
+    "trials.rnn",
+    "models.mlp",
+    "models.rnn",
+)
+
+
+def send_message(sock: socket.socket, message: dict, fds=()) -> None:
+    payload = json.dumps(message).encode()
+    data = HEADER.pack(len(payload)) + payload
+    if fds:
+        socket.send_fds(sock, [data], list(fds))
+    else:
+        sock.sendall(data)
+
+
+def recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("connection closed")
+        buf += chunk
+    return buf
+
+
+def recv_message(sock: socket.socket, with_fds: bool = False):
+    if with_fds:
+        data, fds, _flags, _addr = socket.recv_fds(sock, HEADER.size + 65536, MAX_FDS)
+        if len(data) < HEADER.size:
+            raise ConnectionError("short request")
+        (size,) = HEADER.unpack(data[: HEADER.size])
+        data = data[HEADER.size :]
+        data += recv_exact(sock, size - len(data)) if len(data) < size else b""
+        return json.loads(data[:size]), fds
+    (size,) = HEADER.unpack(recv_exact(sock, HEADER.size))
+    return json.loads(recv_exact(sock, size)), []
+
+
+def preload(modules=PRELOAD, datasets=("digits", "fashion-mnist")) -> None:
+    import importlib
+
+    for name in modules:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    from trials import data
+
+    for name in datasets:  # parsed arrays kept in memory; children share them copy-on-write
+        with contextlib.suppress(data.DatasetError, OSError):
+            data.warm_array_cache(name)
+
+
+def run_child(request: dict, fds: list[int]) -> None:
+    """In the forked child: become the trial, then exit without returning."""
+    code = 1
+    try:
+        os.setsid()
+        for target, fd in zip((0, 1, 2), fds):
+            os.dup2(fd, target)
+        for fd in fds:
+            os.close(fd)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        module, *args = request["argv"]
+        sys.argv = [module, *args]
+        if request["cwd"] not in sys.path:
+            sys.path.insert(0, request["cwd"])
+        try:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            if isinstance(exc.code, str):
+                print(exc.code, file=sys.stderr)
+    except BaseException:  # noqa: BLE001 - the child reports any crash and exits
+        traceback.print_exc()
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+class Launcher:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(self.path))
+        os.chmod(self.path, 0o600)
+        self.server.listen(64)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.server, selectors.EVENT_READ)
+        self.children: dict[int, socket.socket] = {}  # pid -> the client's connection
+        self.running = True
+
+    def accept(self) -> None:
+        conn, _ = self.server.accept()
+        try:
+            request, fds = recv_message(conn, with_fds=True)
+        except (ConnectionError, ValueError, OSError):
+            conn.close()
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            self.server.close()
+            conn.close()
+            run_child(request, fds)
+        for fd in fds:
+            os.close(fd)
+        self.children[pid] = conn
+        try:
+            send_message(conn, {"pid": pid})
+        except OSError:
+            self.kill(pid)
+        self.selector.register(conn, selectors.EVENT_READ, pid)
+
+    def kill(self, pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+
+    def client_gone(self, conn: socket.socket, pid: int) -> None:
+        """Readable while the child runs means EOF: the client died; its child dies too."""
+        try:
+            data = conn.recv(1, socket.MSG_PEEK)
+        except OSError:
+            data = b""
+        if not data:
+            self.kill(pid)
+            self.selector.unregister(conn)
+
+    def reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = self.children.pop(pid, None)
+            if conn is None:
+                continue
+            result = {"exit": os.waitstatus_to_exitcode(status)}
+            if os.WIFSIGNALED(status):
+                result = {"exit": 128 + os.WTERMSIG(status), "signal": os.WTERMSIG(status)}
+            with contextlib.suppress(OSError, KeyError, ValueError):
+                self.selector.unregister(conn)
+            with contextlib.suppress(OSError):
+                send_message(conn, result)
+            conn.close()
+
+    def serve(self) -> None:
+        while self.running:
+            for key, _ in self.selector.select(timeout=0.05):
+                if key.fileobj is self.server:
+                    self.accept()
+                else:
+                    self.client_gone(key.fileobj, key.data)
+            self.reap()
+
+    def shutdown(self) -> None:
+        for pid in list(self.children):
+            self.kill(pid)
+        self.server.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m trials.launcher",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--socket", required=True)
+    p.add_argument("--ready-file", help="written once the launcher accepts trials")
+    args = p.parse_args(argv)
+    t0 = time.perf_counter()
+    preload()
+    launcher = Launcher(args.socket)
+
+    def stop(*_):
+        launcher.running = False
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if args.ready_file:
+        Path(args.ready_file).write_text(str(os.getpid()))
+    print(
+        f"launcher ready on {args.socket} after {time.perf_counter() - t0:.1f}s",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        launcher.serve()
+    finally:
+        launcher.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Start and stop a warm trial launcher (trials.launcher) around an experiment.
+
+    with warm_launcher() as socket_path:   # sets $NNISUITE_LAUNCHER for the NNI manager
+        experiment.start(port)             # trials started by `python3 -m trials.launch` fork
+
+When it cannot start (no Unix sockets, a crash while importing), trials run as plain processes:
+correct, only slower.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+READY_TIMEOUT_S = 60.0
+
+
+@contextlib.contextmanager
+def warm_launcher(enabled: bool = True, stream=sys.stderr):
+    if not enabled:
+        yield None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="nnisuite-launcher-"))
+    sock, ready = folder / "launcher.sock", folder / "ready"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trials.launcher",
+            "--socket",
+            str(sock),
+            "--ready-file",
+            str(ready),
+        ],
+        cwd=REPO,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    previous = os.environ.get("NNISUITE_LAUNCHER")
+    if ready.exists():
+        os.environ["NNISUITE_LAUNCHER"] = str(sock)
+        print(f"warm launcher ready (pid {proc.pid}): trials fork from it", file=stream)
+    else:
+        print("warm launcher did not start: trials run as plain processes", file=stream)
+    try:
+        yield str(sock) if ready.exists() else None
+    finally:
+        if previous is None:
+            os.environ.pop("NNISUITE_LAUNCHER", None)
+        else:
+            os.environ["NNISUITE_LAUNCHER"] = previous
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for path in (sock, ready):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        with contextlib.suppress(OSError):
+            folder.rmdir()
