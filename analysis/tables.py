@@ -103,6 +103,8 @@ def fmt(value) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""
     if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15 and abs(value) >= 1:
+            return str(int(value))
         if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
             return f"{value:.4g}"
         return f"{value:.4f}" if abs(value) < 1 else f"{value:.1f}"

@@ -36,6 +36,20 @@ def run_trial(params_cls, build_model, argv=None, prog="trial", description="") 
     if params.threads is None and os.environ.get("NNISUITE_THREADS"):
         params.threads = int(os.environ["NNISUITE_THREADS"])
 
+    if nni_reporter:
+        reporter = nni_reporter
+    else:
+        out = params.out or default_out_dir()
+        reporter = StandaloneReporter(out, dataclasses.asdict(params) | {"out": str(out)})
+        print(f"{prog}: {params}", file=sys.stderr)
+    result = train(params, build_model, on_epoch=reporter.intermediate)
+    reporter.final(result.final)
+    return result.final
+
+
+def train(params, build_model, on_epoch=None):
+    """Data -> seeded model -> fit: the training every trial runs (and benchmarks.study runs
+    in-process for Optuna). Returns the engine's FitResult."""
     import torch
 
     if params.threads:
@@ -43,18 +57,25 @@ def run_trial(params_cls, build_model, argv=None, prog="trial", description="") 
     from trials.data import load_dataset
     from trials.engine import fit
 
+    config = fit_config(params)
+    if (config.device or "").startswith("cuda") and not torch.cuda.is_available():
+        print(f"--device {config.device}: no GPU visible, training on the CPU", file=sys.stderr)
+        config.device = "cpu"
+    if (
+        config.device in (None, "cpu")
+        and os.environ.get("CUDA_VISIBLE_DEVICES")
+        and (not torch.cuda.is_available())
+    ):
+        print(
+            f"no GPU visible (CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']}): "
+            "training on the CPU",
+            file=sys.stderr,
+            flush=True,
+        )
     data = load_dataset(params.dataset, params.data_dir, seed=params.seed)
     torch.manual_seed(params.seed)
     model = build_model(params, data)
-    if nni_reporter:
-        reporter = nni_reporter
-    else:
-        out = params.out or default_out_dir()
-        reporter = StandaloneReporter(out, dataclasses.asdict(params) | {"out": str(out)})
-        print(f"{prog}: {params}", file=sys.stderr)
-    result = fit(model, data, fit_config(params), on_epoch=reporter.intermediate)
-    reporter.final(result.final)
-    return result.final
+    return fit(model, data, config, on_epoch=on_epoch)
 
 
 def main_guard(fn, argv=None) -> int:

@@ -1,0 +1,165 @@
+"""A small study three ways, side by side: Optuna in-process, NNI with the warm launcher, NNI
+with a fresh process per trial. Same space (the 3.17 one), same trial code and epochs.
+
+    python -m benchmarks.study --out runs/study                   # 10 trials, concurrency 1, 2
+    python -m benchmarks.study --out DIR --quick                  # harness check (tests)
+
+Reports wall time, per-trial overhead (a trial's wall time minus its training time), best
+validation accuracy and the ratios to Optuna, as DIR/study.json and DIR/study.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SPACE_YAML = REPO / "experiments" / "mlp_tpe_digits.yaml"
+
+
+def optuna_study(trials: int, epochs: int, concurrency: int) -> dict:
+    """Optuna's TPESampler, trials in this process (threads for concurrency > 1)."""
+    import optuna
+    import torch
+
+    from trials.mlp import MLPParams, build_mlp
+    from trials.params import resolve_params
+    from trials.runner import train
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    torch.set_num_threads(1)
+    overheads, lock = [], threading.Lock()
+
+    def objective(trial):
+        t0 = time.perf_counter()
+        params = resolve_params(
+            MLPParams,
+            ["--dataset", "digits", "--epochs", str(epochs), "--threads", "1"],
+            {
+                "features1": trial.suggest_categorical("features1", [128, 256, 512, 1024]),
+                "features2": trial.suggest_categorical("features2", [128, 256, 512, 1024]),
+                "lr": trial.suggest_float("lr", 1e-4, 0.1, log=True),
+                "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128, 256]),
+            },
+        )
+        final = train(params, build_mlp).final
+        with lock:
+            overheads.append(time.perf_counter() - t0 - final["train_seconds"])
+        return final["default"]
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    t0 = time.perf_counter()
+    study.optimize(objective, n_trials=trials, n_jobs=concurrency)
+    return {
+        "wall_s": time.perf_counter() - t0,
+        "best": study.best_value,
+        "overhead_s": statistics.median(overheads),
+        "trials": len(study.trials),
+    }
+
+
+def nni_study(trials: int, epochs: int, concurrency: int, launcher: bool, workdir: Path) -> dict:
+    """The digits experiment through NNI's manager, as `python -m experiments.run` runs it."""
+    import io
+
+    from nni.experiment import Experiment
+
+    from analysis.store import load_experiment
+    from experiments.config import apply_overrides, load_yaml, to_nni_config
+    from experiments.run import free_port, watch
+    from trials.warm import warm_launcher
+
+    raw = apply_overrides(
+        load_yaml(SPACE_YAML),
+        max_trials=trials,
+        concurrency=concurrency,
+        epochs=epochs,
+        experiment_dir=str(workdir / "nni"),
+    )
+    config = to_nni_config(raw, SPACE_YAML)
+    with warm_launcher(launcher, stream=io.StringIO()):
+        exp = Experiment(config)
+        port = free_port()
+        t0 = time.perf_counter()
+        try:
+            exp.start(port)
+            status = watch(port, trials, poll_s=0.2, stream=io.StringIO(), timeout_s=900)
+            wall = time.perf_counter() - t0
+            result = load_experiment(f"http://127.0.0.1:{port}")
+        finally:
+            exp.stop()
+    finished = [t for t in result.trials if "default" in t.final]
+    overheads = [
+        t.duration_s - t.final["train_seconds"] for t in finished if t.duration_s is not None
+    ]
+    return {
+        "wall_s": wall,
+        "best": max((t.final["default"] for t in finished), default=None),
+        "overhead_s": statistics.median(overheads) if overheads else None,
+        "trials": len(finished),
+        "status": status,
+    }
+
+
+def run(out: Path, trials: int, epochs: int, concurrencies: list[int]) -> dict:
+    results = {"trials": trials, "epochs": epochs, "dataset": "digits", "runs": []}
+    with tempfile.TemporaryDirectory(prefix="nnisuite-study-") as tmp:
+        for c in concurrencies:
+            optuna_run = optuna_study(trials, epochs, c)
+            rows = [{"system": "Optuna (in-process TPE)", "concurrency": c, **optuna_run}]
+            for launcher in (True, False):
+                name = "NNI + warm launcher" if launcher else "NNI, process per trial"
+                run_ = nni_study(trials, epochs, c, launcher, Path(tmp) / f"{c}-{launcher}")
+                rows.append({"system": name, "concurrency": c, **run_})
+            for row in rows:
+                row["wall_vs_optuna"] = row["wall_s"] / optuna_run["wall_s"]
+            results["runs"] += rows
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "study.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "study.md").write_text(markdown(results))
+    return results
+
+
+def markdown(r: dict) -> str:
+    lines = [
+        f"{r['trials']} trials x {r['epochs']} epochs on {r['dataset']}, the 3.17 space.",
+        "",
+        "| system | concurrency | wall s | per-trial overhead s | best val acc | wall / Optuna |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in r["runs"]:
+        best = f"{row['best']:.4f}" if row["best"] is not None else "-"
+        over = f"{row['overhead_s']:.2f}" if row["overhead_s"] is not None else "-"
+        lines.append(
+            f"| {row['system']} | {row['concurrency']} | {row['wall_s']:.1f} | {over} | "
+            f"{best} | {row['wall_vs_optuna']:.2f}x |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.study",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--out", required=True)
+    p.add_argument("--trials", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--quick", action="store_true", help="3 trials, 1 epoch, concurrency 1")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.trials, args.epochs, args.concurrency = 3, 1, [1]
+    print(markdown(run(Path(args.out), args.trials, args.epochs, args.concurrency)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""A throw-away sshd on 127.0.0.1 for the remote training-service test: host key, client key,
+authorized_keys and config all under a temporary folder; the machine's own SSH setup is never
+read or changed. Stopped by the pid it started."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if Path("/usr/sbin/sshd").exists() else None)
+SFTP = next(
+    (
+        p
+        for p in (
+            "/usr/lib/openssh/sftp-server",
+            "/usr/libexec/openssh/sftp-server",
+            "/usr/lib/ssh/sftp-server",
+        )
+        if Path(p).exists()
+    ),
+    None,
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def keygen(path: Path) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+
+
+@contextlib.contextmanager
+def loopback_sshd(folder: Path):
+    """Yield (port, user, client_key_path) of an sshd listening on 127.0.0.1 only."""
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    keygen(folder / "host_key")
+    keygen(folder / "client_key")
+    (folder / "authorized_keys").write_text((folder / "client_key.pub").read_text())
+    os.chmod(folder / "authorized_keys", 0o600)
+    port = free_port()
+    config = folder / "sshd_config"
+    config.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {folder / 'host_key'}",
+                f"AuthorizedKeysFile {folder / 'authorized_keys'}",
+                f"PidFile {folder / 'sshd.pid'}",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PubkeyAuthentication yes",
+                "PermitRootLogin prohibit-password",
+                "StrictModes no",
+                "UsePAM no",
+                f"Subsystem sftp {SFTP}",
+                "",
+            ]
+        )
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
+    proc = subprocess.Popen(
+        [SSHD, "-D", "-e", "-f", str(config)],
+        stderr=open(folder / "sshd.log", "w"),
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            if proc.poll() is not None:
+                raise RuntimeError("sshd exited: " + (folder / "sshd.log").read_text())
+            time.sleep(0.1)
+        yield port, getpass.getuser(), folder / "client_key"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
