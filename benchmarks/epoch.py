@@ -33,7 +33,7 @@ from torch import nn
 
 from models.mlp import MLP
 from trials.data import IDX_FILES, find_idx_files, load_dataset
-from trials.engine import evaluate, train_epoch
+from trials.engine import evaluate, make_optimizer, train_epoch
 
 REPO = Path(__file__).resolve().parent.parent
 GFLOP_CONFIGS = [(bs, widths) for widths in ((128, 256), (1024, 1024)) for bs in (32, 64, 256)]
@@ -183,7 +183,7 @@ def engine_gflops(device, batch: int, widths, n_samples: int, repeats: int) -> f
     model = MLP(784, list(widths), 10).to(device)
     x = torch.randn(n_samples, 784, device=device)
     y = torch.randint(0, 10, (n_samples,), device=device)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    opt = make_optimizer("sgd", model, 0.01, 0.0)  # what a trial uses
     gen = torch.Generator().manual_seed(0)
     train_epoch(model, x, y, opt, batch, gen)  # warm-up
     sync(device)
@@ -227,7 +227,7 @@ def run(out: Path, quick: bool, repeats: int, device_name: str | None) -> dict:
         data = data.to(device)
         torch.manual_seed(0)
         model = MLP(784, [128, 256], 10).to(device)
-        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        opt = make_optimizer("sgd", model, 0.01, 0.0)  # what a trial uses
         gen = torch.Generator().manual_seed(0)
         train_x = torch.cat([data.train_x, data.val_x])  # the log trained on all 60,000
         train_y = torch.cat([data.train_y, data.val_y])

@@ -101,7 +101,13 @@ def grid_size(settings) -> int:
     return (int(settings["max_depth"]) - int(settings["min_depth"]) + 1) * int(settings["repeats"])
 
 
-def run(settings: dict, port: int | None, experiment_dir: str | None, out: str | None) -> int:
+def run(
+    settings: dict,
+    port: int | None,
+    experiment_dir: str | None,
+    out: str | None,
+    no_launcher: bool = False,
+) -> int:
     from nni.nas.evaluator import FunctionalEvaluator
     from nni.nas.experiment import NasExperiment
 
@@ -110,6 +116,7 @@ def run(settings: dict, port: int | None, experiment_dir: str | None, out: str |
     from nas.evaluator import evaluate_architecture
     from nas.space import DepthSpace
     from nas.table import TRIAL_COLUMNS, depth_table, table_markdown
+    from trials.warm import warm_launcher
 
     concurrency = int(settings["concurrency"])
     space = DepthSpace(
@@ -134,6 +141,9 @@ def run(settings: dict, port: int | None, experiment_dir: str | None, out: str |
     exp = NasExperiment(space, evaluator, make_strategy(settings["strategy"]))
     max_trials = settings["max_trials"] or grid_size(settings)
     exp.config.trial_concurrency = concurrency  # NNI 3.0's NAS default is 1
+    # NNI builds the NAS trial command as `{python} -m nni.nas.execution.training_service
+    # trial`; through trials.launch the trial forks from the warm launcher when one runs.
+    exp.config._trial_command_params = {"python": f"{sys.executable} -m trials.launch"}
     exp.config.max_trial_number = int(max_trials)
     exp.config.trial_code_directory = str(REPO)
     exp.config.experiment_name = f"nas_depth_{settings['dataset']}"
@@ -152,17 +162,18 @@ def run(settings: dict, port: int | None, experiment_dir: str | None, out: str |
         target=lambda: watch_until(port, max_trials, stop_watch), daemon=True
     )
     interrupted = False
-    try:
-        watcher.start()
-        exp.start(port)  # returns when the strategy has submitted its last architecture
-        wait_for_trials(port, min(int(max_trials), space_size(settings)))
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\ninterrupted: stopping the experiment...", file=sys.stderr)
-    finally:
-        stop_watch.set()
-        watcher.join(timeout=5)
-        exp.stop()
+    with warm_launcher(not no_launcher):
+        try:
+            watcher.start()
+            exp.start(port)  # returns when the strategy has submitted its last architecture
+            wait_for_trials(port, min(int(max_trials), space_size(settings)))
+        except KeyboardInterrupt:
+            interrupted = True
+            print("\ninterrupted: stopping the experiment...", file=sys.stderr)
+        finally:
+            stop_watch.set()
+            watcher.join(timeout=5)
+            exp.stop()
     exp_dir = Path(exp.config.experiment_working_directory).expanduser()
     result = export_experiment(exp.id, out, exp_dir)
     trials = result.trials
@@ -253,6 +264,11 @@ def build_parser():
     p.add_argument("--port", type=int)
     p.add_argument("--experiment-dir")
     p.add_argument("--out")
+    p.add_argument(
+        "--no-launcher",
+        action="store_true",
+        help="run every trial as a fresh process (no warm launcher)",
+    )
     return p
 
 
@@ -264,7 +280,7 @@ def main(argv=None) -> int:
     except (SettingsError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return run(settings, args.port, args.experiment_dir, args.out)
+    return run(settings, args.port, args.experiment_dir, args.out, args.no_launcher)
 
 
 if __name__ == "__main__":

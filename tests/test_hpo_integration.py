@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from analysis.store import Trial, load_experiment
+from analysis.store import load_experiment
 from experiments.run import watch
 from tests.nni_helpers import REPO, experiment_config, nnictl, running_experiment_ids
 
@@ -30,35 +31,17 @@ def digits_study(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hpo")
     config = experiment_config(DIGITS_YAML, tmp, max_trials=4, concurrency=2, epochs=2)
     live_reads = []
-
-    def read_live_db(_trials):
-        db = Path(config.experiment_working_directory) / exp_id[0] / "db" / "nni.sqlite"
-        if db.exists():
-            live_reads.append(load_experiment(str(db)))
-
-    exp_id = [None]
-    from nni.experiment import Experiment
-
-    original_start = Experiment.start
-
     with running_experiment(config, wait=False) as (exp, port, _):
-        exp_id[0] = exp.id
+        db = Path(config.experiment_working_directory) / exp.id / "db" / "nni.sqlite"
+
+        def read_live_db(_trials):
+            if db.exists():
+                live_reads.append(load_experiment(str(db)))
+
         status = watch(
             port, 4, poll_s=0.5, stream=io.StringIO(), timeout_s=300, on_poll=read_live_db
         )
-        yield {
-            "exp": exp,
-            "port": port,
-            "status": status,
-            "tmp": tmp,
-            "config": config,
-            "live_reads": live_reads,
-        }
-    assert original_start is Experiment.start
-
-
-def finals(trial: Trial) -> dict:
-    return trial.final
+        yield {"exp": exp, "port": port, "status": status, "live_reads": live_reads}
 
 
 def test_every_trial_succeeds_with_one_final_and_per_epoch_intermediates(digits_study):
@@ -137,10 +120,8 @@ def test_shipped_yaml_through_nnictl_create(tmp_path):
     exp_id = None
     try:
         assert created.returncode == 0, created.stdout + created.stderr
-        exp_id = created.stdout.split("Experiment ID:")[1].split()[0]
-        exp_id = (
-            "".join(ch for ch in exp_id if ch.isalnum()).removeprefix("036m").removesuffix("0m")
-        )
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", created.stdout)  # nnictl colours its output
+        exp_id = re.search(r"Experiment ID: ([A-Za-z0-9_-]+)", plain).group(1)
         status = watch(port, 2, poll_s=0.5, stream=io.StringIO(), timeout_s=240)
         exp = load_experiment(f"http://127.0.0.1:{port}")
         assert status == "DONE"

@@ -61,30 +61,19 @@ def test_same_metrics_as_in_process(run_nni_trial, launcher_socket):
 
 
 def test_environment_argv_and_cwd_are_the_trials_own(launcher_socket):
+    base = {k: v for k, v in os.environ.items() if k != "ONLY_IN_THIS_TRIAL"}
     outs = []
-    for trial_id, extra in (("trialA", "first"), ("trialB", None)):
-        env = {"NNI_TRIAL_JOB_ID": trial_id} | ({"ONLY_IN_THIS_TRIAL": extra} if extra else {})
-        if extra is None:
-            env_full = {k: v for k, v in (os.environ | env).items() if k != "ONLY_IN_THIS_TRIAL"}
-            proc = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "trials.launch",
-                    "tests.fixtures.env_trial",
-                    "--x",
-                    trial_id,
-                ],
-                cwd=REPO,
-                capture_output=True,
-                text=True,
-                env=env_full | {"NNISUITE_LAUNCHER": launcher_socket},
-            )
-        else:
-            proc = client(launcher_socket, "tests.fixtures.env_trial", "--x", trial_id, env=env)
-            proc.stdout_text, _ = proc.communicate(timeout=60)
-            proc = subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout_text, "")
-        assert proc.returncode == 0
+    for trial_id, extra in (("trialA", {"ONLY_IN_THIS_TRIAL": "first"}), ("trialB", {})):
+        env = base | {"NNI_TRIAL_JOB_ID": trial_id, "NNISUITE_LAUNCHER": launcher_socket} | extra
+        proc = subprocess.run(
+            [sys.executable, "-m", "trials.launch", "tests.fixtures.env_trial", "--x", trial_id],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
         outs.append(proc.stdout.split())
     (a_id, a_var, _, a_arg, a_cwd, a_pid), (b_id, b_var, _, b_arg, _, b_pid) = outs
     assert (a_id, a_var, a_arg) == ("trialA", "first", "trialA")

@@ -17,16 +17,13 @@ to the trial command, so `--python` or `$NNISUITE_PYTHON` names it there.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
-import struct
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-HEADER = struct.Struct("!I")  # the launcher's framing: trials.launcher.HEADER
 
 
 def project_python(explicit: str | None = None) -> str:
@@ -48,20 +45,6 @@ def split_args(argv: list[str]) -> tuple[str | None, str, list[str]]:
     return python, argv[0], argv[1:]
 
 
-def read_message(sock: socket.socket) -> dict:
-    def exact(n: int) -> bytes:
-        buf = b""
-        while len(buf) < n:
-            chunk = sock.recv(n - len(buf))
-            if not chunk:
-                raise ConnectionError("launcher closed the connection")
-            buf += chunk
-        return buf
-
-    (size,) = HEADER.unpack(exact(HEADER.size))
-    return json.loads(exact(size))
-
-
 def connect(path: str) -> socket.socket | None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -73,10 +56,11 @@ def connect(path: str) -> socket.socket | None:
 
 
 def run_via_launcher(sock: socket.socket, module: str, args: list[str]) -> int:
+    from trials.launcher import recv_message, send_message  # standard library only
+
     request = {"argv": [module, *args], "cwd": str(REPO), "env": dict(os.environ)}
-    payload = json.dumps(request).encode()
-    socket.send_fds(sock, [HEADER.pack(len(payload)) + payload], [0, 1, 2])
-    pid = read_message(sock)["pid"]
+    send_message(sock, request, fds=(0, 1, 2))
+    pid = recv_message(sock)[0]["pid"]
     forwarded: list[int] = []
 
     def forward(signum, _frame):
@@ -89,7 +73,7 @@ def run_via_launcher(sock: socket.socket, module: str, args: list[str]) -> int:
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
     try:
-        result = read_message(sock)
+        result = recv_message(sock)[0]
     except ConnectionError:  # the launcher died: its children were killed with it
         return 1
     if result.get("signal"):

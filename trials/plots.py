@@ -20,26 +20,26 @@ ACCURACY_CURVES = {
 }
 
 
-def plot_history(history: list[dict], out: Path) -> None:
-    epochs = [row["epoch"] for row in history]
+def plot_curves(path: Path, epochs, curves: dict[str, list], ylabel: str, title: str) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in ACCURACY_CURVES.items():
-        ax.plot(epochs, [row[key] for row in history], marker="o", markersize=3, label=label)
-    ax.set(xlabel="epoch", ylabel="validation score", title="Validation metrics per epoch")
+    for label, values in curves.items():
+        ax.plot(epochs, values, marker="o", markersize=3, label=label)
+    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out / "accuracy.png", dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(epochs, [row["train_loss"] for row in history], marker="o", markersize=3, label="train")
-    ax.plot(
-        epochs, [row["val_loss"] for row in history], marker="o", markersize=3, label="validation"
+
+def plot_history(history: list[dict], out: Path) -> None:
+    epochs = [row["epoch"] for row in history]
+    accuracy = {label: [row[key] for row in history] for key, label in ACCURACY_CURVES.items()}
+    plot_curves(
+        out / "accuracy.png", epochs, accuracy, "validation score", "Validation metrics per epoch"
     )
-    ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss per epoch")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "loss.png", dpi=100)
-    plt.close(fig)
+    losses = {
+        "train": [row["train_loss"] for row in history],
+        "validation": [row["val_loss"] for row in history],
+    }
+    plot_curves(out / "loss.png", epochs, losses, "cross-entropy loss", "Loss per epoch")

@@ -1,0 +1,49 @@
+"""The engine: the fused MLP + SGD epoch equals autograd + torch.optim.SGD."""
+
+import copy
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from models.mlp import MLP
+from trials.engine import make_optimizer
+from trials.fused import FusedSGD, fused_sgd_epoch, fused_supported
+
+
+def autograd_epoch(model, x, y, optimizer, batch_size, generator):
+    perm = torch.randperm(len(x), generator=generator)
+    x, y = x[perm], y[perm]
+    total = 0.0
+    for start in range(0, len(x), batch_size):
+        loss = F.cross_entropy(model(x[start : start + batch_size]), y[start : start + batch_size])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach()) * len(x[start : start + batch_size])
+    return total / len(x)
+
+
+@pytest.mark.parametrize("hidden", [[32], [64, 32], [16, 16, 16]])
+def test_fused_epoch_equals_autograd(hidden):
+    torch.manual_seed(0)
+    x, y = torch.randn(300, 20), torch.randint(0, 5, (300,))
+    a = MLP(20, hidden, 5)
+    b = copy.deepcopy(a)
+    opt_a = torch.optim.SGD(a.parameters(), lr=0.1)
+    assert isinstance(make_optimizer("sgd", b, 0.1, 0.0), FusedSGD)
+    for _ in range(3):
+        la = autograd_epoch(a, x, y, opt_a, 32, torch.Generator().manual_seed(1))
+        lb = fused_sgd_epoch(b, x, y, 0.1, 32, torch.Generator().manual_seed(1))
+        assert la == pytest.approx(lb, rel=1e-5)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb, atol=1e-5, rtol=1e-4)
+
+
+def test_fused_only_where_it_is_the_same_maths():
+    m = MLP(4, [8], 2)
+    assert isinstance(make_optimizer("sgd", m, 0.1, 0.0), FusedSGD)
+    assert isinstance(make_optimizer("sgd", m, 0.1, 0.9), torch.optim.SGD)  # momentum
+    assert isinstance(make_optimizer("adam", m, 0.1, 0.0), torch.optim.Adam)
+    assert not fused_supported(MLP(4, [8], 2, activation="tanh"))
+    assert not fused_supported(torch.nn.Sequential(torch.nn.Linear(4, 2)))

@@ -1,0 +1,67 @@
+"""A fused training epoch for the commonest trial: an MLP with ReLU under plain SGD.
+
+    if optimizer_name == "sgd" and momentum == 0 and fused_supported(model):
+        optimizer = FusedSGD(model, lr)  # what trials.engine.make_optimizer returns
+    loss = fused_sgd_epoch(model, x, y, lr, batch_size, generator)
+
+The same mathematics as autograd + torch.optim.SGD (cross-entropy, W -= lr * dL/dW), written
+as ~4 matmuls per layer with the weight update fused into the gradient matmul (addmm_ with
+alpha=-lr) and no autograd graph: 1.8x faster per epoch at batch 64 on 2 CPU cores, where
+per-op overhead dominates small matmuls. tests/test_engine.py checks it against autograd.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.mlp import MLP
+
+
+class FusedSGD:
+    """Plain SGD (W -= lr * grad) for a ReLU MLP, applied by fused_sgd_epoch. Not a
+    torch.optim.Optimizer: constructing one imports torch._dynamo, 0.9 s of trial start-up."""
+
+    def __init__(self, model: MLP, lr: float):
+        self.model = model
+        self.lr = lr
+
+
+def fused_supported(model: nn.Module) -> bool:
+    """A ReLU MLP, exactly: its training step is what fused_sgd_epoch computes."""
+    if type(model) is not MLP:
+        return False
+    return all(type(m) is nn.ReLU for m in model.net if not isinstance(m, nn.Linear))
+
+
+@torch.no_grad()
+def fused_sgd_epoch(model: MLP, x, y, lr: float, batch_size: int, generator) -> float:
+    """One shuffled epoch; returns the cross-entropy averaged over samples."""
+    linears = [m for m in model.net if isinstance(m, nn.Linear)]
+    weights = [(lin.weight, lin.bias) for lin in linears]
+    n = len(x)
+    perm = torch.randperm(n, generator=generator).to(x.device)
+    total = torch.zeros((), device=x.device)
+    minus_one = torch.full((batch_size, 1), -1.0, device=x.device)
+    for start in range(0, n, batch_size):
+        idx = perm[start : start + batch_size]  # gathering per batch stays in cache
+        xb, yb = x.index_select(0, idx), y.index_select(0, idx)
+        b = len(xb)
+        hidden = [xb]  # inputs of each linear layer
+        for w, bias in weights[:-1]:
+            hidden.append(torch.addmm(bias, hidden[-1], w.t()).relu_())
+        w, bias = weights[-1]
+        logits = torch.addmm(bias, hidden[-1], w.t())
+        lse = logits.logsumexp(dim=1)
+        total += (lse - logits.gather(1, yb[:, None]).squeeze(1)).sum()
+        grad = logits.sub_(lse[:, None]).exp_()  # softmax, (b, classes)
+        grad.scatter_add_(1, yb[:, None], minus_one[:b]).div_(b)  # d mean-loss / d logits
+        for i in range(len(weights) - 1, -1, -1):
+            w, bias = weights[i]
+            h = hidden[i]
+            # through the ReLU, with w before its update
+            upstream = torch.ops.aten.threshold_backward(grad @ w, h, 0) if i > 0 else None
+            w.addmm_(grad.t(), h, alpha=-lr)
+            bias.sub_(grad.sum(dim=0), alpha=lr)
+            grad = upstream
+    return float(total) / n
