@@ -199,3 +199,51 @@ def test_each_trial_trains_the_parameters_nni_records_for_it(tmp_path):
         )
     assert len(trained) == 6
     assert {tid: str(pid) for tid, pid in recorded.items()} == trained
+
+
+def test_ctrl_c_stops_the_runner_cleanly_and_still_exports(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from experiments.run import free_port
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "experiments.run",
+            str(DIGITS_YAML),
+            "--max-trials",
+            "40",
+            "--epochs",
+            "50",
+            "--port",
+            str(free_port()),
+            "--experiment-dir",
+            str(tmp_path / "nni"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if " succeeded, " in line and " 0 running" not in line:  # trials are running
+                break
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = "".join(lines) + rest
+    assert proc.returncode == 130, output[-2000:]
+    assert "interrupted: stopping the experiment" in output
+    assert (tmp_path / "out" / "summary.md").exists()  # the export still ran
+    (exp_dir,) = [p for p in (tmp_path / "nni").iterdir() if p.name != "_latest"]
+    assert exp_dir.name not in running_experiment_ids()

@@ -269,8 +269,9 @@ def to_tensors(name, splits, image_shape, num_classes) -> Dataset:
     cancels); torch's multithreaded in-place ops make it ~10x faster than numpy temporaries."""
     import torch
 
+    # np.require copies read-only arrays (np.frombuffer): cheap for uint8, and torch wants it
     xs = [
-        torch.from_numpy(np.ascontiguousarray(x).reshape(len(x), -1)).to(torch.float32)
+        torch.from_numpy(np.require(x, requirements=["C", "W"]).reshape(len(x), -1)).float()
         for x, _ in splits
     ]
     mean, std = xs[0].mean(), xs[0].std()
