@@ -8,7 +8,7 @@ from torch.nn import functional as F
 
 from models.mlp import MLP
 from trials.engine import make_optimizer
-from trials.fused import FusedSGD, fused_sgd_epoch, fused_supported
+from trials.fused import FusedSGD, fused_forward, fused_sgd_epoch, fused_supported
 
 
 def autograd_epoch(model, x, y, optimizer, batch_size, generator):
@@ -47,3 +47,10 @@ def test_fused_only_where_it_is_the_same_maths():
     assert isinstance(make_optimizer("adam", m, 0.1, 0.0), torch.optim.Adam)
     assert not fused_supported(MLP(4, [8], 2, activation="tanh"))
     assert not fused_supported(torch.nn.Sequential(torch.nn.Linear(4, 2)))
+
+
+def test_fused_forward_equals_the_module():
+    torch.manual_seed(3)
+    m = MLP(20, [16, 8], 4)
+    x = torch.randn(50, 20)
+    torch.testing.assert_close(fused_forward(m, x), m(x))
