@@ -21,7 +21,7 @@ from pathlib import Path
 
 from experiments.config import ConfigError, apply_overrides, load_yaml, to_nni_config
 from experiments.validate import validate
-from trials.warm import warm_launcher
+from trials.warm import add_launcher_flag, warm_launcher
 
 TERMINAL = {"DONE", "STOPPED", "ERROR"}
 ACTIVE = {"WAITING", "RUNNING", "UNKNOWN"}
@@ -176,11 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset")
     p.add_argument("--epochs", type=int)
     p.add_argument("--out", help="export folder (default runs/<name>-<id>)")
-    p.add_argument(
-        "--no-launcher",
-        action="store_true",
-        help="run every trial as a fresh process (no warm launcher)",
-    )
+    add_launcher_flag(p)
     return p
 
 

@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 
 from experiments.config import ConfigError, load_yaml
+from trials.warm import add_launcher_flag
 
 STRATEGIES = ("grid", "random", "evolution")
 INPUT_SIZES = {"digits": 64, "mnist": 784, "fashion-mnist": 784}
@@ -264,11 +265,7 @@ def build_parser():
     p.add_argument("--port", type=int)
     p.add_argument("--experiment-dir")
     p.add_argument("--out")
-    p.add_argument(
-        "--no-launcher",
-        action="store_true",
-        help="run every trial as a fresh process (no warm launcher)",
-    )
+    add_launcher_flag(p)
     return p
 
 

@@ -108,25 +108,17 @@ def test_killing_the_client_ends_the_child(launcher_socket, sig):
 
 def test_without_a_launcher_the_client_runs_the_trial_itself(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "NNISUITE_LAUNCHER"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "trials.launch", "tests.fixtures.env_trial", "--plain"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0 and "--plain" in proc.stdout
-    dead = env | {"NNISUITE_LAUNCHER": str(tmp_path / "no-such.sock")}  # a stale socket path
-    proc = subprocess.run(
-        [sys.executable, "-m", "trials.launch", "tests.fixtures.env_trial", "--stale"],
-        cwd=tmp_path,
-        env=dead,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0 and "--stale" in proc.stdout
+    stale = env | {"NNISUITE_LAUNCHER": str(tmp_path / "no-such.sock")}  # a dead launcher
+    for flag, trial_env in (("--plain", env), ("--stale", stale)):
+        proc = subprocess.run(
+            [sys.executable, "-m", "trials.launch", "tests.fixtures.env_trial", flag],
+            cwd=tmp_path,
+            env=trial_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0 and flag in proc.stdout, proc.stderr
 
 
 def test_nni_stopping_a_trial_reads_as_a_stop_not_a_failure(tmp_path, launcher_socket):

@@ -21,6 +21,15 @@ REPO = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 60.0
 
 
+def add_launcher_flag(parser) -> None:
+    """The runners' opt-out: --no-launcher."""
+    parser.add_argument(
+        "--no-launcher",
+        action="store_true",
+        help="run every trial as a fresh process (no warm launcher)",
+    )
+
+
 @contextlib.contextmanager
 def warm_launcher(enabled: bool = True, stream=sys.stderr):
     if not enabled:
