@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from analysis.store import load_experiment
+from analysis.store import ExportError, load_experiment
 from experiments.run import watch
 from tests.nni_helpers import REPO, experiment_config, nnictl, running_experiment_ids
 
@@ -30,18 +30,31 @@ def digits_study(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("hpo")
     config = experiment_config(DIGITS_YAML, tmp, max_trials=4, concurrency=2, epochs=2)
-    live_reads = []
+    live_reads, copied_reads = [], []
     with running_experiment(config, wait=False) as (exp, port, _):
         db = Path(config.experiment_working_directory) / exp.id / "db" / "nni.sqlite"
 
         def read_live_db(_trials):
             if db.exists():
                 live_reads.append(load_experiment(str(db)))
+                # a user's plain copy taken while the manager writes: exports, or says why
+                copy = tmp / f"copy-{len(live_reads)}.sqlite"
+                shutil.copyfile(db, copy)
+                try:
+                    copied_reads.append(len(load_experiment(str(copy)).trials))
+                except ExportError as exc:
+                    copied_reads.append(str(exc))
 
         status = watch(
             port, 4, poll_s=0.5, stream=io.StringIO(), timeout_s=300, on_poll=read_live_db
         )
-        yield {"exp": exp, "port": port, "status": status, "live_reads": live_reads}
+        yield {
+            "exp": exp,
+            "port": port,
+            "status": status,
+            "live_reads": live_reads,
+            "copied_reads": copied_reads,
+        }
 
 
 def test_every_trial_succeeds_with_one_final_and_per_epoch_intermediates(digits_study):
@@ -71,6 +84,9 @@ def test_database_read_while_the_manager_writes(digits_study):
     counts = [sum(1 for t in e.trials if t.final) for e in reads]
     assert counts == sorted(counts) and counts[-1] <= 4
     assert digits_study["status"] == "DONE"  # reading never broke the manager's writes
+    copies = digits_study["copied_reads"]
+    assert copies and all(isinstance(c, int) or "not a readable NNI database" in c for c in copies)
+    assert any(isinstance(c, int) for c in copies)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium absent: apt-get install chromium")
