@@ -14,6 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from experiments.run import free_port
+
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if Path("/usr/sbin/sshd").exists() else None)
 SFTP = next(
     (
@@ -27,12 +29,6 @@ SFTP = next(
     ),
     None,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def keygen(path: Path) -> None:

@@ -26,19 +26,15 @@ def fit_config(params):
 
 def run_trial(params_cls, build_model, argv=None, prog="trial", description="") -> dict:
     """Run one trial; returns the final metrics (also reported to NNI or written to files)."""
+    reporter, nni_params = None, None
     if running_under_nni():
         # NNI 3.0 stops a trial with SIGINT and calls it EARLY_STOPPED / USER_CANCELED only when
         # the process dies of the signal; a KeyboardInterrupt exit (code 1) would read FAILED.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-    nni_reporter = NNIReporter() if running_under_nni() else None
-    nni_params = nni_reporter.next_parameters() if nni_reporter else None
+        reporter = NNIReporter()
+        nni_params = reporter.next_parameters()
     params = resolve_params(params_cls, argv, nni_params, prog=prog, description=description)
-    if params.threads is None and os.environ.get("NNISUITE_THREADS"):
-        params.threads = int(os.environ["NNISUITE_THREADS"])
-
-    if nni_reporter:
-        reporter = nni_reporter
-    else:
+    if reporter is None:
         out = params.out or default_out_dir()
         reporter = StandaloneReporter(out, dataclasses.asdict(params) | {"out": str(out)})
         print(f"{prog}: {params}", file=sys.stderr)
