@@ -83,20 +83,30 @@ def render(variants, embed_dim, heads, kv_heads, seq_len, seed, out: Path) -> li
     return paths
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m analysis.attention",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", required=True)
-    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
-    p.add_argument("--embed-dim", type=int, default=256)
-    p.add_argument("--heads", type=int, default=8)
-    p.add_argument("--kv-heads", type=int, default=4)
-    p.add_argument("--seq-len", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
+    p.add_argument("--out", required=True, help="folder for the attention_<variant>.png maps")
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        choices=VARIANTS,
+        default=list(VARIANTS),
+        help="which of mha, gqa, mqa to draw (default all)",
+    )
+    p.add_argument("--embed-dim", type=int, default=256, help="embedding width (default 256)")
+    p.add_argument("--heads", type=int, default=8, help="query heads (default 8)")
+    p.add_argument("--kv-heads", type=int, default=4, help="key/value heads of GQA (default 4)")
+    p.add_argument("--seq-len", type=int, default=10, help="sequence length (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights and input (default 0)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         print(size_table(args.embed_dim, args.heads, args.kv_heads))
         paths = render(

@@ -20,7 +20,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from analysis.plots import best_so_far, save  # noqa: E402
 from analysis.store import ExportError, load_experiment  # noqa: E402
-from analysis.tables import algorithm, markdown_table, ranked, trials_table  # noqa: E402
+from analysis.tables import (  # noqa: E402
+    algorithm,
+    markdown_table,
+    metric_label,
+    ranked,
+    trials_table,
+)
 
 WITHIN = 0.005  # 0.5 points of accuracy
 
@@ -75,31 +81,39 @@ def compare(experiments: list[str], out: str | Path, experiment_dir=None) -> str
     exps = [load_experiment(e, experiment_dir) for e in experiments]
     table = pd.DataFrame([comparison_row(e) for e in exps])
     fig, ax = plt.subplots(figsize=(7, 4))
+    label = "validation accuracy"
     for exp in exps:
-        curve = best_so_far(trials_table(exp))
-        label = f"{exp.id} ({exp.config.get('experimentName') or algorithm(exp.config)})"
-        ax.step(range(1, len(curve) + 1), curve, where="post", marker="o", label=label)
+        trials = trials_table(exp)
+        label = metric_label(trials)
+        curve = best_so_far(trials)
+        name = f"{exp.id} ({exp.config.get('experimentName') or algorithm(exp.config)})"
+        ax.step(range(1, len(curve) + 1), curve, where="post", marker="o", label=name)
     ax.set(
-        xlabel="finished trials", ylabel="best default so far", title="Best so far, side by side"
+        xlabel="finished trials", ylabel=f"best {label} so far", title="Best so far, side by side"
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     save(fig, out / "best_so_far.png")
-    text = "# Comparison\n\n" + markdown_table(table) + "\n"
+    shown = table.rename(columns={"best_default": f"best {label}"})
+    text = "# Comparison\n\n" + markdown_table(shown) + "\n"
     (out / "compare.md").write_text(text)
     return text
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m analysis.compare",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("experiments", nargs="+", help="ids, nni.sqlite paths or manager URLs")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--experiment-dir")
-    args = parser.parse_args(argv)
+    parser.add_argument("--out", required=True, help="folder for compare.md and the plot")
+    parser.add_argument("--experiment-dir", help="NNI experiment folder (~/nni-experiments)")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         print(compare(args.experiments, args.out, args.experiment_dir))
     except ExportError as exc:

@@ -18,7 +18,13 @@ from pathlib import Path
 from analysis.importance import importance, importance_markdown
 from analysis.plots import plot_experiment
 from analysis.store import Experiment, ExportError, load_experiment
-from analysis.tables import intermediate_table, parameter_names, summary_markdown, trials_table
+from analysis.tables import (
+    intermediate_table,
+    metric_label,
+    parameter_names,
+    summary_markdown,
+    trials_table,
+)
 
 
 @dataclass
@@ -46,15 +52,18 @@ def export(exp: Experiment, out: str | Path) -> ExportResult:
     summary = summary_markdown(exp, trials, importance_markdown(table, n_finished))
     files[2].write_text(summary)
     if not trials.empty:
-        files += plot_experiment(trials, steps, params, out)
+        files += plot_experiment(trials, steps, params, out, metric_label(trials))
     return ExportResult(exp, trials, summary, files)
 
 
-def export_experiment(experiment: str, out: str | Path, experiment_dir=None) -> ExportResult:
-    return export(load_experiment(experiment, experiment_dir), out)
+def export_experiment(
+    experiment: str, out: str | Path, experiment_dir=None, live: bool | None = None
+) -> ExportResult:
+    """`live`: whether the experiment's manager still runs (None: NNI's manifest says)."""
+    return export(load_experiment(experiment, experiment_dir, live), out)
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m analysis.export",
         description=__doc__,
@@ -63,7 +72,11 @@ def main(argv=None) -> int:
     parser.add_argument("experiment", help="experiment id, path to nni.sqlite, or manager URL")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--experiment-dir", help="NNI experiment folder (~/nni-experiments)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         result = export_experiment(args.experiment, args.out, args.experiment_dir)
     except ExportError as exc:

@@ -29,15 +29,20 @@ def best_so_far(trials: pd.DataFrame) -> pd.Series:
 
 
 def plot_experiment(
-    trials: pd.DataFrame, steps: pd.DataFrame, params: list[str], out: Path
+    trials: pd.DataFrame,
+    steps: pd.DataFrame,
+    params: list[str],
+    out: Path,
+    label: str = "validation accuracy",
 ) -> list[Path]:
+    """`label`: what the trials' `default` metric is (analysis.tables.metric_label)."""
     written = []
     done = trials[trials["default"].notna()].sort_values("sequence", kind="stable")
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.bar(done["sequence"].astype(str), done["default"].astype(float), color="tab:blue")
     ax.set(
         xlabel="trial (sequence)",
-        ylabel="default (validation accuracy)",
+        ylabel=label,
         title="Final metric per trial",
     )
     written.append(save(fig, out / "default_per_trial.png"))
@@ -45,14 +50,14 @@ def plot_experiment(
     fig, ax = plt.subplots(figsize=(7, 4))
     best = best_so_far(trials)
     ax.step(range(1, len(best) + 1), best, where="post", marker="o")
-    ax.set(xlabel="finished trials", ylabel="best default so far", title="Best so far")
+    ax.set(xlabel="finished trials", ylabel=f"best {label} so far", title="Best so far")
     ax.grid(alpha=0.3)
     written.append(save(fig, out / "best_so_far.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for trial_id, group in steps.groupby("trial_id", sort=False):
         ax.plot(group["step"] + 1, group["default"].astype(float), alpha=0.7, label=trial_id)
-    ax.set(xlabel="epoch", ylabel="intermediate default", title="Intermediate results")
+    ax.set(xlabel="epoch", ylabel=f"{label} (intermediate)", title="Intermediate results")
     if steps["trial_id"].nunique() <= 12 and not steps.empty:
         ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
@@ -70,7 +75,7 @@ def plot_experiment(
                 ax.set_xscale("log")
         else:
             ax.scatter(x.astype(str), done["default"].astype(float))
-        ax.set(xlabel=name, ylabel="default", title=f"{name} against default")
+        ax.set(xlabel=name, ylabel=label, title=f"{label} against {name}")
         ax.grid(alpha=0.3)
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
         written.append(save(fig, out / f"param_{safe}.png"))

@@ -8,6 +8,10 @@
 The database is never opened in place: NNI's manager sets no busy timeout, so even a reader's
 shared lock can make its writes fail. The file is copied (no lock taken) and the copy opened
 immutable; a copy torn by a concurrent write fails sqlite's check and is taken again.
+
+NNI writes no end event for a trial killed by a stop or a crash: in an experiment whose manager
+is not running, such a trial is INTERRUPTED (never RUNNING). A trial NNI ran again after a
+resume (event ADD_RESUMED) keeps only its last run's metrics and counts its `restarts`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_EXPERIMENT_DIR = Path("~/nni-experiments").expanduser()
+MANIFEST = DEFAULT_EXPERIMENT_DIR / ".experiment"  # NNI's list of experiments (nnictl's)
 FINISHED = {"SUCCEEDED", "FAILED", "EARLY_STOPPED", "USER_CANCELED", "SYS_CANCELED"}
+# nnisuite's own readings of what NNI recorded: killed past maxTrialDuration; no end recorded
+# because the experiment stopped or crashed under it
+DERIVED = {"TIMED_OUT", "INTERRUPTED"}
+UNFINISHED = {"WAITING", "RUNNING", "UNKNOWN"}
 TABLES = {"TrialJobEvent", "MetricData", "ExperimentProfile"}
 
 
@@ -41,8 +50,9 @@ class Trial:
     parameters: dict = field(default_factory=dict)
     final: dict = field(default_factory=dict)  # {"default": ..., other final keys}
     intermediates: list[dict] = field(default_factory=list)  # per step: {"default": ..., ...}
-    start_time: float | None = None  # unix seconds
+    start_time: float | None = None  # unix seconds, of the last run
     end_time: float | None = None
+    restarts: int = 0  # times NNI ran it again after a resume (ADD_RESUMED)
 
     @property
     def duration_s(self) -> float | None:
@@ -105,28 +115,30 @@ def flatten_parameters(params: dict, prefix: str = "") -> dict:
 # ---------------------------------------------------------------- NNI 3.0's status bug
 
 ASSESSOR_KILL = re.compile(r'\(NNIManager\) cancelTrialJob: "([^"]+)"')
+DURATION_KILL = re.compile(r"Trial job (\S+) has been canceled because it is over max trial")
 
 
-def assessor_kills(log_dir) -> set[str]:
-    """Trials the assessor stopped, from the manager's log (`cancelTrialJob: "ID"`; a user's
-    cancel logs `User cancelTrialJob: ID`, the experiment's own stop logs the id unquoted)."""
+def manager_log(log_dir) -> str:
     if not log_dir:
-        return set()
-    log = Path(log_dir) / "log" / "nnimanager.log"
+        return ""
     try:
-        return set(ASSESSOR_KILL.findall(log.read_text(errors="replace")))
+        return (Path(log_dir) / "log" / "nnimanager.log").read_text(errors="replace")
     except OSError:
-        return set()
+        return ""
 
 
-def correct_early_stops(trials: dict[str, Trial], log_dir) -> None:
+def correct_statuses(trials: dict[str, Trial], log_dir) -> None:
     """NNI 3.0's local service records an assessor's stop as USER_CANCELED (it reads the
-    early-stop flag only after the trial's exit was handled); the manager's log says which
-    stops were the assessor's, and those trials are EARLY_STOPPED."""
-    for trial_id in assessor_kills(log_dir):
-        trial = trials.get(trial_id)
-        if trial is not None and trial.status in ("USER_CANCELED", "FAILED"):
-            trial.status = "EARLY_STOPPED"
+    early-stop flag only after the trial's exit was handled), and a trial killed for running
+    past maxTrialDuration the same way. The manager's log says which stop was which: those
+    trials are EARLY_STOPPED and TIMED_OUT."""
+    log = manager_log(log_dir)
+    kinds = (("EARLY_STOPPED", ASSESSOR_KILL), ("TIMED_OUT", DURATION_KILL))
+    for status, pattern in kinds:
+        for trial_id in set(pattern.findall(log)):
+            trial = trials.get(trial_id)
+            if trial is not None and trial.status in ("USER_CANCELED", "FAILED", "EARLY_STOPPED"):
+                trial.status = status
 
 
 # ---------------------------------------------------------------- sqlite
@@ -162,7 +174,8 @@ def snapshot(db: Path, attempts: int = 8) -> Path:
     raise ExportError(f"{db}: not a readable NNI database ({last_error})")
 
 
-def read_sqlite(db: Path) -> Experiment:
+def read_sqlite(db: Path, live: bool | None = None) -> Experiment:
+    """`live`: whether a manager still runs the experiment (None: ask NNI's manifest)."""
     if not db.is_file():
         raise ExportError(f"{db}: no such database file")
     copy = snapshot(db)
@@ -205,7 +218,10 @@ def read_sqlite(db: Path) -> Experiment:
     }
     trials: dict[str, Trial] = {}
     params_by_id: dict[str, dict] = {}
+    resumed_at: dict[str, float] = {}  # trial -> time of its last ADD_RESUMED (ms)
     for ts, trial_id, event, data, seq in events:
+        if not trial_id:  # experiment-level events (IMPORT_DATA, ADD_CUSTOMIZED)
+            continue
         trial = trials.setdefault(trial_id, Trial(trial_id))
         if seq is not None and seq >= 0:
             trial.sequence = int(seq)
@@ -217,14 +233,26 @@ def read_sqlite(db: Path) -> Experiment:
             if isinstance(record, dict) and "parameters" in record:
                 trial.parameters = record["parameters"]
                 params_by_id[str(record.get("parameter_id"))] = record["parameters"]
+        if event == "ADD_RESUMED":
+            trial.restarts += 1
+            trial.start_time = trial.end_time = None
+            resumed_at[trial_id] = ts
+            trial.status = "WAITING"
+            continue
         if event == "RUNNING" and trial.start_time is None:
             trial.start_time = ts / 1000
         if event in FINISHED:
             trial.end_time = ts / 1000
-        if event != "ADD_CUSTOMIZED":
-            trial.status = event
+        trial.status = event
+    metrics = [m for m in metrics if m[0] >= resumed_at.get(m[1], float("-inf"))]
     add_metrics(trials, metrics, params_by_id)
-    correct_early_stops(trials, db.parent.parent)
+    correct_statuses(trials, db.parent.parent)
+    if live is None:
+        live = live_manager(exp_id) is not None
+    if not live:
+        for trial in trials.values():
+            if trial.status in UNFINISHED:
+                trial.status = "INTERRUPTED"
     return Experiment(exp_id, profile, order(trials), str(db))
 
 
@@ -243,7 +271,10 @@ def add_metrics(trials: dict[str, Trial], rows, params_by_id: dict) -> None:
         if kind == "FINAL":
             trial.final = decode_metric(data)
         elif kind == "PERIODICAL":
-            trial.intermediates.append({"step": int(sequence), **decode_metric(data)})
+            step = int(sequence)
+            if trial.intermediates and step <= trial.intermediates[-1]["step"]:
+                trial.intermediates = []  # steps start again: NNI re-ran it after a resume
+            trial.intermediates.append({"step": step, **decode_metric(data)})
 
 
 def order(trials: dict[str, Trial]) -> list[Trial]:
@@ -296,7 +327,7 @@ def read_rest(base: str) -> Experiment:
         ),
         params_by_id,
     )
-    correct_early_stops(trials, profile.get("logDir"))
+    correct_statuses(trials, profile.get("logDir"))
     return Experiment(profile.get("id", "?"), profile, order(trials), base)
 
 
@@ -323,7 +354,37 @@ def find_database(experiment: str, experiment_dir: str | Path | None = None) -> 
     return db
 
 
-def load_experiment(experiment: str, experiment_dir: str | Path | None = None) -> Experiment:
+def load_experiment(
+    experiment: str, experiment_dir: str | Path | None = None, live: bool | None = None
+) -> Experiment:
+    """`live`: for a database, whether its manager still runs (None: ask NNI's manifest)."""
     if experiment.startswith(("http://", "https://")):
         return read_rest(experiment)
-    return read_sqlite(find_database(experiment, experiment_dir))
+    return read_sqlite(find_database(experiment, experiment_dir), live)
+
+
+# ---------------------------------------------------------------- NNI's manifest
+
+
+def manifest_entry(exp_id: str) -> dict:
+    """NNI's record of an experiment in ~/nni-experiments/.experiment ({} when absent)."""
+    try:
+        entry = json.loads(MANIFEST.read_text()).get(exp_id)
+    except (OSError, ValueError):
+        return {}
+    return entry if isinstance(entry, dict) else {}
+
+
+def live_manager(exp_id: str) -> tuple[int, int] | None:
+    """(pid, port) of a manager process still running `exp_id`, else None."""
+    entry = manifest_entry(exp_id)
+    pid, port = entry.get("pid"), entry.get("port")
+    if not isinstance(pid, int) or entry.get("status") == "STOPPED":
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    if b"main.js" not in cmdline or exp_id.encode() not in cmdline:
+        return None  # the pid was reused by another process
+    return pid, port

@@ -15,8 +15,14 @@ import pandas as pd
 from analysis.store import Experiment, flatten_parameters
 
 LEADING = ["trial_id", "sequence", "status"]
-TRAILING = ["intermediate_count", "best_intermediate", "start_time", "end_time", "duration_s"]
-SUCCESS = "SUCCEEDED"
+TRAILING = [
+    "intermediate_count",
+    "best_intermediate",
+    "start_time",
+    "end_time",
+    "duration_s",
+    "restarts",
+]
 
 
 def iso(ts: float | None) -> str | None:
@@ -65,6 +71,7 @@ def trials_table(exp: Experiment) -> pd.DataFrame:
             "start_time": iso(t.start_time),
             "end_time": iso(t.end_time),
             "duration_s": round(t.duration_s, 3) if t.duration_s is not None else None,
+            "restarts": t.restarts,
         }
         rows.append(row)
     columns = LEADING + params + ["default"] + final_keys + TRAILING
@@ -120,17 +127,57 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join([header, sep, *body])
 
 
+def metric_label(trials: pd.DataFrame) -> str:
+    """What `default` means: nnisuite's trials report validation accuracy there (and
+    `test_accuracy` beside it); another trial's `default` is whatever it reported."""
+    return "validation accuracy" if "test_accuracy" in trials.columns else "default metric"
+
+
 def report_columns(trials: pd.DataFrame, params: list[str]) -> list[str]:
     keep = ["trial_id", "status", *params, "default", "test_accuracy", "epochs", "duration_s"]
+    if "restarts" in trials.columns and trials["restarts"].fillna(0).astype(int).any():
+        keep.append("restarts")
     return [c for c in keep if c in trials.columns]
+
+
+def timing(exp: Experiment) -> str:
+    """Start, end and duration from NNI's profile; after a crash (no end recorded) the last
+    trial event stands in for the end."""
+    start, end = exp.profile.get("startTime"), exp.profile.get("endTime")
+    execution = exp.profile.get("execDuration")
+    started = iso(start / 1000) if start else "?"
+    if end:
+        wall = f"{(end - start) / 1000:.0f} s" if start else "?"
+        return (
+            f"started {started}; ended {iso(end / 1000)}; wall time {wall} (NNI counted "
+            f"{execution} s of running)"
+        )
+    times = [x for t in exp.trials for x in (t.start_time, t.end_time) if x]
+    if not times:
+        return f"started {started}; no end recorded"
+    last = max(times)
+    span = f"{last - start / 1000:.0f} s" if start else "?"
+    return f"started {started}; no end recorded; last trial event {iso(last)} ({span} in)"
+
+
+def status_note(counts: dict[str, int], trials: pd.DataFrame) -> list[str]:
+    notes = []
+    if counts.get("INTERRUPTED"):
+        notes.append(
+            f"- {counts['INTERRUPTED']} trial(s) INTERRUPTED: running when the experiment "
+            "stopped or crashed (NNI records no end for them); a resume runs them again"
+        )
+    restarted = int(trials["restarts"].fillna(0).astype(int).gt(0).sum()) if len(trials) else 0
+    if restarted:
+        notes.append(f"- {restarted} trial(s) run again after a resume (column `restarts`)")
+    return notes
 
 
 def summary_markdown(exp: Experiment, trials: pd.DataFrame, importance_md: str = "") -> str:
     cfg = exp.config
     params = parameter_names(exp)
     counts = status_counts(trials) if not trials.empty else {}
-    start, end = exp.profile.get("startTime"), exp.profile.get("endTime")
-    duration = exp.profile.get("execDuration")
+    label = metric_label(trials)
     lines = [
         f"# Experiment {exp.id}: {cfg.get('experimentName') or '(unnamed)'}",
         "",
@@ -141,9 +188,9 @@ def summary_markdown(exp: Experiment, trials: pd.DataFrame, importance_md: str =
         f"- trials: {len(trials)} ("
         + (", ".join(f"{k} {v}" for k, v in counts.items()) or "none")
         + ")",
-        f"- started: {iso(start / 1000) if start else '?'}; ended: "
-        f"{iso(end / 1000) if end else 'not yet'}; duration: "
-        f"{f'{duration} s' if duration is not None else '?'}",
+        *status_note(counts, trials),
+        f"- {timing(exp)}",
+        f"- `default` is the {label}",
         "",
         "## Search space",
         "",
@@ -162,12 +209,13 @@ def summary_markdown(exp: Experiment, trials: pd.DataFrame, importance_md: str =
     if finished.empty:
         lines.append("No trial has a final result yet: the tables are empty.")
     else:
-        lines.append(markdown_table(ranked(trials)[report_columns(trials, params)]))
+        table = ranked(trials)[report_columns(trials, params)]
+        lines.append(markdown_table(table.rename(columns={"default": f"{label} (default)"})))
         best = ranked(finished).iloc[0]
         best_params = {p: best[p] for p in params if p in best and pd.notna(best[p])}
         lines += [
             "",
-            f"## Best trial: {best['trial_id']} (default {fmt(best['default'])}"
+            f"## Best trial: {best['trial_id']} ({label} {fmt(best['default'])}"
             + (
                 f", test_accuracy {fmt(best['test_accuracy'])}"
                 if "test_accuracy" in best and pd.notna(best["test_accuracy"])

@@ -31,11 +31,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from launcher import REPO
 from models.mlp import MLP
-from trials.data import IDX_FILES, find_idx_files, load_dataset
-from trials.engine import evaluate, make_optimizer, train_epoch
+from trials.data import IDX_FILES, find_idx_files, load_dataset, write_idx
+from trials.engine import FitConfig, evaluate, fast_path, make_optimizer, train_epoch
 
-REPO = Path(__file__).resolve().parent.parent
 GFLOP_CONFIGS = [(bs, widths) for widths in ((128, 256), (1024, 1024)) for bs in (32, 64, 256)]
 
 
@@ -74,10 +74,7 @@ def prepare_data(quick: bool, workdir: Path):
             "test_labels": rng.integers(0, 10, n_test),
         }
         for key, array in arrays.items():
-            header = bytes([0, 0, 8, array.ndim]) + b"".join(
-                int(d).to_bytes(4, "big") for d in array.shape
-            )
-            (raw / IDX_FILES[key]).write_bytes(header + array.astype(np.uint8).tobytes())
+            write_idx(raw / IDX_FILES[key], array.astype(np.uint8))
         source = "MNIST-shaped random data" + (" (quick: small)" if quick else "")
         data = load_dataset("mnist", raw)
     return data, workdir, source
@@ -178,16 +175,26 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def engine_gflops(device, batch: int, widths, n_samples: int, repeats: int) -> float:
+def engine_epoch(model, lr: float, fused: bool | None):
+    """One training epoch as a trial takes it: (x, y, batch, generator) -> loss, on the path
+    trials.engine.fast_path picks (the fused one unless `fused` is False)."""
+    use_fused, _ = fast_path(FitConfig(lr=lr, fused=fused), model)
+    if use_fused:
+        return lambda x, y, b, g: train_epoch(model, x, y, None, b, g, fused_lr=lr)
+    opt = make_optimizer("sgd", model, lr, 0.0)
+    return lambda x, y, b, g: train_epoch(model, x, y, opt, b, g)
+
+
+def engine_gflops(device, batch: int, widths, n_samples: int, repeats: int, fused) -> float:
     torch.manual_seed(0)
     model = MLP(784, list(widths), 10).to(device)
     x = torch.randn(n_samples, 784, device=device)
     y = torch.randint(0, 10, (n_samples,), device=device)
-    opt = make_optimizer("sgd", model, 0.01, 0.0)  # what a trial uses
+    epoch = engine_epoch(model, 0.01, fused)
     gen = torch.Generator().manual_seed(0)
-    train_epoch(model, x, y, opt, batch, gen)  # warm-up
+    epoch(x, y, batch, gen)  # warm-up
     sync(device)
-    t = median_time(lambda: (train_epoch(model, x, y, opt, batch, gen), sync(device)), repeats)
+    t = median_time(lambda: (epoch(x, y, batch, gen), sync(device)), repeats)
     steps = n_samples // batch
     flops = steps * step_flops(batch, [784, *widths, 10])
     if n_samples % batch:
@@ -198,7 +205,79 @@ def engine_gflops(device, batch: int, widths, n_samples: int, repeats: int) -> f
 # ---------------------------------------------------------------- the benchmark
 
 
-def run(out: Path, quick: bool, repeats: int, device_name: str | None) -> dict:
+def measure_log_pipeline(root: Path, repeats: int) -> dict:
+    """The log's DataLoader pipeline, on the CPU (the DataLoader is its cost)."""
+    train_loader, test_loader = seed_loaders(root, 64)
+    torch.manual_seed(0)
+    model = MLP(784, [128, 256], 10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    return {
+        "seed_train_s": median_time(lambda: seed_train_epoch(model, train_loader, opt), repeats),
+        "seed_eval_s": median_time(lambda: seed_evaluate(model, test_loader), repeats),
+    }
+
+
+def measure_engine(data, device, repeats: int, fused: bool | None) -> dict:
+    """nnisuite's engine on the same model, data, batch size and optimiser."""
+    data = data.to(device)
+    torch.manual_seed(0)
+    model = MLP(784, [128, 256], 10).to(device)
+    epoch = engine_epoch(model, 0.01, fused)
+    gen = torch.Generator().manual_seed(0)
+    train_x = torch.cat([data.train_x, data.val_x])  # the log trained on all 60,000
+    train_y = torch.cat([data.train_y, data.val_y])
+    use_fused, why = fast_path(FitConfig(lr=0.01, fused=fused), model)
+
+    def train():
+        epoch(train_x, train_y, 64, gen)
+        sync(device)
+
+    def test():
+        evaluate(model, data.test_x, data.test_y, 10, use_fused)
+        sync(device)
+
+    return {
+        "path": why,
+        "ours_train_s": median_time(train, repeats),
+        "ours_eval_s": median_time(test, max(repeats, 9)),  # 10 ms each: more runs
+    }
+
+
+def measure_gflops(device, quick: bool, repeats: int, fused: bool | None) -> dict:
+    """Training GFLOP/s of the engine at several batch sizes and widths, against sgemm."""
+    peak = sgemm_gflops(device, 512 if quick else 2048, repeats)
+    n = 2_048 if quick else 20_480
+    configs = []
+    for batch, widths in GFLOP_CONFIGS:
+        g = engine_gflops(device, batch, widths, n, repeats, fused)
+        configs.append(
+            {"batch_size": batch, "widths": list(widths), "gflops": g, "peak_fraction": g / peak}
+        )
+    return {"sgemm_gflops": peak, "configs": configs}
+
+
+def measure_startup(root: Path, workdir: Path, source: str, repeats: int) -> dict:
+    """Seconds from launching a trial to its first training step, dataset cache warm."""
+    env = os.environ | {"NNISUITE_FIRST_STEP_PROBE": "1"}
+    trial = [sys.executable, "-m", "trials.mlp", "--epochs", "1", "--out", str(workdir / "trial")]
+    trial += (
+        ["--dataset", "fashion-mnist"]
+        if "Fashion" in source
+        else ["--dataset", "mnist", "--data-dir", str(root / "FashionMNIST" / "raw")]
+    )
+    subprocess.run(trial, env=env, cwd=REPO, capture_output=True, timeout=600)  # warm cache
+    ours = statistics.median(
+        startup_seconds(trial, env, "NNISUITE_FIRST_STEP") for _ in range(repeats)
+    )
+    seed = statistics.median(
+        startup_seconds(seed_startup_command(root), env, "FIRST_STEP") for _ in range(repeats)
+    )
+    return {"ours_startup_s": ours, "seed_startup_s": seed, "startup_ratio": ours / seed}
+
+
+def run(
+    out: Path, quick: bool, repeats: int, device_name: str | None, fused: bool | None = None
+) -> dict:
     device = torch.device(device_name or "cpu")
     workdir = Path(tempfile.mkdtemp(prefix="nnisuite-bench-"))
     try:
@@ -212,76 +291,14 @@ def run(out: Path, quick: bool, repeats: int, device_name: str | None) -> dict:
             "torch": torch.__version__,
             "quick": quick,
         }
-        # the log's pipeline (CPU: the DataLoader is its cost)
-        train_loader, test_loader = seed_loaders(root, 64)
-        torch.manual_seed(0)
-        seed_model = MLP(784, [128, 256], 10).to("cpu")
-        seed_opt = torch.optim.SGD(seed_model.parameters(), lr=0.01)
-        results["seed_train_s"] = median_time(
-            lambda: seed_train_epoch(seed_model, train_loader, seed_opt), repeats
-        )
-        results["seed_eval_s"] = median_time(
-            lambda: seed_evaluate(seed_model, test_loader), repeats
-        )
-        # ours, the same model, data, batch size and optimiser
-        data = data.to(device)
-        torch.manual_seed(0)
-        model = MLP(784, [128, 256], 10).to(device)
-        opt = make_optimizer("sgd", model, 0.01, 0.0)  # what a trial uses
-        gen = torch.Generator().manual_seed(0)
-        train_x = torch.cat([data.train_x, data.val_x])  # the log trained on all 60,000
-        train_y = torch.cat([data.train_y, data.val_y])
-
-        def ours_train():
-            train_epoch(model, train_x, train_y, opt, 64, gen)
-            sync(device)
-
-        def ours_eval():
-            evaluate(model, data.test_x, data.test_y, 10)
-            sync(device)
-
-        results["ours_train_s"] = median_time(ours_train, repeats)
-        results["ours_eval_s"] = median_time(ours_eval, max(repeats, 9))  # 10 ms each: more runs
+        print(f"benchmarks.epoch: {source}, {device}", file=sys.stderr, flush=True)
+        results |= measure_log_pipeline(root, repeats)
+        results |= measure_engine(data, device, repeats, fused)
+        print(f"benchmarks.epoch: engine path: {results['path']}", file=sys.stderr, flush=True)
         results["train_speedup"] = results["seed_train_s"] / results["ours_train_s"]
         results["eval_speedup"] = results["seed_eval_s"] / results["ours_eval_s"]
-        # GFLOP/s against the sgemm peak
-        results["sgemm_gflops"] = sgemm_gflops(device, 512 if quick else 2048, repeats)
-        n = 2_048 if quick else 20_480
-        results["configs"] = []
-        for batch, widths in GFLOP_CONFIGS:
-            g = engine_gflops(device, batch, widths, n, repeats)
-            results["configs"].append(
-                {
-                    "batch_size": batch,
-                    "widths": list(widths),
-                    "gflops": g,
-                    "peak_fraction": g / results["sgemm_gflops"],
-                }
-            )
-        # start-up to the first training step, dataset cache warm
-        env = os.environ | {"NNISUITE_FIRST_STEP_PROBE": "1"}
-        trial = [
-            sys.executable,
-            "-m",
-            "trials.mlp",
-            "--epochs",
-            "1",
-            "--out",
-            str(workdir / "trial"),
-        ]
-        trial += (
-            ["--dataset", "fashion-mnist"]
-            if "Fashion" in source
-            else ["--dataset", "mnist", "--data-dir", str(root / "FashionMNIST" / "raw")]
-        )
-        subprocess.run(trial, env=env, cwd=REPO, capture_output=True, timeout=600)  # warm cache
-        results["ours_startup_s"] = statistics.median(
-            startup_seconds(trial, env, "NNISUITE_FIRST_STEP") for _ in range(repeats)
-        )
-        results["seed_startup_s"] = statistics.median(
-            startup_seconds(seed_startup_command(root), env, "FIRST_STEP") for _ in range(repeats)
-        )
-        results["startup_ratio"] = results["ours_startup_s"] / results["seed_startup_s"]
+        results |= measure_gflops(device, quick, repeats, fused)
+        results |= measure_startup(root, workdir, source, repeats)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -304,6 +321,7 @@ def markdown(r: dict) -> str:
     lines = [
         f"Data: {r['data']}; device {r['device']}; torch {r['torch']}, "
         f"{r['torch_threads']} threads; CPU {r['cpu']}; median of {r['repeats']}.",
+        f"Engine path: {r['path']}.",
         "",
         "| measure | the log's pipeline | nnisuite | speed-up |",
         "|---|---|---|---|",
@@ -327,18 +345,29 @@ def markdown(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.epoch",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="folder for bench.json and bench.md")
     p.add_argument("--quick", action="store_true", help="small data, 1 repeat: harness check")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3, help="runs per figure; the median counts")
     p.add_argument("--device", help="cpu (default) or cuda")
-    args = p.parse_args(argv)
-    results = run(Path(args.out), args.quick, 1 if args.quick else args.repeats, args.device)
+    p.add_argument(
+        "--fused",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the engine's fused ReLU-MLP path (default: on where it applies)",
+    )
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    repeats = 1 if args.quick else args.repeats
+    results = run(Path(args.out), args.quick, repeats, args.device, args.fused)
     print(markdown(results))
     return 0
 

@@ -19,8 +19,9 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-SPACE_YAML = REPO / "experiments" / "mlp_tpe_digits.yaml"
+from launcher import REPO
+
+EXPERIMENT_YAML = REPO / "experiments" / "mlp_tpe_digits.yaml"  # its space serves Optuna too
 
 
 def optuna_study(trials: int, epochs: int, concurrency: int) -> dict:
@@ -28,6 +29,8 @@ def optuna_study(trials: int, epochs: int, concurrency: int) -> dict:
     import optuna
     import torch
 
+    from experiments.config import load_yaml
+    from experiments.search_space import load_space, optuna_distributions, suggest
     from trials.mlp import MLPParams, build_mlp
     from trials.params import resolve_params
     from trials.runner import train
@@ -35,18 +38,15 @@ def optuna_study(trials: int, epochs: int, concurrency: int) -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(1)
     overheads, lock = [], threading.Lock()
+    nni_space, _, _ = load_space(load_yaml(EXPERIMENT_YAML), EXPERIMENT_YAML)
+    space = optuna_distributions(nni_space)
 
     def objective(trial):
         t0 = time.perf_counter()
         params = resolve_params(
             MLPParams,
             ["--dataset", "digits", "--epochs", str(epochs), "--threads", "1"],
-            {
-                "features1": trial.suggest_categorical("features1", [128, 256, 512, 1024]),
-                "features2": trial.suggest_categorical("features2", [128, 256, 512, 1024]),
-                "lr": trial.suggest_float("lr", 1e-4, 0.1, log=True),
-                "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128, 256]),
-            },
+            {name: suggest(trial, name, dist) for name, dist in space.items()},
         )
         final = train(params, build_mlp).final
         with lock:
@@ -72,24 +72,24 @@ def nni_study(trials: int, epochs: int, concurrency: int, launcher: bool, workdi
 
     from analysis.store import load_experiment
     from experiments.config import apply_overrides, load_yaml, to_nni_config
-    from experiments.run import free_port, watch
-    from trials.warm import warm_launcher
+    from experiments.manager import free_port, watch
+    from launcher.warm import warm_launcher
 
     raw = apply_overrides(
-        load_yaml(SPACE_YAML),
+        load_yaml(EXPERIMENT_YAML),
         max_trials=trials,
         concurrency=concurrency,
         epochs=epochs,
         experiment_dir=str(workdir / "nni"),
     )
-    config = to_nni_config(raw, SPACE_YAML)
+    config = to_nni_config(raw, EXPERIMENT_YAML)
     with warm_launcher(launcher, stream=io.StringIO()):
         exp = Experiment(config)
         port = free_port()
         t0 = time.perf_counter()
         try:
             exp.start(port)
-            status = watch(port, trials, poll_s=0.2, stream=io.StringIO(), timeout_s=900)
+            status = watch(port, trials, poll_s=0.2, stream=io.StringIO(), timeout_s=900).status
             wall = time.perf_counter() - t0
             result = load_experiment(f"http://127.0.0.1:{port}")
         finally:
@@ -143,18 +143,24 @@ def markdown(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.study",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", required=True)
-    p.add_argument("--trials", type=int, default=10)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--out", required=True, help="folder for study.json and study.md")
+    p.add_argument("--trials", type=int, default=10, help="trials per study (default 10)")
+    p.add_argument("--epochs", type=int, default=10, help="epochs per trial (default 10)")
+    p.add_argument(
+        "--concurrency", type=int, nargs="+", default=[1, 2], help="concurrencies to run (1 2)"
+    )
     p.add_argument("--quick", action="store_true", help="3 trials, 1 epoch, concurrency 1")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     if args.quick:
         args.trials, args.epochs, args.concurrency = 3, 1, [1]
     print(markdown(run(Path(args.out), args.trials, args.epochs, args.concurrency)))

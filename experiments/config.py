@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from launcher import CLIENT_MODULE
+
 
 class ConfigError(ValueError):
     """An experiment file that cannot be read at all."""
@@ -57,7 +59,7 @@ def set_key(raw: dict, name: str, value) -> dict:
 
 @dataclass
 class TrialCommand:
-    """A parsed trial command: `[python3 -m trials.launch [--python P]] MODULE [ARGS]`."""
+    """A parsed trial command: `[python3 -m launcher [--python P]] MODULE [ARGS]`."""
 
     prefix: list[str]  # everything before the module name
     module: str | None  # e.g. trials.mlp; None when the command runs something else
@@ -68,7 +70,7 @@ class TrialCommand:
         tokens = shlex.split(command or "")
         if "-m" in tokens:
             i = tokens.index("-m") + 1
-            if i < len(tokens) and tokens[i] == "trials.launch":
+            if i < len(tokens) and tokens[i] == CLIENT_MODULE:
                 i += 1
                 if tokens[i : i + 1] == ["--python"]:
                     i += 2

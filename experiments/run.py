@@ -1,165 +1,112 @@
-"""Run a whole study with one command: validate, start on NNI, show progress, export, stop.
+"""Run a whole study with one command: validate, start on NNI, watch, stop, export; or resume one.
 
     python -m experiments.run experiments/mlp_tpe_digits.yaml          # what `make demo` runs
     python -m experiments.run experiments/mlp_tpe_fashion.yaml --max-trials 4 --epochs 5
+    python -m experiments.run --resume ID [--experiment-dir DIR]       # after a crash or Ctrl-C
 
 Overrides of the YAML: --port, --experiment-dir, --max-trials, --concurrency, --dataset,
 --epochs. The experiment is validated first (exit 2 on problems), runs on NNI's own manager
 (web UI at http://127.0.0.1:PORT while it runs), and is exported with analysis.export into
---out (default runs/<name>-<id>). Ctrl-C stops the experiment cleanly and still exports.
+--out (default runs/<name>-<id>). Exit codes: 0 done; 2 bad input; 3 the watchdog found the
+manager dead, the experiment in ERROR or nothing moving for --stall-minutes (it prints the logs'
+tails, exports and says how to resume); 130 Ctrl-C (stopped cleanly, still exported).
+
+--resume continues a stopped or crashed experiment with NNI's own resume: trials that were
+running when it stopped are run again (same id and parameters), the tuner is given every
+finished result (IMPORT_DATA), and the study ends with its maxTrialNumber trials.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
-import socket
 import sys
-import time
 from pathlib import Path
 
 from experiments.config import ConfigError, apply_overrides, load_yaml, to_nni_config
+from experiments.manager import EXIT_USAGE, Study, default_port, run_study
 from experiments.validate import validate
-from trials.warm import add_launcher_flag, warm_launcher
+from launcher.warm import add_launcher_flag
 
-TERMINAL = {"DONE", "STOPPED", "ERROR"}
-ACTIVE = {"WAITING", "RUNNING", "UNKNOWN"}
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
+OVERRIDES = ("max_trials", "concurrency", "dataset", "epochs")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def export(study: Study, _outcome) -> None:
+    from analysis.export import export_experiment
+    from analysis.store import ExportError
 
-
-def progress_line(trials, max_trials) -> tuple[str, float | None]:
-    counts: dict[str, int] = {}
-    for t in trials:
-        counts[t.status] = counts.get(t.status, 0) + 1
-    finals = [
-        (t.final["default"], t.trial_id)
-        for t in trials
-        if isinstance(t.final.get("default"), (int, float))
-    ]
-    best = max(finals) if finals else None
-    done = sum(v for k, v in counts.items() if k not in ACTIVE)
-    parts = [f"trials {done}/{max_trials or '?'} done", f"{counts.get('SUCCEEDED', 0)} succeeded"]
-    for status in ("FAILED", "EARLY_STOPPED", "USER_CANCELED"):
-        if counts.get(status):
-            parts.append(f"{counts[status]} {status.lower().replace('_', '-')}")
-    parts.append(f"{counts.get('RUNNING', 0)} running")
-    if counts.get("WAITING"):
-        parts.append(f"{counts['WAITING']} waiting")
-    parts.append(f"best {best[0]:.4f} ({best[1]})" if best else "best -")
-    return ", ".join(parts), best[0] if best else None
-
-
-def experiment_status(port: int) -> str:
-    from analysis.store import get_json
-
-    return get_json(f"http://127.0.0.1:{port}/api/v1/nni/check-status").get("status", "?")
-
-
-def watch(
-    port: int,
-    max_trials: int | None,
-    poll_s: float = 1.0,
-    stream=sys.stdout,
-    timeout_s: float | None = None,
-    on_poll=None,
-) -> str:
-    """Print progress until the experiment ends; returns NNI's final status ("TIMEOUT" when
-    `timeout_s` passes first). `on_poll(trials)` is called after each poll."""
-    from analysis.store import ExportError, read_rest
-
-    last, started = None, time.monotonic()
-    while timeout_s is None or time.monotonic() - started < timeout_s:
-        try:
-            status = experiment_status(port)
-            trials = read_rest(f"http://127.0.0.1:{port}").trials
-        except ExportError:
-            status, trials = "UNREACHABLE", []
-        line, _ = progress_line(trials, max_trials)
-        if on_poll:
-            on_poll(trials)
-        if line != last:
-            print(f"[{time.monotonic() - started:6.1f}s] {line}", file=stream, flush=True)
-            last = line
-        no_more = status == "NO_MORE_TRIAL" and not any(t.status in ACTIVE for t in trials)
-        if status in TERMINAL or no_more or status == "UNREACHABLE":
-            return status
-        time.sleep(poll_s)
-    return "TIMEOUT"
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    exp = study.exp
     try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        result = export_experiment(exp.id, study.out, study.exp_dir, live=False)
+    except ExportError as exc:
+        print(f"nothing to export: {exc}", file=sys.stderr)
+        return
+    print(result.summary)
+    print(f"tables and plots: {study.out}/ (summary.md, trials.csv, intermediate.csv, *.png)")
+    view = f"nnictl view {exp.id} --experiment_dir {study.exp_dir} --port {study.port}"
+    print(f"web UI again: {view}")
 
 
-def run(args) -> int:
+def resume_command(exp_id: str, exp_dir: Path) -> str:
+    return f"python -m experiments.run --resume {exp_id} --experiment-dir {exp_dir}"
+
+
+def new_study(args) -> Study | int:
+    from nni.experiment import Experiment
+
     try:
         raw = load_yaml(args.config)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     raw = apply_overrides(
         raw,
-        max_trials=args.max_trials,
-        concurrency=args.concurrency,
         experiment_dir=args.experiment_dir,
-        dataset=args.dataset,
-        epochs=args.epochs,
+        **{k: getattr(args, k) for k in OVERRIDES},
     )
     problems = validate(args.config, raw)
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
-        return 2
-    from nni.experiment import Experiment
-
-    from analysis.export import export_experiment
-
+        return EXIT_USAGE
     config = to_nni_config(raw, args.config)
-    port = args.port if args.port is not None else (8080 if port_is_free(8080) else free_port())
     exp = Experiment(config)
-    out = Path(args.out or f"runs/{config.experiment_name or 'experiment'}-{exp.id}")
+    port = default_port(args.port)
+    exp_dir = Path(config.canonical_copy().experiment_working_directory)
     print(
         f"experiment {exp.id}: {config.experiment_name}; web UI http://127.0.0.1:{port} "
         "while it runs; Ctrl-C stops it",
         flush=True,
     )
-    interrupted = False
-    with sigterm_as_interrupt(), warm_launcher(not args.no_launcher):
-        try:
-            exp.start(port)
-            status = watch(port, config.max_trial_number)
-            print(f"experiment {exp.id} ended: {status}", flush=True)
-        except KeyboardInterrupt:
-            interrupted = True
-            print("\ninterrupted: stopping the experiment...", file=sys.stderr, flush=True)
-        finally:
-            exp.stop()
-    exp_dir = Path(config.experiment_working_directory).expanduser()
-    result = export_experiment(exp.id, out, exp_dir)
-    print(result.summary)
-    print(f"tables and plots: {out}/ (summary.md, trials.csv, intermediate.csv, *.png)")
-    print(f"web UI again: nnictl view {exp.id} --experiment_dir {exp_dir} --port {port}")
-    return 130 if interrupted else 0
+    out = Path(args.out or f"runs/{config.experiment_name or 'experiment'}-{exp.id}")
+    return Study(exp, port, out, config.max_trial_number, resume_command(exp.id, exp_dir))
+
+
+def resumed_study(args) -> Study | int:
+    from experiments.resume import ResumeError, prepare_resume
+
+    try:
+        exp = prepare_resume(args.resume, args.experiment_dir)
+    except ResumeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    config = exp.config
+    port = default_port(args.port)
+    exp_dir = Path(config.canonical_copy().experiment_working_directory)
+    print(
+        f"resuming experiment {exp.id}: {config.experiment_name}; web UI "
+        f"http://127.0.0.1:{port} while it runs; Ctrl-C stops it",
+        flush=True,
+    )
+    out = Path(args.out or f"runs/{config.experiment_name or 'experiment'}-{exp.id}")
+    return Study(exp, port, out, config.max_trial_number, resume_command(exp.id, exp_dir))
+
+
+def run(args) -> int:
+    study = resumed_study(args) if args.resume else new_study(args)
+    if isinstance(study, int):
+        return study
+    stall_s = args.stall_minutes * 60 if args.stall_minutes is not None else None
+    return run_study(study, export=export, launcher=not args.no_launcher, stall_s=stall_s)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,20 +115,35 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("config", help="experiment YAML (experiments/*.yaml)")
+    p.add_argument("config", nargs="?", help="experiment YAML (experiments/*.yaml)")
+    p.add_argument("--resume", metavar="ID", help="resume the stopped or crashed experiment ID")
     p.add_argument("--port", type=int, help="web UI / REST port (default 8080, else a free one)")
     p.add_argument("--experiment-dir", help="NNI experiment folder (default ~/nni-experiments)")
-    p.add_argument("--max-trials", type=int)
-    p.add_argument("--concurrency", type=int)
-    p.add_argument("--dataset")
-    p.add_argument("--epochs", type=int)
+    p.add_argument("--max-trials", type=int, help="override maxTrialNumber")
+    p.add_argument("--concurrency", type=int, help="override trialConcurrency (and --threads)")
+    p.add_argument("--dataset", help="override the trial's --dataset")
+    p.add_argument("--epochs", type=int, help="override the trial's --epochs")
     p.add_argument("--out", help="export folder (default runs/<name>-<id>)")
+    p.add_argument(
+        "--stall-minutes",
+        type=float,
+        help="stop when no trial changes state and no metric arrives for this long "
+        "(default: 5, or 3x the longest finished trial)",
+    )
     add_launcher_flag(p)
     return p
 
 
 def main(argv=None) -> int:
-    return run(build_parser().parse_args(argv))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.resume and args.config:
+        parser.error("give either an experiment file or --resume ID, not both")
+    if args.resume and any(getattr(args, k) is not None for k in OVERRIDES):
+        parser.error("--resume continues the experiment as it was configured: no overrides")
+    if not args.resume and not args.config:
+        parser.error("an experiment file (or --resume ID) is required")
+    return run(args)
 
 
 if __name__ == "__main__":

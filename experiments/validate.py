@@ -15,111 +15,36 @@ import argparse
 import contextlib
 import dataclasses
 import difflib
-import importlib
 import io
-import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from experiments.config import ConfigError, TrialCommand, get_key, load_yaml, resolve
-
-TWO_BOUNDS = {"uniform", "loguniform", "randint"}
-THREE_BOUNDS = {"quniform", "qloguniform"}
-NORMALS = {"normal", "lognormal"}
-Q_NORMALS = {"qnormal", "qlognormal"}
-SPACE_TYPES = {"choice"} | TWO_BOUNDS | THREE_BOUNDS | NORMALS | Q_NORMALS
-
-
-@dataclass
-class Problem:
-    file: str
-    key: str
-    message: str
-    fix: str
-
-    def __str__(self) -> str:
-        return f"{self.file}: {self.key}: {self.message}. Fix: {self.fix}"
-
-
-def is_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def check_space_entry(name: str, spec, file: str) -> list[Problem]:
-    """One search-space parameter: `_type` known, `_value` well formed."""
-
-    def bad(message, fix):
-        return [Problem(file, name, message, fix)]
-
-    if not isinstance(spec, dict) or "_type" not in spec or "_value" not in spec:
-        return bad(
-            "must be a mapping with `_type` and `_value`",
-            "write it as {_type: choice, _value: [...]}",
-        )
-    kind, value = spec["_type"], spec["_value"]
-    if kind not in SPACE_TYPES:
-        close = difflib.get_close_matches(str(kind), sorted(SPACE_TYPES), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        return bad(f"unknown _type {kind!r}", f"{hint}use one of {', '.join(sorted(SPACE_TYPES))}")
-    if not isinstance(value, list):
-        return bad(
-            f"_value of a {kind} must be a list, got {type(value).__name__}",
-            "write _value as a YAML list",
-        )
-    if kind == "choice":
-        if not value:
-            return bad("choice with an empty _value", "list at least one option")
-        return []
-    want = 3 if kind in THREE_BOUNDS | Q_NORMALS else 2
-    if len(value) != want or not all(is_number(v) for v in value):
-        shape = {2: "[low, high]", 3: "[low, high, q]"}[want]
-        if kind in NORMALS | Q_NORMALS:
-            shape = "[mu, sigma]" if want == 2 else "[mu, sigma, q]"
-        return bad(
-            f"_value of {kind} must be {want} finite numbers {shape}, got {value}",
-            f"write _value as {shape}",
-        )
-    if kind in NORMALS | Q_NORMALS:
-        if value[1] <= 0:
-            return bad(f"sigma must be > 0, got {value[1]}", "use a positive sigma")
-    else:
-        low, high = value[0], value[1]
-        if low >= high:
-            return bad(
-                f"low >= high in {value}",
-                f"write _value as [{min(low, high)}, "
-                f"{max(low, high)}{', ...' if want == 3 else ''}] with low < high",
-            )
-        if kind in ("loguniform", "qloguniform") and low <= 0:
-            return bad(
-                f"{kind} bounds must be > 0, got low = {low}",
-                "use a positive lower bound (e.g. 1e-5)",
-            )
-    if want == 3 and value[2] <= 0:
-        return bad(f"q must be > 0, got {value[2]}", "use a positive step q")
-    return []
-
-
-def space_values(spec) -> list:
-    """Representative values of a space entry, to check against the trial field's type."""
-    kind, value = spec["_type"], spec["_value"]
-    if kind == "choice":
-        return list(value)
-    if kind == "randint":
-        return [int(value[0])]
-    if kind in THREE_BOUNDS | Q_NORMALS:
-        q = value[2]
-        return [q] if float(q).is_integer() and float(value[0]).is_integer() else [value[0] + 0.5]
-    return [float(value[0]) + 0.5]  # continuous: a float that is not an integer
+from experiments.problem import Problem
+from experiments.search_space import check_space_entry, load_space, space_values
+from launcher import trial_command
 
 
 def trial_params_class(module_name: str, code_dir: Path):
-    """The parameter dataclass a trial module declares as PARAMS (without running it)."""
+    """The parameter dataclass a trial module declares as PARAMS, or None. A module that has
+    no top-level PARAMS (a user's own trial) is not imported: importing a trial runs it."""
+    import ast
+    import importlib.util
+
     if str(code_dir) not in sys.path:
         sys.path.insert(0, str(code_dir))
-    module = importlib.import_module(module_name)
-    return getattr(module, "PARAMS", None)
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        raise ImportError(f"no module named {module_name!r}")
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    declares = any(
+        isinstance(node, ast.Assign)
+        and any(getattr(t, "id", None) == "PARAMS" for t in node.targets)
+        for node in tree.body
+    )
+    if not declares:
+        return None
+    return getattr(importlib.import_module(module_name), "PARAMS", None)
 
 
 def check_trial(space: dict, command: str, code_dir: Path, file: str) -> list[Problem]:
@@ -132,7 +57,7 @@ def check_trial(space: dict, command: str, code_dir: Path, file: str) -> list[Pr
                 file,
                 "trialCommand",
                 f"cannot tell which trial {command!r} runs",
-                "run a trial module: python3 -m trials.launch trials.mlp [FLAGS]",
+                f"run a trial module: {trial_command('trials.mlp')} [FLAGS]",
             )
         ]
     try:
@@ -249,58 +174,8 @@ def nni_config_problems(raw: dict, path: Path) -> list[Problem]:
     return []
 
 
-def load_space(raw: dict, path: Path) -> tuple[dict | None, str, list[Problem]]:
-    _, space_file = get_key(raw, "searchSpaceFile")
-    _, inline = get_key(raw, "searchSpace")
-    if space_file is None:
-        if isinstance(inline, dict):
-            return inline, str(path), []
-        return (
-            None,
-            str(path),
-            [
-                Problem(
-                    str(path),
-                    "searchSpaceFile",
-                    "no search space",
-                    "set searchSpaceFile (relative to this file)",
-                )
-            ],
-        )
-    space_path = resolve(space_file, path)
-    if not space_path.is_file():
-        return (
-            None,
-            str(space_path),
-            [
-                Problem(
-                    str(path),
-                    "searchSpaceFile",
-                    f"{space_path} does not exist",
-                    "fix the path (relative to the YAML file)",
-                )
-            ],
-        )
-    try:
-        space = load_yaml(space_path)
-    except ConfigError as exc:
-        return (
-            None,
-            str(space_path),
-            [
-                Problem(
-                    str(space_path),
-                    "search space",
-                    str(exc),
-                    "write a mapping of name: {_type, _value}",
-                )
-            ],
-        )
-    return space, str(space_path), []
-
-
 def nas_settings_problems(raw: dict, path: Path) -> list[Problem]:
-    from nas.__main__ import DEFAULTS, SettingsError, check
+    from nas.settings import DEFAULTS, SettingsError, check
 
     unknown = sorted(set(raw) - set(DEFAULTS))
     if unknown:
@@ -337,14 +212,18 @@ def validate(path: str | Path, raw: dict | None = None) -> list[Problem]:
     return problems
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m experiments.validate",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("files", nargs="+", help="experiment YAML files")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     failed = False
     for file in args.files:
         problems = validate(file)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from nas.settings import DEFAULTS
 from trials.data import load_dataset
 from trials.engine import FitConfig, fit
 from trials.report import NNIReporter
@@ -28,13 +29,14 @@ def hidden_widths(model) -> list[int]:
 
 def evaluate_architecture(
     model,
-    dataset="digits",
-    data_dir=None,
-    epochs=10,
-    lr=0.05,
-    batch_size=64,
-    optimizer="sgd",
-    momentum=0.0,
+    *,
+    dataset=DEFAULTS["dataset"],
+    data_dir=DEFAULTS["data_dir"],
+    epochs=DEFAULTS["epochs"],
+    lr=DEFAULTS["lr"],
+    batch_size=DEFAULTS["batch_size"],
+    optimizer=DEFAULTS["optimizer"],
+    momentum=DEFAULTS["momentum"],
     threads=None,
     split_seed=0,
 ) -> dict:

@@ -25,7 +25,8 @@ from nni.nas.nn.pytorch import LayerChoice, ModelSpace, MutableLinear, Repeat  #
 from nni.nas.space import model_context  # noqa: E402
 from torch import nn  # noqa: E402
 
-MIN_DEPTH, MAX_DEPTH = 1, 6
+from nas.settings import MAX_DEPTH, MIN_DEPTH, check_depth_bounds  # noqa: E402
+
 FIRST_WIDTH, WIDTH = 128, 256  # the log's widths
 EXTENDED_WIDTHS = [64, 128, 256, 512]
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
@@ -34,14 +35,6 @@ ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 def log_widths(depth: int) -> list[int]:
     """The log's hidden widths for a depth: [256] or [128, 256, ..., 256]."""
     return [WIDTH] if depth == 1 else [FIRST_WIDTH] + [WIDTH] * (depth - 1)
-
-
-def check_depth_bounds(min_depth: int, max_depth: int) -> None:
-    if not MIN_DEPTH <= min_depth <= max_depth <= MAX_DEPTH:
-        raise ValueError(
-            f"depth bounds must satisfy {MIN_DEPTH} <= min <= max <= {MAX_DEPTH}, "
-            f"got {min_depth}..{max_depth}"
-        )
 
 
 class Block(nn.Module):

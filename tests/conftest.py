@@ -1,4 +1,5 @@
-"""Shared fixtures: run a trial module under NNI's own trial SDK (no manager), find the data."""
+"""Fixtures: run a trial module under NNI's own trial SDK (no manager); a real warm launcher.
+Importable helpers live in tests/helpers/."""
 
 from __future__ import annotations
 
@@ -6,36 +7,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-
-
-def fashion_mnist_available() -> bool:
-    from trials.data import find_idx_files
-
-    return find_idx_files("fashion-mnist", None) is not None
-
-
-needs_fashion_mnist = pytest.mark.skipif(
-    not fashion_mnist_available(),
-    reason="Fashion-MNIST absent: apt-get install dataset-fashion-mnist (CI installs it)",
-)
-
-
-def read_nni_metrics(sys_dir: Path) -> list[dict]:
-    """Parse the metrics file NNI's local trial channel writes (records `ME%06d<json>`)."""
-    raw = (sys_dir / ".nni" / "metrics").read_bytes()
-    records, pos = [], 0
-    while pos < len(raw):
-        assert raw[pos : pos + 2] == b"ME", f"bad metric record at byte {pos}"
-        size = int(raw[pos + 2 : pos + 8])
-        records.append(json.loads(raw[pos + 8 : pos + 8 + size]))
-        pos += 8 + size
-    return records
+from launcher import CLIENT_MODULE, REPO
+from tests.helpers.nni import read_nni_metrics
 
 
 @pytest.fixture
@@ -60,9 +36,9 @@ def run_nni_trial(tmp_path):
             "NNI_TRIAL_SEQ_ID": "0",
         }
         command = [sys.executable, "-m", module, *args]
-        if launcher:  # through the warm launcher, as `python3 -m trials.launch` runs it
+        if launcher:  # through the warm launcher, as `python3 -m launcher` runs it
             env["NNISUITE_LAUNCHER"] = launcher
-            command = [sys.executable, "-m", "trials.launch", module, *args]
+            command = [sys.executable, "-m", CLIENT_MODULE, module, *args]
         proc = subprocess.run(
             command,
             cwd=REPO,
@@ -83,7 +59,7 @@ def run_nni_trial(tmp_path):
 @pytest.fixture(scope="module")
 def launcher_socket():
     """A real warm launcher for the module's tests; stopped afterwards."""
-    from trials.warm import warm_launcher
+    from launcher.warm import warm_launcher
 
     with warm_launcher() as path:
         assert path, "the launcher did not start"

@@ -1,27 +1,10 @@
 """Datasets: IDX reading, errors, splits, caching, the real Fashion-MNIST."""
 
-import gzip
-import struct
-
 import numpy as np
 import pytest
 
-from tests.conftest import needs_fashion_mnist
+from tests.helpers.markers import needs_fashion_mnist
 from trials import data as D
-
-
-def write_idx(path, array: np.ndarray, gz=False):
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
-        f">{array.ndim}I", *array.shape
-    )
-    payload = header + array.astype(np.uint8).tobytes()
-    if gz:
-        path = path.with_name(path.name + ".gz")
-        with gzip.open(path, "wb") as f:
-            f.write(payload)
-    else:
-        path.write_bytes(payload)
-    return path
 
 
 def fake_mnist(folder, n_train=12_000, n_test=100, gz=False, seed=0):
@@ -34,7 +17,7 @@ def fake_mnist(folder, n_train=12_000, n_test=100, gz=False, seed=0):
         "test_labels": rng.integers(0, 10, n_test),
     }
     for key, stem in D.IDX_FILES.items():
-        write_idx(folder / stem, arrays[key], gz=gz)
+        D.write_idx(folder / stem, arrays[key].astype(np.uint8), gz=gz)
     return arrays
 
 
@@ -46,8 +29,8 @@ def isolated_cache(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_read_idx_roundtrip(tmp_path, gz):
-    arr = np.arange(2 * 3 * 4).reshape(2, 3, 4)
-    path = write_idx(tmp_path / "x-idx3-ubyte", arr, gz=gz)
+    arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    path = D.write_idx(tmp_path / "x-idx3-ubyte", arr, gz=gz)
     np.testing.assert_array_equal(D.read_idx(path), arr)
 
 
@@ -60,7 +43,7 @@ def test_read_idx_bad_magic(tmp_path):
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_read_idx_truncated(tmp_path, gz):
-    path = write_idx(tmp_path / "t-idx3-ubyte", np.zeros((10, 28, 28)), gz=gz)
+    path = D.write_idx(tmp_path / "t-idx3-ubyte", np.zeros((10, 28, 28), np.uint8), gz=gz)
     raw = path.read_bytes()
     path.write_bytes(raw[: len(raw) // 2])
     with pytest.raises(D.DatasetError, match="truncated|cannot read"):

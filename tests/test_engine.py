@@ -1,56 +1,108 @@
-"""The engine: the fused MLP + SGD epoch equals autograd + torch.optim.SGD."""
+"""trials.engine: which path fit takes and why, the divergence roll-back, evaluation."""
 
-import copy
+from __future__ import annotations
+
+import math
 
 import pytest
 import torch
-from torch.nn import functional as F
 
 from models.mlp import MLP
-from trials.engine import make_optimizer
-from trials.fused import FusedSGD, fused_forward, fused_sgd_epoch, fused_supported
+from trials.data import Dataset
+from trials.engine import FitConfig, evaluate, fast_path, fit
 
 
-def autograd_epoch(model, x, y, optimizer, batch_size, generator):
-    perm = torch.randperm(len(x), generator=generator)
-    x, y = x[perm], y[perm]
-    total = 0.0
-    for start in range(0, len(x), batch_size):
-        loss = F.cross_entropy(model(x[start : start + batch_size]), y[start : start + batch_size])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        total += float(loss.detach()) * len(x[start : start + batch_size])
-    return total / len(x)
+def toy_data(n=240, features=12, classes=3, seed=0) -> Dataset:
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(classes, features, generator=g) * 3
+    y = torch.randint(0, classes, (n,), generator=g)
+    x = centers[y] + torch.randn(n, features, generator=g)
+    third = n // 3
+    return Dataset(
+        "toy",
+        x[:third],
+        y[:third],
+        x[third : 2 * third],
+        y[third : 2 * third],
+        x[2 * third :],
+        y[2 * third :],
+        image_shape=(3, 4),
+        num_classes=classes,
+    )
 
 
-@pytest.mark.parametrize("hidden", [[32], [64, 32], [16, 16, 16]])
-def test_fused_epoch_equals_autograd(hidden):
+@pytest.mark.parametrize(
+    "model, config, fused, reason",
+    [
+        (MLP(4, [8], 2), FitConfig(), True, "fused ReLU-MLP SGD"),
+        (MLP(4, [8], 2), FitConfig(fused=False), False, "--no-fused"),
+        (MLP(4, [8], 2), FitConfig(optimizer="adam"), False, "optimizer adam"),
+        (MLP(4, [8], 2), FitConfig(momentum=0.9), False, "momentum 0.9"),
+        (MLP(4, [8], 2, activation="tanh"), FitConfig(), False, "not a ReLU MLP"),
+    ],
+)
+def test_path_selection_says_why(model, config, fused, reason):
+    chosen, why = fast_path(config, model)
+    assert chosen is fused and reason in why
+
+
+def test_insisting_on_the_fused_path_where_it_does_not_apply_is_an_error():
+    with pytest.raises(ValueError, match="optimizer adam"):
+        fast_path(FitConfig(fused=True, optimizer="adam"), MLP(4, [8], 2))
+
+
+@pytest.mark.parametrize("fused", [None, False])
+def test_both_paths_learn_and_record_which_they_took(fused):
+    data = toy_data()
     torch.manual_seed(0)
-    x, y = torch.randn(300, 20), torch.randint(0, 5, (300,))
-    a = MLP(20, hidden, 5)
-    b = copy.deepcopy(a)
-    opt_a = torch.optim.SGD(a.parameters(), lr=0.1)
-    assert isinstance(make_optimizer("sgd", b, 0.1, 0.0), FusedSGD)
-    for _ in range(3):
-        la = autograd_epoch(a, x, y, opt_a, 32, torch.Generator().manual_seed(1))
-        lb = fused_sgd_epoch(b, x, y, 0.1, 32, torch.Generator().manual_seed(1))
-        assert la == pytest.approx(lb, rel=1e-5)
-    for pa, pb in zip(a.parameters(), b.parameters()):
-        torch.testing.assert_close(pa, pb, atol=1e-5, rtol=1e-4)
+    result = fit(MLP(12, [16], 3), data, FitConfig(epochs=5, lr=0.1, fused=fused))
+    assert result.fused is (fused is None) and result.final["fused"] is result.fused
+    assert result.final["default"] > 0.9 and len(result.history) == 5
 
 
-def test_fused_only_where_it_is_the_same_maths():
-    m = MLP(4, [8], 2)
-    assert isinstance(make_optimizer("sgd", m, 0.1, 0.0), FusedSGD)
-    assert isinstance(make_optimizer("sgd", m, 0.1, 0.9), torch.optim.SGD)  # momentum
-    assert isinstance(make_optimizer("adam", m, 0.1, 0.0), torch.optim.Adam)
-    assert not fused_supported(MLP(4, [8], 2, activation="tanh"))
-    assert not fused_supported(torch.nn.Sequential(torch.nn.Linear(4, 2)))
+def test_the_two_paths_give_the_same_model():
+    data = toy_data()
+    results = []
+    for fused in (True, False):
+        torch.manual_seed(0)
+        model = MLP(12, [16, 8], 3)
+        fit(model, data, FitConfig(epochs=3, lr=0.05, fused=fused))
+        results.append(model)
+    for a, b in zip(results[0].parameters(), results[1].parameters()):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
-def test_fused_forward_equals_the_module():
-    torch.manual_seed(3)
-    m = MLP(20, [16, 8], 4)
-    x = torch.randn(50, 20)
-    torch.testing.assert_close(fused_forward(m, x), m(x))
+def test_a_model_without_hidden_layers_trains():
+    data = toy_data()
+    torch.manual_seed(0)
+    result = fit(MLP(12, [], 3), data, FitConfig(epochs=4, lr=0.1))
+    assert result.fused and result.final["default"] > 0.9
+    assert result.final["parameters"] == 12 * 3 + 3
+
+
+@pytest.mark.parametrize("fused", [None, False])
+def test_divergence_rolls_back_to_the_last_finite_epoch(fused):
+    """lr 1e6 blows the loss up: fit stops, restores the last finite weights and says so."""
+    data = toy_data()
+    torch.manual_seed(0)
+    model = MLP(12, [16], 3)
+    seen = []
+    result = fit(
+        model, data, FitConfig(epochs=6, lr=1e6, fused=fused), on_epoch=lambda r: seen.append(r)
+    )
+    assert result.diverged and result.final["diverged"] is True
+    assert result.final["epochs"] == len(result.history) == len(seen) < 6
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    numbers = [v for v in result.final.values() if isinstance(v, float)]
+    assert all(math.isfinite(v) for v in numbers)
+
+
+def test_evaluate_counts_every_sample_once():
+    data = toy_data()
+    model = MLP(12, [8], 3)
+    a = evaluate(model, data.test_x, data.test_y, 3, fused=True)
+    b = evaluate(model, data.test_x, data.test_y, 3, fused=False)
+    assert a == pytest.approx(b, rel=1e-5)
+    logits = model(data.test_x)
+    expected = float((logits.argmax(1) == data.test_y).float().mean())
+    assert a["accuracy"] == pytest.approx(expected)

@@ -4,6 +4,7 @@ an experiment without results; and every expected error as one line with exit co
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import sqlite3
@@ -17,8 +18,9 @@ from analysis import export as export_cli
 from analysis.export import export_experiment
 from analysis.store import ExportError, load_experiment
 from experiments.config import to_nni_config
-from experiments.run import free_port, watch
-from tests.nni_helpers import REPO, nnictl, running_experiment, running_experiment_ids
+from experiments.manager import free_port, watch
+from launcher import REPO
+from tests.helpers.nni import nnictl, running_experiment, running_experiment_ids
 
 
 def mixed_config(tmp_path):
@@ -87,7 +89,7 @@ def test_export_lifecycle_running_stopped_resumed(tmp_path):
     )
     try:
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-        watch(port, 3, poll_s=0.5, timeout_s=20, stream=open("/dev/null", "w"))
+        watch(port, 3, poll_s=0.5, timeout_s=20, stream=io.StringIO())
     finally:
         nnictl("stop", exp_id)
     assert exp_id not in running_experiment_ids()

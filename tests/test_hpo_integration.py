@@ -14,8 +14,9 @@ import pytest
 import yaml
 
 from analysis.store import ExportError, load_experiment
-from experiments.run import watch
-from tests.nni_helpers import REPO, experiment_config, nnictl, running_experiment_ids
+from experiments.manager import watch
+from launcher import REPO
+from tests.helpers.nni import experiment_config, nnictl, running_experiment_ids
 
 pytestmark = pytest.mark.integration
 DIGITS_YAML = REPO / "experiments" / "mlp_tpe_digits.yaml"
@@ -26,7 +27,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def digits_study(tmp_path_factory):
     """4 TPE trials, concurrency 2, 2 epochs, left running (for the browser and REST tests)
     until the module ends; the live database is read while trials write to it."""
-    from tests.nni_helpers import running_experiment
+    from tests.helpers.nni import running_experiment
 
     tmp = tmp_path_factory.mktemp("hpo")
     config = experiment_config(DIGITS_YAML, tmp, max_trials=4, concurrency=2, epochs=2)
@@ -47,7 +48,7 @@ def digits_study(tmp_path_factory):
 
         status = watch(
             port, 4, poll_s=0.5, stream=io.StringIO(), timeout_s=300, on_poll=read_live_db
-        )
+        ).status
         yield {
             "exp": exp,
             "port": port,
@@ -129,7 +130,7 @@ def test_shipped_yaml_through_nnictl_create(tmp_path):
     assert raw["trialCommand"] != yaml.safe_load(DIGITS_YAML.read_text())["trialCommand"]
     config = tmp_path / "mlp_tpe_digits.yaml"
     config.write_text(yaml.safe_dump(raw))
-    from experiments.run import free_port
+    from experiments.manager import free_port
 
     port = free_port()
     created = nnictl("create", "--config", str(config), "--port", str(port))
@@ -138,7 +139,7 @@ def test_shipped_yaml_through_nnictl_create(tmp_path):
         assert created.returncode == 0, created.stdout + created.stderr
         plain = re.sub(r"\x1b\[[0-9;]*m", "", created.stdout)  # nnictl colours its output
         exp_id = re.search(r"Experiment ID: ([A-Za-z0-9_-]+)", plain).group(1)
-        status = watch(port, 2, poll_s=0.5, stream=io.StringIO(), timeout_s=240)
+        status = watch(port, 2, poll_s=0.5, stream=io.StringIO(), timeout_s=240).status
         exp = load_experiment(f"http://127.0.0.1:{port}")
         assert status == "DONE"
         assert [t.status for t in exp.trials] == ["SUCCEEDED"] * 2
@@ -152,7 +153,7 @@ def test_shipped_yaml_through_nnictl_create(tmp_path):
 def test_medianstop_early_stops_bad_trials_not_as_failures(tmp_path):
     """Random search over a good and a hopeless learning rate, one trial at a time: Medianstop
     stops hopeless trials once a good one finished; they show EARLY_STOPPED, not FAILED."""
-    from tests.nni_helpers import running_experiment
+    from tests.helpers.nni import running_experiment
 
     space = {
         "lr": {"_type": "choice", "_value": [0.3, 0.2, 1e-6, 2e-6]},
@@ -170,9 +171,7 @@ def test_medianstop_early_stops_bad_trials_not_as_failures(tmp_path):
         tuner={"name": "Random", "classArgs": {"seed": 1}},
     )
     raw["assessor"]["classArgs"]["start_step"] = 2
-    raw["trialCommand"] = (
-        "python3 -m trials.launch trials.mlp --dataset digits --epochs 8 --threads 1"
-    )
+    raw["trialCommand"] = "python3 -m launcher trials.mlp --dataset digits --epochs 8 --threads 1"
     from experiments.config import to_nni_config
 
     config = to_nni_config(raw, tmp_path / "medianstop.yaml")
@@ -186,7 +185,7 @@ def test_medianstop_early_stops_bad_trials_not_as_failures(tmp_path):
     assert any(t.parameters["lr"] < 1e-5 for t in stopped)  # hopeless trials are cut short
     for t in stopped:
         assert 2 <= len(t.intermediates) < 8 and not t.final
-    from experiments.run import progress_line
+    from experiments.manager import progress_line
 
     line, _ = progress_line(exp.trials, 6)
     assert "failed" not in line and "early-stopped" in line
@@ -197,7 +196,7 @@ def test_each_trial_trains_the_parameters_nni_records_for_it(tmp_path):
     parameters NNI shows for a trial are the ones it trained (its metrics' parameter_id)."""
     import sqlite3
 
-    from tests.nni_helpers import running_experiment
+    from tests.helpers.nni import running_experiment
 
     config = experiment_config(DIGITS_YAML, tmp_path, max_trials=6, concurrency=3, epochs=1)
     with running_experiment(config, timeout_s=240) as (exp, _port, status):
@@ -222,7 +221,7 @@ def test_ctrl_c_stops_the_runner_cleanly_and_still_exports(tmp_path):
     import subprocess
     import sys
 
-    from experiments.run import free_port
+    from experiments.manager import free_port
 
     proc = subprocess.Popen(
         [

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import REPO
+from launcher import REPO
 
 IGNORED = {"train_seconds"}  # wall-clock, the only key allowed to differ
 
@@ -21,7 +21,7 @@ IGNORED = {"train_seconds"}  # wall-clock, the only key allowed to differ
 def client(launcher, module, *args, env=None, **kw):
     env = os.environ | {"NNISUITE_LAUNCHER": launcher} | (env or {})
     return subprocess.Popen(
-        [sys.executable, "-m", "trials.launch", module, *args],
+        [sys.executable, "-m", "launcher", module, *args],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -66,7 +66,7 @@ def test_environment_argv_and_cwd_are_the_trials_own(launcher_socket):
     for trial_id, extra in (("trialA", {"ONLY_IN_THIS_TRIAL": "first"}), ("trialB", {})):
         env = base | {"NNI_TRIAL_JOB_ID": trial_id, "NNISUITE_LAUNCHER": launcher_socket} | extra
         proc = subprocess.run(
-            [sys.executable, "-m", "trials.launch", "tests.fixtures.env_trial", "--x", trial_id],
+            [sys.executable, "-m", "launcher", "tests.fixtures.env_trial", "--x", trial_id],
             cwd=REPO,
             env=env,
             capture_output=True,
@@ -111,7 +111,7 @@ def test_without_a_launcher_the_client_runs_the_trial_itself(tmp_path):
     stale = env | {"NNISUITE_LAUNCHER": str(tmp_path / "no-such.sock")}  # a dead launcher
     for flag, trial_env in (("--plain", env), ("--stale", stale)):
         proc = subprocess.run(
-            [sys.executable, "-m", "trials.launch", "tests.fixtures.env_trial", flag],
+            [sys.executable, "-m", "launcher", "tests.fixtures.env_trial", flag],
             cwd=tmp_path,
             env=trial_env,
             capture_output=True,

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from tests.conftest import needs_fashion_mnist
+from tests.helpers.markers import needs_fashion_mnist
 from trials import mlp
 
 INTERMEDIATE_KEYS = {"default", "val_loss", "train_loss", "val_precision", "val_recall", "val_f1"}

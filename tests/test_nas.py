@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from analysis.store import flatten_parameters, load_experiment
+from experiments.manager import free_port
 from nas import __main__ as nas_cli
 from nas.space import DepthSpace, log_widths
 
@@ -68,7 +69,7 @@ def test_bad_settings_fail_before_any_trial(args, message, capsys, tmp_path):
 
 @pytest.mark.integration
 def test_grid_search_over_six_depths(tmp_path, capsys):
-    from tests.nni_helpers import running_experiment_ids
+    from tests.helpers.nni import running_experiment_ids
 
     code = nas_cli.main(
         [
@@ -85,7 +86,7 @@ def test_grid_search_over_six_depths(tmp_path, capsys):
             "--out",
             str(tmp_path / "out"),
             "--port",
-            str(__import__("experiments.run").run.free_port()),
+            str(free_port()),
         ]
     )
     assert code == 0
@@ -108,3 +109,39 @@ def test_grid_search_over_six_depths(tmp_path, capsys):
     assert any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
     assert exp.id not in running_experiment_ids()
     assert "| depth |" in capsys.readouterr().out
+
+
+def test_depth_table_means_and_spreads_over_seeds():
+    from nas.table import depth_table
+
+    trials = pd.DataFrame(
+        {
+            "trial_id": list("abcde"),
+            "status": ["SUCCEEDED"] * 4 + ["FAILED"],
+            "depth": [1, 1, 2, 2, 3],
+            "seed": [0, 1, 0, 1, 0],
+            "default": [0.90, 0.92, 0.95, 0.93, None],
+            "test_accuracy": [0.89, 0.91, 0.94, 0.92, None],
+            "parameters": [100, 100, 200, 200, 300],
+            "train_seconds": [1.0, 3.0, 2.0, 2.0, None],
+            "widths": ["256", "256", "128-256", "128-256", None],
+        }
+    )
+    table = depth_table(trials)
+    assert list(table["depth"]) == [2, 1]  # best mean first; the failed depth 3 has no row
+    row = table.iloc[0]
+    assert row["runs"] == 2 and row["widths"] == "128-256" and row["parameters"] == 200
+    assert row["val_accuracy"] == "0.9400 +- 0.0141"  # std with ddof=1
+    assert table.iloc[1]["train_s"] == "2.0000 +- 1.4142"
+    assert depth_table(trials[trials["status"] == "FAILED"]).empty
+
+
+def test_settings_file_keys_all_have_flags():
+    from experiments.config import load_yaml
+    from nas.__main__ import build_parser
+    from nas.settings import DEFAULTS
+
+    raw = load_yaml("experiments/nas_depth.yaml")
+    assert set(raw) == set(DEFAULTS)
+    dests = {a.dest for a in build_parser()._actions}
+    assert set(DEFAULTS) <= dests

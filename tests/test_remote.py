@@ -12,8 +12,9 @@ import yaml
 
 from analysis.store import load_experiment
 from experiments.config import to_nni_config
-from tests.nni_helpers import REPO, running_experiment
-from tests.sshd_helpers import SFTP, SSHD, loopback_sshd
+from launcher import REPO
+from tests.helpers.nni import running_experiment
+from tests.helpers.sshd import SFTP, SSHD, loopback_sshd
 
 pytestmark = [
     pytest.mark.integration,

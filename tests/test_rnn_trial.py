@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from models.rnn import CELLS, ElmanCell, RowClassifier
-from tests.conftest import needs_fashion_mnist
+from tests.helpers.markers import needs_fashion_mnist
 from trials import rnn
 
 

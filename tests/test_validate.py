@@ -3,17 +3,14 @@ are clean; the runner refuses to start an invalid experiment."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-from experiments.config import TrialCommand, apply_overrides, load_yaml
 from experiments.validate import main, validate
-from tests.nni_helpers import REPO
+from launcher import REPO
 
 SHIPPED = sorted((REPO / "experiments").glob("*.yaml"))
 SPACE = {
@@ -28,7 +25,7 @@ def write_experiment(tmp_path, space=None, space_file="space.yaml", **config):
     raw = {
         "searchSpaceFile": space_file,
         "trialCodeDirectory": str(REPO),
-        "trialCommand": "python3 -m trials.launch trials.mlp --epochs 2",
+        "trialCommand": "python3 -m launcher trials.mlp --epochs 2",
         "trialConcurrency": 1,
         "maxTrialNumber": 2,
         "tuner": {"name": "TPE", "classArgs": {"optimize_mode": "maximize"}},
@@ -96,7 +93,7 @@ def test_unknown_config_key_from_nni(tmp_path):
 
 
 def test_bad_trial_command_flag(tmp_path):
-    command = "python3 -m trials.launch trials.mlp --epocs 2"
+    command = "python3 -m launcher trials.mlp --epocs 2"
     (problem,) = validate(write_experiment(tmp_path, SPACE, trialCommand=command))
     assert problem.key == "trialCommand" and "--epocs" in problem.message
 
@@ -110,7 +107,7 @@ def test_required_parameter_nobody_sets(tmp_path):
         "@dataclass(kw_only=True)\nclass StrictParams(TrialParams):\n    width: int\n\n\n"
         "PARAMS = StrictParams\n"
     )
-    kw = {"trialCodeDirectory": str(code), "trialCommand": "python3 -m trials.launch strict_trial"}
+    kw = {"trialCodeDirectory": str(code), "trialCommand": "python3 -m launcher strict_trial"}
     try:
         (problem,) = validate(
             write_experiment(tmp_path, {"epochs": {"_type": "choice", "_value": [1]}}, **kw)
@@ -161,15 +158,3 @@ def test_runner_refuses_an_invalid_experiment(tmp_path):
     )
     assert proc.returncode == 2 and "feature1" in proc.stderr
     assert not (tmp_path / "nni").exists()  # nothing started
-
-
-def test_overrides_rewrite_the_trial_command():
-    raw = load_yaml(REPO / "experiments" / "mlp_tpe_digits.yaml")
-    out = apply_overrides(raw, max_trials=3, concurrency=1, dataset="fashion-mnist", epochs=4)
-    cmd = TrialCommand.parse(out["trialCommand"])
-    assert cmd.module == "trials.mlp"
-    assert cmd.args.count("--epochs") == 1 and cmd.args[cmd.args.index("--epochs") + 1] == "4"
-    assert cmd.args[cmd.args.index("--dataset") + 1] == "fashion-mnist"
-    assert out["maxTrialNumber"] == 3 and out["trialConcurrency"] == 1
-    assert shutil.which("python3")  # the command's interpreter exists here
-    assert Path(REPO / "trials" / "launch.py").exists()

@@ -1,4 +1,3 @@
-"""Trial code: data, training engine, metrics, reporting, and the entry points.
-
-Kept import-free: `python3 -m trials.launch` must start on the standard library alone.
+"""Trial code: data, training engine, metrics, reporting, and the entry points
+(`python -m trials.mlp`, `python -m trials.rnn`). How trials are started is launcher/'s job.
 """

@@ -73,7 +73,7 @@ class Dataset:
         return ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
 
 
-# Parsed arrays held in memory by a warm launcher (trials.launcher); its forked trials share them.
+# Parsed arrays held in memory by a warm launcher (launcher.server); its forked trials share them.
 MEMORY: dict[str, object] = {}
 
 
@@ -119,6 +119,41 @@ def read_idx(path: str | Path) -> np.ndarray:
             f"({expected} bytes of data), file has {len(raw) - header}"
         )
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+
+
+IDX_CODES = {np.dtype(v): k for k, v in IDX_DTYPES.items()}  # big-endian dtype -> type code
+
+
+def write_idx(path: str | Path, array: np.ndarray, gz: bool = False) -> Path:
+    """Write `array` as an IDX file (read_idx's inverse; `.gz` appended when gz). Returns the
+    path written."""
+    path = Path(path)
+    array = np.asarray(array)
+    dtype = array.dtype.newbyteorder(">")  # IDX is big-endian; a no-op for bytes
+    code = IDX_CODES.get(dtype)
+    if code is None:
+        raise ValueError(f"IDX has no type code for {array.dtype}")
+    header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = header + array.astype(dtype).tobytes()
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        with gzip.open(path, "wb") as f:
+            f.write(payload)
+    else:
+        path.write_bytes(payload)
+    return path
+
+
+def save_npz_atomic(path: Path, **arrays) -> None:
+    """Write an .npz so that a concurrent reader sees the old file or the whole new one;
+    a read-only cache folder costs speed, not correctness (nothing is written)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def candidate_dirs(name: str, data_dir: str | Path | None) -> list[Path]:
@@ -206,13 +241,7 @@ def load_mnist_arrays(name: str, data_dir: str | Path | None) -> dict[str, np.nd
     n_train, n_test = len(arrays["train_images"]), len(arrays["test_images"])
     if len(arrays["train_labels"]) != n_train or len(arrays["test_labels"]) != n_test:
         raise DatasetError(f"{name}: image and label counts differ in {files}")
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, cache)  # atomic: concurrent trials never read a partial cache
-    except OSError:
-        pass  # a read-only cache folder costs speed, not correctness
+    save_npz_atomic(cache, **arrays)  # concurrent trials never read a partial cache
     return arrays
 
 
@@ -252,13 +281,7 @@ def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 
     bunch = load_digits()
     images, labels = bunch.images.astype(np.uint8), bunch.target.astype(np.int64)
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, images=images, labels=labels)
-        os.replace(tmp, cache)
-    except OSError:
-        pass
+    save_npz_atomic(cache, images=images, labels=labels)
     return images, labels
 
 

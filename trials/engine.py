@@ -6,6 +6,12 @@
 Batches are index slices of in-memory tensors (no DataLoader). A run whose loss turns NaN or
 infinite stops, goes back to the weights of its last finite epoch, and says `diverged`; every
 number it returns is finite.
+
+Fast path, chosen visibly: a ReLU MLP under plain SGD trains with trials.fused's epoch (the
+same mathematics without autograd, 2.2x faster here) and evaluates with its fused forward.
+`FitConfig.fused`: None chooses it where it applies, False turns it off (`--no-fused`), True
+insists (an error where it does not apply); `fast_path()` says which and why, and the result
+records it (`FitResult.fused`, the final metrics' `fused`).
 """
 
 from __future__ import annotations
@@ -21,10 +27,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from trials.fused import FusedSGD, fused_forward, fused_sgd_epoch, fused_supported
+from trials.fused import fused_forward, fused_sgd_epoch, fused_supported
 from trials.metrics import classification_metrics, confusion_matrix
+from trials.params import OPTIMIZERS
 
-OPTIMIZERS = ("sgd", "adam")
 EVAL_BATCH = 16384  # a 10,000-sample split in one matmul
 
 
@@ -37,6 +43,7 @@ class FitConfig:
     momentum: float = 0.0  # SGD only
     seed: int = 0
     device: str | None = None  # None: CUDA when available, else CPU
+    fused: bool | None = None  # None: the fused ReLU-MLP SGD path where it applies
 
 
 @dataclass
@@ -44,6 +51,25 @@ class FitResult:
     history: list[dict] = field(default_factory=list)  # one dict per finished epoch
     final: dict = field(default_factory=dict)
     diverged: bool = False
+    fused: bool = False  # trained and evaluated on trials.fused's path
+
+
+def fast_path(config: FitConfig, model: nn.Module) -> tuple[bool, str]:
+    """(use trials.fused?, the reason in words)."""
+    applies = fused_supported(model) and config.optimizer == "sgd" and config.momentum == 0
+    if config.fused is False:
+        return False, "off (--no-fused): autograd + torch.optim"
+    if applies:
+        return True, "fused ReLU-MLP SGD epoch and forward (trials.fused; --no-fused turns it off)"
+    if not fused_supported(model):
+        why = "the model is not a ReLU MLP"
+    elif config.optimizer != "sgd":
+        why = f"optimizer {config.optimizer}"
+    else:
+        why = f"SGD with momentum {config.momentum}"
+    if config.fused:
+        raise ValueError(f"--fused: the fused path needs a ReLU MLP under plain SGD ({why})")
+    return False, f"autograd + torch.optim (the fused path does not apply: {why})"
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -53,9 +79,7 @@ def pick_device(requested: str | None = None) -> torch.device:
 
 
 def make_optimizer(name: str, model: nn.Module, lr: float, momentum: float):
-    """torch.optim's SGD / Adam; plain SGD on a ReLU MLP is FusedSGD (trials.fused)."""
-    if name == "sgd" and momentum == 0 and fused_supported(model):
-        return FusedSGD(model, lr)
+    """torch.optim's SGD / Adam."""
     params = model.parameters()
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum)
@@ -68,10 +92,14 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def train_epoch(model, x, y, optimizer, batch_size: int, generator: torch.Generator) -> float:
-    """One pass over (x, y) in a seeded random order; returns the loss averaged over samples."""
-    if isinstance(optimizer, FusedSGD):  # ReLU MLP + plain SGD: the same maths, 2.2x faster
-        return fused_sgd_epoch(model, x, y, optimizer.lr, batch_size, generator)
+def train_epoch(
+    model, x, y, optimizer, batch_size: int, generator: torch.Generator, *, fused_lr=None
+) -> float:
+    """One pass over (x, y) in a seeded random order; returns the loss averaged over samples.
+    `fused_lr`: take trials.fused's epoch at this learning rate instead of `optimizer` (a
+    ReLU MLP under plain SGD: the same maths, 2.2x faster)."""
+    if fused_lr is not None:
+        return fused_sgd_epoch(model, x, y, fused_lr, batch_size, generator)
     model.train()
     n = len(x)
     perm = torch.randperm(n, generator=generator).to(x.device)
@@ -88,10 +116,12 @@ def train_epoch(model, x, y, optimizer, batch_size: int, generator: torch.Genera
 
 
 @torch.inference_mode()
-def evaluate(model, x, y, num_classes: int) -> dict[str, float]:
-    """Loss (averaged over samples) and accuracy / macro precision, recall, F1 of one split."""
+def evaluate(model, x, y, num_classes: int, fused: bool | None = None) -> dict[str, float]:
+    """Loss (averaged over samples) and accuracy / macro precision, recall, F1 of one split.
+    `fused`: the fused forward of a ReLU MLP (None: wherever it applies)."""
     model.eval()
-    forward = (lambda xb: fused_forward(model, xb)) if fused_supported(model) else model
+    fused = fused_supported(model) if fused is None else fused
+    forward = (lambda xb: fused_forward(model, xb)) if fused else model
     loss_sum = 0.0
     cm = torch.zeros(num_classes, num_classes, dtype=torch.long, device=x.device)
     for start in range(0, len(x), EVAL_BATCH):
@@ -111,9 +141,14 @@ def fit(model: nn.Module, data, config: FitConfig, on_epoch: Callable[[dict], No
     device = pick_device(config.device)
     model.to(device)
     data = data.to(device)
-    optimizer = make_optimizer(config.optimizer, model, config.lr, config.momentum)
+    fused, _ = fast_path(config, model)
+    # no torch.optim object on the fused path: constructing one imports torch._dynamo (0.9 s)
+    optimizer = (
+        None if fused else make_optimizer(config.optimizer, model, config.lr, config.momentum)
+    )
+    fused_lr = config.lr if fused else None
     generator = torch.Generator().manual_seed(config.seed)
-    result = FitResult()
+    result = FitResult(fused=fused)
     last_good = copy.deepcopy(model.state_dict())
     train_seconds = 0.0
     if os.environ.get("NNISUITE_FIRST_STEP_PROBE"):  # benchmarks.epoch measures start-up
@@ -121,9 +156,15 @@ def fit(model: nn.Module, data, config: FitConfig, on_epoch: Callable[[dict], No
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
         train_loss = train_epoch(
-            model, data.train_x, data.train_y, optimizer, config.batch_size, generator
+            model,
+            data.train_x,
+            data.train_y,
+            optimizer,
+            config.batch_size,
+            generator,
+            fused_lr=fused_lr,
         )
-        val = evaluate(model, data.val_x, data.val_y, data.num_classes)
+        val = evaluate(model, data.val_x, data.val_y, data.num_classes, fused)
         seconds = time.perf_counter() - t0
         train_seconds += seconds
         if not (math.isfinite(train_loss) and math.isfinite(val["loss"])):
@@ -144,8 +185,8 @@ def fit(model: nn.Module, data, config: FitConfig, on_epoch: Callable[[dict], No
         result.history.append(row)
         if on_epoch:
             on_epoch(row)
-    val = evaluate(model, data.val_x, data.val_y, data.num_classes)
-    test = evaluate(model, data.test_x, data.test_y, data.num_classes)
+    val = evaluate(model, data.val_x, data.val_y, data.num_classes, fused)
+    test = evaluate(model, data.test_x, data.test_y, data.num_classes, fused)
     result.final = {
         "default": val["accuracy"],
         "val_loss": val["loss"],
@@ -158,5 +199,6 @@ def fit(model: nn.Module, data, config: FitConfig, on_epoch: Callable[[dict], No
         "train_seconds": train_seconds,
         "parameters": count_parameters(model),
         "diverged": result.diverged,
+        "fused": fused,
     }
     return result

@@ -12,28 +12,26 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from trials.params import ParameterError, TrialParams
+from trials.params import ParameterError, TrainingParams
 from trials.runner import main_guard, run_trial
+
+ACTIVATIONS = ("relu", "tanh", "gelu", "sigmoid")  # models.mlp.ACTIVATIONS, without torch
 
 
 @dataclass
-class MLPParams(TrialParams):
-    features1: int = 128  # the log's 3.17 defaults
+class MLPParams(TrainingParams):
+    features1: int = 128  # the log's 3.17 defaults (lr 0.001, batch 64, SGD: TrainingParams)
     features2: int = 256
-    lr: float = 0.001
-    batch_size: int = 64
-    optimizer: str = "sgd"
-    momentum: float = 0.0
     activation: str = "relu"
 
     def check(self):
         super().check()
-        if min(self.features1, self.features2, self.batch_size) < 1:
-            raise ParameterError("features1, features2 and batch_size must be >= 1")
-        if not self.lr > 0:
-            raise ParameterError(f"lr must be > 0, got {self.lr}")
-        if self.optimizer not in ("sgd", "adam"):
-            raise ParameterError(f"optimizer {self.optimizer!r} unknown; choose sgd or adam")
+        if min(self.features1, self.features2) < 1:
+            raise ParameterError("features1 and features2 must be >= 1")
+        if self.activation not in ACTIVATIONS:
+            raise ParameterError(
+                f"activation {self.activation!r} unknown; choose one of {', '.join(ACTIVATIONS)}"
+            )
 
 
 def build_mlp(params: MLPParams, data):

@@ -21,7 +21,8 @@ import typing
 from collections.abc import Mapping, Sequence
 
 # Fields a user sets on the command line but a search space must not tune.
-CLI_ONLY = {"out", "data_dir", "threads", "device"}
+CLI_ONLY = {"out", "data_dir", "threads", "device", "fused"}
+OPTIMIZERS = ("sgd", "adam")  # what trials.engine.make_optimizer builds
 
 
 class ParameterError(ValueError):
@@ -39,6 +40,7 @@ class TrialParams:
     out: str | None = None
     threads: int | None = None  # torch threads; None: torch's default (all cores)
     device: str | None = None  # None: CUDA when visible, else CPU
+    fused: bool | None = None  # trials.fused's fast path; None: wherever it applies
 
     def check(self) -> None:
         """Range checks shared by every trial; subclasses extend and call super()."""
@@ -50,6 +52,29 @@ class TrialParams:
             raise ParameterError(f"dataset {self.dataset!r} unknown; choose one of {DATASETS}")
         if self.threads is not None and self.threads < 1:
             raise ParameterError(f"threads must be >= 1, got {self.threads}")
+
+
+@dataclasses.dataclass
+class TrainingParams(TrialParams):
+    """The optimiser's fields, shared by the trials that train with trials.engine."""
+
+    lr: float = 0.001
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    momentum: float = 0.0  # SGD only
+
+    def check(self) -> None:
+        super().check()
+        if not self.lr > 0:
+            raise ParameterError(f"lr must be > 0, got {self.lr}")
+        if self.batch_size < 1:
+            raise ParameterError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ParameterError(
+                f"optimizer {self.optimizer!r} unknown; choose one of {', '.join(OPTIMIZERS)}"
+            )
+        if self.momentum < 0:
+            raise ParameterError(f"momentum must be >= 0, got {self.momentum}")
 
 
 def field_types(cls) -> dict[str, type]:
@@ -113,6 +138,15 @@ def build_parser(cls, prog: str, description: str) -> argparse.ArgumentParser:
         flag = "--" + name.replace("_", "-")
         default = defaults[name]
         default = "required" if default is dataclasses.MISSING else default
+        if kind is bool:  # --fused / --no-fused
+            parser.add_argument(
+                flag,
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"default: {'automatic' if default is None else default}",
+            )
+            continue
         parser.add_argument(
             flag,
             dest=name,

@@ -34,19 +34,30 @@ def run_trial(params_cls, build_model, argv=None, prog="trial", description="") 
         reporter = NNIReporter()
         nni_params = reporter.next_parameters()
     params = resolve_params(params_cls, argv, nni_params, prog=prog, description=description)
+    announce = None
     if reporter is None:
         out = params.out or default_out_dir()
         reporter = StandaloneReporter(out, dataclasses.asdict(params) | {"out": str(out)})
         print(f"{prog}: {params}", file=sys.stderr)
-    result = train(params, build_model, on_epoch=reporter.intermediate)
+
+        def announce(line):
+            print(f"{prog}: {line}", file=sys.stderr)
+
+    result = train(params, build_model, on_epoch=reporter.intermediate, announce=announce)
+    if isinstance(reporter, StandaloneReporter):
+        reporter.params["fused"] = result.fused  # the path taken, not only the flag
     reporter.final(result.final)
     return result.final
 
 
-def train(params, build_model, on_epoch=None):
+def train(params, build_model, on_epoch=None, announce=None):
     """Data -> seeded model -> fit: the training every trial runs (and benchmarks.study runs
-    in-process for Optuna). Returns the engine's FitResult."""
+    in-process for Optuna). `announce(line)` hears which path the engine takes. Returns the
+    engine's FitResult."""
     import torch
+
+    from trials.engine import fast_path
+    from trials.params import ParameterError
 
     if params.threads:
         torch.set_num_threads(params.threads)
@@ -71,6 +82,12 @@ def train(params, build_model, on_epoch=None):
     data = load_dataset(params.dataset, params.data_dir, seed=params.seed)
     torch.manual_seed(params.seed)
     model = build_model(params, data)
+    try:
+        _, why = fast_path(config, model)
+    except ValueError as exc:
+        raise ParameterError(str(exc)) from None
+    if announce:
+        announce(f"training path: {why}")
     return fit(model, data, config, on_epoch=on_epoch)
 
 

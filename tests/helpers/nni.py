@@ -1,18 +1,20 @@
 """Real NNI managers for integration tests: a free port, an experiment folder under tmp_path,
-and a stop that always runs, checked against `nnictl experiment list`."""
+and a stop that always runs, checked against `nnictl experiment list`; and the reader of the
+metrics file NNI's trial SDK writes."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 from experiments.config import apply_overrides, load_yaml, to_nni_config
-from experiments.run import free_port, watch
+from experiments.manager import free_port, watch
+from launcher import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 NNICTL = [sys.executable, "-m", "nni.tools.nnictl.nnictl"]
 
 
@@ -51,8 +53,20 @@ def running_experiment(config, *, wait: bool = True, timeout_s: float = 300, on_
                 stream=io.StringIO(),
                 timeout_s=timeout_s,
                 on_poll=on_poll,
-            )
+            ).status
         yield exp, port, status
     finally:
         exp.stop()
         assert exp.id not in running_experiment_ids(), f"experiment {exp.id} still running"
+
+
+def read_nni_metrics(sys_dir: Path) -> list[dict]:
+    """Parse the metrics file NNI's local trial channel writes (records `ME%06d<json>`)."""
+    raw = (sys_dir / ".nni" / "metrics").read_bytes()
+    records, pos = [], 0
+    while pos < len(raw):
+        assert raw[pos : pos + 2] == b"ME", f"bad metric record at byte {pos}"
+        size = int(raw[pos + 2 : pos + 8])
+        records.append(json.loads(raw[pos + 8 : pos + 8 + size]))
+        pos += 8 + size
+    return records

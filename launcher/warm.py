@@ -1,7 +1,7 @@
-"""Start and stop a warm trial launcher (trials.launcher) around an experiment.
+"""Start and stop a warm trial launcher (launcher.server) around an experiment.
 
     with warm_launcher() as socket_path:   # sets $NNISUITE_LAUNCHER for the NNI manager
-        experiment.start(port)             # trials started by `python3 -m trials.launch` fork
+        experiment.start(port)             # trials started by `python3 -m launcher` fork
 
 When it cannot start (no Unix sockets, a crash while importing), trials run as plain processes:
 correct, only slower.
@@ -17,7 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from launcher import REPO
+
 READY_TIMEOUT_S = 60.0
 
 
@@ -41,7 +42,7 @@ def warm_launcher(enabled: bool = True, stream=sys.stderr):
         [
             sys.executable,
             "-m",
-            "trials.launcher",
+            "launcher.server",
             "--socket",
             str(sock),
             "--ready-file",

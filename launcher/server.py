@@ -1,38 +1,37 @@
 """The warm trial launcher: a long-lived process that has imported what trials need and starts
 each trial as a forked child, so a trial pays only its own work.
 
-    python -m trials.launcher --socket /tmp/nnisuite.sock      # the runners start and stop it
-    NNISUITE_LAUNCHER=/tmp/nnisuite.sock python3 -m trials.launch trials.mlp ...   # a client
+    python -m launcher.server --socket /tmp/nnisuite.sock      # launcher.warm starts and stops it
+    NNISUITE_LAUNCHER=/tmp/nnisuite.sock python3 -m launcher trials.mlp ...   # a client
 
-Protocol (Unix socket, one connection per trial): the client sends a length-prefixed JSON
-request {"argv": [module, args...], "cwd": ..., "env": {...}} with its stdin / stdout / stderr
-attached (SCM_RIGHTS); the launcher forks, answers {"pid": N}, and when the child ends
-{"exit": code, "signal": sig}. The child becomes its own process group, takes the client's
-descriptors, working directory and whole environment (NNI's per-trial variables), and runs the
+One connection per trial (launcher.protocol): the client sends its argv, working directory,
+environment and stdin / stdout / stderr; the launcher forks, answers {"pid": N}, and when the
+child ends {"exit": code, "signal": sig}. The child becomes its own process group, takes the
+client's descriptors, working directory and whole environment (NNI's per-trial variables), runs the
 module as __main__; `nni` is first imported there, after the environment is in place. A
 connection that closes before its child ends (the client was killed, even with SIGKILL) kills
 the child's process group. The launcher is single-threaded (fork is safe), does no tensor work
 before forking (no half-initialised OpenMP pool), and a crashing child never takes it down.
+It exits, killing its children, when the process that started it dies (even of SIGKILL): no
+trial outlives the runner that owns it.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import runpy
 import selectors
 import signal
 import socket
-import struct
 import sys
 import time
 import traceback
 from pathlib import Path
 
-HEADER = struct.Struct("!I")
-MAX_FDS = 3
+from launcher.protocol import recv_message, send_message
+
 PRELOAD = (
     # What a trial imports, minus `nni` itself (it reads its trial variables at import).
     "numpy",
@@ -66,38 +65,6 @@ PRELOAD = (
 )
 
 
-def send_message(sock: socket.socket, message: dict, fds=()) -> None:
-    payload = json.dumps(message).encode()
-    data = HEADER.pack(len(payload)) + payload
-    if fds:
-        socket.send_fds(sock, [data], list(fds))
-    else:
-        sock.sendall(data)
-
-
-def recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("connection closed")
-        buf += chunk
-    return buf
-
-
-def recv_message(sock: socket.socket, with_fds: bool = False):
-    if with_fds:
-        data, fds, _flags, _addr = socket.recv_fds(sock, HEADER.size + 65536, MAX_FDS)
-        if len(data) < HEADER.size:
-            raise ConnectionError("short request")
-        (size,) = HEADER.unpack(data[: HEADER.size])
-        data = data[HEADER.size :]
-        data += recv_exact(sock, size - len(data)) if len(data) < size else b""
-        return json.loads(data[:size]), fds
-    (size,) = HEADER.unpack(recv_exact(sock, HEADER.size))
-    return json.loads(recv_exact(sock, size)), []
-
-
 def preload(modules=PRELOAD, datasets=("digits", "fashion-mnist")) -> None:
     import importlib
 
@@ -111,10 +78,23 @@ def preload(modules=PRELOAD, datasets=("digits", "fashion-mnist")) -> None:
             data.warm_array_cache(name)
 
 
-def run_child(request: dict, fds: list[int]) -> None:
+def die_with_parent(parent: int) -> None:
+    """Linux: SIGKILL this process when the launcher dies, even of SIGKILL (prctl
+    PR_SET_PDEATHSIG); a trial never outlives the launcher that forked it."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    if os.getppid() != parent:  # the launcher died before the prctl took effect
+        os._exit(1)
+
+
+def run_child(request: dict, fds: list[int], parent: int) -> None:
     """In the forked child: become the trial, then exit without returning."""
     code = 1
     try:
+        die_with_parent(parent)
         os.setsid()
         for target, fd in zip((0, 1, 2), fds):
             os.dup2(fd, target)
@@ -159,6 +139,7 @@ class Launcher:
         self.selector.register(self.server, selectors.EVENT_READ)
         self.children: dict[int, socket.socket] = {}  # pid -> the client's connection
         self.running = True
+        self.parent = os.getppid()  # the runner; when it dies we are re-parented
 
     def accept(self) -> None:
         conn, _ = self.server.accept()
@@ -169,11 +150,12 @@ class Launcher:
             return
         sys.stdout.flush()
         sys.stderr.flush()
+        me = os.getpid()
         pid = os.fork()
         if pid == 0:
             self.server.close()
             conn.close()
-            run_child(request, fds)
+            run_child(request, fds, me)
         for fd in fds:
             os.close(fd)
         self.children[pid] = conn
@@ -225,6 +207,9 @@ class Launcher:
                 else:
                     self.client_gone(key.fileobj, key.data)
             self.reap()
+            if os.getppid() != self.parent:
+                print("launcher: the process that started it died; stopping", file=sys.stderr)
+                self.running = False
 
     def shutdown(self) -> None:
         for pid in list(self.children):
@@ -234,15 +219,19 @@ class Launcher:
             self.path.unlink()
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m trials.launcher",
+        prog="python -m launcher.server",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--socket", required=True)
-    p.add_argument("--ready-file", help="written once the launcher accepts trials")
-    args = p.parse_args(argv)
+    p.add_argument("--socket", required=True, help="path of the Unix socket to listen on")
+    p.add_argument("--ready-file", help="written (with this pid) once the launcher accepts trials")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     t0 = time.perf_counter()
     preload()
     launcher = Launcher(args.socket)

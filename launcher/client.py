@@ -1,10 +1,10 @@
 """The trial command NNI runs: a standard-library client that starts a trial module, through
 the warm launcher when one is running, else with the project's Python.
 
-    python3 -m trials.launch trials.mlp --epochs 20            # what experiment YAMLs run
-    python3 -m trials.launch --python /opt/env/bin/python trials.mlp   # a worker's own Python
+    python3 -m launcher trials.mlp --epochs 20                    # what experiment YAMLs run
+    python3 -m launcher --python /opt/env/bin/python trials.mlp   # a worker's own Python
 
-With `$NNISUITE_LAUNCHER` naming a live launcher socket (trials.launcher; the runners start
+With `$NNISUITE_LAUNCHER` naming a live launcher socket (launcher.server; the runners start
 one), the trial runs as a forked child of that warm process: this client hands over its
 arguments, working directory, environment and stdin / stdout / stderr, forwards SIGINT /
 SIGTERM to the child, and exits as the child did (dying of the same signal, so NNI records
@@ -21,9 +21,11 @@ import os
 import signal
 import socket
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from launcher import CLIENT_MODULE, REPO
+from launcher.protocol import recv_message, send_message
+
+USAGE = f"usage: python3 -m {CLIENT_MODULE} [--python PATH] MODULE [ARGS...]"
 
 
 def project_python(explicit: str | None = None) -> str:
@@ -36,12 +38,16 @@ def project_python(explicit: str | None = None) -> str:
 
 def split_args(argv: list[str]) -> tuple[str | None, str, list[str]]:
     python = None
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__.strip() + "\n\n" + USAGE)
+        sys.exit(0)
     if argv[:1] == ["--python"] and len(argv) >= 2:
         python, argv = argv[1], argv[2:]
-    if argv[:1] == ["-m"]:  # `python3 -m trials.launch -m MODULE ...` reads like python -m
+    if argv[:1] == ["-m"]:  # `python3 -m launcher -m MODULE ...` reads like python -m
         argv = argv[1:]
     if not argv or argv[0].startswith("-"):
-        sys.exit("usage: python3 -m trials.launch [--python PATH] MODULE [ARGS...]")
+        print(USAGE, file=sys.stderr)
+        sys.exit(2)  # a usage error, as argparse exits
     return python, argv[0], argv[1:]
 
 
@@ -56,8 +62,6 @@ def connect(path: str) -> socket.socket | None:
 
 
 def run_via_launcher(sock: socket.socket, module: str, args: list[str]) -> int:
-    from trials.launcher import recv_message, send_message  # standard library only
-
     request = {"argv": [module, *args], "cwd": str(REPO), "env": dict(os.environ)}
     send_message(sock, request, fds=(0, 1, 2))
     pid = recv_message(sock)[0]["pid"]

@@ -1,0 +1,455 @@
+"""One NNI session, from start to export: ports, progress lines, the watchdog, Ctrl-C, stop.
+
+    study = Study(experiment, port=default_port(None), out=Path("runs/x"), max_trials=10,
+                  resume_command="python -m experiments.run --resume ID ...")
+    code = run_study(study, export=my_export)     # 0 done, 3 watchdog, 130 interrupted
+
+Both runners (`python -m experiments.run`, `python -m nas`) go through `run_study`, which
+- makes SIGINT and SIGTERM raise KeyboardInterrupt (a runner started from a shell's background
+  job inherits SIGINT *ignored*, and Python then keeps ignoring it: Ctrl-C was lost there);
+- starts the warm launcher and a guard that stops the manager if the runner is killed;
+- watches the experiment and acts when it is stuck (`watch`): manager unreachable for 5 s or
+  its process gone, experiment status ERROR (the tuner's dispatcher died), or no trial state
+  change and no new metric for the stall limit;
+- always stops the manager (killing it when it does not answer), exports what the database
+  holds, and prints the resume command when the study did not finish.
+
+NNI's REST server and web UI listen on every interface without authentication: `run_study`
+says so once at start.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from launcher.warm import warm_launcher
+
+TERMINAL = {"DONE", "STOPPED", "ERROR"}
+ACTIVE = {"WAITING", "RUNNING", "UNKNOWN"}
+FAULTS = {"UNREACHABLE", "ERROR", "STALLED", "STRATEGY_FAILED"}
+EXIT_DONE, EXIT_USAGE, EXIT_FAULT, EXIT_INTERRUPTED = 0, 2, 3, 130
+DEFAULT_PORT = 8080
+UNREACHABLE_S = 5.0  # REST silent this long (manager process alive) counts as a dead manager
+MIN_STALL_S = 300.0  # default stall limit: 5 minutes, or 3x the longest finished trial
+STOP_TIMEOUT_S = 60.0
+EXPOSURE = (
+    "note: NNI's web UI and REST API listen on every network interface without "
+    "authentication; whoever reaches port {port} can stop this experiment or change its "
+    "search space (README: 'Keeping the web UI private')"
+)
+NNI_ISSUES = {
+    "UNREACHABLE": "the NNI manager died or stopped answering (cf. microsoft/nni#3250, #2243)",
+    "ERROR": "experiment status ERROR: the tuner's dispatcher died (cf. microsoft/nni#5689, #5769)",
+    "STALLED": "no trial changed state and no metric arrived (cf. microsoft/nni#5493, #5761, "
+    "#5531, #5640)",
+    "STRATEGY_FAILED": "the NAS strategy raised an error",
+}
+
+
+# ---------------------------------------------------------------- ports
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def default_port(requested: int | None) -> int:
+    """The port asked for, else NNI's usual 8080 when free, else any free port."""
+    if requested is not None:
+        return requested
+    return DEFAULT_PORT if port_is_free(DEFAULT_PORT) else free_port()
+
+
+# ---------------------------------------------------------------- progress
+
+
+def progress_line(trials, max_trials) -> tuple[str, float | None]:
+    """One line of counts and the best final `default` so far; returns (line, best)."""
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.status] = counts.get(t.status, 0) + 1
+    finals = [
+        (t.final["default"], t.trial_id)
+        for t in trials
+        if isinstance(t.final.get("default"), (int, float))
+    ]
+    best = max(finals) if finals else None
+    done = sum(v for k, v in counts.items() if k not in ACTIVE)
+    parts = [f"trials {done}/{max_trials or '?'} done", f"{counts.get('SUCCEEDED', 0)} succeeded"]
+    for status in ("FAILED", "EARLY_STOPPED", "TIMED_OUT", "USER_CANCELED", "INTERRUPTED"):
+        if counts.get(status):
+            parts.append(f"{counts[status]} {status.lower().replace('_', '-')}")
+    parts.append(f"{counts.get('RUNNING', 0)} running")
+    if counts.get("WAITING"):
+        parts.append(f"{counts['WAITING']} waiting")
+    parts.append(f"best {best[0]:.4f} ({best[1]})" if best else "best -")
+    return ", ".join(parts), best[0] if best else None
+
+
+def experiment_status(port: int) -> str:
+    from analysis.store import get_json
+
+    return get_json(f"http://127.0.0.1:{port}/api/v1/nni/check-status").get("status", "?")
+
+
+# ---------------------------------------------------------------- the watchdog
+
+
+@dataclass
+class Outcome:
+    """How watching ended. `status`: DONE, STOPPED, TIMEOUT, INTERRUPTED, or a fault
+    (UNREACHABLE, ERROR, STALLED, STRATEGY_FAILED)."""
+
+    status: str
+    detail: str = ""
+    trials: list = field(default_factory=list)
+
+    @property
+    def fault(self) -> bool:
+        return self.status in FAULTS
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "DONE"
+
+
+class BackgroundStart:
+    """Runs a blocking start (NNI's NAS strategy runs inside `NasExperiment.start`) in a
+    daemon thread, so the main thread can watch and take Ctrl-C."""
+
+    def __init__(self, start: Callable[[], None]):
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(start,), daemon=True)
+        self.thread.start()
+
+    def _run(self, start) -> None:
+        try:
+            start()
+        except BaseException as exc:  # noqa: BLE001 - reported by the watchdog
+            self.error = exc
+
+    @property
+    def done(self) -> bool:
+        return not self.thread.is_alive()
+
+
+def signature(trials) -> tuple:
+    """What changes when anything happens: states, metric counts, finals."""
+    return tuple((t.trial_id, t.status, len(t.intermediates), bool(t.final)) for t in trials)
+
+
+def stall_limit(trials, stall_s: float | None) -> float:
+    if stall_s is not None:
+        return stall_s
+    longest = max((t.duration_s or 0.0 for t in trials if t.status not in ACTIVE), default=0.0)
+    return max(MIN_STALL_S, 3 * longest)
+
+
+def watch(
+    port: int,
+    max_trials: int | None,
+    *,
+    poll_s: float = 1.0,
+    stream=sys.stdout,
+    timeout_s: float | None = None,
+    on_poll: Callable | None = None,
+    stall_s: float | None = None,
+    manager=None,
+    strategy: BackgroundStart | None = None,
+    expected: int | None = None,
+) -> Outcome:
+    """Print progress until the experiment ends or a fault is seen.
+
+    `manager`: the manager's process (Popen / psutil.Process): its exit is noticed at once.
+    `strategy` / `expected`: a NAS run is done when its strategy has returned and `expected`
+    trials ended (or, strategy done, nothing ran for 5 s). `on_poll(trials)` after each poll."""
+    from analysis.store import ExportError, read_rest
+
+    started = time.monotonic()
+    last_line, last_sig, last_change = None, None, started
+    unreachable_since: float | None = None
+    trials: list = []
+    while True:
+        now = time.monotonic()
+        if timeout_s is not None and now - started > timeout_s:
+            return Outcome("TIMEOUT", f"still running after {timeout_s:.0f} s", trials)
+        try:
+            status = experiment_status(port)
+            trials = read_rest(f"http://127.0.0.1:{port}").trials
+            unreachable_since = None
+        except ExportError as exc:
+            unreachable_since = unreachable_since or now
+            code = manager.poll() if hasattr(manager, "poll") else None
+            if code is not None:
+                return Outcome("UNREACHABLE", f"the manager process exited ({code})", trials)
+            if now - unreachable_since >= UNREACHABLE_S:
+                return Outcome(
+                    "UNREACHABLE", f"no answer for {now - unreachable_since:.0f} s: {exc}", trials
+                )
+            time.sleep(min(poll_s, 1.0))
+            continue
+        line, _ = progress_line(trials, max_trials)
+        if on_poll:
+            on_poll(trials)
+        if line != last_line:
+            print(f"[{now - started:6.1f}s] {line}", file=stream, flush=True)
+            last_line = line
+        sig = signature(trials)
+        if sig != last_sig:
+            last_sig, last_change = sig, now
+        active = any(t.status in ACTIVE for t in trials)
+        if status == "ERROR":
+            return Outcome("ERROR", "NNI reports experiment status ERROR", trials)
+        if status in ("DONE", "STOPPED"):
+            return Outcome(status, "", trials)
+        if strategy is not None:
+            if strategy.done and strategy.error is not None:
+                return Outcome("STRATEGY_FAILED", repr(strategy.error), trials)
+            ended = sum(t.status not in ACTIVE for t in trials)
+            settled = now - last_change > 5.0
+            if strategy.done and not active and (ended >= (expected or 0) or settled):
+                return Outcome("DONE", "the strategy has no more architectures", trials)
+        elif status == "NO_MORE_TRIAL" and not active:
+            return Outcome("DONE", "the tuner has no more trials", trials)
+        limit = stall_limit(trials, stall_s)
+        if now - last_change > limit:
+            return Outcome("STALLED", f"nothing happened for {now - last_change:.0f} s", trials)
+        time.sleep(poll_s)
+
+
+# ---------------------------------------------------------------- fault reports
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return f"    ({path} not found)"
+    return "\n".join("    " + line for line in text[-lines:]) or "    (empty)"
+
+
+def trial_folder(exp_dir: Path, exp_id: str, trial_id: str) -> Path:
+    """Where NNI 3.0's local service keeps a trial's stdout / stderr."""
+    return exp_dir / exp_id / "environments" / "local-env" / "trials" / trial_id
+
+
+def describe_fault(outcome: Outcome, exp_dir: Path, exp_id: str) -> str:
+    logs = exp_dir / exp_id / "log"
+    lines = [f"watchdog: {NNI_ISSUES.get(outcome.status, outcome.status)}: {outcome.detail}"]
+    if outcome.status in ("ERROR", "STRATEGY_FAILED"):
+        lines += [f"  tail of {logs / 'dispatcher.log'}:", tail(logs / "dispatcher.log")]
+    lines += [f"  tail of {logs / 'nnimanager.log'}:", tail(logs / "nnimanager.log")]
+    if outcome.status == "STALLED":
+        for t in outcome.trials:
+            if t.status in ACTIVE:
+                stderr = trial_folder(exp_dir, exp_id, t.trial_id) / "trial.stderr"
+                lines += [f"  trial {t.trial_id} is {t.status}; its stderr ends:", tail(stderr, 5)]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the session
+
+
+@dataclass
+class Study:
+    """What a runner hands to `run_study`."""
+
+    exp: object  # nni.experiment.Experiment or nni.nas.experiment.NasExperiment
+    port: int
+    out: Path
+    max_trials: int | None
+    resume_command: str  # printed whenever the study ends unfinished
+    background_start: bool = False  # NAS: exp.start blocks while the strategy runs
+    expected_trials: int | None = None
+
+    @property
+    def exp_dir(self) -> Path:
+        return Path(self.exp.config.canonical_copy().experiment_working_directory)
+
+
+@contextlib.contextmanager
+def interrupts_enabled():
+    """SIGINT and SIGTERM raise KeyboardInterrupt, whatever the parent left them as."""
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def interrupts_deferred(stream=sys.stderr):
+    """While the manager stops, a second Ctrl-C must not leave it half-stopped."""
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def wait(*_):
+        print("stopping the experiment, please wait...", file=stream, flush=True)
+
+    for s in previous:
+        signal.signal(s, wait)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def manager_alive(exp) -> bool:
+    proc = getattr(exp, "_proc", None)
+    return proc is not None and proc.poll() is None
+
+
+def kill_process_group(pid: int | None) -> None:
+    """The manager runs in its own process group (NNI starts it with setpgrp), with its
+    dispatcher and plain trial processes: after a crash they are orphans in that group."""
+    if pid:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def stop_experiment(exp) -> None:
+    """exp.stop(), bounded: a manager that is dead is not asked, one that hangs is killed."""
+    proc = getattr(exp, "_proc", None)
+    pid = getattr(proc, "pid", None)
+    if proc is not None and proc.poll() is not None:
+        exp._proc = None  # dead: NNI's stop would wait on its REST API
+    timer = threading.Timer(STOP_TIMEOUT_S, kill_process_group, args=(pid,))
+    timer.daemon = True
+    timer.start()
+    try:
+        exp.stop()
+    except Exception as exc:  # noqa: BLE001 - the manager is killed below either way
+        print(f"warning: stopping the experiment: {exc}", file=sys.stderr)
+    finally:
+        timer.cancel()
+        atexit.unregister(exp.stop)
+    kill_process_group(pid)  # orphans of a crashed manager (its dispatcher, plain trials)
+    mark_stopped(exp.id)
+
+
+def mark_stopped(exp_id: str) -> None:
+    """NNI's experiment manifest says RUNNING for a manager that died: say STOPPED."""
+    with contextlib.suppress(Exception):
+        from nni.tools.nnictl.config_utils import Experiments
+
+        experiments = Experiments()
+        if experiments.get_all_experiments().get(exp_id, {}).get("status") != "STOPPED":
+            experiments.update_experiment(exp_id, "status", "STOPPED")
+
+
+@contextlib.contextmanager
+def guard(exp):
+    """A small process that stops the manager if this runner dies without stopping it (even
+    of SIGKILL): no manager is left running a study nobody watches."""
+    proc = getattr(exp, "_proc", None)
+    if proc is None:
+        yield
+        return
+    g = subprocess.Popen(
+        [sys.executable, "-m", "experiments.guard", str(os.getpid()), str(proc.pid), str(exp.port)],
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield
+    finally:
+        g.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            g.wait(timeout=5)
+
+
+def run_study(
+    study: Study,
+    *,
+    export: Callable[[Study, Outcome], None],
+    launcher: bool = True,
+    stall_s: float | None = None,
+    stream=sys.stdout,
+) -> int:
+    """Start (or resume) `study.exp`, watch it, stop it, export; returns the exit code."""
+    exp = study.exp
+    outcome = Outcome("INTERRUPTED")
+    with interrupts_enabled():
+        print(EXPOSURE.format(port=study.port), file=sys.stderr, flush=True)
+        try:
+            with warm_launcher(launcher):
+                try:
+                    if study.background_start:
+                        strategy = BackgroundStart(lambda: exp.start(study.port))
+                        wait_for_manager(exp, strategy)
+                    else:
+                        strategy = None
+                        exp.start(study.port)
+                    with guard(exp):
+                        outcome = watch(
+                            study.port,
+                            study.max_trials,
+                            stream=stream,
+                            stall_s=stall_s,
+                            manager=getattr(exp, "_proc", None),
+                            strategy=strategy,
+                            expected=study.expected_trials,
+                        )
+                    print(f"experiment {exp.id} ended: {outcome.status}", file=stream, flush=True)
+                except KeyboardInterrupt:
+                    print("\ninterrupted: stopping the experiment...", file=sys.stderr, flush=True)
+                finally:
+                    with interrupts_deferred():
+                        stop_experiment(exp)
+        except KeyboardInterrupt:  # a Ctrl-C while the launcher shut down
+            pass
+        if outcome.fault:
+            print(describe_fault(outcome, study.exp_dir, exp.id), file=sys.stderr, flush=True)
+        try:
+            export(study, outcome)
+        except KeyboardInterrupt:
+            print("interrupted: export skipped", file=sys.stderr)
+    if not outcome.finished:
+        print(f"the study did not finish; to continue it: {study.resume_command}", flush=True)
+    if outcome.fault:
+        return EXIT_FAULT
+    return EXIT_DONE if outcome.finished else EXIT_INTERRUPTED
+
+
+def wait_for_manager(exp, strategy: BackgroundStart, timeout_s: float = 120.0) -> None:
+    """Until the background start has a manager answering (or failed)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not strategy.done:
+        if getattr(exp, "port", None) and getattr(exp, "_proc", None) is not None:
+            try:
+                experiment_status(exp.port)
+                return
+            except Exception:  # noqa: BLE001 - not up yet
+                pass
+        time.sleep(0.2)
+    if strategy.error is not None:
+        raise strategy.error

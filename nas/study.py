@@ -1,0 +1,141 @@
+"""A NAS study on NNI: the depth space, the evaluator, a strategy, one NNI session, the table.
+
+    code = run(settings, port=None, experiment_dir=None, out=None)   # what `python -m nas` does
+
+The session (start, progress, watchdog, Ctrl-C, stop, export) is experiments.manager's, the
+same as an HPO study's. NNI 3.0 runs the strategy inside `NasExperiment.start`, so the start
+runs in the background and the main thread watches. At the end `out` holds the exporter's
+files plus trials.csv (one row per trial: depth, seed, default, test_accuracy, parameters,
+...), nas_table.md (mean +- std over seeds) and settings.json (every setting, the strategy's
+seed included).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from experiments.manager import Study, default_port, run_study
+from launcher import CLIENT_MODULE, REPO
+from nas.settings import INPUT_SIZES, max_trials, space_size
+
+
+def make_strategy(name: str, seed: int):
+    from nni.nas import strategy
+
+    if name == "grid":
+        return strategy.GridSearch(shuffle=False)
+    if name == "random":
+        return strategy.Random(seed=seed, dedup=True)
+    return strategy.RegularizedEvolution(population_size=8, sample_size=4, seed=seed)
+
+
+def build_experiment(settings: dict, experiment_dir: str | None, exp_id: str | None = None):
+    """The NasExperiment of these settings (a fresh id, or `exp_id` to resume)."""
+    from nni.nas.evaluator import FunctionalEvaluator
+    from nni.nas.experiment import NasExperiment
+
+    from nas.evaluator import evaluate_architecture
+    from nas.space import DepthSpace
+
+    concurrency = int(settings["concurrency"])
+    space = DepthSpace(
+        INPUT_SIZES[settings["dataset"]],
+        10,
+        int(settings["min_depth"]),
+        int(settings["max_depth"]),
+        int(settings["repeats"]),
+        bool(settings["extended"]),
+    )
+    evaluator = FunctionalEvaluator(
+        evaluate_architecture,
+        dataset=settings["dataset"],
+        data_dir=settings["data_dir"],
+        epochs=int(settings["epochs"]),
+        lr=float(settings["lr"]),
+        batch_size=int(settings["batch_size"]),
+        optimizer=settings["optimizer"],
+        momentum=float(settings["momentum"]),
+        threads=max(1, (os.cpu_count() or 1) // concurrency),
+    )
+    strategy = make_strategy(settings["strategy"], int(settings["seed"]))
+    exp = NasExperiment(space, evaluator, strategy, id=exp_id)
+    exp.config.trial_concurrency = concurrency  # NNI 3.0's NAS default is 1
+    # NNI builds the NAS trial command as `{python} -m nni.nas.execution.training_service
+    # trial`; through the launcher client the trial forks from the warm launcher.
+    exp.config._trial_command_params = {"python": f"{sys.executable} -m {CLIENT_MODULE}"}
+    exp.config.max_trial_number = max_trials(settings)
+    exp.config.trial_code_directory = str(REPO)
+    exp.config.experiment_name = f"nas_depth_{settings['dataset']}"
+    if experiment_dir:
+        exp.config.experiment_working_directory = str(Path(experiment_dir).resolve())
+    return exp
+
+
+def export(study: Study, outcome, settings: dict) -> None:
+    """The exporter's files plus trials.csv, nas_table.md and settings.json."""
+    from analysis.export import export_experiment
+    from analysis.store import ExportError
+    from nas.table import TRIAL_COLUMNS, depth_table, table_markdown
+
+    exp, out = study.exp, study.out
+    try:
+        result = export_experiment(exp.id, out, study.exp_dir, live=False)
+    except ExportError as exc:
+        print(f"nothing to export: {exc}", file=sys.stderr)
+        return
+    trials = result.trials
+    columns = [c for c in TRIAL_COLUMNS if c in trials] + [
+        c for c in trials.columns if c not in TRIAL_COLUMNS
+    ]
+    trials[columns].to_csv(out / "trials.csv", index=False)
+    (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+    table = depth_table(trials)
+    text = (
+        f"# NAS {exp.id}: hidden depth on {settings['dataset']}, {settings['epochs']} "
+        f"epochs, {settings['repeats']} seed(s) per architecture, strategy "
+        f"{settings['strategy']} (seed {settings['seed']})\n\n" + table_markdown(table) + "\n"
+    )
+    (out / "nas_table.md").write_text(text)
+    print(text)
+    print(f"files: {out}/ (nas_table.md, trials.csv, settings.json, summary.md, plots)")
+    print(
+        f"web UI again: nnictl view {exp.id} --experiment_dir {study.exp_dir} --port {study.port}"
+    )
+
+
+def run(
+    settings: dict,
+    port: int | None = None,
+    experiment_dir: str | None = None,
+    out: str | None = None,
+    launcher: bool = True,
+    stall_s: float | None = None,
+) -> int:
+    exp = build_experiment(settings, experiment_dir)
+    port = default_port(port)
+    budget = max_trials(settings)
+    print(
+        f"NAS experiment {exp.id}: {settings['strategy']} over depth "
+        f"{settings['min_depth']}..{settings['max_depth']} x {settings['repeats']} seed(s), "
+        f"{budget} trials, concurrency {settings['concurrency']}; web UI "
+        f"http://127.0.0.1:{port}",
+        flush=True,
+    )
+    study = Study(
+        exp,
+        port,
+        Path(out or f"runs/nas-{exp.id}"),
+        budget,
+        resume_command="(NNI 3.0 cannot resume a NAS study: python -m nas --help)",
+        background_start=True,
+        expected_trials=min(budget, space_size(settings)),
+    )
+    return run_study(
+        study,
+        export=lambda s, o: export(s, o, settings),
+        launcher=launcher,
+        stall_s=stall_s,
+    )

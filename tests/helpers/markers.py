@@ -1,0 +1,25 @@
+"""Skip markers for tests that need a system package `make test` installs when it can
+(Debian's dataset-fashion-mnist, chromium, openssh-server); each says how to get it."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests.helpers.sshd import SFTP, SSHD
+from trials.data import find_idx_files
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+needs_fashion_mnist = pytest.mark.skipif(
+    find_idx_files("fashion-mnist", None) is None,
+    reason="Fashion-MNIST absent: apt-get install dataset-fashion-mnist (make test does it)",
+)
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium absent: apt-get install chromium (make test does it as root)"
+)
+needs_sshd = pytest.mark.skipif(
+    SSHD is None or SFTP is None,
+    reason="sshd absent: apt-get install openssh-server (make test does it as root)",
+)

@@ -1,0 +1,170 @@
+"""`python -m experiments.run` as a real subprocess for the fault-injection tests: its output
+read by a thread, its process tree (the warm launcher, the forked trials, the NNI manager, the
+guard) found with psutil, and everything it started killed at the end whatever happened."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import yaml
+
+from experiments.manager import free_port
+from launcher import REPO
+
+
+class Runner:
+    def __init__(self, *args: str, env: dict | None = None):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "experiments.run", *args, "--port", str(self.port)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        self.lines: list[str] = []
+        self.seen: set[int] = set()  # every pid of its tree ever observed
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def tree(self) -> list[psutil.Process]:
+        try:
+            procs = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+        self.seen.update(p.pid for p in procs)
+        return procs
+
+    def find(self, fragment: str) -> list[psutil.Process]:
+        found = []
+        for p in self.tree():
+            with contextlib.suppress(psutil.Error):
+                if fragment in " ".join(p.cmdline()):
+                    found.append(p)
+        return found
+
+    def launcher(self) -> psutil.Process | None:
+        """The warm launcher: the runner's own child (its forked trials share its cmdline)."""
+        for p in self.find("launcher.server"):
+            with contextlib.suppress(psutil.Error):
+                if p.ppid() == self.proc.pid:
+                    return p
+        return None
+
+    def forked_trials(self) -> list[psutil.Process]:
+        launcher = self.launcher()
+        if launcher is None:
+            return []
+        with contextlib.suppress(psutil.Error):
+            return launcher.children()
+        return []
+
+    def manager(self) -> psutil.Process | None:
+        found = self.find("nni_node/main.js")
+        return found[0] if found else None
+
+    def wait_until(self, condition, timeout: float = 120.0, what: str = "") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.tree()
+            if condition():
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"runner exited ({self.proc.returncode}) before {what}:\n" + self.output[-3000:]
+                )
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}:\n" + self.output[-3000:])
+
+    def wait(self, timeout: float = 240.0) -> int:
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("runner did not exit:\n" + self.output[-3000:]) from None
+        self.reader.join(timeout=5)
+        return self.proc.returncode
+
+    def kill_everything(self) -> None:
+        """The cleanup every test runs: the runner, then anything it started."""
+        self.tree()
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        self.proc.wait()
+        for pid in self.seen:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def runner(*args: str):
+    r = Runner(*args)
+    try:
+        yield r
+    finally:
+        r.kill_everything()
+
+
+def alive(pids) -> list[int]:
+    out = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+    return out
+
+
+def wait_dead(pids, timeout: float = 10.0) -> list[int]:
+    """The pids still alive after `timeout` seconds (empty: all gone)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pids):
+            return []
+        time.sleep(0.1)
+    return alive(pids)
+
+
+def fault_experiment(
+    tmp_path: Path,
+    space: dict,
+    command_args: str = "",
+    *,
+    tuner: dict | None = None,
+    max_trials: int = 4,
+    concurrency: int = 2,
+    **extra,
+) -> Path:
+    """An experiment YAML running tests.fixtures.fault_trial; returns its path."""
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text(yaml.safe_dump(space))
+    raw = {
+        "experimentName": "faults",
+        "searchSpaceFile": str(space_file),
+        "trialCodeDirectory": str(REPO),
+        "trialCommand": f"python3 -m launcher tests.fixtures.fault_trial {command_args}".strip(),
+        "trialConcurrency": concurrency,
+        "maxTrialNumber": max_trials,
+        "tuner": tuner or {"name": "GridSearch"},
+        "trainingService": {"platform": "local"},
+        "experimentWorkingDirectory": str(tmp_path / "nni"),
+        **extra,
+    }
+    path = tmp_path / "faults.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path

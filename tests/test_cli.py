@@ -1,0 +1,79 @@
+"""Every entry point: a parser with `help=` on every flag, `--help` that exits 0, and usage
+errors that exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+from launcher import CLIENT_MODULE, REPO
+from trials.params import build_parser as trial_parser
+
+ENTRY_POINTS = [
+    "experiments.run",
+    "experiments.validate",
+    "experiments.guard",
+    "nas.__main__",
+    "analysis.export",
+    "analysis.compare",
+    "analysis.attention",
+    "benchmarks.epoch",
+    "benchmarks.study",
+    "launcher.server",
+]
+
+
+def parsers():
+    for name in ENTRY_POINTS:
+        yield name, importlib.import_module(name).build_parser()
+    for name in ("trials.mlp", "trials.rnn"):
+        module = importlib.import_module(name)
+        yield name, trial_parser(module.PARAMS, f"python -m {name}", module.__doc__)
+
+
+@pytest.mark.parametrize(
+    "name, parser", list(parsers()), ids=lambda x: x if isinstance(x, str) else ""
+)
+def test_every_flag_has_help(name, parser):
+    missing = [
+        "/".join(a.option_strings) or a.dest
+        for a in parser._actions
+        if not isinstance(a, argparse._HelpAction) and not a.help
+    ]
+    assert not missing, f"{name}: no help= for {missing}"
+
+
+@pytest.mark.parametrize(
+    "name, parser", list(parsers()), ids=lambda x: x if isinstance(x, str) else ""
+)
+def test_help_exits_0_and_usage_errors_exit_2(name, parser, capsys):
+    with pytest.raises(SystemExit) as done:
+        parser.parse_args(["--help"])
+    assert done.value.code == 0 and "usage:" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as bad:
+        parser.parse_args(["--no-such-flag"])
+    assert bad.value.code == 2
+
+
+def test_the_launcher_client_usage():
+    bad = subprocess.run(
+        [sys.executable, "-m", CLIENT_MODULE], cwd=REPO, capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and bad.stderr.startswith("usage: python3 -m launcher")
+    ok = subprocess.run(
+        [sys.executable, "-m", CLIENT_MODULE, "--help"], cwd=REPO, capture_output=True, text=True
+    )
+    assert ok.returncode == 0 and "trial command" in ok.stdout
+
+
+def test_runner_usage_errors_exit_2(capsys):
+    from experiments.run import main
+
+    for argv in ([], ["x.yaml", "--resume", "abc"], ["--resume", "abc", "--epochs", "2"]):
+        with pytest.raises(SystemExit) as bad:
+            main(argv)
+        assert bad.value.code == 2

@@ -1,0 +1,54 @@
+"""experiments.config: trial commands parsed and rewritten, overrides applied to a YAML."""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments.config import TrialCommand, apply_overrides, get_key, load_yaml
+from launcher import REPO, trial_command
+
+
+@pytest.mark.parametrize(
+    "command, module, args",
+    [
+        ("python3 -m launcher trials.mlp --epochs 2", "trials.mlp", ["--epochs", "2"]),
+        ("python3 -m launcher --python /x/python trials.rnn", "trials.rnn", []),
+        ("python -m trials.mlp --lr 0.1", "trials.mlp", ["--lr", "0.1"]),
+        ("python3 train.py", None, []),
+    ],
+)
+def test_parse(command, module, args):
+    parsed = TrialCommand.parse(command)
+    assert parsed.module == module and parsed.args == args
+
+
+def test_with_flag_replaces_both_spellings_and_keeps_the_rest():
+    cmd = TrialCommand.parse("python3 -m launcher trials.mlp --epochs 2 --lr=0.1 --threads 1")
+    out = cmd.with_flag("--epochs", 5).with_flag("--lr", 0.2)
+    assert out.args == ["--threads", "1", "--epochs", "5", "--lr", "0.2"]
+    assert str(out) == "python3 -m launcher trials.mlp --threads 1 --epochs 5 --lr 0.2"
+    assert cmd.args == ["--epochs", "2", "--lr=0.1", "--threads", "1"]  # not mutated
+
+
+def test_trial_command_constant_round_trips():
+    cmd = trial_command("trials.mlp", "--epochs", "2")
+    assert cmd == "python3 -m launcher trials.mlp --epochs 2"
+    assert TrialCommand.parse(cmd).module == "trials.mlp"
+
+
+def test_get_key_follows_nnis_case_rules():
+    raw = {"trial_command": "x", "MaxTrialNumber": 3}
+    assert get_key(raw, "trialCommand") == ("trial_command", "x")
+    assert get_key(raw, "maxTrialNumber") == ("MaxTrialNumber", 3)
+    assert get_key(raw, "tuner") == (None, None)
+
+
+def test_overrides_rewrite_the_trial_command():
+    raw = load_yaml(REPO / "experiments" / "mlp_tpe_digits.yaml")
+    out = apply_overrides(raw, max_trials=3, concurrency=1, dataset="fashion-mnist", epochs=4)
+    cmd = TrialCommand.parse(out["trialCommand"])
+    assert cmd.module == "trials.mlp"
+    assert cmd.args.count("--epochs") == 1 and cmd.args[cmd.args.index("--epochs") + 1] == "4"
+    assert cmd.args[cmd.args.index("--dataset") + 1] == "fashion-mnist"
+    assert out["maxTrialNumber"] == 3 and out["trialConcurrency"] == 1
+    assert raw["maxTrialNumber"] == 10  # the loaded mapping is not changed

@@ -1,0 +1,94 @@
+"""experiments.manager without a manager: progress lines, the stall rule, an unreachable
+manager noticed in seconds, ports."""
+
+from __future__ import annotations
+
+import io
+import time
+
+from analysis.store import Trial
+from experiments.manager import (
+    MIN_STALL_S,
+    UNREACHABLE_S,
+    default_port,
+    free_port,
+    port_is_free,
+    progress_line,
+    signature,
+    stall_limit,
+    watch,
+)
+
+
+def trial(tid, status, final=None, steps=0, start=None, end=None):
+    return Trial(
+        tid,
+        status=status,
+        final=final or {},
+        intermediates=[{"step": i, "default": 0.5} for i in range(steps)],
+        start_time=start,
+        end_time=end,
+    )
+
+
+def test_progress_line_counts_and_best():
+    trials = [
+        trial("a", "SUCCEEDED", {"default": 0.91}),
+        trial("b", "SUCCEEDED", {"default": 0.95}),
+        trial("c", "FAILED"),
+        trial("d", "EARLY_STOPPED"),
+        trial("e", "INTERRUPTED"),
+        trial("f", "RUNNING"),
+        trial("g", "WAITING"),
+    ]
+    line, best = progress_line(trials, 10)
+    assert line == (
+        "trials 5/10 done, 2 succeeded, 1 failed, 1 early-stopped, 1 interrupted, 1 running, "
+        "1 waiting, best 0.9500 (b)"
+    )
+    assert best == 0.95
+    assert progress_line([], None) == ("trials 0/? done, 0 succeeded, 0 running, best -", None)
+
+
+def test_signature_changes_with_any_event():
+    a = [trial("a", "RUNNING", steps=1)]
+    assert signature(a) != signature([trial("a", "RUNNING", steps=2)])
+    assert signature(a) != signature([trial("a", "SUCCEEDED", steps=1)])
+    assert signature(a) == signature([trial("a", "RUNNING", steps=1)])
+
+
+def test_stall_limit_is_5_minutes_or_3x_the_longest_trial():
+    short = [trial("a", "SUCCEEDED", start=0.0, end=10.0)]
+    long = [trial("a", "SUCCEEDED", start=0.0, end=200.0), trial("b", "RUNNING", start=5.0)]
+    assert stall_limit(short, None) == MIN_STALL_S
+    assert stall_limit(long, None) == 600.0
+    assert stall_limit(long, 7.0) == 7.0
+
+
+def test_an_unreachable_manager_is_noticed_within_seconds():
+    out = io.StringIO()
+    t0 = time.monotonic()
+    outcome = watch(free_port(), 3, poll_s=0.2, stream=out)
+    elapsed = time.monotonic() - t0
+    assert outcome.status == "UNREACHABLE" and outcome.fault
+    assert UNREACHABLE_S <= elapsed < UNREACHABLE_S + 3
+
+
+def test_a_dead_manager_process_is_noticed_at_once():
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    t0 = time.monotonic()
+    outcome = watch(free_port(), 3, poll_s=0.2, stream=io.StringIO(), manager=proc)
+    assert outcome.status == "UNREACHABLE" and "exited (0)" in outcome.detail
+    assert time.monotonic() - t0 < 2
+
+
+def test_ports():
+    port = free_port()
+    assert port_is_free(port)
+    assert default_port(1234) == 1234
+    chosen = default_port(None)
+    assert chosen == 8080 if port_is_free(8080) else chosen != 8080

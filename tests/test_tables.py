@@ -1,0 +1,105 @@
+"""analysis.tables and analysis.compare on experiments in NNI's own schema (written by
+benchmarks.nni_db, no manager): number formatting, the comparison row, the compare CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from analysis.compare import comparison_row
+from analysis.store import load_experiment
+from analysis.tables import fmt, metric_label, trials_table
+from benchmarks.nni_db import write_experiment
+from launcher import REPO
+
+
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (None, ""),
+        (float("nan"), ""),
+        (3.0, "3"),
+        (0.123456, "0.1235"),
+        (12.34, "12.3"),
+        (0.0001234, "0.0001234"),
+        (123456.0, "123456"),
+        (2.5e7, "25000000"),
+        (250000.5, "2.5e+05"),
+        ("relu", "relu"),
+        (7, "7"),
+    ],
+)
+def test_fmt(value, text):
+    assert fmt(value) == text
+
+
+@pytest.fixture(scope="module")
+def two_experiments(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nni")
+    write_experiment(root, "expa", trials=12, intermediates=3, seed=1)
+    write_experiment(root, "expb", trials=8, intermediates=3, seed=2, tuner="Random")
+    return root
+
+
+def test_comparison_row_from_the_records(two_experiments):
+    exp = load_experiment("expa", two_experiments)
+    row = comparison_row(exp)
+    trials = trials_table(exp)
+    best = trials["default"].max()
+    assert row["experiment"] == "expa" and row["algorithm"] == "TPE"
+    assert row["trials"] == row["finished"] == 12 and row["early_stopped"] == 0
+    assert row["best_default"] == pytest.approx(best)
+    assert row["test_accuracy"] == pytest.approx(best - 0.01)
+    running = trials.sort_values("sequence")["default"].cummax().to_numpy()
+    first = int((running >= best - 0.005).argmax()) + 1
+    assert row["trials_to_within_0.5pt"] == first
+    assert metric_label(trials) == "validation accuracy"
+
+
+def test_compare_cli_writes_the_table_and_plot(two_experiments, tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis.compare",
+            "expa",
+            "expb",
+            "--experiment-dir",
+            str(two_experiments),
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "compare.md").read_text()
+    assert "| expa |" in text and "| expb |" in text and "best validation accuracy" in text
+    assert (tmp_path / "best_so_far.png").read_bytes()[:4] == b"\x89PNG"
+    assert text.strip() in proc.stdout
+
+
+def test_compare_cli_unknown_experiment_is_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "analysis.compare", "nope", "--experiment-dir", str(tmp_path)]
+        + ["--out", str(tmp_path / "o")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ")
+    assert "Traceback" not in proc.stderr
+
+
+def test_synthetic_experiment_reads_like_a_real_one(two_experiments):
+    exp = load_experiment("expb", two_experiments)
+    assert len(exp.trials) == 8 and all(t.status == "SUCCEEDED" for t in exp.trials)
+    assert all(len(t.intermediates) == 3 for t in exp.trials)
+    assert set(exp.trials[0].parameters) == {"features1", "features2", "lr", "batch_size"}
+    assert isinstance(trials_table(exp), pd.DataFrame)
