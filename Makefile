@@ -1,12 +1,14 @@
 # nnisuite: `make demo` runs the main study; `make test` runs lint and the whole test suite.
-# Both create .venv and install the project into it when missing or stale.
+# Both create .venv and install the project into it when missing or stale. `make test` also
+# installs the system packages some tests need (Debian's Fashion-MNIST, Chromium, sshd) when it
+# runs as root with apt-get; otherwise it says which tests will be skipped and how to install.
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.nnisuite-installed
 
-.PHONY: demo test test-quick lint format clean-venv
+.PHONY: demo test test-quick lint format clean-venv system-packages
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +23,23 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: lint
+system-packages:
+	@missing=""; \
+	test -d /usr/share/datasets/fashion-mnist || missing="$$missing dataset-fashion-mnist"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	test -x /usr/sbin/sshd || missing="$$missing openssh-server"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing what the tests need:$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; } \
+			>/dev/null || echo "note: apt-get failed; tests needing$$missing will be skipped"; \
+	else \
+		echo "note: missing$$missing: the Fashion-MNIST / browser / sshd tests will be skipped;" \
+			"to run them: sudo apt-get install -y$$missing"; \
+	fi
+
+test: lint system-packages
 	$(PY) -m pytest
 
 test-quick: lint

@@ -1,7 +1,7 @@
 """One NNI session, from start to export: ports, progress lines, the watchdog, Ctrl-C, stop.
 
     study = Study(experiment, port=default_port(None), out=Path("runs/x"), max_trials=10,
-                  resume_command="python -m experiments.run --resume ID ...")
+                  resume_hint="to continue it: python -m experiments.run --resume ID ...")
     code = run_study(study, export=my_export)     # 0 done, 3 watchdog, 130 interrupted
 
 Both runners (`python -m experiments.run`, `python -m nas`) go through `run_study`, which
@@ -160,6 +160,34 @@ def signature(trials) -> tuple:
     return tuple((t.trial_id, t.status, len(t.intermediates), bool(t.final)) for t in trials)
 
 
+def find_dispatcher(manager) -> int | None:
+    """The pid of the tuner's dispatcher (`python -m nni --exp_params ...`), a child of the
+    HPO manager; NAS strategies run in the runner itself and have none."""
+    import psutil
+
+    try:
+        children = psutil.Process(manager.pid).children(recursive=True)
+    except (psutil.Error, AttributeError):
+        return None
+    for child in children:
+        try:
+            cmdline = child.cmdline()
+        except psutil.Error:
+            continue
+        if "--exp_params" in cmdline and "/bin/sh" not in cmdline[0]:
+            return child.pid
+    return None
+
+
+def process_gone(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def stall_limit(trials, stall_s: float | None) -> float:
     if stall_s is not None:
         return stall_s
@@ -190,6 +218,7 @@ def watch(
     started = time.monotonic()
     last_line, last_sig, last_change = None, None, started
     unreachable_since: float | None = None
+    dispatcher: int | None = None
     trials: list = []
     while True:
         now = time.monotonic()
@@ -224,6 +253,15 @@ def watch(
             return Outcome("ERROR", "NNI reports experiment status ERROR", trials)
         if status in ("DONE", "STOPPED"):
             return Outcome(status, "", trials)
+        if manager is not None and dispatcher is None:
+            dispatcher = find_dispatcher(manager)
+        if dispatcher is not None and process_gone(dispatcher):
+            # NNI 3.0 keeps saying RUNNING and starts nothing more: a silent hang
+            return Outcome(
+                "ERROR",
+                f"the dispatcher (pid {dispatcher}) exited; NNI still says {status}",
+                trials,
+            )
         if strategy is not None:
             if strategy.done and strategy.error is not None:
                 return Outcome("STRATEGY_FAILED", repr(strategy.error), trials)
@@ -280,7 +318,7 @@ class Study:
     port: int
     out: Path
     max_trials: int | None
-    resume_command: str  # printed whenever the study ends unfinished
+    resume_hint: str  # printed whenever the study ends unfinished: how to continue it
     background_start: bool = False  # NAS: exp.start blocks while the strategy runs
     expected_trials: int | None = None
 
@@ -434,7 +472,7 @@ def run_study(
         except KeyboardInterrupt:
             print("interrupted: export skipped", file=sys.stderr)
     if not outcome.finished:
-        print(f"the study did not finish; to continue it: {study.resume_command}", flush=True)
+        print(f"the study did not finish; {study.resume_hint}", flush=True)
     if outcome.fault:
         return EXIT_FAULT
     return EXIT_DONE if outcome.finished else EXIT_INTERRUPTED

@@ -46,8 +46,8 @@ def export(study: Study, _outcome) -> None:
     print(f"web UI again: {view}")
 
 
-def resume_command(exp_id: str, exp_dir: Path) -> str:
-    return f"python -m experiments.run --resume {exp_id} --experiment-dir {exp_dir}"
+def resume_hint(exp_id: str, exp_dir: Path) -> str:
+    return f"to continue it: python -m experiments.run --resume {exp_id} --experiment-dir {exp_dir}"
 
 
 def new_study(args) -> Study | int:
@@ -78,7 +78,7 @@ def new_study(args) -> Study | int:
         flush=True,
     )
     out = Path(args.out or f"runs/{config.experiment_name or 'experiment'}-{exp.id}")
-    return Study(exp, port, out, config.max_trial_number, resume_command(exp.id, exp_dir))
+    return Study(exp, port, out, config.max_trial_number, resume_hint(exp.id, exp_dir))
 
 
 def resumed_study(args) -> Study | int:
@@ -98,7 +98,7 @@ def resumed_study(args) -> Study | int:
         flush=True,
     )
     out = Path(args.out or f"runs/{config.experiment_name or 'experiment'}-{exp.id}")
-    return Study(exp, port, out, config.max_trial_number, resume_command(exp.id, exp_dir))
+    return Study(exp, port, out, config.max_trial_number, resume_hint(exp.id, exp_dir))
 
 
 def run(args) -> int:

@@ -1,12 +1,19 @@
-"""Check an experiment YAML and its search space before anything runs.
+"""Check an experiment YAML (or NAS settings file) before anything starts.
 
     python -m experiments.validate experiments/*.yaml      # exit 0: all good; 2: problems
 
-Each problem is one line naming the file, the key and the fix: unknown `_type`, malformed
-`_value` (empty choice, low >= high, non-positive bounds of log types), a space key the trial
-does not accept (the log's `feature1`), a value the trial's type cannot take, a required trial
-parameter nobody sets, bad trial-command flags, a missing space file, and NNI's own
-`ExperimentConfig` validation (unknown config keys, missing fields).
+Each problem is one line naming the file, the key, what is wrong and the fix; the runners
+(`python -m experiments.run`, `python -m nas`) run the same checks first, and `nnictl create`
+users get them with this command. Checked:
+- every top-level key: a key NNI knows (did-you-mean for typos), of the right type and range
+  (`trialConcurrency must be a positive integer, got -1`), the required ones present;
+- the search space: known `_type`, well-formed `_value` (experiments.search_space);
+- the trial: a space key the trial does not accept (the log's `feature1`), a value its type
+  cannot take, a required parameter nobody sets, bad trial-command flags;
+- tuner / assessor / advisor (experiments.algorithms): a name in NNI's registry, of the right
+  kind, its packages installed, classArgs its constructor takes with fitting values, and
+  search-space types the tuner can sample;
+- last, NNI's own ExperimentConfig validation, its bare assertions given a message.
 """
 
 from __future__ import annotations
@@ -16,13 +23,140 @@ import contextlib
 import dataclasses
 import difflib
 import io
+import re
 import sys
+import traceback
 from pathlib import Path
 
+from experiments.algorithms import algorithm_problems
 from experiments.config import ConfigError, TrialCommand, get_key, load_yaml, resolve
 from experiments.problem import Problem
 from experiments.search_space import check_space_entry, load_space, space_values
 from launcher import trial_command
+
+NNI_DOCS = "see https://nni.readthedocs.io/en/stable/reference/experiment_config.html"
+LOG_LEVELS = ("fatal", "error", "warning", "info", "debug", "trace")
+PLATFORMS = (
+    "local",
+    "remote",
+    "openpai",
+    "aml",
+    "dlc",
+    "kubeflow",
+    "frameworkcontroller",
+    "adl",
+)
+DURATION = re.compile(r"^\s*\d+(\.\d+)?\s*[smhd]\s*$")
+
+
+def _int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _duration(x) -> bool:
+    return (
+        (_int(x) or isinstance(x, float))
+        and x > 0
+        or isinstance(x, str)
+        and bool(DURATION.match(x))
+    )
+
+
+def _platforms(x) -> bool:
+    items = x if isinstance(x, list) else [x]
+    return bool(items) and all(
+        isinstance(i, dict) and isinstance(i.get("platform"), str) and i["platform"] in PLATFORMS
+        for i in items
+    )
+
+
+def _text(x) -> bool:
+    return isinstance(x, str) and bool(x.strip())
+
+
+def _mapping(x) -> bool:
+    return isinstance(x, dict)
+
+
+def _gpu_indices(x) -> bool:
+    if x is None or (_int(x) and x >= 0):
+        return True
+    if isinstance(x, str):
+        return all(part.strip().isdigit() for part in x.split(","))
+    return isinstance(x, list) and all(_int(i) and i >= 0 for i in x)
+
+
+# camelCase key -> (test of its value, what it must be, an example). None is "not set" for the
+# optional keys.
+RULES = {
+    "experimentName": (lambda x: isinstance(x, str), "a string", "mlp_tpe"),
+    "experimentType": (lambda x: x == "hpo", "hpo (NAS runs with python -m nas)", "hpo"),
+    "searchSpaceFile": (_text, "a path (relative to this file)", "../search_spaces/mlp_tpe.yaml"),
+    "searchSpace": (lambda x: isinstance(x, dict), "a mapping of name: {_type, _value}", "{}"),
+    "trialCommand": (_text, "a command line (a string)", trial_command("trials.mlp")),
+    "trialCodeDirectory": (_text, "a path", ".."),
+    "trialConcurrency": (lambda x: _int(x) and x > 0, "a positive integer", "2"),
+    "trialGpuNumber": (lambda x: _int(x) and x >= 0, "an integer >= 0", "1"),
+    "maxExperimentDuration": (_duration, "a duration (s, m, h or d)", "2h"),
+    "maxTrialNumber": (lambda x: _int(x) and x > 0, "a positive integer", "10"),
+    "maxTrialDuration": (_duration, "a duration (s, m, h or d)", "30m"),
+    "nniManagerIp": (_text, "an IP address or host name", "192.0.2.1"),
+    "useAnnotation": (lambda x: isinstance(x, bool), "true or false", "false"),
+    "debug": (lambda x: isinstance(x, bool), "true or false", "false"),
+    "logLevel": (
+        lambda x: isinstance(x, str) and x in LOG_LEVELS,
+        f"one of {', '.join(LOG_LEVELS)}",
+        "info",
+    ),
+    "experimentWorkingDirectory": (_text, "a path", "~/nni-experiments"),
+    "tunerGpuIndices": (_gpu_indices, "GPU indices (an integer, a list or '0,1')", "0"),
+    "tuner": (_mapping, "a mapping: name (or className) and classArgs", "{name: TPE}"),
+    "assessor": (_mapping, "a mapping: name and classArgs", "{name: Medianstop}"),
+    "advisor": (_mapping, "a mapping: name and classArgs", "{name: Hyperband}"),
+    "trainingService": (
+        _platforms,
+        f"a mapping with a platform ({', '.join(PLATFORMS)})",
+        "{platform: local}",
+    ),
+    "sharedStorage": (_mapping, "a mapping (NNI's sharedStorage)", "{storageType: NFS, ...}"),
+}
+REQUIRED = ("trialCommand", "trialConcurrency", "trainingService", "tuner")
+
+
+def config_key_problems(raw: dict, file: str) -> list[Problem]:
+    """Top-level keys: known to NNI, of the right type and range, the required ones set."""
+    problems = []
+    canonical = {k.lower(): k for k in RULES}
+    for key, value in raw.items():
+        name = canonical.get(str(key).replace("_", "").lower())
+        if name is None:
+            close = difflib.get_close_matches(str(key), list(RULES), n=1)
+            fix = f"did you mean {close[0]!r}?" if close else "remove it (NNI does not know it)"
+            problems.append(Problem(file, str(key), "unknown config key", fix))
+            continue
+        if value is None and name not in REQUIRED:
+            continue
+        test, what, example = RULES[name]
+        if not test(value):
+            shown = repr(value) if not isinstance(value, dict) else "a mapping"
+            problems.append(
+                Problem(file, str(key), f"{name} must be {what}, got {shown}", f"{name}: {example}")
+            )
+    for name in REQUIRED:
+        if name == "tuner" and get_key(raw, "advisor")[0] is not None:
+            continue  # NNI 3.0 reads a lone advisor as the tuner
+        if get_key(raw, name)[0] is None:
+            problems.append(Problem(file, name, "required key missing", f"add {name}"))
+    _, advisor = get_key(raw, "advisor")
+    _, tuner = get_key(raw, "tuner")
+    if advisor is not None and tuner is not None:
+        problems.append(Problem(file, "advisor", "set with tuner", "NNI 3.0: keep only tuner"))
+    if (
+        get_key(raw, "searchSpaceFile")[1] is not None
+        and get_key(raw, "searchSpace")[1] is not None
+    ):
+        problems.append(Problem(file, "searchSpace", "set with searchSpaceFile", "keep one"))
+    return problems
 
 
 def trial_params_class(module_name: str, code_dir: Path):
@@ -142,52 +276,50 @@ def check_trial(space: dict, command: str, code_dir: Path, file: str) -> list[Pr
 
 
 def nni_config_problems(raw: dict, path: Path) -> list[Problem]:
-    """NNI's own validation: unknown keys, missing fields, bad values."""
+    """NNI's own validation, last; its bare `assert`s get the failing check as the message."""
     from nni.experiment.config import ExperimentConfig
     from nni.experiment.config import utils as nni_utils
 
     from experiments.config import to_nni_config
 
     try:
-        to_nni_config(raw, path).validate()
+        with contextlib.redirect_stderr(io.StringIO()):
+            to_nni_config(raw, path).validate()
     except AttributeError as exc:  # NNI: "ExperimentConfig does not have field(s) a, b"
+        if "does not have field" not in str(exc):
+            return [Problem(str(path), "config", f"NNI cannot read it ({exc})", NNI_DOCS)]
         known = [nni_utils.camel_case(f.name) for f in dataclasses.fields(ExperimentConfig)]
-        lowered = {nni_utils.case_insensitive(k): k for k in raw}
         problems = []
-        text = str(exc).split("field(s)")[-1]
-        for bad_key in (k.strip() for k in text.split(",")):
-            original = lowered.get(bad_key, bad_key)
-            close = difflib.get_close_matches(str(original), known, n=1)
+        for bad_key in (k.strip() for k in str(exc).split("field(s)")[-1].split(",")):
+            close = difflib.get_close_matches(bad_key, known, n=1)
             fix = f"did you mean {close[0]!r}?" if close else "remove it (see NNI's reference)"
-            problems.append(Problem(str(path), str(original), "unknown config key", fix))
-        return problems or [Problem(str(path), "config", str(exc), "see NNI's config reference")]
-    except Exception as exc:  # NNI raises ValueError / AssertionError / TypeError on bad values
-        message = str(exc) or type(exc).__name__
-        return [
-            Problem(
-                str(path),
-                "config",
-                message.splitlines()[0],
-                "see https://nni.readthedocs.io/en/stable/reference/experiment_config.html",
-            )
-        ]
+            problems.append(Problem(str(path), bad_key, "unknown config key", fix))
+        return problems
+    except AssertionError as exc:
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        check = (frame.line or "").strip()
+        where = f"{Path(frame.filename).name}:{frame.lineno}"
+        message = str(exc) or f"NNI's check `{check}` failed ({where})"
+        return [Problem(str(path), "config", message, NNI_DOCS)]
+    except Exception as exc:  # noqa: BLE001 - NNI raises ValueError / TypeError on bad values
+        message = (str(exc) or type(exc).__name__).splitlines()[0]
+        return [Problem(str(path), "config", message, NNI_DOCS)]
     return []
 
 
 def nas_settings_problems(raw: dict, path: Path) -> list[Problem]:
-    from nas.settings import DEFAULTS, SettingsError, check
+    from nas.settings import SettingsError, check, settings_from
 
-    unknown = sorted(set(raw) - set(DEFAULTS))
-    if unknown:
-        return [
-            Problem(str(path), k, "unknown NAS setting", f"use one of {sorted(DEFAULTS)}")
-            for k in unknown
-        ]
     try:
-        check(DEFAULTS | {k: v for k, v in raw.items() if v is not None})
+        check(settings_from(raw))
     except SettingsError as exc:
-        return [Problem(str(path), "NAS settings", str(exc), "see python -m nas --help")]
+        key = getattr(exc, "key", None) or "NAS settings"
+        return [Problem(str(path), key, str(exc), "see python -m nas --help")]
     return []
+
+
+def is_nas_settings(raw: dict) -> bool:
+    return "strategy" in raw and get_key(raw, "trialCommand")[0] is None
 
 
 def validate(path: str | Path, raw: dict | None = None) -> list[Problem]:
@@ -197,16 +329,27 @@ def validate(path: str | Path, raw: dict | None = None) -> list[Problem]:
         raw = raw if raw is not None else load_yaml(path)
     except ConfigError as exc:
         return [Problem(str(path), "file", str(exc).split(": ", 1)[-1], "give a valid YAML file")]
-    if "strategy" in raw and get_key(raw, "trialCommand")[1] is None:
+    if is_nas_settings(raw):
         return nas_settings_problems(raw, path)  # settings for `python -m nas`, not nnictl
-    space, space_file, problems = load_space(raw, path)
-    if space is not None:
+    problems = config_key_problems(raw, str(path))
+    space, space_file, space_problems = load_space(raw, path)
+    problems += [p for p in space_problems if p.key not in {q.key for q in problems}]
+    if isinstance(space, dict):
         for name, spec in space.items():
             problems += check_space_entry(str(name), spec, space_file)
         _, code_dir = get_key(raw, "trialCodeDirectory")
         _, command = get_key(raw, "trialCommand")
-        if command:
+        if isinstance(command, str) and command.strip() and isinstance(code_dir, (str, type(None))):
             problems += check_trial(space, command, resolve(code_dir or ".", path), str(path))
+        if not problems:
+            for kind in ("tuner", "assessor", "advisor"):
+                key, spec = get_key(raw, kind)
+                if key is not None and spec is not None:
+                    problems += algorithm_problems(kind, spec, space, str(path))
+    elif space is not None:
+        problems.append(
+            Problem(space_file, "search space", "must be a mapping", "name: {_type, _value}")
+        )
     if not problems:
         problems += nni_config_problems(raw, path)
     return problems

@@ -9,6 +9,12 @@ Every setting of the YAML (nas/settings.py) has a flag here: --dataset --data-di
 --out, --stall-minutes, --no-launcher for the session. Bad settings are reported before any
 trial starts (exit 2); a watchdog fault exits 3, Ctrl-C 130. At the end --out holds
 summary.md, trials.csv, nas_table.md (mean +- std over seeds), settings.json and the plots.
+
+--resume is refused: NNI 3.0 cannot resume a NAS study. Its manager sends the finished
+results to the strategy as IMPORT_DATA, which the NAS command channel does not know
+(nni/runtime/tuner_command_channel/channel.py raises "Unknown command type"), and the
+strategy's checkpoint is read with torch.load, which since PyTorch 2.6 refuses its numpy arrays
+(nni/nas/utils/serializer.py). Run the study again; a stopped run's trials stay exported.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import sys
 
 from experiments.config import ConfigError, load_yaml
 from launcher.warm import add_launcher_flag
-from nas.settings import DEFAULTS, STRATEGIES, SettingsError, check, settings_from
+from nas.settings import DEFAULTS, NO_RESUME, STRATEGIES, SettingsError, check, settings_from
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,12 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="stop when nothing happens this long (default 5, or 3x the longest trial)",
     )
+    p.add_argument("--resume", metavar="ID", help="refused: NNI 3.0 cannot resume NAS (see above)")
     add_launcher_flag(p)
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.resume:
+        print(f"error: {NO_RESUME}", file=sys.stderr)
+        return 2
     overrides = {k: getattr(args, k, None) for k in DEFAULTS}
     try:
         raw = load_yaml(args.config) if args.config else {}

@@ -31,48 +31,113 @@ DEFAULTS = {
 }
 
 
+# Why `python -m nas --resume` refuses, from NNI 3.0's source (checked here, torch 2.14):
+NO_RESUME = (
+    "NNI 3.0 cannot resume a NAS study: on resume its manager sends the finished results to the "
+    "strategy as IMPORT_DATA, which the NAS side's command channel does not know "
+    "(nni/runtime/tuner_command_channel/channel.py, TunerCommandChannel.receive raises "
+    "'Unknown command type: CommandType.ImportData' and its listener thread dies), and the "
+    "strategy's checkpoint is read with torch.load, which refuses its numpy arrays since "
+    "PyTorch 2.6 made weights_only=True the default (nni/nas/utils/serializer.py). Run the study "
+    "again; the stopped run's finished trials stay in its export"
+)
+
+
 class SettingsError(ValueError):
-    """A NAS setting that is unknown or out of range; the message names it."""
+    """A NAS setting that is unknown, of the wrong type or out of range; `key` names it."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 def settings_from(raw: dict | None, overrides: dict | None = None) -> dict:
     """DEFAULTS <- the settings file's mapping <- command-line overrides (None: not given)."""
+    import difflib
+
     settings = dict(DEFAULTS)
     raw = raw or {}
-    unknown = sorted(set(raw) - set(DEFAULTS))
+    if not isinstance(raw, dict):
+        raise SettingsError(f"the settings must be a mapping of key: value, got {raw!r}")
+    unknown = sorted(str(k) for k in set(raw) - set(DEFAULTS))
     if unknown:
-        raise SettingsError(f"unknown settings {unknown}; known: {sorted(DEFAULTS)}")
+        close = difflib.get_close_matches(unknown[0], list(DEFAULTS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SettingsError(
+            f"unknown setting(s) {unknown}{hint}; known: {sorted(DEFAULTS)}", unknown[0]
+        )
     settings.update({k: v for k, v in raw.items() if v is not None or k == "max_trials"})
     settings.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return settings
+
+
+def _int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _number(x) -> bool:
+    return (
+        isinstance(x, (int, float))
+        and not isinstance(x, bool)
+        and x == x
+        and abs(x) != float("inf")
+    )
+
+
+# key -> (test, what it must be); checked before any range rule reads the value
+TYPES = {
+    "dataset": (
+        lambda x: isinstance(x, str) and x in INPUT_SIZES,
+        f"one of {', '.join(INPUT_SIZES)}",
+    ),
+    "data_dir": (lambda x: x is None or isinstance(x, str), "a folder path or null"),
+    "epochs": (lambda x: _int(x) and x >= 1, "an integer >= 1"),
+    "strategy": (
+        lambda x: isinstance(x, str) and x in STRATEGIES,
+        f"one of {', '.join(STRATEGIES)}",
+    ),
+    "seed": (lambda x: _int(x) and x >= 0, "an integer >= 0"),
+    "min_depth": (lambda x: _int(x), "an integer"),
+    "max_depth": (lambda x: _int(x), "an integer"),
+    "repeats": (lambda x: _int(x) and x >= 1, "an integer >= 1"),
+    "concurrency": (lambda x: _int(x) and x >= 1, "an integer >= 1"),
+    "max_trials": (lambda x: x is None or (_int(x) and x >= 1), "an integer >= 1 or null"),
+    "extended": (lambda x: isinstance(x, bool), "true or false"),
+    "lr": (lambda x: _number(x) and x > 0, "a number > 0"),
+    "batch_size": (lambda x: _int(x) and x >= 1, "an integer >= 1"),
+    "optimizer": (lambda x: isinstance(x, str) and x in ("sgd", "adam"), "sgd or adam"),
+    "momentum": (lambda x: _number(x) and x >= 0, "a number >= 0"),
+}
 
 
 def check_depth_bounds(min_depth: int, max_depth: int) -> None:
     if not MIN_DEPTH <= min_depth <= max_depth <= MAX_DEPTH:
         raise SettingsError(
             f"depth bounds must satisfy {MIN_DEPTH} <= min <= max <= {MAX_DEPTH}, "
-            f"got {min_depth}..{max_depth}"
+            f"got {min_depth}..{max_depth}",
+            "min_depth",
         )
 
 
 def check(settings: dict) -> None:
-    if settings["strategy"] not in STRATEGIES:
-        raise SettingsError(
-            f"strategy {settings['strategy']!r} unknown; NNI strategies offered "
-            f"here: {', '.join(STRATEGIES)}"
-        )
-    if settings["dataset"] not in INPUT_SIZES:
-        raise SettingsError(
-            f"dataset {settings['dataset']!r} unknown; choose one of {', '.join(INPUT_SIZES)}"
-        )
-    check_depth_bounds(int(settings["min_depth"]), int(settings["max_depth"]))
-    for key in ("epochs", "repeats", "concurrency"):
-        if int(settings[key]) < 1:
-            raise SettingsError(f"{key} must be >= 1, got {settings[key]}")
+    for key, (test, what) in TYPES.items():
+        value = settings[key]
+        if not test(value):
+            if key == "strategy":
+                raise SettingsError(
+                    f"strategy {value!r} unknown; NNI strategies offered here: "
+                    f"{', '.join(STRATEGIES)}",
+                    key,
+                )
+            if key == "dataset":
+                raise SettingsError(f"dataset {value!r} unknown; choose {what}", key)
+            raise SettingsError(f"{key} must be {what}, got {value!r}", key)
+    check_depth_bounds(settings["min_depth"], settings["max_depth"])
     if settings["extended"] and settings["strategy"] == "grid":
         raise SettingsError(
             "the extended space has 4^6 x 3^6 architectures: use --strategy "
-            "random or evolution with --max-trials"
+            "random or evolution with --max-trials",
+            "extended",
         )
 
 

@@ -129,7 +129,8 @@ def run(
         port,
         Path(out or f"runs/nas-{exp.id}"),
         budget,
-        resume_command="(NNI 3.0 cannot resume a NAS study: python -m nas --help)",
+        resume_hint="NNI 3.0 cannot resume a NAS study (python -m nas --help says why): run it "
+        "again",
         background_start=True,
         expected_trials=min(budget, space_size(settings)),
     )

@@ -158,3 +158,67 @@ def test_runner_refuses_an_invalid_experiment(tmp_path):
     )
     assert proc.returncode == 2 and "feature1" in proc.stderr
     assert not (tmp_path / "nni").exists()  # nothing started
+
+
+@pytest.mark.parametrize(
+    "tuner, key, fragment",
+    [
+        ({"name": "TPEE"}, "tuner.name", "did you mean 'TPE'"),
+        ({"name": "Medianstop"}, "tuner.name", "Medianstop is an assessor"),
+        (
+            {"name": "TPE", "classArgs": {"optimise_mode": "maximize"}},
+            "tuner.classArgs.optimise_mode",
+            "did you mean 'optimize_mode'",
+        ),
+        (
+            {"name": "TPE", "classArgs": {"optimize_mode": "maximum"}},
+            "tuner.classArgs.optimize_mode",
+            "must be maximize or minimize, got 'maximum'",
+        ),
+        ({"name": "TPE", "classArgs": {"seed": "x"}}, "tuner.classArgs.seed", "'x' does not fit"),
+        ({"name": "GridSearch", "classArgs": {"seed": 1}}, "tuner.classArgs", "takes no classArgs"),
+        ({"name": "SMAC"}, "tuner.name", "needs the Python package 'smac'"),
+        ({"name": "TPE", "clasArgs": {}}, "tuner.clasArgs", "did you mean 'classArgs'"),
+        ("TPE", "tuner", "must be a mapping"),
+    ],
+)
+def test_tuner_mistakes(tmp_path, tuner, key, fragment):
+    problems = validate(write_experiment(tmp_path, SPACE, tuner=tuner))
+    assert [p.key for p in problems] == [key] and fragment in str(problems[0]), problems
+
+
+def test_a_tuner_that_cannot_sample_a_space_type_is_named(tmp_path):
+    tuner = {"name": "Metis", "classArgs": {"optimize_mode": "maximize"}}
+    (problem,) = validate(write_experiment(tmp_path, SPACE, tuner=tuner))
+    assert problem.key == "search space 'lr'" and "Metis" in problem.message
+    assert "loguniform" in problem.message
+
+
+@pytest.mark.parametrize(
+    "key, value, fragment",
+    [
+        ("trialConcurrency", -1, "trialConcurrency must be a positive integer, got -1"),
+        ("maxTrialNumber", 0, "maxTrialNumber must be a positive integer, got 0"),
+        ("maxTrialDuration", "ten minutes", "a duration"),
+        ("trialCommand", [1], "trialCommand must be a command line"),
+        ("trainingService", {"platform": "locall"}, "trainingService must be a mapping"),
+        ("logLevel", "loud", "logLevel must be one of"),
+        ("maxTrialNumbr", 3, "unknown config key. Fix: did you mean 'maxTrialNumber'"),
+    ],
+)
+def test_config_key_mistakes_are_one_line_each(tmp_path, key, value, fragment):
+    (problem,) = validate(write_experiment(tmp_path, SPACE, **{key: value}))
+    assert problem.key == key and fragment in str(problem)
+
+
+def test_nas_settings_mistakes(tmp_path):
+    path = tmp_path / "nas.yaml"
+    for settings, fragment in (
+        ({"strategy": "grid", "epochs": "x"}, "epochs must be an integer >= 1, got 'x'"),
+        ({"strategy": "grid", "epoch": 3}, "did you mean 'epochs'"),
+        ({"strategy": "anneal"}, "strategy 'anneal' unknown"),
+        ({"strategy": "grid", "dataset": ["digits"]}, "dataset ['digits'] unknown"),
+    ):
+        path.write_text(yaml.safe_dump(settings))
+        (problem,) = validate(path)
+        assert fragment in str(problem), problem

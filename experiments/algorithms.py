@@ -1,0 +1,310 @@
+"""NNI 3.0's tuners, assessors and advisors as a validator sees them: the registry, what each
+one's constructor takes, which packages it needs, which search-space types it can sample.
+
+    problems = algorithm_problems("tuner", {"name": "TPE", "classArgs": {...}}, space, "x.yaml")
+    TUNERS   # the built-in tuner names (nni/runtime/default_config/builtin_algorithms.yml)
+
+Checks, in the order NNI would fail at run time: the name is in NNI's registry (case does not
+matter to NNI) or a custom `className` + `codeDirectory`; the algorithm is of the kind its key
+says; its module imports (a missing package is named with the extra that installs it); every
+classArgs key is a parameter of its constructor, `optimize_mode` is maximize or minimize, values
+have the annotated types, NNI's own classArgs schema (classArgsValidator) accepts them; and the
+tuner, built as NNI's dispatcher builds it, accepts each parameter of the search space.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import importlib
+import inspect
+import io
+import logging
+import typing
+from pathlib import Path
+
+from experiments.problem import Problem
+
+KINDS = ("tuner", "assessor", "advisor")
+OPTIMIZE_MODES = ("maximize", "minimize")
+# The package a tuner's module imports, and how to install it (README, "Which tuner?").
+PACKAGES = {
+    "hyperopt": "pip install -e '.[hyperopt]' (Anneal, TPE_legacy)",
+    "ConfigSpace": "pip install -e '.[bohb]' (BOHB)",
+    "statsmodels": "pip install -e '.[bohb]' (BOHB)",
+    "pybnn": "pip install -e '.[dngo]' (DNGO)",
+    "smac": "none that works: SMAC needs smac4nni, which does not build (microsoft/nni#5501)",
+    "gym": "none that works here: PPO needs gym and TensorFlow 1 (README, 'Which tuner?')",
+}
+# Built without side effects in well under a second; the others are only signature-checked
+# (NetworkMorphism builds a Keras-style graph for 3 s; advisors need a live command channel).
+NOT_BUILT = {"networkmorphism", "hyperband", "bohb"}
+
+
+def registry() -> list:
+    from nni.tools.package_utils import config_manager
+
+    return config_manager.get_all_algo_meta()
+
+
+def names(kind: str) -> list[str]:
+    """Built-in names of a kind (advisors are tuners in NNI 3.0's registry)."""
+    want = "assessor" if kind == "assessor" else "tuner"
+    return sorted(m.name for m in registry() if m.algo_type == want)
+
+
+def lookup(name: str):
+    from nni.tools.package_utils import config_manager
+
+    return config_manager.get_algo_meta(name)
+
+
+def algorithm_class(meta):
+    """The class NNI would build; ImportError names a missing package."""
+    module_name, _, class_name = meta.class_name.rpartition(".")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        module = importlib.import_module(module_name)
+    return getattr(module, class_name)
+
+
+def matches(value, hint) -> bool:
+    """Whether a YAML value fits a constructor annotation (unknown hints accept anything)."""
+    if hint is inspect.Parameter.empty or hint is typing.Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        return any(matches(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint in (bool, str):
+        return isinstance(value, hint)
+    if origin is dict or hint is dict:  # get_origin(typing.Dict[...]) is dict too
+        return isinstance(value, dict)
+    if origin is list or hint is list:
+        return isinstance(value, list)
+    return True
+
+
+def signature_problems(cls, label: str, args: dict, file: str, key: str) -> list[Problem]:
+    problems = []
+    try:
+        signature = inspect.signature(cls.__init__)
+        hints = typing.get_type_hints(cls.__init__)
+    except (TypeError, ValueError, NameError):
+        return []
+    params = {n: p for n, p in signature.parameters.items() if n != "self"}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    accepted = sorted(n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD)
+    for name, value in args.items():
+        if name not in params and not takes_any:
+            close = difflib.get_close_matches(str(name), accepted, n=1)
+            problems.append(
+                Problem(
+                    file,
+                    f"{key}.classArgs.{name}",
+                    f"{label} has no argument {name!r}; it takes {', '.join(accepted) or 'none'}",
+                    f"did you mean {close[0]!r}?" if close else "remove it",
+                )
+            )
+        elif name == "optimize_mode":
+            continue  # its own rule, below
+        elif name in params and not matches(value, hints.get(name, params[name].annotation)):
+            problems.append(
+                Problem(
+                    file,
+                    f"{key}.classArgs.{name}",
+                    f"{value!r} does not fit {label}'s {name}: {hints.get(name)}",
+                    "give a value of that type",
+                )
+            )
+    for name, param in params.items():
+        if (
+            param.default is inspect.Parameter.empty
+            and param.kind is param.POSITIONAL_OR_KEYWORD
+            and name not in args
+        ):
+            problems.append(
+                Problem(file, f"{key}.classArgs", f"{label} needs {name!r}", f"add {name}: ...")
+            )
+    mode = args.get("optimize_mode")
+    if "optimize_mode" in args and mode not in OPTIMIZE_MODES:
+        problems.append(
+            Problem(
+                file,
+                f"{key}.classArgs.optimize_mode",
+                f"must be maximize or minimize, got {mode!r}",
+                "write optimize_mode: maximize (nnisuite's `default` is an accuracy)",
+            )
+        )
+    return problems
+
+
+def schema_problems(meta, label: str, args: dict, file: str, key: str) -> list[Problem]:
+    """NNI's own classArgsValidator (a `schema` schema) where the algorithm has one."""
+    if not meta.validator_class_name:
+        return []
+    module_name, _, class_name = meta.validator_class_name.rpartition(".")
+    try:
+        validator = getattr(importlib.import_module(module_name), class_name)()
+        validator.validate_class_args(**args)
+    except ImportError:
+        return []  # reported as a missing package
+    except Exception as exc:  # noqa: BLE001 - schema.SchemaError and friends
+        message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        return [Problem(file, f"{key}.classArgs", f"{label}: {message}", "see NNI's tuner docs")]
+    return []
+
+
+def space_problems(meta, label: str, args: dict, space: dict, file: str, key: str):
+    """Build the tuner as NNI's dispatcher does and hand it each search-space parameter."""
+    cls = algorithm_class(meta)
+    merged = dict(meta.class_args or {}) | args
+    logging.disable(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            tuner = cls(**merged)
+    except Exception as exc:  # noqa: BLE001 - whatever NNI would raise at start
+        return [
+            Problem(file, f"{key}.classArgs", f"NNI cannot build {label}: {exc}", "fix classArgs")
+        ]
+    finally:
+        logging.disable(logging.NOTSET)
+    update = getattr(tuner, "update_search_space", None)
+    if update is None or not isinstance(space, dict):
+        return []
+    problems = []
+    for name, spec in space.items():
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                update({name: spec})
+        except Exception as exc:  # noqa: BLE001 - each tuner raises its own kind
+            kind = spec.get("_type") if isinstance(spec, dict) else spec
+            text = " ".join(str(exc).split()) or type(exc).__name__
+            problems.append(
+                Problem(
+                    file,
+                    f"search space {name!r}",
+                    f"tuner {label} cannot take this {kind!r} parameter ({text})",
+                    "choose another tuner (README, 'Which tuner?') or another _type",
+                )
+            )
+    return problems
+
+
+def algorithm_problems(kind: str, spec, space, file: str) -> list[Problem]:
+    """Every problem of a `tuner:` / `assessor:` / `advisor:` entry (empty: fine)."""
+    from experiments.config import get_key
+
+    if not isinstance(spec, dict):
+        return [
+            Problem(
+                file,
+                kind,
+                f"must be a mapping with name and classArgs, got {spec!r}",
+                f"write {kind}: {{name: {'Medianstop' if kind == 'assessor' else 'TPE'}}}",
+            )
+        ]
+    known = ("name", "className", "codeDirectory", "classArgs")
+    problems = []
+    for k in spec:
+        if str(k).replace("_", "").lower() not in {x.lower() for x in known}:
+            close = difflib.get_close_matches(str(k), known, n=1)
+            problems.append(
+                Problem(
+                    file,
+                    f"{kind}.{k}",
+                    f"unknown key; {kind} takes {', '.join(known)}",
+                    f"did you mean {close[0]!r}?" if close else "remove it",
+                )
+            )
+    _, name = get_key(spec, "name")
+    _, class_name = get_key(spec, "className")
+    _, code_dir = get_key(spec, "codeDirectory")
+    _, args = get_key(spec, "classArgs")
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        problems.append(
+            Problem(file, f"{kind}.classArgs", f"must be a mapping, got {args!r}", "key: value")
+        )
+        args = {}
+    if class_name is not None:  # a custom algorithm
+        if name is not None:
+            problems.append(Problem(file, kind, "has both name and className", "keep one"))
+        if not isinstance(class_name, str) or "." not in class_name:
+            problems.append(
+                Problem(file, f"{kind}.className", f"must be module.Class, got {class_name!r}", "")
+            )
+        if not isinstance(code_dir, str) or not Path(code_dir).expanduser().is_dir():
+            problems.append(
+                Problem(
+                    file,
+                    f"{kind}.codeDirectory",
+                    f"must be the folder of the custom {kind}'s module, got {code_dir!r}",
+                    "give an existing folder",
+                )
+            )
+        return problems
+    if not isinstance(name, str) or not name:
+        return problems + [
+            Problem(file, f"{kind}.name", f"must be a built-in name, got {name!r}", "e.g. TPE")
+        ]
+    meta = lookup(name)
+    if meta is None:
+        choices = names(kind)
+        close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+        return problems + [
+            Problem(
+                file,
+                f"{kind}.name",
+                f"unknown {kind} {name!r}; NNI's built-in {kind}s are {', '.join(choices)}",
+                f"did you mean {close[0]!r}?" if close else "use one of those",
+            )
+        ]
+    if (meta.algo_type == "assessor") != (kind == "assessor"):
+        return problems + [
+            Problem(
+                file,
+                f"{kind}.name",
+                f"{meta.name} is {'an assessor' if meta.algo_type == 'assessor' else 'a tuner'},"
+                f" not {'an assessor' if kind == 'assessor' else 'a tuner'}",
+                f"move it under {meta.algo_type}:",
+            )
+        ]
+    if args and not meta.accept_class_args:
+        return problems + [
+            Problem(file, f"{kind}.classArgs", f"{meta.name} takes no classArgs", "remove them")
+        ]
+    try:
+        cls = algorithm_class(meta)
+    except ImportError as exc:
+        package = getattr(exc, "name", None) or str(exc)
+        top = str(package).split(".")[0]
+        how = PACKAGES.get(top, f"pip install {top}")
+        return problems + [
+            Problem(
+                file,
+                f"{kind}.name",
+                f"{kind} {meta.name} needs the Python package {top!r}, which is not installed",
+                how,
+            )
+        ]
+    problems += signature_problems(cls, meta.name, args, file, kind)
+    problems += schema_problems(meta, meta.name, args, file, kind)
+    if problems or kind == "assessor":
+        return problems
+    if meta.name.lower() in NOT_BUILT or meta.is_advisor:
+        from nni.common.hpo_utils import validate_search_space
+
+        try:
+            validate_search_space(space)
+        except Exception as exc:  # noqa: BLE001
+            return [Problem(file, "search space", f"{meta.name}: {exc}", "see NNI's docs")]
+        return []
+    return space_problems(meta, meta.name, args, space, file, kind)

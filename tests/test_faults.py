@@ -1,0 +1,197 @@
+"""Fault injection on real NNI managers and real processes, through the runner the user runs
+(`python -m experiments.run`): each fault ends with the study complete or cleanly stopped,
+nothing finished lost in the export, and no process of the runner's left behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+
+import pandas as pd
+import pytest
+
+from analysis.store import load_experiment
+from tests.helpers.nni import running_experiment_ids
+from tests.helpers.runner import fault_experiment, runner, wait_dead
+
+pytestmark = pytest.mark.integration
+UNIFORM_X = {"x": {"_type": "uniform", "_value": [0, 1]}}
+SEEDED_TPE = {
+    "name": "TPE",
+    "classArgs": {"optimize_mode": "maximize", "seed": 0, "tpe_args": {"n_startup_jobs": 2}},
+}
+
+
+def args(tmp_path, yaml, out="out", *more):
+    return [str(yaml), "--experiment-dir", str(tmp_path / "nni"), "--out", str(tmp_path / out)]
+
+
+def exported(tmp_path, out="out") -> pd.DataFrame:
+    return pd.read_csv(tmp_path / out / "trials.csv")
+
+
+def experiment_id(r) -> str:
+    return re.search(r"experiment (\w+)", r.output).group(1)
+
+
+def assert_nothing_left(r, exp_id: str) -> None:
+    assert not wait_dead(r.seen, 10), "processes of the runner outlived it"
+    assert exp_id not in running_experiment_ids()
+
+
+def test_sigkill_one_trial_mid_run(tmp_path):
+    """Recorded FAILED; the study goes on to its trial count."""
+    yaml = fault_experiment(
+        tmp_path, UNIFORM_X, "--mode slow --steps 15", tuner={"name": "Random"}, max_trials=4
+    )
+    with runner(*args(tmp_path, yaml)) as r:
+        r.wait_until(lambda: r.forked_trials(), what="a trial running")
+        time.sleep(0.5)
+        r.forked_trials()[0].kill()
+        assert r.wait() == 0, r.output[-3000:]
+        assert_nothing_left(r, experiment_id(r))
+    trials = exported(tmp_path)
+    assert sorted(trials["status"]) == ["FAILED", "SUCCEEDED", "SUCCEEDED", "SUCCEEDED"]
+    assert trials.loc[trials["status"] == "SUCCEEDED", "default"].notna().all()
+
+
+def test_misbehaving_trials_are_recorded_and_the_study_completes(tmp_path):
+    """A trial that hangs (and ignores SIGINT) is killed by maxTrialDuration; one that reports
+    intermediates but no final, one that exits 1 at once: each recorded, the study done."""
+    space = {"mode": {"_type": "choice", "_value": ["ok", "hang", "no_final", "exit1"]}}
+    yaml = fault_experiment(tmp_path, space, maxTrialDuration="4s")
+    with runner(*args(tmp_path, yaml)) as r:
+        assert r.wait() == 0, r.output[-3000:]
+        assert_nothing_left(r, experiment_id(r))
+    trials = exported(tmp_path).set_index("mode")
+    assert trials.loc["ok", "status"] == "SUCCEEDED" and trials.loc["ok", "default"] == 0.75
+    assert trials.loc["hang", "status"] == "TIMED_OUT"
+    assert trials.loc["hang", "intermediate_count"] == 1
+    assert trials.loc["no_final", "status"] == "SUCCEEDED"
+    assert pd.isna(trials.loc["no_final", "default"])
+    assert trials.loc["no_final", "intermediate_count"] == 3
+    assert trials.loc["exit1", "status"] == "FAILED"
+    assert "TIMED_OUT 1" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_a_second_final_result_kills_tpe_and_the_watchdog_says_so(tmp_path):
+    """microsoft/nni#5689: a foreign trial reporting its final result twice kills NNI's TPE
+    dispatcher; the runner names the dead dispatcher, exports and exits 3 instead of hanging."""
+    space = {"x": {"_type": "uniform", "_value": [0, 1]}}
+    yaml = fault_experiment(
+        tmp_path, space, "--mode twice", tuner=SEEDED_TPE, max_trials=4, concurrency=1
+    )
+    started = time.monotonic()
+    with runner(*args(tmp_path, yaml)) as r:
+        assert r.wait() == 3, r.output[-3000:]
+        assert_nothing_left(r, experiment_id(r))
+    assert time.monotonic() - started < 120
+    assert "the tuner's dispatcher died" in r.output and "microsoft/nni#5689" in r.output
+    assert "dispatcher.log" in r.output and "--resume" in r.output
+    trials = exported(tmp_path)
+    assert len(trials) >= 1 and trials["default"].notna().any()
+
+
+def test_a_stalled_study_is_stopped_with_the_stuck_trials_named(tmp_path):
+    space = {"mode": {"_type": "choice", "_value": ["hang"]}}
+    yaml = fault_experiment(tmp_path, space, max_trials=1, concurrency=1)
+    with runner(*args(tmp_path, yaml), "--stall-minutes", "0.1") as r:
+        assert r.wait() == 3, r.output[-3000:]
+        assert_nothing_left(r, experiment_id(r))
+    assert "no trial changed state" in r.output and "is RUNNING" in r.output
+    assert "hanging on purpose" in r.output  # the tail of the stuck trial's stderr
+    trials = exported(tmp_path)
+    assert list(trials["status"]) == ["INTERRUPTED"]
+
+
+def test_sigkill_the_warm_launcher_mid_study(tmp_path):
+    """Its running trials end FAILED; later trials run as plain processes; the study ends."""
+    yaml = fault_experiment(
+        tmp_path, UNIFORM_X, "--mode slow --steps 15", tuner={"name": "Random"}, max_trials=4
+    )
+    with runner(*args(tmp_path, yaml)) as r:
+        r.wait_until(lambda: len(r.forked_trials()) == 2, what="two trials forked")
+        victims = [p.pid for p in r.forked_trials()]
+        r.launcher().kill()
+        assert not wait_dead(victims, 10), "forked trials outlived their launcher"
+        assert r.wait() == 0, r.output[-3000:]
+        assert_nothing_left(r, experiment_id(r))
+    trials = exported(tmp_path)
+    assert len(trials) == 4
+    assert sorted(trials["status"]) == ["FAILED", "FAILED", "SUCCEEDED", "SUCCEEDED"]
+
+
+def crash_config(tmp_path):
+    return fault_experiment(
+        tmp_path, UNIFORM_X, "--mode slow --steps 8", tuner=SEEDED_TPE, max_trials=6
+    )
+
+
+def finished_before(tmp_path, out) -> dict:
+    trials = exported(tmp_path, out)
+    return dict(zip(trials.loc[trials["default"].notna(), "trial_id"], trials["default"].dropna()))
+
+
+def resume_and_check(tmp_path, exp_id, before: dict) -> pd.DataFrame:
+    """--resume completes the study: 6 trials with a final, the earlier results unchanged,
+    the tuner given every earlier result."""
+    with runner(
+        "--resume", exp_id, "--experiment-dir", str(tmp_path / "nni"), "--out", str(tmp_path / "r")
+    ) as r:
+        assert r.wait() == 0, r.output[-3000:]
+        assert_nothing_left(r, exp_id)
+    trials = exported(tmp_path, "r")
+    assert len(trials) == 6 and trials["default"].notna().all()
+    assert (trials["status"] == "SUCCEEDED").all()
+    after = dict(zip(trials["trial_id"], trials["default"]))
+    assert all(after[t] == v for t, v in before.items())
+    dispatcher = (tmp_path / "nni" / exp_id / "log" / "dispatcher.log").read_text()
+    replayed = [int(n) for n in re.findall(r"Replayed (\d+) FINISHED trials", dispatcher)]
+    assert replayed and replayed[0] >= len(before)
+    return trials
+
+
+def test_sigkill_the_manager_then_resume(tmp_path):
+    yaml = crash_config(tmp_path)
+    with runner(*args(tmp_path, yaml)) as r:
+        r.wait_until(
+            lambda: " 2 succeeded" in r.output and r.forked_trials(), what="2 done, 1 running"
+        )
+        manager = r.manager()
+        manager.kill()
+        killed = time.monotonic()
+        assert r.wait() == 3, r.output[-3000:]
+        detected = time.monotonic() - killed
+        exp_id = experiment_id(r)
+        assert_nothing_left(r, exp_id)
+    assert detected < 10, detected
+    assert f"--resume {exp_id}" in r.output and "nnimanager.log" in r.output
+    interrupted = exported(tmp_path)
+    assert "INTERRUPTED" in set(interrupted["status"]) and "RUNNING" not in set(
+        interrupted["status"]
+    )
+    before = finished_before(tmp_path, "out")
+    assert len(before) >= 2
+    trials = resume_and_check(tmp_path, exp_id, before)
+    assert trials["restarts"].sum() >= 1  # the interrupted trials ran again, and say so
+
+
+def test_sigkill_the_runner_then_resume(tmp_path):
+    """The guard stops the manager, the launcher and its trials die with the runner; resume
+    completes the study."""
+    yaml = crash_config(tmp_path)
+    with runner(*args(tmp_path, yaml)) as r:
+        r.wait_until(lambda: r.forked_trials() and r.manager(), what="trials running")
+        time.sleep(0.5)
+        tree = [p.pid for p in r.tree()]
+        exp_id = experiment_id(r)
+        os.kill(r.proc.pid, signal.SIGKILL)
+        r.wait()
+        assert not wait_dead(tree, 10), "processes outlived the runner by more than 10 s"
+    assert exp_id not in running_experiment_ids()
+    stopped = load_experiment(exp_id, tmp_path / "nni")
+    finished = {t.trial_id: t.final["default"] for t in stopped.trials if t.final}
+    assert {t.status for t in stopped.trials} <= {"SUCCEEDED", "INTERRUPTED"}
+    resume_and_check(tmp_path, exp_id, finished)

@@ -1,0 +1,160 @@
+"""Fuzzing the validator with mutants of every shipped experiment and NAS settings file (each
+key dropped, each key given wrong values of several types, tuner / assessor names and classArgs
+misspelt): every mutant ends with exit 0 or 2, never a traceback, and every mutant that exits 0
+is one NNI itself accepts (its config validation, the tuner and assessor built from classArgs,
+the tuner given the search space, the NAS space built). No manager is started."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from experiments.config import get_key, load_yaml, to_nni_config
+from experiments.validate import is_nas_settings, main, validate
+from launcher import REPO
+
+SHIPPED = sorted((REPO / "experiments").glob("*.yaml"))
+VALUES = [-1, 0, 1.5, "x", "", [1], {}, None, True]
+
+
+def misspell(word: str) -> list[str]:
+    return [word + "e", word[:-1], "x" + word] if len(word) > 2 else [word + "x"]
+
+
+def mutants(raw: dict) -> list[tuple[str, dict]]:
+    out = []
+    for key in raw:
+        dropped = {k: v for k, v in raw.items() if k != key}
+        out.append((f"drop {key}", dropped))
+        for value in VALUES:
+            out.append((f"{key}={value!r}", {**raw, key: value}))
+        for typo in misspell(str(key)):
+            out.append((f"key {typo}", {(typo if k == key else k): v for k, v in raw.items()}))
+    for kind in ("tuner", "assessor"):
+        spec = raw.get(kind)
+        if not isinstance(spec, dict):
+            continue
+        for typo in misspell(spec["name"]):
+            out.append((f"{kind} {typo}", {**raw, kind: {**spec, "name": typo}}))
+        for key in list(spec):
+            for typo in misspell(key):
+                bad = {(typo if k == key else k): v for k, v in spec.items()}
+                out.append((f"{kind} key {typo}", {**raw, kind: bad}))
+        args = spec.get("classArgs") or {}
+        for arg in args:
+            for typo in misspell(arg):
+                bad_args = {(typo if k == arg else k): v for k, v in args.items()}
+                out.append((f"{kind} arg {typo}", {**raw, kind: {**spec, "classArgs": bad_args}}))
+            for value in (-1, "x", [1], None):
+                bad_args = {**args, arg: value}
+                out.append(
+                    (f"{kind} {arg}={value!r}", {**raw, kind: {**spec, "classArgs": bad_args}})
+                )
+        out.append((f"{kind} classArgs=[1]", {**raw, kind: {**spec, "classArgs": [1]}}))
+        if "optimize_mode" in args:
+            bad_args = {**args, "optimize_mode": "maximum"}
+            out.append((f"{kind} maximum", {**raw, kind: {**spec, "classArgs": bad_args}}))
+    service = raw.get("trainingService")
+    if isinstance(service, dict):
+        for typo in misspell(service["platform"]):
+            out.append(
+                (f"platform {typo}", {**raw, "trainingService": {**service, "platform": typo}})
+            )
+    return [(label, copy.deepcopy(m)) for label, m in out]
+
+
+def nni_accepts(raw: dict, path: Path) -> bool:
+    """What NNI does with an experiment file before and at start, without a manager."""
+    from nni.tools.package_utils.tuner_factory import create_builtin_class_instance
+
+    from experiments.search_space import load_space
+
+    logging.disable(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            to_nni_config(raw, path).validate()
+            space, _, _ = load_space(raw, path)
+            for kind, algo_type in (("tuner", "tuners"), ("assessor", "assessors")):
+                _, spec = get_key(raw, kind)
+                if spec:
+                    algo = create_builtin_class_instance(
+                        spec["name"], dict(spec.get("classArgs") or {}), algo_type
+                    )
+                    if kind == "tuner":
+                        algo.update_search_space(space)
+    except Exception:  # noqa: BLE001 - any failure is NNI rejecting the file
+        return False
+    finally:
+        logging.disable(logging.NOTSET)
+    return True
+
+
+def nas_accepts(raw: dict) -> bool:
+    from nas.settings import settings_from
+    from nas.study import build_experiment
+
+    try:
+        build_experiment(settings_from(raw), None)
+    except Exception:  # noqa: BLE001
+        return False
+    return True
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_mutants_never_crash_and_nothing_nni_rejects_passes(path, tmp_path, capsys):
+    base = load_yaml(path)
+    outcomes: Counter = Counter()
+    accepted_but_rejected = []
+    for label, raw in mutants(base):
+        mutant = path.parent / f".fuzz-{path.stem}.yaml"  # beside the original: same relative paths
+        try:
+            mutant.write_text(yaml.safe_dump(raw) if isinstance(raw, dict) else "")
+            try:
+                code = main([str(mutant)])
+            except SystemExit as exc:  # argparse
+                code = exc.code
+            capsys.readouterr()
+            assert code in (0, 2), f"{label}: exit {code}"
+            outcomes[code] += 1
+            if code == 0:
+                ok = nas_accepts(raw) if is_nas_settings(raw) else nni_accepts(raw, mutant)
+                if not ok:
+                    accepted_but_rejected.append(label)
+        finally:
+            mutant.unlink(missing_ok=True)
+    total = sum(outcomes.values())
+    print(f"{path.name}: {total} mutants, exit 0: {outcomes[0]}, exit 2: {outcomes[2]}")
+    assert not accepted_but_rejected, f"accepted, but NNI rejects: {accepted_but_rejected}"
+    assert outcomes[2] > 0
+
+
+def test_the_mutants_include_the_reported_cases():
+    base = load_yaml(REPO / "experiments" / "mlp_tpe_medianstop.yaml")
+    labels = {label for label, _ in mutants(base)}
+    for case in (
+        "trialCommand=-1",
+        "trialCommand=[1]",
+        "trialConcurrency=-1",
+        "maxTrialNumber=-1",
+        "tuner TPEe",
+        "assessor Medianstope",
+        "tuner arg optimize_modee",
+        "tuner maximum",
+    ):
+        assert case in labels, case
+
+
+def test_shipped_files_pass():
+    for path in SHIPPED:
+        problems = validate(path)
+        if path.name == "mlp_tpe_remote.yaml":  # a template: its SSH key is the user's
+            assert len(problems) == 1 and "SSH key file" in problems[0].message
+        else:
+            assert problems == [], path
