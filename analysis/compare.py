@@ -73,19 +73,29 @@ def comparison_row(exp) -> dict:
     }
 
 
-def compare(experiments: list[str], out: str | Path, experiment_dir=None) -> str:
+def compare(
+    experiments: list[str], out: str | Path, experiment_dir=None, plots: bool = True
+) -> str:
     import pandas as pd
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     exps = [load_experiment(e, experiment_dir) for e in experiments]
     table = pd.DataFrame([comparison_row(e) for e in exps])
+    label = metric_label(trials_table(exps[0]), exps[0].config) if exps else "default metric"
+    if plots:
+        plot_best_so_far(exps, out, label)
+    shown = table.rename(columns={"best_default": f"best {label}"})
+    text = "# Comparison\n\n" + markdown_table(shown) + "\n"
+    (out / "compare.md").write_text(text)
+    return text
+
+
+def plot_best_so_far(exps, out: Path, label: str) -> Path:
+    """best_so_far.png, one curve per experiment."""
     fig, ax = plt.subplots(figsize=(7, 4))
-    label = "validation accuracy"
     for exp in exps:
-        trials = trials_table(exp)
-        label = metric_label(trials)
-        curve = best_so_far(trials)
+        curve = best_so_far(trials_table(exp))
         name = f"{exp.id} ({exp.config.get('experimentName') or algorithm(exp.config)})"
         ax.step(range(1, len(curve) + 1), curve, where="post", marker="o", label=name)
     ax.set(
@@ -93,11 +103,7 @@ def compare(experiments: list[str], out: str | Path, experiment_dir=None) -> str
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    save(fig, out / "best_so_far.png")
-    shown = table.rename(columns={"best_default": f"best {label}"})
-    text = "# Comparison\n\n" + markdown_table(shown) + "\n"
-    (out / "compare.md").write_text(text)
-    return text
+    return save(fig, out / "best_so_far.png")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,13 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("experiments", nargs="+", help="ids, nni.sqlite paths or manager URLs")
     parser.add_argument("--out", required=True, help="folder for compare.md and the plot")
     parser.add_argument("--experiment-dir", help="NNI experiment folder (~/nni-experiments)")
+    parser.add_argument("--no-plots", action="store_true", help="compare.md only")
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        print(compare(args.experiments, args.out, args.experiment_dir))
+        print(compare(args.experiments, args.out, args.experiment_dir, not args.no_plots))
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -5,18 +5,25 @@
 EXPERIMENT: an experiment id (under ~/nni-experiments or --experiment-dir), a path to an
 `nni.sqlite`, or a running manager's URL (http://127.0.0.1:8080). Writes into DIR:
 trials.csv, intermediate.csv, summary.md, importance.csv (when computable) and the plots of
-analysis.plots. Expected errors print one line and exit with code 2.
+analysis.plots (--no-plots: none). Expected errors print one line and exit with code 2.
+
+Two things take the time: drawing the plots (matplotlib) and fitting the importance model
+(scikit-learn, whose import alone is ~1 s). By default a forked worker process writes
+intermediate.csv and draws the plots while this one fits the model, on two cores at once;
+--serial does both here, one after the other. The run says which it used.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.importance import importance, importance_markdown
-from analysis.plots import plot_experiment
 from analysis.store import Experiment, ExportError, load_experiment
 from analysis.tables import (
     intermediate_table,
@@ -35,32 +42,85 @@ class ExportResult:
     files: list[Path]
 
 
-def export(exp: Experiment, out: str | Path) -> ExportResult:
+class Forked:
+    """`fn()` run in a forked child process (it sees this process's data without copying or
+    pickling); result() waits for it and returns its JSON-able value."""
+
+    def __init__(self, fn):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        read, write = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: run, report, exit without the parent's cleanup
+            os.close(read)
+            try:
+                payload = {"ok": fn()}
+            except BaseException:  # noqa: BLE001 - handed to the parent
+                payload = {"error": traceback.format_exc()}
+            with os.fdopen(write, "w") as f:
+                json.dump(payload, f, default=str)
+            os._exit(0)
+        os.close(write)
+        self.read = read
+
+    def result(self):
+        with os.fdopen(self.read) as f:
+            text = f.read()
+        os.waitpid(self.pid, 0)
+        payload = json.loads(text) if text else {}
+        if "error" in payload or "ok" not in payload:
+            raise RuntimeError(f"the plotting worker failed:\n{payload.get('error', '')}")
+        return payload["ok"]
+
+
+def draw(exp: Experiment, trials, params: list[str], out: Path, plots: bool) -> list[str]:
+    """intermediate.csv and the plots (matplotlib is imported here, in the worker)."""
+    steps = intermediate_table(exp)
+    steps.to_csv(out / "intermediate.csv", index=False)
+    written = [out / "intermediate.csv"]
+    if plots and not trials.empty:
+        from analysis.plots import plot_experiment
+
+        written += plot_experiment(trials, steps, params, out, metric_label(trials, exp.config))
+    return [str(p) for p in written]
+
+
+def export(
+    exp: Experiment, out: str | Path, plots: bool = True, parallel: bool = True
+) -> ExportResult:
+    """Tables, summary, importance, and (unless plots=False) the plots of `exp` into `out`;
+    `parallel`: intermediate.csv and the plots in a forked worker while this process fits the
+    importance model."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     trials = trials_table(exp)
-    steps = intermediate_table(exp)
     params = parameter_names(exp)
-    files = [out / "trials.csv", out / "intermediate.csv", out / "summary.md"]
-    trials.to_csv(files[0], index=False)
-    steps.to_csv(files[1], index=False)
+    trials.to_csv(out / "trials.csv", index=False)
+    worker = None
+    if parallel and hasattr(os, "fork"):
+        worker = Forked(lambda: draw(exp, trials, params, out, plots))
     n_finished = int(trials["default"].notna().sum()) if not trials.empty else 0
-    table = importance(trials, params) if n_finished else None
+    table, note = importance(trials, params) if n_finished else (None, "")
+    files = [out / "trials.csv", out / "summary.md"]
     if table is not None:
         table.to_csv(out / "importance.csv", index=False)
         files.append(out / "importance.csv")
-    summary = summary_markdown(exp, trials, importance_markdown(table, n_finished))
-    files[2].write_text(summary)
-    if not trials.empty:
-        files += plot_experiment(trials, steps, params, out, metric_label(trials))
-    return ExportResult(exp, trials, summary, files)
+    summary = summary_markdown(exp, trials, importance_markdown(table, n_finished, note))
+    files[1].write_text(summary)
+    drawn = worker.result() if worker else draw(exp, trials, params, out, plots)
+    return ExportResult(exp, trials, summary, files + [Path(p) for p in drawn])
 
 
 def export_experiment(
-    experiment: str, out: str | Path, experiment_dir=None, live: bool | None = None
+    experiment: str,
+    out: str | Path,
+    experiment_dir=None,
+    live: bool | None = None,
+    plots: bool = True,
+    parallel: bool = True,
 ) -> ExportResult:
     """`live`: whether the experiment's manager still runs (None: NNI's manifest says)."""
-    return export(load_experiment(experiment, experiment_dir, live), out)
+    return export(load_experiment(experiment, experiment_dir, live), out, plots, parallel)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,20 +132,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("experiment", help="experiment id, path to nni.sqlite, or manager URL")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--experiment-dir", help="NNI experiment folder (~/nni-experiments)")
+    parser.add_argument("--no-plots", action="store_true", help="tables and summary only")
+    parser.add_argument(
+        "--serial",
+        action="store_true",
+        help="draw the plots in this process after the importance fit (default: a forked "
+        "worker draws them meanwhile)",
+    )
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        result = export_experiment(args.experiment, args.out, args.experiment_dir)
+        result = export_experiment(
+            args.experiment,
+            args.out,
+            args.experiment_dir,
+            plots=not args.no_plots,
+            parallel=not args.serial,
+        )
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(result.summary)
     if result.trials["default"].notna().sum() == 0:
         print("No finished trial yet: the tables are empty.")
-    print(f"wrote {len(result.files)} files to {args.out}")
+    how = (
+        ""
+        if args.no_plots
+        else (
+            " (plots drawn here)"
+            if args.serial
+            else " (plots drawn by a worker process; --serial: here)"
+        )
+    )
+    print(f"wrote {len(result.files)} files to {args.out}{how}")
     return 0
 
 

@@ -174,52 +174,23 @@ def snapshot(db: Path, attempts: int = 8) -> Path:
     raise ExportError(f"{db}: not a readable NNI database ({last_error})")
 
 
-def read_sqlite(db: Path, live: bool | None = None) -> Experiment:
-    """`live`: whether a manager still runs the experiment (None: ask NNI's manifest)."""
-    if not db.is_file():
-        raise ExportError(f"{db}: no such database file")
-    copy = snapshot(db)
-    try:
-        conn = sqlite3.connect(f"file:{copy}?immutable=1", uri=True)
-        try:
-            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-            if not TABLES <= names:
-                raise ExportError(
-                    f"{db}: not an NNI database (tables {sorted(names)}; expected {sorted(TABLES)})"
-                )
-            profile_row = conn.execute(
-                "SELECT params, id, execDuration, startTime, endTime, revision "
-                "FROM ExperimentProfile ORDER BY revision DESC LIMIT 1"
-            ).fetchone()
-            events = conn.execute(
-                "SELECT timestamp, trialJobId, event, data, sequenceId FROM TrialJobEvent "
-                "ORDER BY timestamp, rowid"
-            ).fetchall()
-            metrics = conn.execute(
-                "SELECT timestamp, trialJobId, type, sequence, data, parameterId FROM MetricData "
-                "ORDER BY timestamp, rowid"
-            ).fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise ExportError(f"{db}: not a readable NNI database ({exc})") from exc
-        finally:
-            conn.close()
-    finally:
-        shutil.rmtree(copy.parent, ignore_errors=True)
-    if profile_row is None:
-        raise ExportError(f"{db}: NNI database without an experiment profile")
-    params, exp_id, exec_duration, start, end, revision = profile_row
-    profile = {
-        "params": json.loads(params) if params else {},
-        "id": exp_id,
-        "execDuration": exec_duration,
-        "startTime": start,
-        "endTime": end,
-        "revision": revision,
-    }
+EVENTS_SQL = (
+    "SELECT timestamp, trialJobId, event, data, sequenceId FROM TrialJobEvent "
+    "ORDER BY timestamp, rowid"
+)
+METRICS_SQL = (
+    "SELECT timestamp, trialJobId, type, sequence, data, parameterId FROM MetricData "
+    "ORDER BY timestamp, rowid"
+)
+
+
+def read_events(rows) -> tuple[dict[str, Trial], dict[str, dict], dict[str, float]]:
+    """Trials from TrialJobEvent rows: (trials, parameters by parameter id, time of each
+    trial's last ADD_RESUMED in ms)."""
     trials: dict[str, Trial] = {}
     params_by_id: dict[str, dict] = {}
-    resumed_at: dict[str, float] = {}  # trial -> time of its last ADD_RESUMED (ms)
-    for ts, trial_id, event, data, seq in events:
+    resumed_at: dict[str, float] = {}
+    for ts, trial_id, event, data, seq in rows:
         if not trial_id:  # experiment-level events (IMPORT_DATA, ADD_CUSTOMIZED)
             continue
         trial = trials.setdefault(trial_id, Trial(trial_id))
@@ -244,8 +215,48 @@ def read_sqlite(db: Path, live: bool | None = None) -> Experiment:
         if event in FINISHED:
             trial.end_time = ts / 1000
         trial.status = event
-    metrics = [m for m in metrics if m[0] >= resumed_at.get(m[1], float("-inf"))]
-    add_metrics(trials, metrics, params_by_id)
+    return trials, params_by_id, resumed_at
+
+
+def read_sqlite(db: Path, live: bool | None = None) -> Experiment:
+    """`live`: whether a manager still runs the experiment (None: ask NNI's manifest). Metric
+    rows are streamed from the cursor, never all held as text and as records at once."""
+    if not db.is_file():
+        raise ExportError(f"{db}: no such database file")
+    copy = snapshot(db)
+    try:
+        conn = sqlite3.connect(f"file:{copy}?immutable=1", uri=True)
+        try:
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if not TABLES <= names:
+                raise ExportError(
+                    f"{db}: not an NNI database (tables {sorted(names)}; expected {sorted(TABLES)})"
+                )
+            profile_row = conn.execute(
+                "SELECT params, id, execDuration, startTime, endTime, revision "
+                "FROM ExperimentProfile ORDER BY revision DESC LIMIT 1"
+            ).fetchone()
+            if profile_row is None:
+                raise ExportError(f"{db}: NNI database without an experiment profile")
+            trials, params_by_id, resumed_at = read_events(conn.execute(EVENTS_SQL))
+            never = float("-inf")
+            metrics = (m for m in conn.execute(METRICS_SQL) if m[0] >= resumed_at.get(m[1], never))
+            add_metrics(trials, metrics, params_by_id)
+        except sqlite3.DatabaseError as exc:
+            raise ExportError(f"{db}: not a readable NNI database ({exc})") from exc
+        finally:
+            conn.close()
+    finally:
+        shutil.rmtree(copy.parent, ignore_errors=True)
+    params, exp_id, exec_duration, start, end, revision = profile_row
+    profile = {
+        "params": json.loads(params) if params else {},
+        "id": exp_id,
+        "execDuration": exec_duration,
+        "startTime": start,
+        "endTime": end,
+        "revision": revision,
+    }
     correct_statuses(trials, db.parent.parent)
     if live is None:
         live = live_manager(exp_id) is not None

@@ -127,10 +127,12 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join([header, sep, *body])
 
 
-def metric_label(trials: pd.DataFrame) -> str:
-    """What `default` means: nnisuite's trials report validation accuracy there (and
-    `test_accuracy` beside it); another trial's `default` is whatever it reported."""
-    return "validation accuracy" if "test_accuracy" in trials.columns else "default metric"
+def metric_label(trials: pd.DataFrame, config: dict | None = None) -> str:
+    """What `default` means: nnisuite's trials (trials.*, NAS) report validation accuracy
+    there, with `test_accuracy` beside it; another trial's `default` is whatever it reported."""
+    config = config or {}
+    ours = "trials." in str(config.get("trialCommand", "")) or config.get("experimentType") == "nas"
+    return "validation accuracy" if ours or "test_accuracy" in trials.columns else "default metric"
 
 
 def report_columns(trials: pd.DataFrame, params: list[str]) -> list[str]:
@@ -177,7 +179,7 @@ def summary_markdown(exp: Experiment, trials: pd.DataFrame, importance_md: str =
     cfg = exp.config
     params = parameter_names(exp)
     counts = status_counts(trials) if not trials.empty else {}
-    label = metric_label(trials)
+    label = metric_label(trials, cfg)
     lines = [
         f"# Experiment {exp.id}: {cfg.get('experimentName') or '(unnamed)'}",
         "",

@@ -18,7 +18,6 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmarks.machine import cpu_name
 from launcher import REPO
 from models.mlp import MLP
 from trials.data import IDX_FILES, find_idx_files, load_dataset, write_idx
@@ -305,16 +305,6 @@ def run(
     (out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "bench.md").write_text(markdown(results))
     return results
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip() + f" ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def markdown(r: dict) -> str:

@@ -36,6 +36,11 @@ def experiment_id(r) -> str:
     return re.search(r"experiment (\w+)", r.output).group(1)
 
 
+def report(fault: str, **figures) -> None:
+    """One line of measured figures per fault (shown with pytest -s; the README's table)."""
+    print(f"\nFAULT {fault}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+
+
 def assert_nothing_left(r, exp_id: str) -> None:
     assert not wait_dead(r.seen, 10), "processes of the runner outlived it"
     assert exp_id not in running_experiment_ids()
@@ -55,6 +60,7 @@ def test_sigkill_one_trial_mid_run(tmp_path):
     trials = exported(tmp_path)
     assert sorted(trials["status"]) == ["FAILED", "SUCCEEDED", "SUCCEEDED", "SUCCEEDED"]
     assert trials.loc[trials["status"] == "SUCCEEDED", "default"].notna().all()
+    report("trial SIGKILL", exit=0, trials=len(trials), failed=1, kept=3)
 
 
 def test_misbehaving_trials_are_recorded_and_the_study_completes(tmp_path):
@@ -74,6 +80,13 @@ def test_misbehaving_trials_are_recorded_and_the_study_completes(tmp_path):
     assert trials.loc["no_final", "intermediate_count"] == 3
     assert trials.loc["exit1", "status"] == "FAILED"
     assert "TIMED_OUT 1" in (tmp_path / "out" / "summary.md").read_text()
+    hang = trials.loc["hang", "duration_s"]
+    report(
+        "hang / no final / exit 1",
+        exit=0,
+        hang_killed_after_s=hang,
+        statuses=dict(trials["status"]),
+    )
 
 
 def test_a_second_final_result_kills_tpe_and_the_watchdog_says_so(tmp_path):
@@ -87,11 +100,13 @@ def test_a_second_final_result_kills_tpe_and_the_watchdog_says_so(tmp_path):
     with runner(*args(tmp_path, yaml)) as r:
         assert r.wait() == 3, r.output[-3000:]
         assert_nothing_left(r, experiment_id(r))
-    assert time.monotonic() - started < 120
+    elapsed = time.monotonic() - started
+    assert elapsed < 120
     assert "the tuner's dispatcher died" in r.output and "microsoft/nni#5689" in r.output
     assert "dispatcher.log" in r.output and "--resume" in r.output
     trials = exported(tmp_path)
     assert len(trials) >= 1 and trials["default"].notna().any()
+    report("dispatcher death", exit=3, runner_wall_s=round(elapsed, 1), kept=len(trials))
 
 
 def test_a_stalled_study_is_stopped_with_the_stuck_trials_named(tmp_path):
@@ -104,6 +119,7 @@ def test_a_stalled_study_is_stopped_with_the_stuck_trials_named(tmp_path):
     assert "hanging on purpose" in r.output  # the tail of the stuck trial's stderr
     trials = exported(tmp_path)
     assert list(trials["status"]) == ["INTERRUPTED"]
+    report("stall (limit 6 s)", exit=3, statuses=list(trials["status"]))
 
 
 def test_sigkill_the_warm_launcher_mid_study(tmp_path):
@@ -121,6 +137,19 @@ def test_sigkill_the_warm_launcher_mid_study(tmp_path):
     trials = exported(tmp_path)
     assert len(trials) == 4
     assert sorted(trials["status"]) == ["FAILED", "FAILED", "SUCCEEDED", "SUCCEEDED"]
+    report("launcher SIGKILL", exit=0, failed=2, kept=2, later_trials_plain=2)
+
+
+def done_and_running(r, done: int) -> bool:
+    """The last progress line shows `done` trials succeeded and some running, and the warm
+    launcher has forked trials."""
+    lines = re.findall(r"(\d+) succeeded, (\d+) running", r.output)
+    return (
+        bool(lines)
+        and int(lines[-1][0]) >= done
+        and int(lines[-1][1]) > 0
+        and bool(r.forked_trials())
+    )
 
 
 def crash_config(tmp_path):
@@ -156,9 +185,7 @@ def resume_and_check(tmp_path, exp_id, before: dict) -> pd.DataFrame:
 def test_sigkill_the_manager_then_resume(tmp_path):
     yaml = crash_config(tmp_path)
     with runner(*args(tmp_path, yaml)) as r:
-        r.wait_until(
-            lambda: " 2 succeeded" in r.output and r.forked_trials(), what="2 done, 1 running"
-        )
+        r.wait_until(lambda: done_and_running(r, 2), what="2 done, more running")
         manager = r.manager()
         manager.kill()
         killed = time.monotonic()
@@ -176,6 +203,14 @@ def test_sigkill_the_manager_then_resume(tmp_path):
     assert len(before) >= 2
     trials = resume_and_check(tmp_path, exp_id, before)
     assert trials["restarts"].sum() >= 1  # the interrupted trials ran again, and say so
+    report(
+        "manager SIGKILL",
+        detected_s=round(detected, 1),
+        exit=3,
+        kept=len(before),
+        rerun=int(trials["restarts"].sum()),
+        after_resume=len(trials),
+    )
 
 
 def test_sigkill_the_runner_then_resume(tmp_path):
@@ -183,15 +218,23 @@ def test_sigkill_the_runner_then_resume(tmp_path):
     completes the study."""
     yaml = crash_config(tmp_path)
     with runner(*args(tmp_path, yaml)) as r:
-        r.wait_until(lambda: r.forked_trials() and r.manager(), what="trials running")
-        time.sleep(0.5)
+        r.wait_until(lambda: done_and_running(r, 1), what="a trial done, another running")
         tree = [p.pid for p in r.tree()]
         exp_id = experiment_id(r)
+        killed = time.monotonic()
         os.kill(r.proc.pid, signal.SIGKILL)
         r.wait()
         assert not wait_dead(tree, 10), "processes outlived the runner by more than 10 s"
+        cleaned = time.monotonic() - killed
     assert exp_id not in running_experiment_ids()
     stopped = load_experiment(exp_id, tmp_path / "nni")
     finished = {t.trial_id: t.final["default"] for t in stopped.trials if t.final}
     assert {t.status for t in stopped.trials} <= {"SUCCEEDED", "INTERRUPTED"}
-    resume_and_check(tmp_path, exp_id, finished)
+    trials = resume_and_check(tmp_path, exp_id, finished)
+    report(
+        "runner SIGKILL",
+        all_gone_after_s=round(cleaned, 1),
+        kept=len(finished),
+        rerun=int(trials["restarts"].sum()),
+        after_resume=len(trials),
+    )
