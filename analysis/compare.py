@@ -1,16 +1,25 @@
-"""Several experiments on the same space, side by side (e.g. TPE against Random, Medianstop).
+"""Experiments on the same space compared: side by side, or as groups of repeated runs with
+statistics (e.g. TPE against Random over 10 seeds each).
 
     python -m analysis.compare EXP [EXP ...] --out DIR [--experiment-dir DIR]
+    python -m analysis.compare --group tpe=ID1,ID2,ID3 --group random=ID4,ID5,ID6 --out DIR
 
-Writes DIR/best_so_far.png (one curve per experiment) and DIR/compare.md: best `default`, its
-`test_accuracy`, trials needed to get within 0.5 points of that experiment's best, total wall
-time; and prints the table.
+Side by side: DIR/best_so_far.png (one curve per experiment) and DIR/compare.md (best
+validation accuracy, its test accuracy, trials to get within 0.5 points of that experiment's
+best, wall time). Groups (the runs of one variant, in seed order): runs.csv, comparison.csv,
+pairwise.csv, comparison.md and best_so_far_mean.png / best_so_far_time.png (mean +- standard
+error bands over the runs, against trials and against wall seconds); the method is written in
+comparison.md (analysis.statistics.METHOD). `python -m experiments.repeat` writes the same
+files for the studies it runs. The table is printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -18,6 +27,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from analysis import statistics as S  # noqa: E402
 from analysis.plots import best_so_far, save  # noqa: E402
 from analysis.store import ExportError, load_experiment  # noqa: E402
 from analysis.tables import (  # noqa: E402
@@ -106,13 +116,288 @@ def plot_best_so_far(exps, out: Path, label: str) -> Path:
     return save(fig, out / "best_so_far.png")
 
 
+# ---------------------------------------------------------------- repeated runs
+
+
+@dataclass
+class Run:
+    """One run of a variant: its finished trials in trial order."""
+
+    variant: str
+    seed: int
+    experiment_id: str
+    finals: list[float] = field(default_factory=list)  # final validation accuracy
+    tests: list = field(default_factory=list)  # test accuracy of the same trials (or None)
+    end_s: list[float] = field(default_factory=list)  # trial end, s after the run's start
+    wall_s: float | None = None
+    trials: int = 0  # trials the run submitted
+
+    @classmethod
+    def of(cls, exp, variant: str, seed: int, wall_s: float | None = None) -> Run:
+        starts = [t.start_time for t in exp.trials if t.start_time]
+        t0 = min(starts) if starts else 0.0
+        done = sorted(
+            (t for t in exp.trials if isinstance(t.final.get("default"), (int, float))),
+            key=lambda t: (t.sequence if t.sequence is not None else 0, t.end_time or 0),
+        )
+        ends = [t.end_time for t in exp.trials if t.end_time]
+        return cls(
+            variant,
+            seed,
+            exp.id,
+            [float(t.final["default"]) for t in done],
+            [t.final.get("test_accuracy") for t in done],
+            [float((t.end_time or t0) - t0) for t in done],
+            wall_s if wall_s is not None else (max(ends) - t0 if ends else None),
+            len(exp.trials),
+        )
+
+    def to_json(self) -> dict:
+        return self.__dict__.copy()
+
+
+def run_rows(runs: list[Run], budget: int) -> list[dict]:
+    """runs.csv: one row per run."""
+    target = max((max(r.finals) for r in runs if r.finals), default=math.nan)
+    rows = []
+    for r in runs:
+        curve = S.best_so_far(r.finals)
+        best = int(max(range(len(r.finals)), key=r.finals.__getitem__)) if r.finals else None
+        rows.append(
+            {
+                "variant": r.variant,
+                "seed": r.seed,
+                "experiment_id": r.experiment_id,
+                "final_best": float(curve[-1]) if len(curve) else math.nan,
+                "final_best_test": r.tests[best] if best is not None else math.nan,
+                "auc": S.auc(curve, budget) if len(curve) else math.nan,
+                "trials_to_within": S.trials_to_within(curve, target) if len(curve) else None,
+                "wall_s": r.wall_s,
+                "trials": r.trials,
+                "finished": len(r.finals),
+            }
+        )
+    return rows
+
+
+def comparison_rows(rows: list[dict]) -> list[dict]:
+    """comparison.csv: one row per variant, best mean rank first."""
+    import pandas as pd
+
+    runs = pd.DataFrame(rows)
+    variants = list(dict.fromkeys(runs["variant"]))
+    by_variant = {
+        v: runs[runs["variant"] == v].sort_values("seed")["final_best"].tolist() for v in variants
+    }
+    ranks = S.mean_ranks(by_variant)
+    out = []
+    for v in variants:
+        group = runs[runs["variant"] == v]
+        best, best_se = S.mean_se(group["final_best"])
+        test, test_se = S.mean_se(group["final_best_test"].astype(float))
+        area, area_se = S.mean_se(group["auc"])
+        wall, wall_se = S.mean_se(group["wall_s"].astype(float))
+        reached = group["trials_to_within"].dropna()
+        out.append(
+            {
+                "variant": v,
+                "runs": len(group),
+                "final_best_mean": best,
+                "final_best_se": best_se,
+                "final_best_test_mean": test,
+                "final_best_test_se": test_se,
+                "auc_mean": area,
+                "auc_se": area_se,
+                "mean_rank": ranks[v],
+                "trials_to_within_mean": float(reached.mean()) if len(reached) else math.nan,
+                "runs_within": f"{len(reached)}/{len(group)}",
+                "wall_s_mean": wall,
+                "wall_s_se": wall_se,
+            }
+        )
+    return sorted(out, key=lambda r: r["mean_rank"])
+
+
+def pm(mean: float, se: float, digits: int = 4) -> str:
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:.{digits}f}" + ("" if math.isnan(se) else f" +- {se:.{digits}f}")
+
+
+def comparison_markdown(title: str, comparison: list[dict], pairs: list[dict]) -> str:
+    lines = [
+        f"# {title}",
+        "",
+        "| variant | runs | final best (val) | its test acc | AUC of best-so-far | mean rank "
+        "| trials to within 0.5 pt | wall s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in comparison:
+        reach = (
+            f"{r['trials_to_within_mean']:.1f} ({r['runs_within']} runs)"
+            if not math.isnan(r["trials_to_within_mean"])
+            else f"- (0/{r['runs']} runs)"
+        )
+        lines.append(
+            f"| {r['variant']} | {r['runs']} | {pm(r['final_best_mean'], r['final_best_se'])} "
+            f"| {pm(r['final_best_test_mean'], r['final_best_test_se'])} "
+            f"| {pm(r['auc_mean'], r['auc_se'])} | {r['mean_rank']:.2f} | {reach} "
+            f"| {pm(r['wall_s_mean'], r['wall_s_se'], 1)} |"
+        )
+    names = [r["variant"] for r in comparison]
+    lookup = {}
+    for p in pairs:
+        lookup[(p["variant_a"], p["variant_b"])] = lookup[(p["variant_b"], p["variant_a"])] = p
+    lines += ["", "Holm-corrected p of two-sided Mann-Whitney U on final best:", ""]
+    lines += ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for a in names:
+        cells = [
+            "" if a == b else (f"{lookup[(a, b)]['p_holm']:.3f}" if (a, b) in lookup else "-")
+            for b in names
+        ]
+        lines.append(f"| {a} | " + " | ".join(cells) + " |")
+    significant = [p for p in pairs if p["p_holm"] < 0.05]
+    lines += [""]
+    if significant:
+        for p in significant:
+            a = next(r for r in comparison if r["variant"] == p["variant_a"])
+            b = next(r for r in comparison if r["variant"] == p["variant_b"])
+            better = a if a["final_best_mean"] > b["final_best_mean"] else b
+            worse = b if better is a else a
+            lines.append(
+                f"- {better['variant']} beats {worse['variant']} on final best "
+                f"(p_holm = {p['p_holm']:.3f})."
+            )
+    else:
+        lines.append(
+            "- No difference in final best is significant (every Holm-corrected p >= 0.05): "
+            "within the seed noise, these variants are the same."
+        )
+    lines += ["", "Method: " + S.METHOD, ""]
+    return "\n".join(lines)
+
+
+def time_grid_curves(runs: list[Run], points: int = 200):
+    """Best-so-far against wall seconds: a shared grid, one row per run (nan before its first
+    finished trial)."""
+    import numpy as np
+
+    horizon = max((max(r.end_s) for r in runs if r.end_s), default=1.0)
+    grid = np.linspace(0, horizon, points)
+    rows = []
+    for r in runs:
+        order = np.argsort(r.end_s)
+        ends = np.asarray(r.end_s)[order]
+        best = S.best_so_far(np.asarray(r.finals)[order])
+        idx = np.searchsorted(ends, grid, side="right") - 1
+        rows.append(
+            np.where(idx >= 0, best[np.clip(idx, 0, None)] if len(best) else np.nan, np.nan)
+        )
+    return grid, np.vstack(rows) if rows else np.empty((0, points))
+
+
+def plot_bands(runs: list[Run], budget: int, out: Path, label: str) -> list[Path]:
+    with warnings.catch_warnings():  # nan means of times before a run's first result
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _plot_bands(runs, budget, out, label)
+
+
+def _plot_bands(runs: list[Run], budget: int, out: Path, label: str) -> list[Path]:
+    import numpy as np
+
+    variants = list(dict.fromkeys(r.variant for r in runs))
+    written = []
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    x = np.arange(1, budget + 1)
+    for v in variants:
+        curves = np.vstack(
+            [S.padded(S.best_so_far(r.finals), budget) for r in runs if r.variant == v]
+        )
+        mean = np.nanmean(curves, axis=0)
+        se = (
+            np.nanstd(curves, axis=0, ddof=1) / np.sqrt(len(curves))
+            if len(curves) > 1
+            else 0 * mean
+        )
+        (line,) = ax.plot(x, mean, label=f"{v} ({len(curves)} runs)")
+        ax.fill_between(x, mean - se, mean + se, color=line.get_color(), alpha=0.2)
+    ax.set(
+        xlabel="trial", ylabel=f"best {label} so far", title="Best so far: mean +- SE over seeds"
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    written.append(save(fig, out / "best_so_far_mean.png"))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for v in variants:
+        grid, curves = time_grid_curves([r for r in runs if r.variant == v])
+        mean = np.nanmean(curves, axis=0)
+        n = np.sum(~np.isnan(curves), axis=0)
+        se = np.nanstd(curves, axis=0, ddof=1) / np.sqrt(np.maximum(n, 1))
+        (line,) = ax.plot(grid, mean, label=v)
+        ax.fill_between(grid, mean - se, mean + se, color=line.get_color(), alpha=0.2)
+    ax.set(
+        xlabel="wall seconds since the run's first trial",
+        ylabel=f"best {label} so far",
+        title="Best so far against time: mean +- SE over seeds",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    written.append(save(fig, out / "best_so_far_time.png"))
+    return written
+
+
+def aggregate(
+    runs: list[Run], budget: int, out: str | Path, title: str = "Comparison", plots: bool = True
+) -> str:
+    """runs.csv, comparison.csv, pairwise.csv, comparison.md (+ the band plots); returns the
+    markdown."""
+    import pandas as pd
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = run_rows(runs, budget)
+    pd.DataFrame(rows).to_csv(out / "runs.csv", index=False)
+    comparison = comparison_rows(rows)
+    pd.DataFrame(comparison).to_csv(out / "comparison.csv", index=False)
+    by_variant = {
+        c["variant"]: [r["final_best"] for r in rows if r["variant"] == c["variant"]]
+        for c in comparison
+    }
+    pairs = S.pairwise_mann_whitney(by_variant)
+    columns = ["variant_a", "variant_b", "u", "p", "p_holm"]
+    pd.DataFrame(pairs, columns=columns).to_csv(out / "pairwise.csv", index=False)
+    text = comparison_markdown(title, comparison, pairs)
+    (out / "comparison.md").write_text(text)
+    if plots and runs:
+        plot_bands(runs, budget, out, "validation accuracy")
+    return text
+
+
+def compare_groups(groups: dict[str, list[str]], out, experiment_dir=None, plots=True) -> str:
+    runs = []
+    budget = 0
+    for variant, ids in groups.items():
+        for seed, exp_id in enumerate(ids):
+            exp = load_experiment(exp_id, experiment_dir)
+            budget = max(budget, int(exp.config.get("maxTrialNumber") or len(exp.trials)))
+            runs.append(Run.of(exp, variant, seed))
+    return aggregate(runs, budget, out, plots=plots)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m analysis.compare",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("experiments", nargs="+", help="ids, nni.sqlite paths or manager URLs")
+    parser.add_argument("experiments", nargs="*", help="ids, nni.sqlite paths or manager URLs")
+    parser.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        metavar="NAME=EXP,EXP,...",
+        help="a variant's repeated runs (in seed order); give two or more groups",
+    )
     parser.add_argument("--out", required=True, help="folder for compare.md and the plot")
     parser.add_argument("--experiment-dir", help="NNI experiment folder (~/nni-experiments)")
     parser.add_argument("--no-plots", action="store_true", help="compare.md only")
@@ -122,7 +407,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        print(compare(args.experiments, args.out, args.experiment_dir, not args.no_plots))
+        if args.group:
+            groups = {}
+            for spec in args.group:
+                name, _, ids = spec.partition("=")
+                if not name or not ids:
+                    print(f"error: --group {spec!r}: write NAME=EXP,EXP,...", file=sys.stderr)
+                    return 2
+                groups[name] = [i for i in ids.split(",") if i]
+            print(compare_groups(groups, args.out, args.experiment_dir, not args.no_plots))
+        elif args.experiments:
+            print(compare(args.experiments, args.out, args.experiment_dir, not args.no_plots))
+        else:
+            print("error: give experiments, or --group NAME=EXP,... twice or more", file=sys.stderr)
+            return 2
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -21,7 +21,6 @@ import inspect
 import io
 import logging
 import typing
-from pathlib import Path
 
 from experiments.problem import Problem
 
@@ -163,9 +162,16 @@ def schema_problems(meta, label: str, args: dict, file: str, key: str) -> list[P
 
 def space_problems(meta, label: str, args: dict, space: dict, file: str, key: str):
     """Build the tuner as NNI's dispatcher does and hand it each search-space parameter."""
+    import os
+    import tempfile
+
     cls = algorithm_class(meta)
     merged = dict(meta.class_args or {}) | args
     logging.disable(logging.CRITICAL)
+    # NNI's dispatcher runs with NNI_CHECKPOINT_DIRECTORY set (PBT keeps its population there)
+    scratch = tempfile.TemporaryDirectory(prefix="nnisuite-validate-")
+    previous = os.environ.get("NNI_CHECKPOINT_DIRECTORY")
+    os.environ["NNI_CHECKPOINT_DIRECTORY"] = scratch.name
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             tuner = cls(**merged)
@@ -179,22 +185,37 @@ def space_problems(meta, label: str, args: dict, space: dict, file: str, key: st
     if update is None or not isinstance(space, dict):
         return []
     problems = []
-    for name, spec in space.items():
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                update({name: spec})
-        except Exception as exc:  # noqa: BLE001 - each tuner raises its own kind
-            kind = spec.get("_type") if isinstance(spec, dict) else spec
-            text = " ".join(str(exc).split()) or type(exc).__name__
-            problems.append(
-                Problem(
-                    file,
-                    f"search space {name!r}",
-                    f"tuner {label} cannot take this {kind!r} parameter ({text})",
-                    "choose another tuner (README, 'Which tuner?') or another _type",
-                )
-            )
+    logging.disable(logging.CRITICAL)
+    try:
+        for name, spec in space.items():
+            problems += one_parameter(update, label, name, spec, file)
+    finally:
+        logging.disable(logging.NOTSET)
+        if previous is None:
+            os.environ.pop("NNI_CHECKPOINT_DIRECTORY", None)
+        else:
+            os.environ["NNI_CHECKPOINT_DIRECTORY"] = previous
+        scratch.cleanup()
     return problems
+
+
+def one_parameter(update, label: str, name: str, spec, file: str) -> list[Problem]:
+    """The tuner's update_search_space on a space of this one parameter."""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            update({name: spec})
+    except Exception as exc:  # noqa: BLE001 - each tuner raises its own kind
+        kind = spec.get("_type") if isinstance(spec, dict) else spec
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        return [
+            Problem(
+                file,
+                f"search space {name!r}",
+                f"tuner {label} cannot take this {kind!r} parameter ({text})",
+                "choose another tuner (README, 'Which tuner?') or another _type",
+            )
+        ]
+    return []
 
 
 def algorithm_problems(kind: str, spec, space, file: str) -> list[Problem]:
@@ -241,7 +262,9 @@ def algorithm_problems(kind: str, spec, space, file: str) -> list[Problem]:
             problems.append(
                 Problem(file, f"{kind}.className", f"must be module.Class, got {class_name!r}", "")
             )
-        if not isinstance(code_dir, str) or not Path(code_dir).expanduser().is_dir():
+        from experiments.config import resolve
+
+        if not isinstance(code_dir, str) or not resolve(code_dir, file).is_dir():
             problems.append(
                 Problem(
                     file,
@@ -295,8 +318,9 @@ def algorithm_problems(kind: str, spec, space, file: str) -> list[Problem]:
                 how,
             )
         ]
-    problems += signature_problems(cls, meta.name, args, file, kind)
-    problems += schema_problems(meta, meta.name, args, file, kind)
+    merged = dict(meta.class_args or {}) | args  # the registry's own classArgs (Anneal's)
+    problems += signature_problems(cls, meta.name, merged, file, kind)
+    problems += schema_problems(meta, meta.name, args, file, kind)  # NNI checks the user's own
     if problems or kind == "assessor":
         return problems
     if meta.name.lower() in NOT_BUILT or meta.is_advisor:

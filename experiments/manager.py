@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -179,6 +180,40 @@ def find_dispatcher(manager) -> int | None:
     return None
 
 
+WORKER_DIED = re.compile(r"ERROR \(nni\.runtime\.msg_dispatcher_base/[^)]*\)\)? ?(.*)")
+
+
+class DispatcherLog:
+    """Reads dispatcher.log as it grows. NNI's dispatcher processes commands in a worker
+    thread that logs any exception as ERROR and ends (msg_dispatcher_base.command_queue_worker):
+    its process may live on, doing nothing (GP with a newer scipy), or exit (TPE's KeyError)."""
+
+    def __init__(self, logs: Path | None):
+        self.path = logs / "dispatcher.log" if logs else None
+        self.offset = 0
+
+    def worker_error(self) -> str | None:
+        if self.path is None:
+            return None
+        try:
+            with open(self.path, errors="replace") as f:
+                f.seek(self.offset)
+                text = f.read()
+                self.offset = f.tell()
+        except OSError:
+            return None
+        match = WORKER_DIED.search(text)
+        if match is None:
+            return None
+        block = []  # the traceback logged with it, up to the next log record
+        for line in text[match.end() :].splitlines()[1:]:
+            if line.startswith("["):
+                break
+            block.append(line)
+        last = next((line for line in reversed(block) if line.strip()), "")
+        return (last or match.group(1) or "see dispatcher.log").strip()
+
+
 def process_gone(pid: int) -> bool:
     import psutil
 
@@ -207,6 +242,7 @@ def watch(
     manager=None,
     strategy: BackgroundStart | None = None,
     expected: int | None = None,
+    logs: Path | None = None,
 ) -> Outcome:
     """Print progress until the experiment ends or a fault is seen.
 
@@ -219,6 +255,7 @@ def watch(
     last_line, last_sig, last_change = None, None, started
     unreachable_since: float | None = None
     dispatcher: int | None = None
+    dispatcher_log = DispatcherLog(logs)
     trials: list = []
     while True:
         now = time.monotonic()
@@ -255,6 +292,9 @@ def watch(
             return Outcome(status, "", trials)
         if manager is not None and dispatcher is None:
             dispatcher = find_dispatcher(manager)
+        error = dispatcher_log.worker_error()
+        if error is not None:
+            return Outcome("ERROR", f"the dispatcher's worker failed: {error}", trials)
         if dispatcher is not None and process_gone(dispatcher):
             # NNI 3.0 keeps saying RUNNING and starts nothing more: a silent hang
             return Outcome(
@@ -321,6 +361,7 @@ class Study:
     resume_hint: str  # printed whenever the study ends unfinished: how to continue it
     background_start: bool = False  # NAS: exp.start blocks while the strategy runs
     expected_trials: int | None = None
+    outcome: Outcome | None = None  # how watching ended, once run_study returns
 
     @property
     def exp_dir(self) -> Path:
@@ -432,12 +473,16 @@ def run_study(
     launcher: bool = True,
     stall_s: float | None = None,
     stream=sys.stdout,
+    announce: bool = True,
 ) -> int:
-    """Start (or resume) `study.exp`, watch it, stop it, export; returns the exit code."""
+    """Start (or resume) `study.exp`, watch it, stop it, export; returns the exit code.
+    announce=False: no exposure note and no resume hint (a caller running many studies says
+    those once, and prints progress to `stream`)."""
     exp = study.exp
     outcome = Outcome("INTERRUPTED")
     with interrupts_enabled():
-        print(EXPOSURE.format(port=study.port), file=sys.stderr, flush=True)
+        if announce:
+            print(EXPOSURE.format(port=study.port), file=sys.stderr, flush=True)
         try:
             with warm_launcher(launcher):
                 try:
@@ -456,6 +501,7 @@ def run_study(
                             manager=getattr(exp, "_proc", None),
                             strategy=strategy,
                             expected=study.expected_trials,
+                            logs=study.exp_dir / exp.id / "log",
                         )
                     print(f"experiment {exp.id} ended: {outcome.status}", file=stream, flush=True)
                 except KeyboardInterrupt:
@@ -471,7 +517,8 @@ def run_study(
             export(study, outcome)
         except KeyboardInterrupt:
             print("interrupted: export skipped", file=sys.stderr)
-    if not outcome.finished:
+    study.outcome = outcome
+    if not outcome.finished and announce:
         print(f"the study did not finish; {study.resume_hint}", flush=True)
     if outcome.fault:
         return EXIT_FAULT

@@ -318,6 +318,22 @@ def nas_settings_problems(raw: dict, path: Path) -> list[Problem]:
     return []
 
 
+def plan_problems(path: Path) -> list[Problem]:
+    """A study-of-studies file: the file itself, then every variant's run (seed 0)."""
+    from experiments.plan import RepeatError, load_plan, run_config
+
+    try:
+        plan = load_plan(path)
+    except RepeatError as exc:
+        return [Problem(str(path), "study", str(exc).split(": ", 1)[-1], "see experiments.repeat")]
+    problems = []
+    for variant in plan["variants"]:
+        for problem in validate(plan["base"], run_config(plan, variant, 0, None)):
+            problem.key = f"variant {variant}: {problem.key}"
+            problems.append(problem)
+    return problems
+
+
 def is_nas_settings(raw: dict) -> bool:
     return "strategy" in raw and get_key(raw, "trialCommand")[0] is None
 
@@ -331,6 +347,10 @@ def validate(path: str | Path, raw: dict | None = None) -> list[Problem]:
         return [Problem(str(path), "file", str(exc).split(": ", 1)[-1], "give a valid YAML file")]
     if is_nas_settings(raw):
         return nas_settings_problems(raw, path)  # settings for `python -m nas`, not nnictl
+    from experiments.plan import is_plan
+
+    if is_plan(raw):
+        return plan_problems(path)  # a study of studies for `python -m experiments.repeat`
     problems = config_key_problems(raw, str(path))
     space, space_file, space_problems = load_space(raw, path)
     problems += [p for p in space_problems if p.key not in {q.key for q in problems}]

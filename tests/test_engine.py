@@ -106,3 +106,36 @@ def test_evaluate_counts_every_sample_once():
     logits = model(data.test_x)
     expected = float((logits.argmax(1) == data.test_y).float().mean())
     assert a["accuracy"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("optimizer, fused", [("sgd", None), ("adam", False)])
+def test_a_checkpoint_resumes_training_exactly(tmp_path, optimizer, fused):
+    """PBT's contract: 2 epochs, save; load and 2 more = 4 epochs straight (weights, optimizer
+    state and batch order all carried over)."""
+    data = toy_data()
+    config = dict(lr=0.05, optimizer=optimizer, fused=fused, seed=3)
+    torch.manual_seed(0)
+    straight = MLP(12, [16], 3)
+    fit(straight, data, FitConfig(epochs=4, **config))
+    torch.manual_seed(0)
+    first = MLP(12, [16], 3)
+    fit(first, data, FitConfig(epochs=2, save_to=str(tmp_path / "a"), **config))
+    torch.manual_seed(7)  # other initial weights: the checkpoint must replace them
+    resumed = MLP(12, [16], 3)
+    result = fit(
+        resumed,
+        data,
+        FitConfig(epochs=2, resume_from=str(tmp_path / "a"), save_to=str(tmp_path / "b"), **config),
+    )
+    assert result.resumed_epochs == 2 and result.final["epochs"] == 4
+    assert [row["epoch"] for row in result.history] == [3, 4]
+    for a, b in zip(straight.parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b)
+    assert (tmp_path / "b" / "model.pt").exists()
+
+
+def test_a_checkpoint_of_another_architecture_is_a_fresh_start(tmp_path):
+    data = toy_data()
+    fit(MLP(12, [16], 3), data, FitConfig(epochs=1, save_to=str(tmp_path)))
+    result = fit(MLP(12, [8], 3), data, FitConfig(epochs=1, resume_from=str(tmp_path)))
+    assert result.resumed_epochs == 0 and "another architecture" in result.resume_note

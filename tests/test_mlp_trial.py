@@ -89,3 +89,30 @@ def test_fashion_mnist_one_epoch(tmp_path):
         ["--dataset", "fashion-mnist", "--epochs", "1", "--lr", "0.05", "--out", str(tmp_path)]
     )
     assert final["epochs"] == 1 and final["default"] > 0.6
+
+
+def test_hyperband_budget_sets_the_epochs(run_nni_trial):
+    proc, records = run_nni_trial(
+        "trials.mlp", {"TRIAL_BUDGET": 2.0, "lr": 0.05}, ["--epochs", "9"]
+    )
+    assert proc.returncode == 0, proc.stderr
+    final = [r["value"] for r in records if r["type"] == "FINAL"][0]
+    assert final["epochs"] == 2 and final["budget"] == 2.0
+    assert len([r for r in records if r["type"] == "PERIODICAL"]) == 2
+
+
+def test_pbt_checkpoints_carry_training_on(run_nni_trial, tmp_path):
+    first = {"lr": 0.05, "save_checkpoint_dir": str(tmp_path / "g0"), "load_checkpoint_dir": ""}
+    proc, records = run_nni_trial("trials.mlp", first, ["--epochs", "2"])
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "g0" / "model.pt").exists()
+    second = {
+        "lr": 0.02,
+        "load_checkpoint_dir": str(tmp_path / "g0"),
+        "save_checkpoint_dir": str(tmp_path / "g1"),
+    }
+    proc, records = run_nni_trial("trials.mlp", second, ["--epochs", "2"])
+    assert proc.returncode == 0, proc.stderr
+    final = [r["value"] for r in records if r["type"] == "FINAL"][0]
+    assert final["resumed_epochs"] == 2 and final["epochs"] == 4
+    assert "continued from" in proc.stderr and (tmp_path / "g1" / "model.pt").exists()

@@ -44,6 +44,8 @@ class FitConfig:
     seed: int = 0
     device: str | None = None  # None: CUDA when available, else CPU
     fused: bool | None = None  # None: the fused ReLU-MLP SGD path where it applies
+    resume_from: str | None = None  # a checkpoint folder to continue from (NNI's PBT)
+    save_to: str | None = None  # the checkpoint folder to write at the end
 
 
 @dataclass
@@ -52,6 +54,47 @@ class FitResult:
     final: dict = field(default_factory=dict)
     diverged: bool = False
     fused: bool = False  # trained and evaluated on trials.fused's path
+    resumed_epochs: int = 0  # epochs the loaded checkpoint had trained (0: a fresh start)
+    resume_note: str = ""
+
+
+CHECKPOINT = "model.pt"
+
+
+def load_checkpoint(folder: str | None, model: nn.Module, optimizer, generator) -> tuple[int, str]:
+    """Continue from `folder`/model.pt: weights, optimizer state, the batch-order generator and
+    the epoch count. Returns (epochs already trained, what happened). A checkpoint of another
+    architecture (PBT may change the widths it hands on) is not loaded: a fresh start."""
+    if not folder:
+        return 0, ""
+    path = os.path.join(folder, CHECKPOINT)
+    if not os.path.exists(path):
+        return 0, f"no checkpoint in {folder}: a fresh start"
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    current = model.state_dict()
+    shapes = {k: tuple(v.shape) for k, v in state["model"].items()}
+    if shapes != {k: tuple(v.shape) for k, v in current.items()}:
+        return 0, f"the checkpoint in {folder} is of another architecture: a fresh start"
+    model.load_state_dict(state["model"])
+    if optimizer is not None and state.get("optimizer") is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    return int(state["epochs"]), f"continued from {path} after {state['epochs']} epochs"
+
+
+def save_checkpoint(folder: str | None, model, optimizer, generator, epochs: int) -> None:
+    if not folder:
+        return
+    os.makedirs(folder, exist_ok=True)
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "generator": generator.get_state(),
+        "epochs": epochs,
+    }
+    tmp = os.path.join(folder, f".{CHECKPOINT}.{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, os.path.join(folder, CHECKPOINT))
 
 
 def fast_path(config: FitConfig, model: nn.Module) -> tuple[bool, str]:
@@ -149,11 +192,15 @@ def fit(model: nn.Module, data, config: FitConfig, on_epoch: Callable[[dict], No
     fused_lr = config.lr if fused else None
     generator = torch.Generator().manual_seed(config.seed)
     result = FitResult(fused=fused)
+    result.resumed_epochs, result.resume_note = load_checkpoint(
+        config.resume_from, model, optimizer, generator
+    )
     last_good = copy.deepcopy(model.state_dict())
     train_seconds = 0.0
     if os.environ.get("NNISUITE_FIRST_STEP_PROBE"):  # benchmarks.epoch measures start-up
         print(f"NNISUITE_FIRST_STEP {time.time():.6f}", flush=True)
-    for epoch in range(1, config.epochs + 1):
+    first = result.resumed_epochs + 1
+    for epoch in range(first, first + config.epochs):
         t0 = time.perf_counter()
         train_loss = train_epoch(
             model,
@@ -187,6 +234,8 @@ def fit(model: nn.Module, data, config: FitConfig, on_epoch: Callable[[dict], No
             on_epoch(row)
     val = evaluate(model, data.val_x, data.val_y, data.num_classes, fused)
     test = evaluate(model, data.test_x, data.test_y, data.num_classes, fused)
+    total_epochs = result.resumed_epochs + len(result.history)
+    save_checkpoint(config.save_to, model, optimizer, generator, total_epochs)
     result.final = {
         "default": val["accuracy"],
         "val_loss": val["loss"],
@@ -195,10 +244,12 @@ def fit(model: nn.Module, data, config: FitConfig, on_epoch: Callable[[dict], No
         "test_recall": test["recall"],
         "test_f1": test["f1"],
         "test_loss": test["loss"],
-        "epochs": len(result.history),
+        "epochs": total_epochs,
         "train_seconds": train_seconds,
         "parameters": count_parameters(model),
         "diverged": result.diverged,
         "fused": fused,
     }
+    if config.resume_from is not None:
+        result.final["resumed_epochs"] = result.resumed_epochs
     return result

@@ -16,6 +16,16 @@ import sys
 from trials.params import resolve_params
 from trials.report import NNIReporter, StandaloneReporter, default_out_dir, running_under_nni
 
+# Keys some NNI tuners add to a trial's parameters: Hyperband and BOHB a budget (here: epochs);
+# PBT the checkpoint folders a trial continues from and saves to.
+BUDGET = "TRIAL_BUDGET"
+PBT_LOAD, PBT_SAVE = "load_checkpoint_dir", "save_checkpoint_dir"
+
+
+def tuner_extras(nni_params: dict) -> dict:
+    """Take the tuners' own keys out of the parameters NNI sent."""
+    return {k: nni_params.pop(k) for k in (BUDGET, PBT_LOAD, PBT_SAVE) if k in nni_params}
+
 
 def fit_config(params):
     from trials.engine import FitConfig
@@ -26,14 +36,17 @@ def fit_config(params):
 
 def run_trial(params_cls, build_model, argv=None, prog="trial", description="") -> dict:
     """Run one trial; returns the final metrics (also reported to NNI or written to files)."""
-    reporter, nni_params = None, None
+    reporter, nni_params, extras = None, None, {}
     if running_under_nni():
         # NNI 3.0 stops a trial with SIGINT and calls it EARLY_STOPPED / USER_CANCELED only when
         # the process dies of the signal; a KeyboardInterrupt exit (code 1) would read FAILED.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         reporter = NNIReporter()
         nni_params = reporter.next_parameters()
+        extras = tuner_extras(nni_params)
     params = resolve_params(params_cls, argv, nni_params, prog=prog, description=description)
+    if BUDGET in extras:  # Hyperband / BOHB: the budget is the number of epochs
+        params.epochs = max(1, round(float(extras[BUDGET])))
     announce = None
     if reporter is None:
         out = params.out or default_out_dir()
@@ -43,17 +56,28 @@ def run_trial(params_cls, build_model, argv=None, prog="trial", description="") 
         def announce(line):
             print(f"{prog}: {line}", file=sys.stderr)
 
-    result = train(params, build_model, on_epoch=reporter.intermediate, announce=announce)
+    result = train(
+        params,
+        build_model,
+        on_epoch=reporter.intermediate,
+        announce=announce,
+        resume_from=extras.get(PBT_LOAD),
+        save_to=extras.get(PBT_SAVE),
+    )
     if isinstance(reporter, StandaloneReporter):
         reporter.params["fused"] = result.fused  # the path taken, not only the flag
+    if BUDGET in extras:
+        result.final["budget"] = float(extras[BUDGET])
+    if result.resume_note:
+        print(f"{prog}: {result.resume_note}", file=sys.stderr)
     reporter.final(result.final)
     return result.final
 
 
-def train(params, build_model, on_epoch=None, announce=None):
+def train(params, build_model, on_epoch=None, announce=None, resume_from=None, save_to=None):
     """Data -> seeded model -> fit: the training every trial runs (and benchmarks.study runs
-    in-process for Optuna). `announce(line)` hears which path the engine takes. Returns the
-    engine's FitResult."""
+    in-process for Optuna). `announce(line)` hears which path the engine takes; resume_from /
+    save_to are checkpoint folders (NNI's PBT). Returns the engine's FitResult."""
     import torch
 
     from trials.engine import fast_path
@@ -65,6 +89,7 @@ def train(params, build_model, on_epoch=None, announce=None):
     from trials.engine import fit
 
     config = fit_config(params)
+    config.resume_from, config.save_to = resume_from, save_to
     if (config.device or "").startswith("cuda") and not torch.cuda.is_available():
         print(f"--device {config.device}: no GPU visible, training on the CPU", file=sys.stderr)
         config.device = "cpu"

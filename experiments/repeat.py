@@ -1,0 +1,191 @@
+"""Repeated studies: every (variant, seed) of a study-of-studies file as a real NNI experiment,
+then the comparison with statistics.
+
+    python -m experiments.repeat experiments/tuners_digits.yaml --out runs/tuners-digits
+    python -m experiments.repeat FILE --out DIR --seeds 3 --max-trials 8 --variants tpe,random
+
+The file names a base experiment YAML, the variants (each replaces the base's `tuner` and/or
+`assessor`, and may set its own `epochs`), the seeds, and the trials, concurrency and epochs of
+every run. Seed s reaches the
+tuner as classArgs `seed` when its constructor takes one, and every trial as `--seed s` (data
+split, initial weights, batch order), so variants meet the same noise seed by seed; tuners
+without a seed say so in the output and differ between runs by their own unseeded draws.
+
+Each run goes through the runner's machinery (validation, one NNI manager, the watchdog, the
+export into DIR/runs/<variant>-s<seed>/) with one warm launcher for all runs. Progress: runs
+done / total, elapsed, estimated remaining. Ctrl-C stops the current run cleanly; finished runs
+are kept, and running the same command again skips them. At the end, DIR holds runs.csv,
+comparison.csv, pairwise.csv, comparison.md and the best-so-far band plots (analysis.compare).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from experiments.manager import EXIT_INTERRUPTED, EXIT_USAGE, Study, free_port, run_study
+from experiments.plan import RepeatError, load_plan, run_config, takes_seed
+from experiments.validate import validate
+from launcher.warm import warm_launcher
+
+
+def run_one(plan, variant: str, seed: int, out: Path, experiment_dir, plots: bool) -> dict | int:
+    """One run as a real NNI experiment; returns its record, or an exit code to stop on."""
+    from nni.experiment import Experiment
+
+    from analysis.compare import Run
+    from analysis.export import export
+    from analysis.store import load_experiment
+    from experiments.config import to_nni_config
+
+    raw = run_config(plan, variant, seed, experiment_dir, plan.get("dataset"))
+    problems = validate(plan["base"], raw)
+    if problems:
+        for problem in problems:
+            print(f"error: {variant} seed {seed}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    config = to_nni_config(raw, plan["base"])
+    exp = Experiment(config)
+    folder = out / "runs" / f"{variant}-s{seed}"
+    started = time.monotonic()
+    records: dict = {}
+
+    def export_run(study, _outcome):
+        loaded = load_experiment(exp.id, study.exp_dir, live=False)
+        export(loaded, folder, plots=plots)
+        records["run"] = Run.of(loaded, variant, seed, time.monotonic() - started)
+
+    hint = "run the same command again to continue"
+    study = Study(exp, free_port(), folder, config.max_trial_number, hint)
+    code = run_study(study, export=export_run, stream=io.StringIO(), announce=False)
+    if code != 0 or "run" not in records:
+        return code or 1
+    run = records["run"]
+    record = run.to_json() | {
+        "status": study.outcome.status if study.outcome else "?",
+        "seeded_tuner": takes_seed(raw.get("tuner") or {}),
+    }
+    (folder / "run.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def finished(folder: Path) -> dict | None:
+    path = folder / "run.json"
+    if path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except ValueError:
+            return None
+    return None
+
+
+def clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+def repeat(args) -> int:
+    from analysis.compare import Run, aggregate
+
+    plan = load_plan(args.file)
+    for key in ("seeds", "max_trials", "epochs", "dataset"):
+        value = getattr(args, key)
+        if value is not None:
+            plan[{"max_trials": "trials"}.get(key, key)] = value
+            if key == "epochs":  # one number for every variant
+                for spec in plan["variants"].values():
+                    spec.pop("epochs", None)
+    variants = list(plan["variants"])
+    if args.variants:
+        wanted = [v.strip() for v in args.variants.split(",") if v.strip()]
+        unknown = [v for v in wanted if v not in plan["variants"]]
+        if unknown:
+            raise RepeatError(f"unknown variants {unknown}; the file has {variants}")
+        variants = wanted
+    seeds = range(int(plan.get("seeds") or 1))
+    out = Path(args.out)
+    todo = [(v, s) for s in seeds for v in variants]  # seed-major: early stops stay paired
+    for v, _ in todo[: len(variants)]:
+        tuner = plan["variants"][v].get("tuner")
+        if isinstance(tuner, dict) and not takes_seed(tuner):
+            print(
+                f"note: {v}: tuner {tuner.get('name')} has no seed; its runs differ by its own "
+                "unseeded draws (the trials' --seed still varies)",
+                file=sys.stderr,
+            )
+    logging.getLogger("nni").setLevel(logging.WARNING)  # NNI's per-run start/stop lines
+    records = []
+    started = time.monotonic()
+    ran = 0
+    with warm_launcher(not args.no_launcher):
+        for i, (variant, seed) in enumerate(todo, 1):
+            done = finished(out / "runs" / f"{variant}-s{seed}")
+            fresh = done is None
+            if fresh:
+                result = run_one(plan, variant, seed, out, args.experiment_dir, args.plots)
+                if isinstance(result, int):
+                    print(
+                        f"stopped at run {i}/{len(todo)} ({variant}, seed {seed}): exit {result};"
+                        f" {i - 1} runs kept in {out}/runs; run the same command again to continue",
+                        file=sys.stderr,
+                    )
+                    return EXIT_INTERRUPTED if result == EXIT_INTERRUPTED else result
+                done = result
+                ran += 1
+            records.append(done)
+            elapsed = time.monotonic() - started
+            left = (elapsed / ran) * (len(todo) - i) if ran else 0.0
+            best = max(done["finals"]) if done["finals"] else float("nan")
+            print(
+                f"[{i}/{len(todo)}] {variant} seed {seed}: best {best:.4f}, "
+                f"{done.get('wall_s') or 0:.0f} s ({'ran' if fresh else 'kept from before'}); "
+                f"elapsed {clock(elapsed)}, about {clock(left)} left",
+                flush=True,
+            )
+    runs = [Run(**{k: r[k] for k in Run.__dataclass_fields__}) for r in records]
+    title = (
+        plan.get("title")
+        or f"{Path(args.file).stem}: {len(variants)} variants x {len(seeds)} seeds"
+    )
+    print(aggregate(runs, int(plan.get("trials") or 0) or max(r.trials for r in runs), out, title))
+    print(f"files: {out}/ (runs.csv, comparison.csv, pairwise.csv, comparison.md, *.png, runs/)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m experiments.repeat",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file", help="study-of-studies YAML (experiments/tuners_digits.yaml)")
+    p.add_argument("--out", required=True, help="folder for the runs and the comparison")
+    p.add_argument("--experiment-dir", help="NNI experiment folder (default ~/nni-experiments)")
+    p.add_argument("--seeds", type=int, help="runs per variant (override the file)")
+    p.add_argument("--max-trials", type=int, help="trials per run (override the file)")
+    p.add_argument("--epochs", type=int, help="epochs per trial (override the file)")
+    p.add_argument("--dataset", help="the trials' --dataset (override the base experiment)")
+    p.add_argument("--variants", help="comma-separated subset of the file's variants")
+    p.add_argument("--plots", action="store_true", help="also draw each run's own plots")
+    p.add_argument("--no-launcher", action="store_true", help="every trial as a fresh process")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return repeat(args)
+    except RepeatError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted; finished runs are kept: run the same command again", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
