@@ -1,7 +1,13 @@
-"""Attention heatmaps (log days 3.15-3.16): every head's map and the head average, per variant.
+"""Attention heatmaps (log days 3.15-3.16): every head's map and the head average.
 
-    python -m analysis.attention --out runs/attention
+    python -m analysis.attention --out runs/attention                         # random input
     python -m analysis.attention --variants gqa --embed-dim 256 --heads 8 --kv-heads 4 --seq-len 10
+    python -m analysis.attention --model runs/nas-attn/best_model.pt --out runs/attention
+
+With --model (a trained models.transformer.RowTransformer, as `python -m nas --config
+experiments/nas_attention.yaml` keeps its best): for --images test images of the dataset it
+was trained on, the image beside each head's map and the head average of the last encoder
+block, over the image's rows (query row against key row): attention_trained_<i>.png.
 
 Defaults are the log's: embed 256, 8 heads, 4 kv heads (GQA), length 10, random input (seed 0).
 Writes attention_<variant>.png (a grid of each head's map plus the average, query position
@@ -83,6 +89,62 @@ def render(variants, embed_dim, heads, kv_heads, seq_len, seed, out: Path) -> li
     return paths
 
 
+def load_model(path: str | Path):
+    """A trained RowTransformer saved by nas.evaluator.save_model."""
+    from models.transformer import RowTransformer
+
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    kwargs = state.get("transformer_kwargs")
+    if not kwargs:
+        raise ValueError(f"{path}: not a saved attention classifier (no transformer_kwargs)")
+    model = RowTransformer(**kwargs)
+    model.load_state_dict(state["state_dict"])
+    return model.eval(), kwargs
+
+
+def render_trained(path, dataset: str | None, images: int, out: Path) -> list[Path]:
+    from trials.data import load_dataset
+
+    model, kwargs = load_model(path)
+    rows, columns = kwargs["rows"], kwargs["columns"]
+    dataset = dataset or ("digits" if (rows, columns) == (8, 8) else "fashion-mnist")
+    data = load_dataset(dataset)
+    x, y = data.test_x[:images], data.test_y[:images]
+    maps = model.attention_maps(x)[-1]  # last block: (images, heads, rows, rows)
+    predicted = model(x).argmax(1)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    kind = (
+        "MHA"
+        if kwargs["num_kv_heads"] == kwargs["num_heads"]
+        else ("MQA" if kwargs["num_kv_heads"] == 1 else "GQA")
+    )
+    for i in range(len(x)):
+        weights = maps[i]
+        heads = weights.shape[0]
+        fig, axes = plt.subplots(1, heads + 2, figsize=(2.8 * (heads + 2), 3.2), squeeze=False)
+        axes = axes[0]
+        axes[0].imshow(x[i].reshape(rows, columns).numpy(), cmap="gray")
+        axes[0].set(title=f"test image {i}: class {int(y[i])}, predicted {int(predicted[i])}")
+        axes[0].axis("off")
+        vmax = float(weights.max())
+        for h in range(heads):
+            axes[h + 1].imshow(weights[h].numpy(), cmap="viridis", vmin=0, vmax=vmax)
+            axes[h + 1].set(title=f"head {h}", xlabel="key row", ylabel="query row")
+        image = axes[-1].imshow(weights.mean(0).numpy(), cmap="viridis", vmin=0, vmax=vmax)
+        axes[-1].set(title="average of heads", xlabel="key row")
+        fig.colorbar(image, ax=list(axes[1:]), shrink=0.8, label="attention weight")
+        fig.suptitle(
+            f"trained {kind}: {kwargs['num_heads']} heads, {kwargs['num_kv_heads']} kv heads, "
+            f"embed {kwargs['embed_dim']}, depth {kwargs['depth']}; last block on {dataset}"
+        )
+        path_i = out / f"attention_trained_{i}.png"
+        fig.savefig(path_i, dpi=80)
+        plt.close(fig)
+        paths.append(path_i)
+    return paths
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m analysis.attention",
@@ -102,11 +164,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kv-heads", type=int, default=4, help="key/value heads of GQA (default 4)")
     p.add_argument("--seq-len", type=int, default=10, help="sequence length (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights and input (default 0)")
+    p.add_argument("--model", help="a trained attention classifier (best_model.pt of a NAS run)")
+    p.add_argument("--dataset", help="with --model: its data (default: by its input shape)")
+    p.add_argument("--images", type=int, default=3, help="with --model: test images to draw")
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.model:
+        try:
+            paths = render_trained(args.model, args.dataset, args.images, Path(args.out))
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print("wrote " + ", ".join(str(p) for p in paths))
+        return 0
     try:
         print(size_table(args.embed_dim, args.heads, args.kv_heads))
         paths = render(

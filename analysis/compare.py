@@ -95,10 +95,23 @@ def compare(
     label = metric_label(trials_table(exps[0]), exps[0].config) if exps else "default metric"
     if plots:
         plot_best_so_far(exps, out, label)
+        edf({f"{e.id} ({algorithm(e.config)})": [e] for e in exps}, out)
     shown = table.rename(columns={"best_default": f"best {label}"})
     text = "# Comparison\n\n" + markdown_table(shown) + "\n"
     (out / "compare.md").write_text(text)
     return text
+
+
+def edf(groups: dict, out: Path) -> None:
+    """optuna_edf.png: the compared experiments' EDFs on one plot (when Optuna is installed)."""
+    try:
+        from analysis import optuna as bridge
+    except ImportError:
+        return
+    try:
+        bridge.edf_plot(groups, out / "optuna_edf.png")
+    except bridge.BridgeError as exc:
+        print(f"note: no EDF plot: {exc}", file=sys.stderr)
 
 
 def plot_best_so_far(exps, out: Path, label: str) -> Path:
@@ -374,14 +387,18 @@ def aggregate(
 
 
 def compare_groups(groups: dict[str, list[str]], out, experiment_dir=None, plots=True) -> str:
-    runs = []
+    runs, loaded = [], {}
     budget = 0
     for variant, ids in groups.items():
         for seed, exp_id in enumerate(ids):
             exp = load_experiment(exp_id, experiment_dir)
+            loaded.setdefault(variant, []).append(exp)
             budget = max(budget, int(exp.config.get("maxTrialNumber") or len(exp.trials)))
             runs.append(Run.of(exp, variant, seed))
-    return aggregate(runs, budget, out, plots=plots)
+    text = aggregate(runs, budget, out, plots=plots)
+    if plots:
+        edf(loaded, Path(out))
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:

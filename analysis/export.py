@@ -4,13 +4,15 @@
 
 EXPERIMENT: an experiment id (under ~/nni-experiments or --experiment-dir), a path to an
 `nni.sqlite`, or a running manager's URL (http://127.0.0.1:8080). Writes into DIR:
-trials.csv, intermediate.csv, summary.md, importance.csv (when computable) and the plots of
-analysis.plots (--no-plots: none). Expected errors print one line and exit with code 2.
+trials.csv, intermediate.csv, summary.md, importance.csv (random-forest permutation
+importance), importance_optuna.csv (fANOVA and PED-ANOVA through analysis.optuna, unless
+--no-optuna), the plots of analysis.plots and Optuna's (optuna_*.png; --no-plots: none).
+Expected errors print one line and exit with code 2.
 
-Two things take the time: drawing the plots (matplotlib) and fitting the importance model
-(scikit-learn, whose import alone is ~1 s). By default a forked worker process writes
-intermediate.csv and draws the plots while this one fits the model, on two cores at once;
---serial does both here, one after the other. The run says which it used.
+Three things take the time: drawing the plots (matplotlib), fitting the random forest
+(scikit-learn, whose import alone is ~1 s) and Optuna's evaluators and plots. By default two
+forked worker processes do the first and the last while this one fits the forest, on two cores
+at once; --serial does all three here, one after the other. The run says which it used.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.importance import importance, importance_markdown
-from analysis.store import Experiment, ExportError, load_experiment
+from analysis.store import Experiment, ExportError, add_source_arguments, load_experiment
 from analysis.tables import (
     intermediate_table,
     metric_label,
@@ -85,30 +87,80 @@ def draw(exp: Experiment, trials, params: list[str], out: Path, plots: bool) -> 
     return [str(p) for p in written]
 
 
+def optuna_analysis(exp: Experiment, out: Path, plots: bool) -> dict:
+    """fANOVA and PED-ANOVA importance of the experiment as an Optuna study, and Optuna's
+    plots of it (on a seeded sample of at most analysis.optuna.MAX_TRIALS trials)."""
+    try:
+        from analysis import optuna as bridge
+    except ImportError:
+        return {"skipped": "Optuna is not installed (pip install -e '.[optuna]')"}
+    try:
+        study, _ = bridge.to_study(exp)
+    except (bridge.BridgeError, ImportError) as exc:
+        return {"skipped": f"no Optuna study: {exc}"}
+    result = bridge.importances(study)
+    names = sorted(
+        (k for k, v in result.get("fanova", {}).items() if not k.startswith("_")),
+        key=lambda k: -result["fanova"][k],
+    )
+    files = []
+    if plots:
+        data, _, _ = bridge.sampled(study)
+        files = [str(p) for p in bridge.plots(data, out, names)]
+    rows = [
+        {"parameter": n, "method": m, "importance": v}
+        for m in bridge.IMPORTANCE_METHODS
+        for n, v in result.get(m, {}).items()
+        if not n.startswith("_")
+    ]
+    if rows:
+        import pandas as pd
+
+        pd.DataFrame(rows).to_csv(out / "importance_optuna.csv", index=False)
+        files.append(str(out / "importance_optuna.csv"))
+    return {"importances": result, "files": files}
+
+
 def export(
-    exp: Experiment, out: str | Path, plots: bool = True, parallel: bool = True
+    exp: Experiment,
+    out: str | Path,
+    plots: bool = True,
+    parallel: bool = True,
+    optuna: bool = True,
 ) -> ExportResult:
-    """Tables, summary, importance, and (unless plots=False) the plots of `exp` into `out`;
-    `parallel`: intermediate.csv and the plots in a forked worker while this process fits the
-    importance model."""
+    """Tables, summary, importance (random forest here; fANOVA and PED-ANOVA through Optuna
+    unless optuna=False), and unless plots=False the plots of `exp` into `out`. `parallel`:
+    the plots and the Optuna part each in a forked worker while this process fits the forest."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     trials = trials_table(exp)
     params = parameter_names(exp)
     trials.to_csv(out / "trials.csv", index=False)
-    worker = None
-    if parallel and hasattr(os, "fork"):
-        worker = Forked(lambda: draw(exp, trials, params, out, plots))
     n_finished = int(trials["default"].notna().sum()) if not trials.empty else 0
+    jobs = {"draw": lambda: draw(exp, trials, params, out, plots)}
+    if optuna and n_finished:
+        jobs["optuna"] = lambda: optuna_analysis(exp, out, plots)
+    fork = parallel and hasattr(os, "fork")
+    workers = {name: Forked(job) for name, job in jobs.items()} if fork else {}
     table, note = importance(trials, params) if n_finished else (None, "")
     files = [out / "trials.csv", out / "summary.md"]
     if table is not None:
         table.to_csv(out / "importance.csv", index=False)
         files.append(out / "importance.csv")
-    summary = summary_markdown(exp, trials, importance_markdown(table, n_finished, note))
+    done = {name: (workers[name].result() if fork else job()) for name, job in jobs.items()}
+    sections = importance_markdown(table, n_finished, note)
+    if "optuna" in done:
+        from analysis.optuna import importance_markdown as optuna_markdown
+
+        found = done["optuna"]
+        if "skipped" in found:
+            sections += f"\n\nOptuna's importance evaluators: {found['skipped']}."
+        else:
+            sections += "\n\n" + optuna_markdown(found["importances"], table)
+            files += [Path(p) for p in found["files"]]
+    summary = summary_markdown(exp, trials, sections)
     files[1].write_text(summary)
-    drawn = worker.result() if worker else draw(exp, trials, params, out, plots)
-    return ExportResult(exp, trials, summary, files + [Path(p) for p in drawn])
+    return ExportResult(exp, trials, summary, files + [Path(p) for p in done["draw"]])
 
 
 def export_experiment(
@@ -118,9 +170,11 @@ def export_experiment(
     live: bool | None = None,
     plots: bool = True,
     parallel: bool = True,
+    optuna: bool = True,
 ) -> ExportResult:
     """`live`: whether the experiment's manager still runs (None: NNI's manifest says)."""
-    return export(load_experiment(experiment, experiment_dir, live), out, plots, parallel)
+    exp = load_experiment(experiment, experiment_dir, live)
+    return export(exp, out, plots, parallel, optuna)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,10 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("experiment", help="experiment id, path to nni.sqlite, or manager URL")
+    add_source_arguments(parser)
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--experiment-dir", help="NNI experiment folder (~/nni-experiments)")
     parser.add_argument("--no-plots", action="store_true", help="tables and summary only")
+    parser.add_argument(
+        "--no-optuna",
+        action="store_true",
+        help="skip fANOVA / PED-ANOVA importance and Optuna's plots (needs nnisuite[optuna])",
+    )
     parser.add_argument(
         "--serial",
         action="store_true",
@@ -151,6 +209,7 @@ def main(argv=None) -> int:
             args.experiment_dir,
             plots=not args.no_plots,
             parallel=not args.serial,
+            optuna=not args.no_optuna,
         )
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -158,15 +217,7 @@ def main(argv=None) -> int:
     print(result.summary)
     if result.trials["default"].notna().sum() == 0:
         print("No finished trial yet: the tables are empty.")
-    how = (
-        ""
-        if args.no_plots
-        else (
-            " (plots drawn here)"
-            if args.serial
-            else " (plots drawn by a worker process; --serial: here)"
-        )
-    )
+    how = " (all in this process)" if args.serial else " (plots, Optuna: worker processes)"
     print(f"wrote {len(result.files)} files to {args.out}{how}")
     return 0
 

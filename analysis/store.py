@@ -365,6 +365,12 @@ def find_database(experiment: str, experiment_dir: str | Path | None = None) -> 
     return db
 
 
+def add_source_arguments(parser) -> None:
+    """The positional EXPERIMENT and --experiment-dir, as every analysis entry point takes them."""
+    parser.add_argument("experiment", help="experiment id, path to nni.sqlite, or manager URL")
+    parser.add_argument("--experiment-dir", help="NNI experiment folder (~/nni-experiments)")
+
+
 def load_experiment(
     experiment: str, experiment_dir: str | Path | None = None, live: bool | None = None
 ) -> Experiment:

@@ -1,1 +1,2 @@
-"""nnisuite package: benchmarks."""
+"""Speed benchmarks (targets live here, never in timed tests): the training epoch against the
+log's pipeline (epoch), a study against Optuna (study), the exporter at scale (export)."""

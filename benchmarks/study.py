@@ -1,8 +1,13 @@
-"""A small study three ways, side by side: Optuna in-process, NNI with the warm launcher, NNI
-with a fresh process per trial. Same space (the 3.17 one), same trial code and epochs.
+"""A study three ways, side by side: Optuna in-process, NNI with the warm launcher, NNI with a
+fresh process per trial. Same space (the 3.17 one), same trial code, epochs and trial seeds.
 
-    python -m benchmarks.study --out runs/study                   # 10 trials, concurrency 1, 2
+    python -m benchmarks.study --out runs/study                   # digits: 10 trials x 10 epochs
+    python -m benchmarks.study --case fashion-mnist --out DIR     # 10 x 20 epochs, concurrency 2
     python -m benchmarks.study --out DIR --quick                  # harness check (tests)
+
+Cases: `digits` (tiny trials: NNI's per-trial cost dominates) runs all three at concurrency 1
+and 2; `fashion-mnist` (the log's 3.17 study as a user runs it) runs Optuna with n_jobs=2
+(two trials in threads of one process) against NNI + warm launcher at concurrency 2.
 
 Reports wall time, per-trial overhead (a trial's wall time minus its training time), best
 validation accuracy and the ratios to Optuna, as DIR/study.json and DIR/study.md.
@@ -19,12 +24,25 @@ import threading
 import time
 from pathlib import Path
 
+from benchmarks.machine import cpu_name
 from launcher import REPO
 
-EXPERIMENT_YAML = REPO / "experiments" / "mlp_tpe_digits.yaml"  # its space serves Optuna too
+# case -> (experiment file, trials, epochs, concurrencies, NNI systems); the file's search
+# space serves Optuna too, and its trial command's --dataset
+CASES = {
+    "digits": ("mlp_tpe_digits.yaml", 10, 10, [1, 2], (True, False)),
+    "fashion-mnist": ("mlp_tpe_fashion.yaml", 10, 20, [2], (True,)),
+}
 
 
-def optuna_study(trials: int, epochs: int, concurrency: int) -> dict:
+def dataset_of(experiment_yaml: Path) -> str:
+    from experiments.config import TrialCommand, get_key, load_yaml
+
+    args = TrialCommand.parse(get_key(load_yaml(experiment_yaml), "trialCommand")[1]).args
+    return args[args.index("--dataset") + 1] if "--dataset" in args else "digits"
+
+
+def optuna_study(trials: int, epochs: int, concurrency: int, experiment_yaml: Path) -> dict:
     """Optuna's TPESampler, trials in this process (threads for concurrency > 1)."""
     import optuna
     import torch
@@ -38,14 +56,15 @@ def optuna_study(trials: int, epochs: int, concurrency: int) -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(1)
     overheads, lock = [], threading.Lock()
-    nni_space, _, _ = load_space(load_yaml(EXPERIMENT_YAML), EXPERIMENT_YAML)
+    nni_space, _, _ = load_space(load_yaml(experiment_yaml), experiment_yaml)
     space = optuna_distributions(nni_space)
+    dataset = dataset_of(experiment_yaml)
 
     def objective(trial):
         t0 = time.perf_counter()
         params = resolve_params(
             MLPParams,
-            ["--dataset", "digits", "--epochs", str(epochs), "--threads", "1"],
+            ["--dataset", dataset, "--epochs", str(epochs), "--threads", "1"],
             {name: suggest(trial, name, dist) for name, dist in space.items()},
         )
         final = train(params, build_mlp).final
@@ -64,8 +83,10 @@ def optuna_study(trials: int, epochs: int, concurrency: int) -> dict:
     }
 
 
-def nni_study(trials: int, epochs: int, concurrency: int, launcher: bool, workdir: Path) -> dict:
-    """The digits experiment through NNI's manager, as `python -m experiments.run` runs it."""
+def nni_study(
+    trials: int, epochs: int, concurrency: int, launcher: bool, workdir: Path, experiment_yaml: Path
+) -> dict:
+    """The experiment through NNI's manager, as `python -m experiments.run` runs it."""
     import io
 
     from nni.experiment import Experiment
@@ -76,20 +97,20 @@ def nni_study(trials: int, epochs: int, concurrency: int, launcher: bool, workdi
     from launcher.warm import warm_launcher
 
     raw = apply_overrides(
-        load_yaml(EXPERIMENT_YAML),
+        load_yaml(experiment_yaml),
         max_trials=trials,
         concurrency=concurrency,
         epochs=epochs,
         experiment_dir=str(workdir / "nni"),
     )
-    config = to_nni_config(raw, EXPERIMENT_YAML)
+    config = to_nni_config(raw, experiment_yaml)
     with warm_launcher(launcher, stream=io.StringIO()):
         exp = Experiment(config)
         port = free_port()
         t0 = time.perf_counter()
         try:
             exp.start(port)
-            status = watch(port, trials, poll_s=0.2, stream=io.StringIO(), timeout_s=900).status
+            status = watch(port, trials, poll_s=0.2, stream=io.StringIO(), timeout_s=3600).status
             wall = time.perf_counter() - t0
             result = load_experiment(f"http://127.0.0.1:{port}")
         finally:
@@ -107,15 +128,30 @@ def nni_study(trials: int, epochs: int, concurrency: int, launcher: bool, workdi
     }
 
 
-def run(out: Path, trials: int, epochs: int, concurrencies: list[int]) -> dict:
-    results = {"trials": trials, "epochs": epochs, "dataset": "digits", "runs": []}
+def run(
+    out: Path,
+    trials: int,
+    epochs: int,
+    concurrencies: list[int],
+    case: str = "digits",
+    systems=(True, False),
+) -> dict:
+    experiment_yaml = REPO / "experiments" / CASES[case][0]
+    results = {
+        "case": case,
+        "trials": trials,
+        "epochs": epochs,
+        "dataset": dataset_of(experiment_yaml),
+        "runs": [],
+    }
     with tempfile.TemporaryDirectory(prefix="nnisuite-study-") as tmp:
         for c in concurrencies:
-            optuna_run = optuna_study(trials, epochs, c)
+            optuna_run = optuna_study(trials, epochs, c, experiment_yaml)
             rows = [{"system": "Optuna (in-process TPE)", "concurrency": c, **optuna_run}]
-            for launcher in (True, False):
+            for launcher in systems:
                 name = "NNI + warm launcher" if launcher else "NNI, process per trial"
-                run_ = nni_study(trials, epochs, c, launcher, Path(tmp) / f"{c}-{launcher}")
+                folder = Path(tmp) / f"{c}-{launcher}"
+                run_ = nni_study(trials, epochs, c, launcher, folder, experiment_yaml)
                 rows.append({"system": name, "concurrency": c, **run_})
             for row in rows:
                 row["wall_vs_optuna"] = row["wall_s"] / optuna_run["wall_s"]
@@ -128,7 +164,8 @@ def run(out: Path, trials: int, epochs: int, concurrencies: list[int]) -> dict:
 
 def markdown(r: dict) -> str:
     lines = [
-        f"{r['trials']} trials x {r['epochs']} epochs on {r['dataset']}, the 3.17 space.",
+        f"{r['trials']} trials x {r['epochs']} epochs on {r['dataset']}, the 3.17 space; "
+        f"{cpu_name()}.",
         "",
         "| system | concurrency | wall s | per-trial overhead s | best val acc | wall / Optuna |",
         "|---|---|---|---|---|---|",
@@ -150,20 +187,23 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--out", required=True, help="folder for study.json and study.md")
-    p.add_argument("--trials", type=int, default=10, help="trials per study (default 10)")
-    p.add_argument("--epochs", type=int, default=10, help="epochs per trial (default 10)")
-    p.add_argument(
-        "--concurrency", type=int, nargs="+", default=[1, 2], help="concurrencies to run (1 2)"
-    )
+    p.add_argument("--case", choices=list(CASES), default="digits", help="which study (digits)")
+    p.add_argument("--trials", type=int, help="trials per study (the case's: 10)")
+    p.add_argument("--epochs", type=int, help="epochs per trial (the case's: 10 or 20)")
+    p.add_argument("--concurrency", type=int, nargs="+", help="concurrencies to run")
     p.add_argument("--quick", action="store_true", help="3 trials, 1 epoch, concurrency 1")
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    _, trials, epochs, concurrencies, systems = CASES[args.case]
+    trials, epochs = args.trials or trials, args.epochs or epochs
+    concurrencies = args.concurrency or concurrencies
     if args.quick:
-        args.trials, args.epochs, args.concurrency = 3, 1, [1]
-    print(markdown(run(Path(args.out), args.trials, args.epochs, args.concurrency)))
+        trials, epochs, concurrencies = 3, 1, [1]
+    result = run(Path(args.out), trials, epochs, concurrencies, args.case, systems)
+    print(markdown(result))
     return 0
 
 

@@ -1,1 +1,3 @@
-"""nnisuite package: experiments."""
+"""Experiment files and their life: YAML configs (config), their validation (validate,
+search_space, algorithms), one NNI session with its watchdog (manager, guard), the runner
+(run), resume (resume), repeated studies (plan, repeat), NNI 3.0 tuner fixes (nni_fixes)."""

@@ -160,50 +160,64 @@ def schema_problems(meta, label: str, args: dict, file: str, key: str) -> list[P
     return []
 
 
-def space_problems(meta, label: str, args: dict, space: dict, file: str, key: str):
-    """Build the tuner as NNI's dispatcher does and hand it each search-space parameter."""
+@contextlib.contextmanager
+def dispatcher_like():
+    """Quiet, with NNI_CHECKPOINT_DIRECTORY set as in NNI's dispatcher (PBT keeps its
+    population there)."""
     import os
     import tempfile
 
+    previous = os.environ.get("NNI_CHECKPOINT_DIRECTORY")
+    logging.disable(logging.CRITICAL)
+    with tempfile.TemporaryDirectory(prefix="nnisuite-validate-") as scratch:
+        os.environ["NNI_CHECKPOINT_DIRECTORY"] = scratch
+        try:
+            with (
+                contextlib.redirect_stdout(io.StringIO()),
+                contextlib.redirect_stderr(io.StringIO()),
+            ):
+                yield
+        finally:
+            logging.disable(logging.NOTSET)
+            if previous is None:
+                os.environ.pop("NNI_CHECKPOINT_DIRECTORY", None)
+            else:
+                os.environ["NNI_CHECKPOINT_DIRECTORY"] = previous
+
+
+def space_problems(meta, label: str, args: dict, space: dict, file: str, key: str):
+    """Build the tuner as NNI's dispatcher does and hand it the search space; when it refuses,
+    a fresh tuner per parameter says which ones."""
     cls = algorithm_class(meta)
     merged = dict(meta.class_args or {}) | args
-    logging.disable(logging.CRITICAL)
-    # NNI's dispatcher runs with NNI_CHECKPOINT_DIRECTORY set (PBT keeps its population there)
-    scratch = tempfile.TemporaryDirectory(prefix="nnisuite-validate-")
-    previous = os.environ.get("NNI_CHECKPOINT_DIRECTORY")
-    os.environ["NNI_CHECKPOINT_DIRECTORY"] = scratch.name
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    with dispatcher_like():
+        try:
             tuner = cls(**merged)
-    except Exception as exc:  # noqa: BLE001 - whatever NNI would raise at start
-        return [
-            Problem(file, f"{key}.classArgs", f"NNI cannot build {label}: {exc}", "fix classArgs")
-        ]
-    finally:
-        logging.disable(logging.NOTSET)
-    update = getattr(tuner, "update_search_space", None)
-    if update is None or not isinstance(space, dict):
-        return []
-    problems = []
-    logging.disable(logging.CRITICAL)
-    try:
-        for name, spec in space.items():
-            problems += one_parameter(update, label, name, spec, file)
-    finally:
-        logging.disable(logging.NOTSET)
-        if previous is None:
-            os.environ.pop("NNI_CHECKPOINT_DIRECTORY", None)
-        else:
-            os.environ["NNI_CHECKPOINT_DIRECTORY"] = previous
-        scratch.cleanup()
-    return problems
+        except Exception as exc:  # noqa: BLE001 - whatever NNI would raise at start
+            return [
+                Problem(file, f"{key}.classArgs", f"NNI cannot build {label}: {exc}", "fix them")
+            ]
+        if not hasattr(tuner, "update_search_space") or not isinstance(space, dict):
+            return []
+        try:
+            tuner.update_search_space(space)
+            return []
+        except Exception as whole:  # noqa: BLE001 - each tuner raises its own kind
+            problems = []
+            for name, spec in space.items():
+                problems += one_parameter(
+                    cls(**merged).update_search_space, label, name, spec, file
+                )
+            if problems:
+                return problems
+            text = " ".join(str(whole).split()) or type(whole).__name__
+            return [Problem(file, "search space", f"tuner {label} refuses it ({text})", "see NNI")]
 
 
 def one_parameter(update, label: str, name: str, spec, file: str) -> list[Problem]:
     """The tuner's update_search_space on a space of this one parameter."""
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            update({name: spec})
+        update({name: spec})
     except Exception as exc:  # noqa: BLE001 - each tuner raises its own kind
         kind = spec.get("_type") if isinstance(spec, dict) else spec
         text = " ".join(str(exc).split()) or type(exc).__name__

@@ -5,7 +5,9 @@ seeds; and the experiment mapping of each (variant, seed) run.
     raw = run_config(plan, "tpe", seed=3, experiment_dir=None)   # an experiment mapping
 
 Keys: base (an experiment YAML, relative to this file), variants (name: {tuner, assessor,
-epochs}), seeds, trials, concurrency, epochs, dataset, title.
+epochs}), seeds, trials, concurrency, epochs, dataset, title. The base may instead be NAS
+settings (`python -m nas`): variants then set {strategy}, `settings` overrides any other NAS
+setting, and seed s is the strategy's seed (and the architectures' training seeds are 0).
 """
 
 from __future__ import annotations
@@ -15,7 +17,19 @@ from pathlib import Path
 
 from experiments.config import ConfigError, apply_overrides, get_key, load_yaml, set_key
 
-KEYS = ("base", "trials", "concurrency", "epochs", "seeds", "variants", "title", "dataset")
+KEYS = (
+    "base",
+    "trials",
+    "concurrency",
+    "epochs",
+    "seeds",
+    "variants",
+    "title",
+    "dataset",
+    "settings",
+)
+HPO_VARIANT = {"tuner", "assessor", "epochs"}
+NAS_VARIANT = {"strategy", "epochs"}
 
 
 class RepeatError(ValueError):
@@ -39,15 +53,45 @@ def load_plan(path: str | Path) -> dict:
             raise RepeatError(f"{path}: `{key}` is required")
     if not isinstance(plan["variants"], dict) or not plan["variants"]:
         raise RepeatError(f"{path}: `variants` must map names to {{tuner: ..., assessor: ...}}")
+    plan["base"] = str((Path(path).resolve().parent / plan["base"]).resolve())
+    nas = is_nas(plan)
+    allowed = NAS_VARIANT if nas else HPO_VARIANT
     for name, variant in plan["variants"].items():
-        if not isinstance(variant, dict) or not set(variant) <= {"tuner", "assessor", "epochs"}:
-            raise RepeatError(f"{path}: variant {name!r} may set only tuner, assessor, epochs")
+        if not isinstance(variant, dict) or not set(variant) <= allowed:
+            raise RepeatError(f"{path}: variant {name!r} may set only {', '.join(sorted(allowed))}")
+    if plan.get("settings") is not None and not (nas and isinstance(plan["settings"], dict)):
+        raise RepeatError(f"{path}: `settings` (a mapping) is for a NAS base only")
     for key in ("trials", "concurrency", "epochs", "seeds"):
         value = plan.get(key)
         if value is not None and (not isinstance(value, int) or value < 1):
             raise RepeatError(f"{path}: {key} must be a positive integer, got {value!r}")
-    plan["base"] = str((Path(path).resolve().parent / plan["base"]).resolve())
     return plan
+
+
+def is_nas(plan: dict) -> bool:
+    """Whether the plan's base is NAS settings (a `strategy`, no trialCommand)."""
+    try:
+        base = load_yaml(plan["base"])
+    except ConfigError as exc:
+        raise RepeatError(str(exc)) from None
+    return "strategy" in base and get_key(base, "trialCommand")[0] is None
+
+
+def nas_settings(plan: dict, variant: str, seed: int, dataset: str | None = None) -> dict:
+    """The NAS settings of one run (nas.settings: defaults <- base <- plan <- variant)."""
+    from nas.settings import settings_from
+
+    spec = plan["variants"][variant]
+    overrides = dict(plan.get("settings") or {})
+    overrides |= {
+        "strategy": spec.get("strategy"),
+        "seed": seed,
+        "max_trials": plan.get("trials"),
+        "concurrency": plan.get("concurrency"),
+        "epochs": spec.get("epochs", plan.get("epochs")),
+        "dataset": dataset or overrides.get("dataset"),
+    }
+    return settings_from(load_yaml(plan["base"]), overrides)
 
 
 def takes_seed(tuner: dict) -> bool:
@@ -72,11 +116,13 @@ def run_config(
     for kind in ("tuner", "assessor"):
         if kind in spec:
             value = spec[kind]
-            if kind == "tuner" and isinstance(value, dict) and takes_seed(value):
-                value = {**value, "classArgs": {**(value.get("classArgs") or {}), "seed": seed}}
             raw = set_key(raw, kind, value)
             if value is None:
                 raw = {k: v for k, v in raw.items() if get_key({k: v}, kind)[0] is None}
+    _, tuner = get_key(raw, "tuner")  # the variant's or the base's: seeded per run
+    if isinstance(tuner, dict) and takes_seed(tuner):
+        tuner = {**tuner, "classArgs": {**(tuner.get("classArgs") or {}), "seed": seed}}
+        raw = set_key(raw, "tuner", tuner)
     return apply_overrides(
         raw,
         max_trials=plan.get("trials"),

@@ -29,18 +29,15 @@ import time
 from pathlib import Path
 
 from experiments.manager import EXIT_INTERRUPTED, EXIT_USAGE, Study, free_port, run_study
-from experiments.plan import RepeatError, load_plan, run_config, takes_seed
+from experiments.plan import RepeatError, is_nas, load_plan, nas_settings, run_config, takes_seed
 from experiments.validate import validate
 from launcher.warm import warm_launcher
 
 
-def run_one(plan, variant: str, seed: int, out: Path, experiment_dir, plots: bool) -> dict | int:
-    """One run as a real NNI experiment; returns its record, or an exit code to stop on."""
+def hpo_study(plan, variant: str, seed: int, folder: Path, experiment_dir):
+    """(Study, seeded) of one HPO run, or an exit code when its config is invalid."""
     from nni.experiment import Experiment
 
-    from analysis.compare import Run
-    from analysis.export import export
-    from analysis.store import load_experiment
     from experiments.config import to_nni_config
 
     raw = run_config(plan, variant, seed, experiment_dir, plan.get("dataset"))
@@ -50,25 +47,62 @@ def run_one(plan, variant: str, seed: int, out: Path, experiment_dir, plots: boo
             print(f"error: {variant} seed {seed}: {problem}", file=sys.stderr)
         return EXIT_USAGE
     config = to_nni_config(raw, plan["base"])
-    exp = Experiment(config)
+    hint = "run the same command again to continue"
+    study = Study(Experiment(config), free_port(), folder, config.max_trial_number, hint)
+    return study, takes_seed(raw.get("tuner") or {})
+
+
+def nas_study(plan, variant: str, seed: int, folder: Path, experiment_dir):
+    """(Study, True) of one NAS run (the strategy is seeded), or an exit code."""
+    from nas.settings import SettingsError, check, max_trials, space_size
+    from nas.study import build_experiment
+
+    try:
+        settings = nas_settings(plan, variant, seed, plan.get("dataset"))
+        check(settings)
+    except SettingsError as exc:
+        print(f"error: {variant} seed {seed}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    exp = build_experiment(settings, experiment_dir)
+    budget = max_trials(settings)
+    hint = "run the same command again to continue"
+    study = Study(
+        exp,
+        free_port(),
+        folder,
+        budget,
+        hint,
+        background_start=True,
+        expected_trials=min(budget, space_size(settings)),
+    )
+    return study, True
+
+
+def run_one(plan, variant: str, seed: int, out: Path, experiment_dir, plots: bool) -> dict | int:
+    """One run as a real NNI experiment; returns its record, or an exit code to stop on."""
+    from analysis.compare import Run
+    from analysis.export import export
+    from analysis.store import load_experiment
+
     folder = out / "runs" / f"{variant}-s{seed}"
+    made = (nas_study if is_nas(plan) else hpo_study)(plan, variant, seed, folder, experiment_dir)
+    if isinstance(made, int):
+        return made
+    study, seeded = made
     started = time.monotonic()
     records: dict = {}
 
     def export_run(study, _outcome):
-        loaded = load_experiment(exp.id, study.exp_dir, live=False)
-        export(loaded, folder, plots=plots)
+        loaded = load_experiment(study.exp.id, study.exp_dir, live=False)
+        export(loaded, folder, plots=plots, optuna=False)
         records["run"] = Run.of(loaded, variant, seed, time.monotonic() - started)
 
-    hint = "run the same command again to continue"
-    study = Study(exp, free_port(), folder, config.max_trial_number, hint)
     code = run_study(study, export=export_run, stream=io.StringIO(), announce=False)
     if code != 0 or "run" not in records:
         return code or 1
-    run = records["run"]
-    record = run.to_json() | {
+    record = records["run"].to_json() | {
         "status": study.outcome.status if study.outcome else "?",
-        "seeded_tuner": takes_seed(raw.get("tuner") or {}),
+        "seeded_tuner": seeded,
     }
     (folder / "run.json").write_text(json.dumps(record, indent=1) + "\n")
     return record
@@ -110,7 +144,7 @@ def repeat(args) -> int:
     out = Path(args.out)
     todo = [(v, s) for s in seeds for v in variants]  # seed-major: early stops stay paired
     for v, _ in todo[: len(variants)]:
-        tuner = plan["variants"][v].get("tuner")
+        tuner = plan["variants"][v].get("tuner")  # (NAS variants set a seeded strategy)
         if isinstance(tuner, dict) and not takes_seed(tuner):
             print(
                 f"note: {v}: tuner {tuner.get('name')} has no seed; its runs differ by its own "

@@ -326,8 +326,18 @@ def plan_problems(path: Path) -> list[Problem]:
         plan = load_plan(path)
     except RepeatError as exc:
         return [Problem(str(path), "study", str(exc).split(": ", 1)[-1], "see experiments.repeat")]
+    from experiments.plan import is_nas, nas_settings
+
     problems = []
     for variant in plan["variants"]:
+        if is_nas(plan):
+            from nas.settings import SettingsError, check
+
+            try:
+                check(nas_settings(plan, variant, 0))
+            except SettingsError as exc:
+                problems.append(Problem(str(path), f"variant {variant}", str(exc), "see nas"))
+            continue
         for problem in validate(plan["base"], run_config(plan, variant, 0, None)):
             problem.key = f"variant {variant}: {problem.key}"
             problems.append(problem)

@@ -1,1 +1,1 @@
-"""Pure PyTorch modules (no I/O, no nni): MLP, RNN classifiers, attention."""
+"""Pure PyTorch modules (no I/O, no nni): MLP, RNN classifiers, attention, row transformer."""

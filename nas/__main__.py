@@ -3,10 +3,17 @@
     python -m nas --config experiments/nas_depth.yaml                       # grid over 1..6
     python -m nas --config experiments/nas_depth.yaml --dataset fashion-mnist --repeats 3
 
-Every setting of the YAML (nas/settings.py) has a flag here: --dataset --data-dir --epochs
---strategy {grid,random,evolution} --seed --max-trials --concurrency --repeats --min-depth
---max-depth --extended --lr --batch-size --optimizer --momentum; and --port, --experiment-dir,
---out, --stall-minutes, --no-launcher for the session. Bad settings are reported before any
+    python -m nas --config experiments/nas_attention.yaml --dataset digits   # MHA / GQA / MQA
+    python -m nas --config experiments/nas_depth.yaml --strategy darts      # one-shot
+
+Every setting of the YAML (nas/settings.py) has a flag here: --space {depth,attention}
+--dataset --data-dir --epochs --strategy --seed --max-trials --concurrency --repeats
+--trial-seeds --min-depth --max-depth --extended --lr --batch-size --optimizer --momentum;
+and --port, --experiment-dir, --out, --stall-minutes, --no-launcher for the session. Multi-trial
+strategies (grid, random, evolution, tpe: NNI's TPE strategy set to maximize) run trials
+through NNI's manager; one-shot ones (random-oneshot, darts, gumbel-darts, enas: nas/oneshot.py)
+train one supernet of the depth space here, and --compare TRIALS_CSV ranks its depths against
+a multi-trial study. Bad settings are reported before any
 trial starts (exit 2); a watchdog fault exits 3, Ctrl-C 130. At the end --out holds
 summary.md, trials.csv, nas_table.md (mean +- std over seeds), settings.json and the plots.
 
@@ -24,7 +31,16 @@ import sys
 
 from experiments.config import ConfigError, load_yaml
 from launcher.warm import add_launcher_flag
-from nas.settings import DEFAULTS, NO_RESUME, STRATEGIES, SettingsError, check, settings_from
+from nas.settings import (
+    DEFAULTS,
+    NO_RESUME,
+    ONE_SHOT,
+    SPACES,
+    STRATEGIES,
+    SettingsError,
+    check,
+    settings_from,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,14 +51,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d = DEFAULTS
     p.add_argument("--config", help="NAS settings YAML (experiments/nas_depth.yaml)")
+    p.add_argument("--space", help=f"one of {', '.join(SPACES)} (default depth)")
     p.add_argument("--dataset", help=f"digits, mnist or fashion-mnist (default {d['dataset']})")
     p.add_argument("--data-dir", dest="data_dir", help="folder with the MNIST-family IDX files")
     p.add_argument("--epochs", type=int, help=f"epochs per architecture (default {d['epochs']})")
-    p.add_argument("--strategy", help=f"one of {', '.join(STRATEGIES)} (default grid)")
+    p.add_argument(
+        "--strategy",
+        help=f"multi-trial: {', '.join(STRATEGIES)} (default grid); one-shot (the depth space, "
+        f"one supernet in this process): {', '.join(ONE_SHOT)}",
+    )
     p.add_argument("--seed", type=int, help="seed of the random / evolution strategy (default 0)")
     p.add_argument("--max-trials", dest="max_trials", type=int, help="default: the whole grid")
     p.add_argument("--concurrency", type=int, help=f"trials at once (default {d['concurrency']})")
     p.add_argument("--repeats", type=int, help="trainings (seeds) per architecture (default 1)")
+    p.add_argument(
+        "--trial-seeds",
+        dest="trial_seeds",
+        type=int,
+        help="trainings inside each trial, reported as mean +- std (default 1)",
+    )
     p.add_argument("--min-depth", dest="min_depth", type=int, help="fewest hidden layers (1)")
     p.add_argument("--max-depth", dest="max_depth", type=int, help="most hidden layers (6)")
     p.add_argument(
@@ -64,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop when nothing happens this long (default 5, or 3x the longest trial)",
     )
     p.add_argument("--resume", metavar="ID", help="refused: NNI 3.0 cannot resume NAS (see above)")
+    p.add_argument(
+        "--compare",
+        metavar="TRIALS_CSV",
+        help="one-shot: rank depths against this multi-trial study's trials.csv (Kendall tau)",
+    )
     add_launcher_flag(p)
     return p
 
@@ -82,6 +114,10 @@ def main(argv=None) -> int:
         where = f"{args.config}: " if args.config and isinstance(exc, SettingsError) else ""
         print(f"error: {where}{exc}", file=sys.stderr)
         return 2
+    if settings["strategy"] in ONE_SHOT:
+        from nas.oneshot import run as run_oneshot
+
+        return run_oneshot(settings, args.out, args.compare)
     from nas.study import run
 
     stall_s = args.stall_minutes * 60 if args.stall_minutes is not None else None

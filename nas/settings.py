@@ -9,18 +9,30 @@ evaluator receives every value from here.
 
 from __future__ import annotations
 
-STRATEGIES = ("grid", "random", "evolution")
-INPUT_SIZES = {"digits": 64, "mnist": 784, "fashion-mnist": 784}  # flattened image sizes
+STRATEGIES = ("grid", "random", "evolution", "tpe")  # multi-trial, through NNI's manager
+ONE_SHOT = ("random-oneshot", "darts", "gumbel-darts", "enas")  # one supernet, in-process
+SPACES = ("depth", "attention")  # nas.space.DepthSpace, nas.attention_space.AttentionSpace
+IMAGE_SHAPES = {"digits": (8, 8), "mnist": (28, 28), "fashion-mnist": (28, 28)}  # rows, cols
+INPUT_SIZES = {name: r * c for name, (r, c) in IMAGE_SHAPES.items()}  # flattened sizes
+# nas.attention_space's choices (kind: num_kv_heads = heads, heads / 2, 1)
+ATTENTION_CHOICES = {
+    "kind": ("MHA", "GQA", "MQA"),
+    "heads": (2, 4, 8),
+    "embed_dim": (32, 64),
+    "depth": (1, 2, 3),
+}
 MIN_DEPTH, MAX_DEPTH = 1, 6
 DEFAULTS = {
+    "space": "depth",
     "dataset": "digits",
     "data_dir": None,
     "epochs": 10,
     "strategy": "grid",
-    "seed": 0,  # the strategy's seed (random, evolution); weights use the `seed` choice
+    "seed": 0,  # the strategy's seed (random, evolution, tpe, one-shot); weights: `seed` choice
     "min_depth": MIN_DEPTH,
     "max_depth": MAX_DEPTH,
     "repeats": 1,
+    "trial_seeds": 1,  # trainings inside each trial (mean +- std reported): a seed-averaged search
     "concurrency": 2,
     "max_trials": None,
     "extended": False,
@@ -86,6 +98,7 @@ def _number(x) -> bool:
 
 # key -> (test, what it must be); checked before any range rule reads the value
 TYPES = {
+    "space": (lambda x: isinstance(x, str) and x in SPACES, f"one of {', '.join(SPACES)}"),
     "dataset": (
         lambda x: isinstance(x, str) and x in INPUT_SIZES,
         f"one of {', '.join(INPUT_SIZES)}",
@@ -93,13 +106,14 @@ TYPES = {
     "data_dir": (lambda x: x is None or isinstance(x, str), "a folder path or null"),
     "epochs": (lambda x: _int(x) and x >= 1, "an integer >= 1"),
     "strategy": (
-        lambda x: isinstance(x, str) and x in STRATEGIES,
-        f"one of {', '.join(STRATEGIES)}",
+        lambda x: isinstance(x, str) and x in STRATEGIES + ONE_SHOT,
+        f"one of {', '.join(STRATEGIES + ONE_SHOT)}",
     ),
     "seed": (lambda x: _int(x) and x >= 0, "an integer >= 0"),
     "min_depth": (lambda x: _int(x), "an integer"),
     "max_depth": (lambda x: _int(x), "an integer"),
     "repeats": (lambda x: _int(x) and x >= 1, "an integer >= 1"),
+    "trial_seeds": (lambda x: _int(x) and x >= 1, "an integer >= 1"),
     "concurrency": (lambda x: _int(x) and x >= 1, "an integer >= 1"),
     "max_trials": (lambda x: x is None or (_int(x) and x >= 1), "an integer >= 1 or null"),
     "extended": (lambda x: isinstance(x, bool), "true or false"),
@@ -126,13 +140,28 @@ def check(settings: dict) -> None:
             if key == "strategy":
                 raise SettingsError(
                     f"strategy {value!r} unknown; NNI strategies offered here: "
-                    f"{', '.join(STRATEGIES)}",
+                    f"{', '.join(STRATEGIES + ONE_SHOT)}",
                     key,
                 )
             if key == "dataset":
                 raise SettingsError(f"dataset {value!r} unknown; choose {what}", key)
             raise SettingsError(f"{key} must be {what}, got {value!r}", key)
     check_depth_bounds(settings["min_depth"], settings["max_depth"])
+    if settings["strategy"] in ONE_SHOT:
+        if settings["space"] != "depth" or settings["extended"]:
+            raise SettingsError(
+                "one-shot strategies train one supernet of the plain depth space (fixed widths): "
+                "use --space depth without --extended",
+                "strategy",
+            )
+        if settings["repeats"] != 1:
+            raise SettingsError(
+                "a one-shot search trains one supernet: run it again with another --seed "
+                "instead of --repeats",
+                "repeats",
+            )
+    if settings["extended"] and settings["space"] != "depth":
+        raise SettingsError("--extended widens the depth space only", "extended")
     if settings["extended"] and settings["strategy"] == "grid":
         raise SettingsError(
             "the extended space has 4^6 x 3^6 architectures: use --strategy "
@@ -142,7 +171,12 @@ def check(settings: dict) -> None:
 
 
 def grid_size(settings: dict) -> int:
-    """Architectures x seeds of the plain depth space."""
+    """Architectures x seeds of the plain depth space, or of the attention space."""
+    if settings["space"] == "attention":
+        size = 1
+        for values in ATTENTION_CHOICES.values():
+            size *= len(values)
+        return size * int(settings["repeats"])
     return (int(settings["max_depth"]) - int(settings["min_depth"]) + 1) * int(settings["repeats"])
 
 

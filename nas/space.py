@@ -3,11 +3,14 @@
     space = DepthSpace(64, 10)                  # choice `depth` in 1..6, widths as the log's
     space = DepthSpace(64, 10, extended=True)   # + per-layer `width{i}` and `act{i}` choices
     model = space.freeze({"depth": 3, "seed": 0})
+    supernet_space = DepthSpace(64, 10, fixed_width=256, seeded=False)   # for one-shot NAS
 
 Widths follow the log: depth 1 is [256], depth d >= 2 is [128, 256, ..., 256]. The hidden
 stack is NNI's `Repeat` (label `depth`); the first layer's width is an expression of `depth`.
 `seed` (label `seed`, one value per repeat) makes repeated trainings separate architectures to
-NNI, so a grid search trains each depth once per seed.
+NNI, so a grid search trains each depth once per seed. A one-shot supernet needs every depth's
+output to have one width: `fixed_width` gives every hidden layer that width, and `seeded=False`
+drops the seed choice (a supernet is trained once).
 """
 
 from __future__ import annotations
@@ -63,12 +66,18 @@ class DepthSpace(ModelSpace):
         max_depth: int = MAX_DEPTH,
         repeats: int = 1,
         extended: bool = False,
+        fixed_width: int | None = None,
+        seeded: bool = True,
     ):
         super().__init__()
         check_depth_bounds(min_depth, max_depth)
         depth = nni.choice("depth", list(range(min_depth, max_depth + 1)))
-        self.seed = ensure_frozen(self.add_mutable(nni.choice("seed", list(range(repeats)))))
-        if extended:
+        self.seed = 0
+        if seeded:
+            self.seed = ensure_frozen(self.add_mutable(nni.choice("seed", list(range(repeats)))))
+        if fixed_width:
+            widths = [fixed_width] * max_depth
+        elif extended:
             widths = [nni.choice(f"width{i}", EXTENDED_WIDTHS) for i in range(max_depth)]
         else:
             first = MutableExpression.condition(depth == 1, WIDTH, FIRST_WIDTH)
@@ -76,10 +85,13 @@ class DepthSpace(ModelSpace):
         inputs = [in_features, *widths[:-1]]
         blocks = [Block(inputs[i], widths[i], i, extended) for i in range(max_depth)]
         self.hidden = Repeat(blocks, depth)
-        last = MutableExpression.switch_case(
-            depth, {d: widths[d - 1] for d in range(min_depth, max_depth + 1)}
-        )
-        self.head = MutableLinear(last, num_classes)
+        if fixed_width:
+            self.head = MutableLinear(fixed_width, num_classes)
+        else:
+            last = MutableExpression.switch_case(
+                depth, {d: widths[d - 1] for d in range(min_depth, max_depth + 1)}
+            )
+            self.head = MutableLinear(last, num_classes)
 
     def freeze(self, sample: dict) -> DepthSpace:
         """A fixed model of this space: the constructor run again with the sample in context."""

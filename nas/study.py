@@ -19,17 +19,40 @@ from pathlib import Path
 
 from experiments.manager import Study, default_port, run_study
 from launcher import CLIENT_MODULE, REPO
-from nas.settings import INPUT_SIZES, max_trials, space_size
+from nas.settings import IMAGE_SHAPES, INPUT_SIZES, max_trials, space_size
 
 
 def make_strategy(name: str, seed: int):
+    """NNI's multi-trial strategies. TPE maximizes: NNI's TPE strategy minimizes by default,
+    which would search for the worst architecture."""
     from nni.nas import strategy
 
     if name == "grid":
         return strategy.GridSearch(shuffle=False)
     if name == "random":
         return strategy.Random(seed=seed, dedup=True)
+    if name == "tpe":
+        return strategy.TPE(optimize_mode="maximize", seed=seed)
     return strategy.RegularizedEvolution(population_size=8, sample_size=4, seed=seed)
+
+
+def build_space(settings: dict):
+    """The model space the settings name: the depth MLP or the attention classifier."""
+    if settings["space"] == "attention":
+        from nas.attention_space import AttentionSpace
+
+        rows, columns = IMAGE_SHAPES[settings["dataset"]]
+        return AttentionSpace(rows, columns, 10, int(settings["repeats"]))
+    from nas.space import DepthSpace
+
+    return DepthSpace(
+        INPUT_SIZES[settings["dataset"]],
+        10,
+        int(settings["min_depth"]),
+        int(settings["max_depth"]),
+        int(settings["repeats"]),
+        bool(settings["extended"]),
+    )
 
 
 def build_experiment(settings: dict, experiment_dir: str | None, exp_id: str | None = None):
@@ -38,17 +61,9 @@ def build_experiment(settings: dict, experiment_dir: str | None, exp_id: str | N
     from nni.nas.experiment import NasExperiment
 
     from nas.evaluator import evaluate_architecture
-    from nas.space import DepthSpace
 
     concurrency = int(settings["concurrency"])
-    space = DepthSpace(
-        INPUT_SIZES[settings["dataset"]],
-        10,
-        int(settings["min_depth"]),
-        int(settings["max_depth"]),
-        int(settings["repeats"]),
-        bool(settings["extended"]),
-    )
+    space = build_space(settings)
     evaluator = FunctionalEvaluator(
         evaluate_architecture,
         dataset=settings["dataset"],
@@ -58,7 +73,9 @@ def build_experiment(settings: dict, experiment_dir: str | None, exp_id: str | N
         batch_size=int(settings["batch_size"]),
         optimizer=settings["optimizer"],
         momentum=float(settings["momentum"]),
+        trial_seeds=int(settings["trial_seeds"]),
         threads=max(1, (os.cpu_count() or 1) // concurrency),
+        save=settings["space"] == "attention",  # the heatmaps of analysis.attention read it
     )
     strategy = make_strategy(settings["strategy"], int(settings["seed"]))
     exp = NasExperiment(space, evaluator, strategy, id=exp_id)
@@ -68,7 +85,7 @@ def build_experiment(settings: dict, experiment_dir: str | None, exp_id: str | N
     exp.config._trial_command_params = {"python": f"{sys.executable} -m {CLIENT_MODULE}"}
     exp.config.max_trial_number = max_trials(settings)
     exp.config.trial_code_directory = str(REPO)
-    exp.config.experiment_name = f"nas_depth_{settings['dataset']}"
+    exp.config.experiment_name = f"nas_{settings['space']}_{settings['dataset']}"
     if experiment_dir:
         exp.config.experiment_working_directory = str(Path(experiment_dir).resolve())
     return exp
@@ -78,7 +95,7 @@ def export(study: Study, outcome, settings: dict) -> None:
     """The exporter's files plus trials.csv, nas_table.md and settings.json."""
     from analysis.export import export_experiment
     from analysis.store import ExportError
-    from nas.table import TRIAL_COLUMNS, depth_table, table_markdown
+    from nas.table import TRIAL_COLUMNS, attention_table, depth_table, table_markdown
 
     exp, out = study.exp, study.out
     try:
@@ -92,17 +109,41 @@ def export(study: Study, outcome, settings: dict) -> None:
     ]
     trials[columns].to_csv(out / "trials.csv", index=False)
     (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
-    table = depth_table(trials)
+    attention = settings["space"] == "attention"
+    table = attention_table(trials) if attention else depth_table(trials)
+    what = "attention kind, heads, width, depth" if attention else "hidden depth"
     text = (
-        f"# NAS {exp.id}: hidden depth on {settings['dataset']}, {settings['epochs']} "
+        f"# NAS {exp.id}: {what} on {settings['dataset']}, {settings['epochs']} "
         f"epochs, {settings['repeats']} seed(s) per architecture, strategy "
         f"{settings['strategy']} (seed {settings['seed']})\n\n" + table_markdown(table) + "\n"
     )
+    if attention:
+        text += keep_best_model(trials, study, out)
     (out / "nas_table.md").write_text(text)
     print(text)
     print(f"files: {out}/ (nas_table.md, trials.csv, settings.json, summary.md, plots)")
     print(
         f"web UI again: nnictl view {exp.id} --experiment_dir {study.exp_dir} --port {study.port}"
+    )
+
+
+def keep_best_model(trials, study: Study, out: Path) -> str:
+    """Copy the best trial's saved model to out/best_model.pt (for analysis.attention)."""
+    import shutil
+
+    from experiments.manager import trial_folder
+
+    done = trials[trials["default"].notna()]
+    if done.empty:
+        return ""
+    best = done.sort_values("default", ascending=False).iloc[0]
+    source = trial_folder(study.exp_dir, study.exp.id, best["trial_id"]) / "model.pt"
+    if not source.is_file():
+        return f"\n(the best trial {best['trial_id']} saved no model)\n"
+    shutil.copyfile(source, out / "best_model.pt")
+    return (
+        f"\nBest trial {best['trial_id']} (val {best['default']:.4f}) saved as "
+        f"{out / 'best_model.pt'}: python -m analysis.attention --model {out / 'best_model.pt'}\n"
     )
 
 
@@ -117,9 +158,14 @@ def run(
     exp = build_experiment(settings, experiment_dir)
     port = default_port(port)
     budget = max_trials(settings)
+    where = (
+        "the attention space"
+        if settings["space"] == "attention"
+        else f"depth {settings['min_depth']}..{settings['max_depth']}"
+    )
     print(
-        f"NAS experiment {exp.id}: {settings['strategy']} over depth "
-        f"{settings['min_depth']}..{settings['max_depth']} x {settings['repeats']} seed(s), "
+        f"NAS experiment {exp.id}: {settings['strategy']} over {where} "
+        f"x {settings['repeats']} seed(s), "
         f"{budget} trials, concurrency {settings['concurrency']}; web UI "
         f"http://127.0.0.1:{port}",
         flush=True,

@@ -1,14 +1,13 @@
-"""The 3.18 table: one row per architecture, mean +- std over repeated seeds, best first.
+"""The NAS tables: one row per architecture, mean +- std over repeated seeds, best first.
 
-table = depth_table(trials)      # trials: analysis.tables.trials_table of a NAS experiment
+table = depth_table(trials)          # the 3.18 table (trials: analysis.tables.trials_table)
+table = attention_table(trials)      # kind, heads, kv heads, parameters, KV cache, ...
 markdown = table_markdown(table)
 """
 
 from __future__ import annotations
 
 import pandas as pd
-
-from nas.space import log_widths
 
 TRIAL_COLUMNS = [
     "trial_id",
@@ -21,22 +20,15 @@ TRIAL_COLUMNS = [
     "train_seconds",
     "duration_s",
 ]
+ATTENTION_KEYS = ["kind", "heads", "embed_dim", "depth"]
 
 
 def arch_columns(trials: pd.DataFrame) -> list[str]:
-    """Architecture choices (depth and any width / activation choice), not the seed."""
-    skip = set(TRIAL_COLUMNS) | {
-        "sequence",
-        "intermediate_count",
-        "best_intermediate",
-        "start_time",
-        "end_time",
-        "widths",
-        "epochs",
-        "diverged",
-    }
+    """Architecture choices of the depth space (depth and any width / activation choice)."""
     choices = [
-        c for c in trials.columns if c.startswith(("depth", "width", "act")) and c not in skip
+        c
+        for c in trials.columns
+        if c.startswith(("width", "act")) and c not in ("widths",) and c[-1].isdigit()
     ]
     return ["depth", *choices]
 
@@ -48,26 +40,73 @@ def mean_std(values: pd.Series) -> str:
     return f"{v.mean():.4f} +- {v.std(ddof=1):.4f}" if len(v) > 1 else f"{v.mean():.4f}"
 
 
-def depth_table(trials: pd.DataFrame) -> pd.DataFrame:
+def grouped(trials: pd.DataFrame, keys: list[str], row_of) -> pd.DataFrame:
     done = trials[trials["default"].notna()].copy()
     if done.empty:
         return pd.DataFrame()
-    keys = [c for c in arch_columns(done) if c in done]
+    keys = [k for k in keys if k in done]
     rows = []
     for key, group in done.groupby(keys, sort=False):
         key = key if isinstance(key, tuple) else (key,)
-        row = dict(zip(keys, key))
-        widths = group["widths"].iloc[0] if "widths" in group else None
-        row["widths"] = widths or "-".join(map(str, log_widths(int(row["depth"]))))
-        row["parameters"] = int(group["parameters"].iloc[0])
-        row["runs"] = len(group)
-        row["val_accuracy"] = mean_std(group["default"])
-        row["test_accuracy"] = mean_std(group["test_accuracy"])
-        row["train_s"] = mean_std(group["train_seconds"]) if "train_seconds" in group else ""
+        row = dict(zip(keys, key)) | row_of(group)
+        seeds = int(group["trial_seeds"].max()) if "trial_seeds" in group else 1
+        row["runs"] = len(group) * seeds
+        if seeds > 1 and len(group) == 1:  # one trial of several trainings: its own spread
+            g = group.iloc[0]
+            row["val_accuracy"] = f"{g['default']:.4f} +- {g['default_std']:.4f}"
+            row["test_accuracy"] = f"{g['test_accuracy']:.4f} +- {g['test_accuracy_std']:.4f}"
+        else:
+            row["val_accuracy"] = mean_std(group["default"])
+            row["test_accuracy"] = mean_std(group["test_accuracy"])
         row["_mean"] = float(group["default"].astype(float).mean())
         rows.append(row)
     table = pd.DataFrame(rows).sort_values("_mean", ascending=False, kind="stable")
     return table.drop(columns="_mean").reset_index(drop=True)
+
+
+def depth_table(trials: pd.DataFrame) -> pd.DataFrame:
+    def row_of(group):
+        widths = group["widths"].iloc[0] if "widths" in group else None
+        if not isinstance(widths, str):
+            from nas.space import log_widths
+
+            widths = "-".join(map(str, log_widths(int(group["depth"].iloc[0]))))
+        return {
+            "widths": widths,
+            "parameters": int(group["parameters"].iloc[0]),
+            "train_s": mean_std(group["train_seconds"]) if "train_seconds" in group else "",
+        }
+
+    table = grouped(trials, arch_columns(trials), row_of)
+    order = ["widths", "parameters", "runs", "val_accuracy", "test_accuracy", "train_s"]
+    return table[[c for c in table.columns if c not in order] + order] if len(table) else table
+
+
+def attention_table(trials: pd.DataFrame) -> pd.DataFrame:
+    def row_of(group):
+        first = group.iloc[0]
+        return {
+            "kv_heads": int(first["kv_heads"]),
+            "parameters": int(first["parameters"]),
+            "kv_cache_bytes_per_token": int(first["kv_cache_bytes_per_token"]),
+            "epoch_s": mean_std(group["epoch_seconds"]),
+        }
+
+    table = grouped(trials, ATTENTION_KEYS, row_of)
+    order = [
+        "kind",
+        "heads",
+        "kv_heads",
+        "embed_dim",
+        "depth",
+        "parameters",
+        "kv_cache_bytes_per_token",
+        "runs",
+        "val_accuracy",
+        "test_accuracy",
+        "epoch_s",
+    ]
+    return table[[c for c in order if c in table]] if len(table) else table
 
 
 def table_markdown(table: pd.DataFrame) -> str:

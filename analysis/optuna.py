@@ -1,0 +1,453 @@
+"""An NNI experiment as an Optuna study: Optuna's importance evaluators, plots and dashboard for
+any NNI experiment, running or stopped, ours or not.
+
+    python -m analysis.optuna EXPERIMENT --storage sqlite:///runs/optuna/study.db [--study-name N]
+    python -m analysis.optuna EXPERIMENT --storage sqlite:///DIR/study.db --dashboard [--port P]
+
+EXPERIMENT as analysis.export takes it: an id (with --experiment-dir), an nni.sqlite, or a
+manager's URL. Each NNI trial becomes one Optuna trial: its parameters with distributions from
+the experiment's search space (choice -> categorical, uniform / loguniform -> float, randint
+and integer quniform -> int, quniform -> stepped float; NAS choices -> categorical; any other
+_type is an error naming it), the final `default` as the value, the intermediate `default`s as
+intermediate values, the other final keys as user attributes, state COMPLETE (a final result),
+PRUNED (EARLY_STOPPED), FAIL (failed, timed out, interrupted, no final result) or RUNNING, the
+trial's start and end times, and the direction of the tuner's optimize_mode (its constructor's
+default when the file sets none; maximize for NAS).
+
+Running it again on the same storage replaces the study made from that experiment (it says
+so); a study of the same name made otherwise is refused. Bad input (an unknown id, a sqlite file
+that is not NNI's, a storage URL Optuna cannot open, a search-space type Optuna cannot express)
+is one line and exit 2, with nothing written. --dashboard serves optuna-dashboard on 127.0.0.1
+as a child process until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import subprocess
+import sys
+import time
+
+from analysis.store import (
+    Experiment,
+    ExportError,
+    add_source_arguments,
+    flatten_parameters,
+    load_experiment,
+)
+
+NNI_EXPERIMENT = "nni_experiment"  # study user attribute: the experiment it was made from
+STATES = {"SUCCEEDED": "COMPLETE", "EARLY_STOPPED": "PRUNED"}
+ACTIVE = {"WAITING", "RUNNING", "UNKNOWN"}
+MIN_TRIALS = 10  # fewer: a warning beside the importances
+MAX_TRIALS = 1000  # more: importances from a seeded sample
+SEED = 0
+
+
+class BridgeError(ValueError):
+    """An experiment that cannot become an Optuna study; the message says why."""
+
+
+def direction(exp: Experiment) -> str:
+    """maximize / minimize: the tuner's optimize_mode, or its constructor's default."""
+    config = exp.config
+    if config.get("experimentType") == "nas":
+        return "maximize"  # nnisuite's NAS strategies maximize validation accuracy
+    tuner = config.get("tuner") or config.get("advisor") or {}
+    mode = (tuner.get("classArgs") or {}).get("optimize_mode")
+    if mode in ("maximize", "minimize"):
+        return mode
+    import inspect
+
+    from experiments.algorithms import algorithm_class, lookup
+
+    meta = lookup(str(tuner.get("name", "")))
+    try:
+        default = inspect.signature(algorithm_class(meta).__init__).parameters["optimize_mode"]
+        return default.default if default.default in ("maximize", "minimize") else "maximize"
+    except (AttributeError, ImportError, KeyError, TypeError, ValueError):
+        return "maximize"
+
+
+def distributions(exp: Experiment, trials) -> dict:
+    """name -> Optuna distribution, from the search space; NAS choices as categorical."""
+    from optuna.distributions import CategoricalDistribution
+
+    from experiments.search_space import InexpressibleError, optuna_distribution
+
+    space = exp.config.get("searchSpace") or {}
+    out = {}
+    for name, spec in space.items():
+        if isinstance(spec, dict) and "_type" in spec:
+            try:
+                out[name] = optuna_distribution(name, spec)
+            except InexpressibleError as exc:
+                raise BridgeError(str(exc)) from None
+    seen: dict[str, list] = {}
+    for t in trials:
+        for name, value in flatten_parameters(t.parameters).items():
+            if name not in out:
+                seen.setdefault(name, [])
+                if value not in seen[name]:
+                    seen[name].append(value)
+    for name, values in seen.items():  # NAS samples, nested choices: what the trials took
+        scalar = [v for v in values if v is None or isinstance(v, (bool, int, float, str))]
+        if len(scalar) == len(values):
+            out[name] = CategoricalDistribution(sorted(values, key=lambda v: (str(type(v)), v)))
+    return out
+
+
+def when(ts: float | None):
+    return dt.datetime.fromtimestamp(ts) if ts else None
+
+
+def frozen_trials(exp: Experiment, dists: dict) -> tuple[list, list[str]]:
+    """(FrozenTrials, notes)."""
+    from optuna.trial import FrozenTrial, TrialState
+
+    out, notes = [], []
+    for number, t in enumerate(exp.trials):
+        flat = flatten_parameters(t.parameters)
+        params = {k: v for k, v in flat.items() if k in dists}
+        final = t.final.get("default")
+        has_value = isinstance(final, (int, float)) and math.isfinite(final)
+        if t.status in ACTIVE:
+            state = TrialState.RUNNING
+        elif t.status == "SUCCEEDED" and not has_value:
+            state = TrialState.FAIL  # ended without a final result
+        else:
+            state = TrialState[STATES.get(t.status, "FAIL")]
+        for name, value in list(params.items()):
+            if not dists[name]._contains(dists[name].to_internal_repr(value)):
+                notes.append(f"trial {t.trial_id}: {name}={value!r} is outside its distribution")
+                params.pop(name)
+        intermediate = {}
+        for m in t.intermediates:
+            value = m.get("default")
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                intermediate[int(m.get("step", len(intermediate)))] = float(value)
+        attrs = {
+            k: v
+            for k, v in t.final.items()
+            if k != "default" and isinstance(v, (bool, int, float, str)) and v == v
+        }
+        attrs |= {"nni_trial_id": t.trial_id, "nni_status": t.status, "nni_sequence": t.sequence}
+        running = state == TrialState.RUNNING
+        out.append(
+            FrozenTrial(
+                number=number,
+                state=state,
+                value=float(final) if state == TrialState.COMPLETE else None,
+                datetime_start=when(t.start_time) or (dt.datetime.now() if running else None),
+                datetime_complete=None if running else when(t.end_time),
+                params=params,
+                distributions={k: dists[k] for k in params},
+                user_attrs=attrs,
+                system_attrs={},
+                intermediate_values=intermediate,
+                trial_id=number,
+            )
+        )
+    return out, notes
+
+
+def open_storage(url: str):
+    """Optuna's storage for `url`, or BridgeError (one line) when it cannot be opened."""
+    import optuna
+
+    try:
+        return optuna.storages.get_storage(url)
+    except Exception as exc:  # noqa: BLE001 - sqlalchemy / driver errors of any kind
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise BridgeError(f"Optuna cannot open storage {url!r}: {first}") from None
+
+
+def to_study(exp: Experiment, storage=None, study_name: str | None = None):
+    """The Optuna study of `exp` in `storage` (a URL, a storage, or None: in memory). Returns
+    (study, notes). Replaces a study of the same name made from the same experiment."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    dists = distributions(exp, exp.trials)
+    trials, notes = frozen_trials(exp, dists)  # everything checked before anything is written
+    if isinstance(storage, str):
+        storage = open_storage(storage)
+    storage = storage or optuna.storages.InMemoryStorage()
+    name = study_name or f"nni-{exp.id}"
+    try:
+        existing = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        existing = None
+    if existing is not None:
+        made_from = existing.user_attrs.get(NNI_EXPERIMENT)
+        if made_from != exp.id:
+            raise BridgeError(
+                f"storage already has a study {name!r} not made from NNI experiment {exp.id} "
+                "(pick another --study-name)"
+            )
+        notes.append(f"replaced study {name!r} ({len(existing.trials)} trials) by a fresh copy")
+        optuna.delete_study(study_name=name, storage=storage)
+    study = optuna.create_study(study_name=name, storage=storage, direction=direction(exp))
+    try:
+        study.set_user_attr(NNI_EXPERIMENT, exp.id)
+        study.set_user_attr("nni_source", exp.source)
+        study.set_user_attr("nni_search_space", exp.config.get("searchSpace") or {})
+        study.add_trials(trials)
+    except BaseException:
+        optuna.delete_study(study_name=name, storage=storage)  # nothing half-written
+        raise
+    return study, notes
+
+
+# ---------------------------------------------------------------- importance and plots
+
+IMPORTANCE_METHODS = {
+    "fanova": "fANOVA (optuna.importance.FanovaImportanceEvaluator, 64 trees, seed 0)",
+    "ped_anova": "PED-ANOVA (optuna.importance.PedAnovaImportanceEvaluator, top 10% against all)",
+}
+
+
+def sampled(study, max_trials: int = MAX_TRIALS, seed: int = SEED):
+    """The study itself, or an in-memory copy with a seeded sample of its complete trials."""
+    import numpy as np
+    import optuna
+    from optuna.trial import TrialState
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(complete) <= max_trials:
+        return study, len(complete), len(complete)
+    pick = np.random.default_rng(seed).choice(len(complete), max_trials, replace=False)
+    copy = optuna.create_study(direction=study.direction)
+    copy.add_trials([complete[i] for i in sorted(pick)])
+    return copy, max_trials, len(complete)
+
+
+def importances(study) -> dict:
+    """{method: {parameter: importance}} by fANOVA and PED-ANOVA, on at most MAX_TRIALS."""
+    import warnings
+
+    from optuna.importance import (
+        FanovaImportanceEvaluator,
+        PedAnovaImportanceEvaluator,
+        get_param_importances,
+    )
+
+    data, used, total = sampled(study)
+    evaluators = {
+        "fanova": FanovaImportanceEvaluator(seed=SEED),
+        "ped_anova": PedAnovaImportanceEvaluator(),
+    }
+    out = {"_used": used, "_total": total}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna marks PED-ANOVA experimental
+        for method, evaluator in evaluators.items():
+            try:
+                out[method] = dict(get_param_importances(data, evaluator=evaluator))
+            except (RuntimeError, ValueError) as exc:  # too few trials, nothing varies
+                out[method] = {"_error": str(exc).splitlines()[0]}
+    return out
+
+
+def importance_markdown(result: dict, forest=None) -> str:
+    """The Optuna importances beside nnisuite's random-forest permutation importance."""
+    used, total = result.get("_used", 0), result.get("_total", 0)
+    lines = ["## Importance by Optuna's evaluators", ""]
+    for method, text in IMPORTANCE_METHODS.items():
+        lines.append(f"- {method}: {text}; normalised to sum to 1")
+    if forest is not None:
+        lines.append("- random forest: the permutation importance above (a drop in R^2)")
+    if used < total:
+        lines.append(f"- fit on a seeded sample of {used} of {total} complete trials")
+    if used < MIN_TRIALS:
+        lines += [
+            "",
+            f"**Warning: only {used} complete trials (fewer than {MIN_TRIALS}); these "
+            "figures cannot tell parameters apart reliably.**",
+        ]
+    names = []
+    for method in IMPORTANCE_METHODS:
+        names += [n for n in result.get(method, {}) if not n.startswith("_") and n not in names]
+    header = (
+        "| parameter | "
+        + " | ".join(IMPORTANCE_METHODS)
+        + (" | random forest |" if forest is not None else " |")
+    )
+    lines += ["", header, "|---" * (len(IMPORTANCE_METHODS) + 1 + (forest is not None)) + "|"]
+    rf = dict(zip(forest["parameter"], forest["importance"])) if forest is not None else {}
+    for name in names:
+        cells = [
+            f"{result[m][name]:.3f}" if name in result.get(m, {}) else "-"
+            for m in IMPORTANCE_METHODS
+        ]
+        if forest is not None:
+            cells.append(f"{rf[name]:.3f}" if name in rf else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for method in IMPORTANCE_METHODS:
+        if "_error" in result.get(method, {}):
+            lines.append(f"\n{method} not computed: {result[method]['_error']}")
+    tops = {
+        m: max(
+            (n for n in result.get(m, {}) if not n.startswith("_")), key=result[m].get, default=None
+        )
+        for m in IMPORTANCE_METHODS
+    }
+    if forest is not None and len(forest):
+        tops["random forest"] = forest.iloc[0]["parameter"]
+    distinct = {v for v in tops.values() if v}
+    if len(distinct) > 1:
+        lines.append(
+            "\nThe methods disagree on the most important parameter: "
+            + ", ".join(f"{m} says {v}" for m, v in tops.items() if v)
+            + "."
+        )
+    elif distinct:
+        lines.append(f"\nAll methods rank {distinct.pop()} first.")
+    return "\n".join(lines)
+
+
+def plots(study, out, top: list[str]) -> list:
+    """Optuna's matplotlib plots of the study as PNGs: history, parallel coordinate, slice,
+    contour of the two most important parameters, EDF."""
+    import warnings
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ov
+
+    out = Path(out)
+    written = []
+    makers = {
+        "optuna_history.png": lambda: ov.plot_optimization_history(study),
+        "optuna_parallel_coordinate.png": lambda: ov.plot_parallel_coordinate(study),
+        "optuna_slice.png": lambda: ov.plot_slice(study),
+        "optuna_edf.png": lambda: ov.plot_edf(study),
+    }
+    if len(top) >= 2:
+        makers["optuna_contour.png"] = lambda: ov.plot_contour(study, params=top[:2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+        for name, make in makers.items():
+            try:
+                axes = make()
+            except (ValueError, RuntimeError):  # too few trials for that plot
+                continue
+            figure = getattr(axes, "figure", None) or axes.flat[0].figure
+            figure.savefig(out / name, dpi=90, bbox_inches="tight")
+            plt.close(figure)
+            written.append(out / name)
+    return written
+
+
+def edf_plot(groups: dict[str, list[Experiment]], path) -> object | None:
+    """One EDF plot of several experiments (or groups of runs, pooled): the share of trials
+    whose value is at most x. None when Optuna cannot draw it."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna
+    from optuna.visualization import matplotlib as ov
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    studies = []
+    for name, exps in groups.items():
+        pooled = optuna.create_study(study_name=name, direction=direction(exps[0]))
+        for exp in exps:
+            study, _ = to_study(exp)
+            pooled.add_trials(sampled(study)[0].trials)
+        studies.append(pooled)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            axes = ov.plot_edf(studies)
+        except (ValueError, RuntimeError):
+            return None
+    axes.figure.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(axes.figure)
+    return path
+
+
+# ---------------------------------------------------------------- the dashboard
+
+
+def serve_dashboard(storage_url: str, port: int) -> int:
+    """optuna-dashboard on 127.0.0.1:port as a child process, until Ctrl-C."""
+    import os
+    import shutil
+    import signal
+
+    exe = shutil.which("optuna-dashboard", path=os.path.dirname(sys.executable))
+    if exe is None:
+        print(
+            "error: optuna-dashboard is not installed: pip install -e '.[optuna]'", file=sys.stderr
+        )
+        return 2
+    proc = subprocess.Popen([exe, storage_url, "--host", "127.0.0.1", "--port", str(port)])
+    print(f"optuna-dashboard: http://127.0.0.1:{port} (Ctrl-C stops it)", flush=True)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m analysis.optuna",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_source_arguments(p)
+    p.add_argument("--storage", required=True, help="Optuna storage URL (sqlite:///DIR/study.db)")
+    p.add_argument("--study-name", help="default: nni-<experiment id>")
+    p.add_argument("--dashboard", action="store_true", help="then serve optuna-dashboard on it")
+    p.add_argument("--port", type=int, default=8081, help="dashboard port (default 8081)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        exp = load_experiment(args.experiment, args.experiment_dir)
+        t0 = time.perf_counter()
+        study, notes = to_study(exp, args.storage, args.study_name)
+    except (ExportError, BridgeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    counts: dict[str, int] = {}
+    for t in study.trials:
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    best = ""
+    try:
+        best = f"; best value {study.best_value:.4f} (trial {study.best_trial.number})"
+    except ValueError:
+        pass
+    print(
+        f"study {study.study_name!r} in {args.storage}: {len(study.trials)} trials "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}), "
+        f"{study.direction.name.lower()}{best} ({time.perf_counter() - t0:.1f} s)"
+    )
+    if args.dashboard:
+        return serve_dashboard(args.storage, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Repeated studies: every working NNI 3.0 tuner and assessor through real NNI managers
+(a smoke run each), the seed reaching the tuner, resuming a repeated study, the plan checks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from experiments.plan import RepeatError, load_plan, run_config
+from launcher import REPO
+from tests.helpers.paths import EXPERIMENTS
+
+TUNERS = EXPERIMENTS / "tuners_digits.yaml"
+ASSESSORS = EXPERIMENTS / "assessors_fashion.yaml"
+
+
+def repeat(*args, timeout=900):
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.repeat", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize("name", ["TPE", "Random", "Anneal", "TPE_legacy"])
+def test_the_same_seed_gives_the_same_first_suggestions(name):
+    from nni.tools.package_utils.tuner_factory import create_builtin_class_instance
+
+    space = load_plan(TUNERS)  # the 3.17 space of the plan's base experiment
+    from experiments.config import load_yaml
+    from experiments.search_space import load_space
+
+    nni_space, _, _ = load_space(load_yaml(space["base"]), space["base"])
+
+    def first(seed):
+        args = {"optimize_mode": "maximize"} | ({"seed": seed} if name in ("TPE", "Random") else {})
+        tuner = create_builtin_class_instance(name, args, "tuners")
+        tuner.update_search_space(nni_space)
+        return [tuner.generate_parameters(i) for i in range(3)]
+
+    if name in ("TPE", "Random"):
+        assert first(0) == first(0) and first(0) != first(1)
+    else:  # hyperopt's tuners take no seed in NNI: runs differ by their own draws
+        from experiments.plan import takes_seed
+
+        assert not takes_seed({"name": name})
+
+
+def test_the_seed_reaches_every_seeded_tuner_and_every_trial():
+    plan = load_plan(TUNERS)
+    tpe = run_config(plan, "tpe", 7, None)
+    assert tpe["tuner"]["classArgs"]["seed"] == 7 and "--seed 7" in tpe["trialCommand"]
+    anneal = run_config(plan, "anneal", 7, None)  # no seed argument: none set
+    assert "seed" not in anneal["tuner"]["classArgs"] and "--seed 7" in anneal["trialCommand"]
+    none = run_config(load_plan(ASSESSORS), "none", 2, None)
+    assert "assessor" not in none and none["tuner"]["classArgs"]["seed"] == 2
+
+
+def test_plan_mistakes(tmp_path):
+    for text, fragment in (
+        ("base: mlp_tpe_digits.yaml\n", "`variants` is required"),
+        ("base: x.yaml\nvariants: {a: {tuner: {name: TPE}}}\n", "no such experiment file"),
+        ("base: BASE\nvariants: {a: {tunr: {name: TPE}}}\n", "may set only"),
+        ("base: BASE\nseeds: 0\nvariants: {a: {tuner: {name: TPE}}}\n", "positive integer"),
+    ):
+        path = tmp_path / "plan.yaml"
+        path.write_text(text.replace("BASE", str(EXPERIMENTS / "mlp_tpe_digits.yaml")))
+        with pytest.raises(RepeatError, match=fragment):
+            load_plan(path)
+
+
+@pytest.mark.integration
+def test_every_working_tuner_runs_and_a_rerun_skips_finished_runs(tmp_path):
+    out, nni = tmp_path / "out", tmp_path / "nni"
+    args = [
+        str(TUNERS),
+        "--out",
+        str(out),
+        "--experiment-dir",
+        str(nni),
+        "--seeds",
+        "1",
+        "--max-trials",
+        "3",
+        "--epochs",
+        "1",
+    ]
+    first = repeat(*args)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    runs = pd.read_csv(out / "runs.csv")
+    variants = list(load_plan(TUNERS)["variants"])
+    assert sorted(runs["variant"]) == sorted(variants)
+    assert (runs["trials"] == 3).all() and (runs["finished"] >= 1).all(), runs
+    assert runs["final_best"].between(0, 1).all()
+    for name in ("comparison.csv", "pairwise.csv", "comparison.md", "best_so_far_mean.png"):
+        assert (out / name).exists(), name
+    again = repeat(*args, "--variants", "tpe,random")
+    assert again.returncode == 0 and again.stdout.count("kept from before") == 2
+    record = json.loads((out / "runs" / "tpe-s0" / "run.json").read_text())
+    assert record["seeded_tuner"] and record["status"] == "DONE"
+
+
+@pytest.mark.integration
+def test_both_assessors_run(tmp_path):
+    proc = repeat(
+        str(ASSESSORS),
+        "--out",
+        str(tmp_path / "out"),
+        "--experiment-dir",
+        str(tmp_path / "nni"),
+        "--seeds",
+        "1",
+        "--max-trials",
+        "3",
+        "--epochs",
+        "4",
+        "--dataset",
+        "digits",
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert sorted(runs["variant"]) == ["curvefitting", "medianstop", "none"]
