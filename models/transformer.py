@@ -63,9 +63,7 @@ class RowTransformer(nn.Module):
         self.position = nn.Parameter(torch.zeros(1, rows, embed_dim))
         nn.init.normal_(self.position, std=0.02)
         kv = num_heads if num_kv_heads is None else num_kv_heads
-        self.blocks = nn.Sequential(
-            *[EncoderBlock(embed_dim, num_heads, kv) for _ in range(depth)]
-        )
+        self.blocks = nn.Sequential(*[EncoderBlock(embed_dim, num_heads, kv) for _ in range(depth)])
         self.norm = nn.LayerNorm(embed_dim)
         self.head = nn.Linear(embed_dim, num_classes)
 
