@@ -319,6 +319,8 @@ def _plot_bands(runs: list[Run], budget: int, out: Path, label: str) -> list[Pat
     import numpy as np
 
     variants = list(dict.fromkeys(r.variant for r in runs))
+    if len(variants) > 10:  # more than the default colour cycle: no two variants alike
+        plt.rcParams["axes.prop_cycle"] = plt.cycler(color=plt.get_cmap("tab20").colors)
     written = []
     fig, ax = plt.subplots(figsize=(7, 4.5))
     x = np.arange(1, budget + 1)

@@ -96,9 +96,13 @@ def optuna_analysis(exp: Experiment, out: Path, plots: bool) -> dict:
         return {"skipped": "Optuna is not installed (pip install -e '.[optuna]')"}
     try:
         study, _ = bridge.to_study(exp)
+        result = bridge.importances(study)
     except (bridge.BridgeError, ImportError) as exc:
         return {"skipped": f"no Optuna study: {exc}"}
-    result = bridge.importances(study)
+    except Exception as exc:  # noqa: BLE001 - an extra must not cost the user the export
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"warning: Optuna's analysis failed ({type(exc).__name__}: {first})", file=sys.stderr)
+        return {"skipped": f"failed ({type(exc).__name__}: {first})"}
     names = sorted(
         (k for k, v in result.get("fanova", {}).items() if not k.startswith("_")),
         key=lambda k: -result["fanova"][k],

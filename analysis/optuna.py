@@ -135,13 +135,21 @@ def frozen_trials(exp: Experiment, dists: dict) -> tuple[list, list[str]]:
         }
         attrs |= {"nni_trial_id": t.trial_id, "nni_status": t.status, "nni_sequence": t.sequence}
         running = state == TrialState.RUNNING
+        start = when(t.start_time) or (dt.datetime.now() if running else None)
+        end = None if running else when(t.end_time)
+        if not running and end is None:
+            # the manager stopped before NNI stored an end (killed, interrupted): Optuna
+            # wants one for every finished trial, so the start stands in, a lower bound
+            start = start or when((exp.profile.get("startTime") or 0) / 1000) or dt.datetime.now()
+            end = start
+            notes.append(f"trial {t.trial_id} ({t.status}): no end time stored; its start used")
         out.append(
             FrozenTrial(
                 number=number,
                 state=state,
                 value=float(final) if state == TrialState.COMPLETE else None,
-                datetime_start=when(t.start_time) or (dt.datetime.now() if running else None),
-                datetime_complete=None if running else when(t.end_time),
+                datetime_start=start,
+                datetime_complete=end,
                 params=params,
                 distributions={k: dists[k] for k in params},
                 user_attrs=attrs,

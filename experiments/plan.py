@@ -53,19 +53,33 @@ def load_plan(path: str | Path) -> dict:
             raise RepeatError(f"{path}: `{key}` is required")
     if not isinstance(plan["variants"], dict) or not plan["variants"]:
         raise RepeatError(f"{path}: `variants` must map names to {{tuner: ..., assessor: ...}}")
+    if not isinstance(plan["base"], str) or not plan["base"].strip():
+        raise RepeatError(f"{path}: `base` must be a file path, got {plan['base']!r}")
+    for key in ("title", "dataset"):
+        if plan.get(key) is not None and not isinstance(plan[key], str):
+            raise RepeatError(f"{path}: `{key}` must be a string, got {plan[key]!r}")
     plan["base"] = str((Path(path).resolve().parent / plan["base"]).resolve())
     nas = is_nas(plan)
     allowed = NAS_VARIANT if nas else HPO_VARIANT
     for name, variant in plan["variants"].items():
         if not isinstance(variant, dict) or not set(variant) <= allowed:
             raise RepeatError(f"{path}: variant {name!r} may set only {', '.join(sorted(allowed))}")
+        if "epochs" in variant and not positive_int(variant["epochs"]):
+            raise RepeatError(
+                f"{path}: variant {name!r}: epochs must be a positive integer, "
+                f"got {variant['epochs']!r}"
+            )
     if plan.get("settings") is not None and not (nas and isinstance(plan["settings"], dict)):
         raise RepeatError(f"{path}: `settings` (a mapping) is for a NAS base only")
     for key in ("trials", "concurrency", "epochs", "seeds"):
         value = plan.get(key)
-        if value is not None and (not isinstance(value, int) or value < 1):
+        if value is not None and not positive_int(value):
             raise RepeatError(f"{path}: {key} must be a positive integer, got {value!r}")
     return plan
+
+
+def positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def is_nas(plan: dict) -> bool:

@@ -123,6 +123,29 @@ def test_a_type_optuna_cannot_express_is_named(tmp_path):
         to_study(exp)
 
 
+def test_a_finished_trial_without_an_end_time_is_kept():
+    """A manager killed mid-run leaves trials with no end time (seen after SIGKILL + export)."""
+    from analysis.optuna import to_study
+    from analysis.store import Experiment, Trial
+
+    space = {"x": {"_type": "uniform", "_value": [0, 1]}}
+    exp = Experiment(
+        id="killed",
+        profile={"params": {"searchSpace": space}, "startTime": 1_700_000_000_000},
+        trials=[
+            Trial("a", 0, "SUCCEEDED", {"x": 0.5}, {"default": 0.9}, start_time=1_700_000_010.0),
+            Trial("b", 1, "INTERRUPTED", {"x": 0.2}),
+            Trial("c", 2, "RUNNING", {"x": 0.3}, start_time=1_700_000_020.0),
+        ],
+        source="test",
+    )
+    study, notes = to_study(exp)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL", "RUNNING"]
+    assert study.trials[0].datetime_complete == study.trials[0].datetime_start
+    assert study.trials[1].datetime_start.timestamp() == 1_700_000_000
+    assert len(notes) == 2 and "trial a (SUCCEEDED): no end time stored" in notes[0]
+
+
 def wait_port(port: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -178,7 +201,7 @@ def test_dashboard_in_a_real_browser(synthetic, tmp_path):
             finally:
                 browser.close()
         assert f"{best:.4f}"[:5] in text  # the best value, as the dashboard rounds it
-        assert "15" in text  # the trial count
+        assert "trial #14" in text and "trial #15" not in text  # all 15 trials, numbered from 0
         assert (tmp_path / "dashboard.png").stat().st_size > 10_000
     finally:
         with contextlib.suppress(ProcessLookupError):

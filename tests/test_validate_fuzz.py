@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib
 import io
 import logging
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 import yaml
 
 from experiments.config import get_key, load_yaml, to_nni_config
+from experiments.plan import is_plan
 from experiments.validate import is_nas_settings, main, validate
 from launcher import REPO
 
@@ -61,6 +64,17 @@ def mutants(raw: dict) -> list[tuple[str, dict]]:
         if "optimize_mode" in args:
             bad_args = {**args, "optimize_mode": "maximum"}
             out.append((f"{kind} maximum", {**raw, kind: {**spec, "classArgs": bad_args}}))
+    for name, variant in (raw.get("variants") or {}).items():  # a study of studies
+        tuner = variant.get("tuner") if isinstance(variant, dict) else None
+        if isinstance(tuner, dict) and isinstance(tuner.get("name"), str):
+            for typo in misspell(tuner["name"]):
+                bad = {**variant, "tuner": {**tuner, "name": typo}}
+                out.append(
+                    (
+                        f"variant {name} tuner {typo}",
+                        {**raw, "variants": {**raw["variants"], name: bad}},
+                    )
+                )
     service = raw.get("trainingService")
     if isinstance(service, dict):
         for typo in misspell(service["platform"]):
@@ -70,6 +84,19 @@ def mutants(raw: dict) -> list[tuple[str, dict]]:
     return [(label, copy.deepcopy(m)) for label, m in out]
 
 
+@contextlib.contextmanager
+def offline_dispatcher():
+    """An advisor built without a manager: NNI's own unit-test channel, which never connects."""
+    from nni.runtime import msg_dispatcher_base as base
+
+    saved = base.dispatcher_env_vars
+    base.dispatcher_env_vars = saved._replace(NNI_TUNER_COMMAND_CHANNEL="ws://_unittest_")
+    try:
+        yield
+    finally:
+        base.dispatcher_env_vars = saved
+
+
 def nni_accepts(raw: dict, path: Path) -> bool:
     """What NNI does with an experiment file before and at start, without a manager."""
     from nni.tools.package_utils.tuner_factory import create_builtin_class_instance
@@ -77,13 +104,20 @@ def nni_accepts(raw: dict, path: Path) -> bool:
     from experiments.search_space import load_space
 
     logging.disable(logging.CRITICAL)
+    checkpoints = os.environ.setdefault("NNI_CHECKPOINT_DIRECTORY", "/tmp/nni-fuzz-checkpoints")
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             to_nni_config(raw, path).validate()
             space, _, _ = load_space(raw, path)
             for kind, algo_type in (("tuner", "tuners"), ("assessor", "assessors")):
                 _, spec = get_key(raw, kind)
-                if spec:
+                if spec and spec.get("className"):  # a custom class (experiments.nni_fixes)
+                    module, _, cls = spec["className"].rpartition(".")
+                    with offline_dispatcher():  # Hyperband, BOHB are advisors
+                        algo = getattr(importlib.import_module(module), cls)(
+                            **dict(spec.get("classArgs") or {})
+                        )
+                elif spec:
                     algo = create_builtin_class_instance(
                         spec["name"], dict(spec.get("classArgs") or {}), algo_type
                     )
@@ -93,7 +127,23 @@ def nni_accepts(raw: dict, path: Path) -> bool:
         return False
     finally:
         logging.disable(logging.NOTSET)
+        if checkpoints == "/tmp/nni-fuzz-checkpoints":  # the dispatcher's variable, for PBT
+            del os.environ["NNI_CHECKPOINT_DIRECTORY"]
     return True
+
+
+def plan_accepts(path: Path) -> bool:
+    """A study-of-studies file: NNI accepts the run of every variant."""
+    from experiments.plan import RepeatError, is_nas, load_plan, nas_settings, run_config
+
+    try:
+        plan = load_plan(path)
+        if is_nas(plan):
+            return all(nas_accepts(nas_settings(plan, v, 0)) for v in plan["variants"])
+        base = Path(plan["base"])
+        return all(nni_accepts(run_config(plan, v, 0, None), base) for v in plan["variants"])
+    except (RepeatError, OSError):
+        return False
 
 
 def nas_accepts(raw: dict) -> bool:
@@ -124,7 +174,12 @@ def test_mutants_never_crash_and_nothing_nni_rejects_passes(path, tmp_path, caps
             assert code in (0, 2), f"{label}: exit {code}"
             outcomes[code] += 1
             if code == 0:
-                ok = nas_accepts(raw) if is_nas_settings(raw) else nni_accepts(raw, mutant)
+                if is_plan(raw):
+                    ok = plan_accepts(mutant)
+                elif is_nas_settings(raw):
+                    ok = nas_accepts(raw)
+                else:
+                    ok = nni_accepts(raw, mutant)
                 if not ok:
                     accepted_but_rejected.append(label)
         finally:
