@@ -71,7 +71,7 @@ class Forked:
         os.waitpid(self.pid, 0)
         payload = json.loads(text) if text else {}
         if "error" in payload or "ok" not in payload:
-            raise RuntimeError(f"the plotting worker failed:\n{payload.get('error', '')}")
+            raise RuntimeError(f"a forked export worker failed:\n{payload.get('error', '')}")
         return payload["ok"]
 
 
@@ -145,7 +145,15 @@ def export(
     if optuna and n_finished:
         jobs["optuna"] = lambda: optuna_analysis(exp, out, plots)
     fork = parallel and hasattr(os, "fork")
-    workers = {name: Forked(job) for name, job in jobs.items()} if fork else {}
+    workers = {}
+    if fork:
+        # the plots start at once; scikit-learn (~1 s to import) is imported here before the
+        # Optuna worker forks, so that it and this process's forest share one import
+        workers["draw"] = Forked(jobs["draw"])
+        if "optuna" in jobs:
+            from sklearn.ensemble import RandomForestRegressor  # noqa: F401
+        if "optuna" in jobs:
+            workers["optuna"] = Forked(jobs["optuna"])
     table, note = importance(trials, params) if n_finished else (None, "")
     files = [out / "trials.csv", out / "summary.md"]
     if table is not None:

@@ -9,8 +9,11 @@ Cases: `digits` (tiny trials: NNI's per-trial cost dominates) runs all three at 
 and 2; `fashion-mnist` (the log's 3.17 study as a user runs it) runs Optuna with n_jobs=2
 (two trials in threads of one process) against NNI + warm launcher at concurrency 2.
 
-Reports wall time, per-trial overhead (a trial's wall time minus its training time), best
-validation accuracy and the ratios to Optuna, as DIR/study.json and DIR/study.md.
+Reports wall time, the trials' summed training time, wall beyond training, per-trial overhead
+(a trial's wall time minus its training time), best validation accuracy and the ratios to
+Optuna, as DIR/study.json and DIR/study.md. The two TPEs pick different trials (network sizes,
+batch sizes), so a last row has Optuna run the warm-launcher study's own trials, enqueued in
+its order: the same training both ways (`wall_vs_same_trials`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from launcher import REPO
 
 # case -> (experiment file, trials, epochs, concurrencies, NNI systems); the file's search
 # space serves Optuna too, and its trial command's --dataset
+REPLAY = "Optuna, the same trials as NNI"
 CASES = {
     "digits": ("mlp_tpe_digits.yaml", 10, 10, [1, 2], (True, False)),
     "fashion-mnist": ("mlp_tpe_fashion.yaml", 10, 20, [2], (True,)),
@@ -42,8 +46,11 @@ def dataset_of(experiment_yaml: Path) -> str:
     return args[args.index("--dataset") + 1] if "--dataset" in args else "digits"
 
 
-def optuna_study(trials: int, epochs: int, concurrency: int, experiment_yaml: Path) -> dict:
-    """Optuna's TPESampler, trials in this process (threads for concurrency > 1)."""
+def optuna_study(
+    trials: int, epochs: int, concurrency: int, experiment_yaml: Path, replay=None
+) -> dict:
+    """Optuna's TPESampler, trials in this process (threads for concurrency > 1). `replay`: a
+    list of parameter sets enqueued in order instead (the same trials another system ran)."""
     import optuna
     import torch
 
@@ -55,7 +62,7 @@ def optuna_study(trials: int, epochs: int, concurrency: int, experiment_yaml: Pa
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(1)
-    overheads, lock = [], threading.Lock()
+    overheads, train_s, lock = [], [], threading.Lock()
     nni_space, _, _ = load_space(load_yaml(experiment_yaml), experiment_yaml)
     space = optuna_distributions(nni_space)
     dataset = dataset_of(experiment_yaml)
@@ -70,15 +77,19 @@ def optuna_study(trials: int, epochs: int, concurrency: int, experiment_yaml: Pa
         final = train(params, build_mlp).final
         with lock:
             overheads.append(time.perf_counter() - t0 - final["train_seconds"])
+            train_s.append(final["train_seconds"])
         return final["default"]
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    for params in replay or []:
+        study.enqueue_trial(params)
     t0 = time.perf_counter()
     study.optimize(objective, n_trials=trials, n_jobs=concurrency)
     return {
         "wall_s": time.perf_counter() - t0,
         "best": study.best_value,
         "overhead_s": statistics.median(overheads),
+        "train_s": sum(train_s),
         "trials": len(study.trials),
     }
 
@@ -119,12 +130,15 @@ def nni_study(
     overheads = [
         t.duration_s - t.final["train_seconds"] for t in finished if t.duration_s is not None
     ]
+    in_order = sorted(result.trials, key=lambda t: t.sequence if t.sequence is not None else 0)
     return {
         "wall_s": wall,
         "best": max((t.final["default"] for t in finished), default=None),
         "overhead_s": statistics.median(overheads) if overheads else None,
+        "train_s": sum(t.final["train_seconds"] for t in finished),
         "trials": len(finished),
         "status": status,
+        "parameters": [t.parameters for t in in_order],
     }
 
 
@@ -153,8 +167,16 @@ def run(
                 folder = Path(tmp) / f"{c}-{launcher}"
                 run_ = nni_study(trials, epochs, c, launcher, folder, experiment_yaml)
                 rows.append({"system": name, "concurrency": c, **run_})
+            # the two TPEs pick different trials (sizes, batches), so their training differs;
+            # Optuna then runs the warm-launcher study's own trials: the same work both ways
+            replay = optuna_study(trials, epochs, c, experiment_yaml, rows[1].pop("parameters"))
+            rows.append({"system": REPLAY, "concurrency": c, **replay})
             for row in rows:
+                row.pop("parameters", None)
                 row["wall_vs_optuna"] = row["wall_s"] / optuna_run["wall_s"]
+                row["other_s"] = row["wall_s"] - row["train_s"] / c  # wall beyond training
+                if row["system"].startswith("NNI"):
+                    row["wall_vs_same_trials"] = row["wall_s"] / replay["wall_s"]
             results["runs"] += rows
     out.mkdir(parents=True, exist_ok=True)
     (out / "study.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -167,16 +189,31 @@ def markdown(r: dict) -> str:
         f"{r['trials']} trials x {r['epochs']} epochs on {r['dataset']}, the 3.17 space; "
         f"{cpu_name()}.",
         "",
-        "| system | concurrency | wall s | per-trial overhead s | best val acc | wall / Optuna |",
-        "|---|---|---|---|---|---|",
+        "| system | concurrency | wall s | training s (sum) | wall beyond training s "
+        "| per-trial overhead s | best val acc | wall / Optuna |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in r["runs"]:
         best = f"{row['best']:.4f}" if row["best"] is not None else "-"
         over = f"{row['overhead_s']:.2f}" if row["overhead_s"] is not None else "-"
         lines.append(
-            f"| {row['system']} | {row['concurrency']} | {row['wall_s']:.1f} | {over} | "
-            f"{best} | {row['wall_vs_optuna']:.2f}x |"
+            f"| {row['system']} | {row['concurrency']} | {row['wall_s']:.1f} | "
+            f"{row['train_s']:.1f} | {row['other_s']:.1f} | {over} | {best} | "
+            f"{row['wall_vs_optuna']:.2f}x |"
         )
+    same = [
+        f"{row['system']} at concurrency {row['concurrency']}: {row['wall_vs_same_trials']:.2f}x"
+        for row in r["runs"]
+        if "wall_vs_same_trials" in row
+    ]
+    lines += [
+        "",
+        "Wall beyond training = wall - (sum of the trials' training seconds) / concurrency. "
+        f"The two TPEs pick different trials; {REPLAY!r} runs the warm-launcher study's trials "
+        "in its order (enqueued), so that both train the same models. Wall against it: "
+        + "; ".join(same)
+        + ".",
+    ]
     return "\n".join(lines) + "\n"
 
 

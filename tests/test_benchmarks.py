@@ -44,6 +44,15 @@ def test_study_benchmark_quick(tmp_path):
     study.main(["--out", str(tmp_path), "--quick"])
     result = json.loads((tmp_path / "study.json").read_text())
     systems = [r["system"] for r in result["runs"]]
-    assert systems == ["Optuna (in-process TPE)", "NNI + warm launcher", "NNI, process per trial"]
+    assert systems == [
+        "Optuna (in-process TPE)",
+        "NNI + warm launcher",
+        "NNI, process per trial",
+        study.REPLAY,
+    ]
     for row in result["runs"]:
         assert row["trials"] == 3 and 0 < row["best"] <= 1 and row["wall_s"] > 0
+        assert 0 < row["train_s"] < row["wall_s"] * row["concurrency"]
+    nni, replay = result["runs"][1], result["runs"][3]
+    assert nni["best"] == replay["best"]  # the same trials, trained with the same seeds
+    assert nni["wall_vs_same_trials"] == pytest.approx(nni["wall_s"] / replay["wall_s"])
