@@ -54,6 +54,40 @@ class TensorBatches:
             yield self.x[index], self.y[index]
 
 
+class Tagged:
+    """Batches of a loader as (batch, "train" | "val"): what NNI 3.0's ENAS module reads."""
+
+    def __init__(self, loader, mode: str):
+        self.loader, self.mode = loader, mode
+
+    def __iter__(self):
+        return ((batch, self.mode) for batch in self.loader)
+
+    def __len__(self):
+        return len(self.loader)
+
+
+def enas_strategy():
+    """NNI's ENAS, fixed for PyTorch Lightning >= 2.1. Its training step tells training batches
+    from validation batches by the (batch, batch_idx, dataloader_idx) triple its ConcatLoader
+    yields, but Lightning's loop now passes the batch alone, so every batch looked like
+    validation (`ValueError: too many values to unpack` in validation_step); each batch here
+    carries its mode, the form NNI's code reads for Lightning 1.x."""
+    from nni.nas import strategy
+    from nni.nas.oneshot.pytorch._dataloader import ConcatLoader
+
+    class ENAS(strategy.ENAS):
+        def train_dataloader(self, train_dataloader_fn, val_dataloader_fn):
+            return ConcatLoader(
+                {
+                    "train": Tagged(train_dataloader_fn(), "train"),
+                    "val": Tagged(val_dataloader_fn(), "val"),
+                }
+            )
+
+    return ENAS(reward_metric_name="val_acc")  # the Classification evaluator logs several
+
+
 def make_strategy(name: str, seed: int):
     from nni.nas import strategy
 
@@ -62,7 +96,7 @@ def make_strategy(name: str, seed: int):
         "random-oneshot": lambda: strategy.RandomOneShot(),
         "darts": lambda: strategy.DARTS(),
         "gumbel-darts": lambda: strategy.GumbelDARTS(),
-        "enas": lambda: strategy.ENAS(),
+        "enas": enas_strategy,
     }[name]()
 
 
@@ -218,8 +252,7 @@ def run(settings: dict, out: str | None = None, compare: str | None = None) -> i
     except ImportError as exc:  # ENAS: tianshou
         print(
             f"error: {settings['strategy']} cannot run here: {exc} (NNI's ENAS controller, "
-            "nni/nas/strategy/_rl_impl.py, is a tianshou PPO policy; tianshou is not among "
-            "nnisuite's extras)",
+            "nni/nas/strategy/_rl_impl.py, is a tianshou PPO policy: pip install -e '.[enas]')",
             file=sys.stderr,
         )
         return 2
