@@ -137,17 +137,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--intermediates", type=int, default=20, help="per trial (default 20)")
     p.add_argument("--repeats", type=int, default=3, help="exports per size; the median counts")
     p.add_argument("--serial", action="store_true", help="pass --serial to the exporter")
+    p.add_argument(
+        "--no-optuna", action="store_true", help="pass --no-optuna to the exporter (no Optuna part)"
+    )
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    extra = ["--serial"] if args.serial else []
+    extra = ["--serial"] * args.serial + ["--no-optuna"] * args.no_optuna
     rows = measure(args.sizes, args.intermediates, args.repeats, extra)
     note = (
-        f"`python -m analysis.export` on synthetic NNI experiments ({args.intermediates} "
-        f"intermediates per trial), median of {args.repeats}; {cpu_name()}"
-        f"{'; --serial' if args.serial else ''}."
+        f"`python -m analysis.export {' '.join(extra)}`".replace(" `", "`")
+        + f" on synthetic NNI experiments ({args.intermediates} intermediates per trial), "
+        f"median of {args.repeats}; {cpu_name()}."
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
