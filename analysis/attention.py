@@ -122,18 +122,27 @@ def render_trained(path, dataset: str | None, images: int, out: Path) -> list[Pa
     for i in range(len(x)):
         weights = maps[i]
         heads = weights.shape[0]
-        fig, axes = plt.subplots(1, heads + 2, figsize=(2.8 * (heads + 2), 3.2), squeeze=False)
-        axes = axes[0]
-        axes[0].imshow(x[i].reshape(rows, columns).numpy(), cmap="gray")
-        axes[0].set(title=f"test image {i}: class {int(y[i])}, predicted {int(predicted[i])}")
-        axes[0].axis("off")
+        panels = heads + 2  # the image, each head, their average
+        cols = min(panels, 5)
+        grid = math.ceil(panels / cols)
+        fig, axes = plt.subplots(grid, cols, figsize=(2.9 * cols, 2.9 * grid + 0.6), squeeze=False)
+        flat = list(axes.flat)
+        flat[0].imshow(x[i].reshape(rows, columns).numpy(), cmap="gray")
+        flat[0].set_title(f"test image {i}\nclass {int(y[i])}, predicted {int(predicted[i])}")
+        flat[0].axis("off")
         vmax = float(weights.max())
-        for h in range(heads):
-            axes[h + 1].imshow(weights[h].numpy(), cmap="viridis", vmin=0, vmax=vmax)
-            axes[h + 1].set(title=f"head {h}", xlabel="key row", ylabel="query row")
-        image = axes[-1].imshow(weights.mean(0).numpy(), cmap="viridis", vmin=0, vmax=vmax)
-        axes[-1].set(title="average of heads", xlabel="key row")
-        fig.colorbar(image, ax=list(axes[1:]), shrink=0.8, label="attention weight")
+        maps_i = [*weights, weights.mean(0)]
+        names = [f"head {h}" for h in range(heads)] + ["average of heads"]
+        image = None
+        for k, (ax, m, name) in enumerate(zip(flat[1:], maps_i, names), start=1):
+            image = ax.imshow(m.numpy(), cmap="viridis", vmin=0, vmax=vmax)
+            ax.set_title(name)
+            ax.set_xlabel("key row")
+            if k % cols == 0:  # the first column
+                ax.set_ylabel("query row")
+        for ax in flat[panels:]:
+            ax.axis("off")
+        fig.colorbar(image, ax=flat[1:panels], shrink=0.8, label="attention weight")
         fig.suptitle(
             f"trained {kind}: {kwargs['num_heads']} heads, {kwargs['num_kv_heads']} kv heads, "
             f"embed {kwargs['embed_dim']}, depth {kwargs['depth']}; last block on {dataset}"

@@ -112,9 +112,13 @@ def export(study: Study, outcome, settings: dict) -> None:
     attention = settings["space"] == "attention"
     table = attention_table(trials) if attention else depth_table(trials)
     what = "attention kind, heads, width, depth" if attention else "hidden depth"
+    repeats, inside = int(settings["repeats"]), int(settings.get("trial_seeds") or 1)
+    seeds = f"{repeats * inside} training seed(s) per architecture"
+    if inside > 1:
+        seeds += f" ({repeats} trial(s) x {inside} seeds inside each)"
     text = (
         f"# NAS {exp.id}: {what} on {settings['dataset']}, {settings['epochs']} "
-        f"epochs, {settings['repeats']} seed(s) per architecture, strategy "
+        f"epochs, {seeds}, strategy "
         f"{settings['strategy']} (seed {settings['seed']})\n\n" + table_markdown(table) + "\n"
     )
     if attention:
