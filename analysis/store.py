@@ -131,14 +131,16 @@ def correct_statuses(trials: dict[str, Trial], log_dir) -> None:
     """NNI 3.0's local service records an assessor's stop as USER_CANCELED (it reads the
     early-stop flag only after the trial's exit was handled), and a trial killed for running
     past maxTrialDuration the same way. The manager's log says which stop was which: those
-    trials are EARLY_STOPPED and TIMED_OUT."""
+    trials are EARLY_STOPPED and TIMED_OUT. An assessor's stop that came after the trial had
+    reported its final result (a fast trial on a busy machine) cut nothing short: SUCCEEDED."""
     log = manager_log(log_dir)
     kinds = (("EARLY_STOPPED", ASSESSOR_KILL), ("TIMED_OUT", DURATION_KILL))
     for status, pattern in kinds:
         for trial_id in set(pattern.findall(log)):
             trial = trials.get(trial_id)
             if trial is not None and trial.status in ("USER_CANCELED", "FAILED", "EARLY_STOPPED"):
-                trial.status = status
+                finished = status == "EARLY_STOPPED" and "default" in trial.final
+                trial.status = "SUCCEEDED" if finished else status
 
 
 # ---------------------------------------------------------------- sqlite

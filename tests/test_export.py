@@ -175,3 +175,29 @@ def test_errors_are_export_errors_in_python_too(tmp_path):
         )
         == 2
     )
+
+
+def test_assessor_stops_read_from_the_manager_log(tmp_path):
+    """USER_CANCELED + the manager's cancel line = EARLY_STOPPED, unless the trial had already
+    reported its final result (the stop came too late to cut anything: SUCCEEDED)."""
+    from analysis.store import Trial, correct_statuses
+
+    (tmp_path / "log").mkdir()
+    (tmp_path / "log" / "nnimanager.log").write_text(
+        '[INFO] (NNIManager) cancelTrialJob: "cut"\n'
+        '[INFO] (NNIManager) cancelTrialJob: "late"\n'
+        "[INFO] Trial job slow has been canceled because it is over max trial duration.\n"
+    )
+    trials = {
+        "cut": Trial("cut", 0, "USER_CANCELED", intermediates=[{"default": 0.1}] * 2),
+        "late": Trial("late", 1, "USER_CANCELED", final={"default": 0.2}),
+        "slow": Trial("slow", 2, "USER_CANCELED"),
+        "user": Trial("user", 3, "USER_CANCELED"),  # canceled by a person: no log line
+    }
+    correct_statuses(trials, tmp_path)
+    assert {k: t.status for k, t in trials.items()} == {
+        "cut": "EARLY_STOPPED",
+        "late": "SUCCEEDED",
+        "slow": "TIMED_OUT",
+        "user": "USER_CANCELED",
+    }
