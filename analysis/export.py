@@ -152,7 +152,7 @@ def export(
         workers["draw"] = Forked(jobs["draw"])
         if "optuna" in jobs:
             from sklearn.ensemble import RandomForestRegressor  # noqa: F401
-        if "optuna" in jobs:
+
             workers["optuna"] = Forked(jobs["optuna"])
     table, note = importance(trials, params) if n_finished else (None, "")
     files = [out / "trials.csv", out / "summary.md"]

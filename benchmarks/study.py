@@ -30,9 +30,9 @@ from pathlib import Path
 from benchmarks.machine import cpu_name
 from launcher import REPO
 
+REPLAY = "Optuna, the same trials as NNI"  # the row that replays NNI's own trials
 # case -> (experiment file, trials, epochs, concurrencies, NNI systems); the file's search
 # space serves Optuna too, and its trial command's --dataset
-REPLAY = "Optuna, the same trials as NNI"
 CASES = {
     "digits": ("mlp_tpe_digits.yaml", 10, 10, [1, 2], (True, False)),
     "fashion-mnist": ("mlp_tpe_fashion.yaml", 10, 20, [2], (True,)),
