@@ -10,8 +10,14 @@ shared lock can make its writes fail. The file is copied (no lock taken) and the
 immutable; a copy torn by a concurrent write fails sqlite's check and is taken again.
 
 NNI writes no end event for a trial killed by a stop or a crash: in an experiment whose manager
-is not running, such a trial is INTERRUPTED (never RUNNING). A trial NNI ran again after a
+is not running, such a trial is INTERRUPTED (never RUNNING), unless it had reported its final
+result (it was stopped as it exited): then it is SUCCEEDED. A trial NNI ran again after a
 resume (event ADD_RESUMED) keeps only its last run's metrics and counts its `restarts`.
+
+After a resume NNI 3.0 hands out parameter ids and sequence numbers again from where its
+resumed trials were (from 0 and 1 when none was running), so both repeat within one database:
+a metric's parameter id is read as the newest record of that id at the metric's time, and
+repeated sequence numbers are renumbered in submission order (`Experiment.renumbered`).
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ class Trial:
     start_time: float | None = None  # unix seconds, of the last run
     end_time: float | None = None
     restarts: int = 0  # times NNI ran it again after a resume (ADD_RESUMED)
+    submitted: float = 0.0  # time of its first event, ms (orders trials when NNI's repeat)
 
     @property
     def duration_s(self) -> float | None:
@@ -67,6 +74,7 @@ class Experiment:
     profile: dict  # the newest ExperimentProfile: params (the config), times
     trials: list[Trial]
     source: str
+    renumbered: bool = False  # NNI repeated sequence numbers (a resume): renumbered in order
 
     @property
     def config(self) -> dict:
@@ -186,16 +194,38 @@ METRICS_SQL = (
 )
 
 
-def read_events(rows) -> tuple[dict[str, Trial], dict[str, dict], dict[str, float]]:
-    """Trials from TrialJobEvent rows: (trials, parameters by parameter id, time of each
-    trial's last ADD_RESUMED in ms)."""
+class ParameterRecords:
+    """Every parameter record NNI stored, by parameter id, in time order. Ids repeat after a
+    resume, so an id is read as its newest record at a given time."""
+
+    def __init__(self):
+        self.records: dict[str, list[tuple[float, dict]]] = {}
+
+    def add(self, parameter_id, ts: float, parameters: dict) -> None:
+        self.records.setdefault(str(parameter_id), []).append((ts, parameters))
+
+    def at(self, parameter_id, ts: float | None) -> dict | None:
+        found = self.records.get(str(parameter_id))
+        if not found:
+            return None
+        if ts is None:
+            return found[-1][1]
+        before = [params for when, params in found if when <= ts]
+        return before[-1] if before else found[0][1]
+
+
+def read_events(rows) -> tuple[dict[str, Trial], ParameterRecords, dict[str, float]]:
+    """Trials from TrialJobEvent rows: (trials, the parameter records, time of each trial's
+    last ADD_RESUMED in ms)."""
     trials: dict[str, Trial] = {}
-    params_by_id: dict[str, dict] = {}
+    records = ParameterRecords()
     resumed_at: dict[str, float] = {}
+    submitted: dict[str, float] = {}  # first event of each trial, ms
     for ts, trial_id, event, data, seq in rows:
         if not trial_id:  # experiment-level events (IMPORT_DATA, ADD_CUSTOMIZED)
             continue
         trial = trials.setdefault(trial_id, Trial(trial_id))
+        submitted.setdefault(trial_id, ts)
         if seq is not None and seq >= 0:
             trial.sequence = int(seq)
         if data:
@@ -205,7 +235,7 @@ def read_events(rows) -> tuple[dict[str, Trial], dict[str, dict], dict[str, floa
                 record = None
             if isinstance(record, dict) and "parameters" in record:
                 trial.parameters = record["parameters"]
-                params_by_id[str(record.get("parameter_id"))] = record["parameters"]
+                records.add(record.get("parameter_id"), ts, record["parameters"])
         if event == "ADD_RESUMED":
             trial.restarts += 1
             trial.start_time = trial.end_time = None
@@ -217,7 +247,21 @@ def read_events(rows) -> tuple[dict[str, Trial], dict[str, dict], dict[str, floa
         if event in FINISHED:
             trial.end_time = ts / 1000
         trial.status = event
-    return trials, params_by_id, resumed_at
+    for trial_id, ts in submitted.items():
+        trials[trial_id].submitted = ts
+    return trials, records, resumed_at
+
+
+def renumber(trials: dict[str, Trial]) -> bool:
+    """When NNI repeated sequence numbers (after a resume), number the trials 0.. in the order
+    they were first submitted; returns whether it did."""
+    seqs = [t.sequence for t in trials.values() if t.sequence is not None]
+    if len(seqs) == len(set(seqs)):
+        return False
+    in_order = sorted(trials.values(), key=lambda t: (t.submitted, t.sequence or 0, t.trial_id))
+    for number, trial in enumerate(in_order):
+        trial.sequence = number
+    return True
 
 
 def read_sqlite(db: Path, live: bool | None = None) -> Experiment:
@@ -240,10 +284,10 @@ def read_sqlite(db: Path, live: bool | None = None) -> Experiment:
             ).fetchone()
             if profile_row is None:
                 raise ExportError(f"{db}: NNI database without an experiment profile")
-            trials, params_by_id, resumed_at = read_events(conn.execute(EVENTS_SQL))
+            trials, records, resumed_at = read_events(conn.execute(EVENTS_SQL))
             never = float("-inf")
             metrics = (m for m in conn.execute(METRICS_SQL) if m[0] >= resumed_at.get(m[1], never))
-            add_metrics(trials, metrics, params_by_id)
+            add_metrics(trials, metrics, records)
         except sqlite3.DatabaseError as exc:
             raise ExportError(f"{db}: not a readable NNI database ({exc})") from exc
         finally:
@@ -260,25 +304,28 @@ def read_sqlite(db: Path, live: bool | None = None) -> Experiment:
         "revision": revision,
     }
     correct_statuses(trials, db.parent.parent)
+    renumbered = renumber(trials)
     if live is None:
         live = live_manager(exp_id) is not None
     if not live:
         for trial in trials.values():
             if trial.status in UNFINISHED:
-                trial.status = "INTERRUPTED"
-    return Experiment(exp_id, profile, order(trials), str(db))
+                # stopped as it exited (its final was its last act), or cut short
+                trial.status = "SUCCEEDED" if "default" in trial.final else "INTERRUPTED"
+    return Experiment(exp_id, profile, order(trials), str(db), renumbered)
 
 
-def add_metrics(trials: dict[str, Trial], rows, params_by_id: dict) -> None:
+def add_metrics(trials: dict[str, Trial], rows, records: ParameterRecords) -> None:
     """Attach metric rows (timestamp, trial, type, sequence, data, parameter_id) to trials.
 
     NNI 3.0's local service hands parameters to trials in the order the trials ask for them,
     not the order it recorded them (training_service/v3/compat.js, onRequestParameter), so at
     concurrency > 1 a trial can train on the parameters NNI lists for another. The
-    parameter_id a trial's own metrics carry says which it trained on; that one wins."""
-    for _ts, trial_id, kind, sequence, data, parameter_id in rows:
+    parameter_id a trial's own metrics carry says which it trained on (its newest record at
+    the metric's time: ids repeat after a resume); that one wins."""
+    for ts, trial_id, kind, sequence, data, parameter_id in rows:
         trial = trials.setdefault(trial_id, Trial(trial_id))
-        actual = params_by_id.get(str(parameter_id)) if parameter_id is not None else None
+        actual = records.at(parameter_id, ts) if parameter_id is not None else None
         if actual is not None:
             trial.parameters = actual
         if kind == "FINAL":
@@ -314,17 +361,20 @@ def read_rest(base: str) -> Experiment:
     jobs = get_json(f"{api}/trial-jobs")
     metric_rows = get_json(f"{api}/metric-data")
     trials: dict[str, Trial] = {}
-    params_by_id: dict[str, dict] = {}
+    records = ParameterRecords()
     for job in jobs:
         trial = trials.setdefault(job["trialJobId"], Trial(job["trialJobId"]))
         trial.sequence = job.get("sequenceId")
         trial.status = job.get("status", trial.status)
         trial.start_time = job["startTime"] / 1000 if job.get("startTime") else None
         trial.end_time = job["endTime"] / 1000 if job.get("endTime") else None
+        trial.submitted = float(job.get("submitTime") or job.get("startTime") or 0)
         for param in job.get("hyperParameters") or []:
             record = json.loads(param) if isinstance(param, str) else param
             trial.parameters = record.get("parameters", {})
-            params_by_id[str(record.get("parameter_id"))] = trial.parameters
+            records.add(record.get("parameter_id"), trial.submitted, trial.parameters)
+    for found in records.records.values():
+        found.sort(key=lambda item: item[0])
     add_metrics(
         trials,
         (
@@ -338,10 +388,11 @@ def read_rest(base: str) -> Experiment:
             )
             for m in metric_rows
         ),
-        params_by_id,
+        records,
     )
     correct_statuses(trials, profile.get("logDir"))
-    return Experiment(profile.get("id", "?"), profile, order(trials), base)
+    renumbered = renumber(trials)
+    return Experiment(profile.get("id", "?"), profile, order(trials), base, renumbered)
 
 
 # ---------------------------------------------------------------- entry point

@@ -162,16 +162,25 @@ def timing(exp: Experiment) -> str:
     return f"started {started}; no end recorded; last trial event {iso(last)} ({span} in)"
 
 
-def status_note(counts: dict[str, int], trials: pd.DataFrame) -> list[str]:
+def status_note(exp: Experiment, counts: dict[str, int], trials: pd.DataFrame) -> list[str]:
     notes = []
     if counts.get("INTERRUPTED"):
+        nas = exp.config.get("experimentType") == "nas"
+        again = (
+            "NNI 3.0 cannot resume a NAS study: run it again" if nas else "a resume runs them again"
+        )
         notes.append(
             f"- {counts['INTERRUPTED']} trial(s) INTERRUPTED: running when the experiment "
-            "stopped or crashed (NNI records no end for them); a resume runs them again"
+            f"stopped or crashed (NNI records no end for them); {again}"
         )
     restarted = int(trials["restarts"].fillna(0).astype(int).gt(0).sum()) if len(trials) else 0
     if restarted:
         notes.append(f"- {restarted} trial(s) run again after a resume (column `restarts`)")
+    if exp.renumbered:
+        notes.append(
+            "- `sequence` renumbered in submission order: NNI 3.0 repeated sequence numbers "
+            "after a resume"
+        )
     return notes
 
 
@@ -190,7 +199,7 @@ def summary_markdown(exp: Experiment, trials: pd.DataFrame, importance_md: str =
         f"- trials: {len(trials)} ("
         + (", ".join(f"{k} {v}" for k, v in counts.items()) or "none")
         + ")",
-        *status_note(counts, trials),
+        *status_note(exp, counts, trials),
         f"- {timing(exp)}",
         f"- `default` is the {label}",
         "",

@@ -1,18 +1,25 @@
 """One NNI session, from start to export: ports, progress lines, the watchdog, Ctrl-C, stop.
 
-    study = Study(experiment, port=default_port(None), out=Path("runs/x"), max_trials=10,
+    study = Study(experiment, port=None, out=Path("runs/x"), max_trials=10,
                   resume_hint="to continue it: python -m experiments.run --resume ID ...")
     code = run_study(study, export=my_export)     # 0 done, 3 watchdog, 130 interrupted
 
 Both runners (`python -m experiments.run`, `python -m nas`) go through `run_study`, which
 - makes SIGINT and SIGTERM raise KeyboardInterrupt (a runner started from a shell's background
   job inherits SIGINT *ignored*, and Python then keeps ignoring it: Ctrl-C was lost there);
+- chooses the port and starts NNI's manager so that it is certainly this study's
+  (`owned_start`): nnisuite runners choose ports one at a time (a lock file), the manager must
+  be seen listening on the port itself before NNI's launcher talks to it (else NNI would post
+  this study's config to whatever answers there), a port taken meanwhile is retried on another
+  unless --port named it, and a Ctrl-C while NNI starts still stops the manager it started;
 - starts the warm launcher and a guard that stops the manager if the runner is killed;
 - watches the experiment and acts when it is stuck (`watch`): manager unreachable for 5 s or
   its process gone, experiment status ERROR (the tuner's dispatcher died), or no trial state
   change and no new metric for the stall limit;
 - always stops the manager (killing it when it does not answer), exports what the database
-  holds, and prints the resume command when the study did not finish.
+  holds, and prints the resume command when the study did not finish and NNI can resume it.
+A stop from outside (`nnictl stop ID`) is a stop, not a fault: exit 0 when every trial had
+ended, else 130, as for Ctrl-C.
 
 NNI's REST server and web UI listen on every interface without authentication: `run_study`
 says so once at start.
@@ -22,12 +29,16 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import os
 import re
+import shlex
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -77,10 +88,136 @@ def free_port() -> int:
 
 
 def default_port(requested: int | None) -> int:
-    """The port asked for, else NNI's usual 8080 when free, else any free port."""
+    """The port asked for, else NNI's usual 8080 ($NNISUITE_DEFAULT_PORT) when free, else any
+    free port."""
     if requested is not None:
         return requested
-    return DEFAULT_PORT if port_is_free(DEFAULT_PORT) else free_port()
+    usual = int(os.environ.get("NNISUITE_DEFAULT_PORT") or DEFAULT_PORT)
+    return usual if port_is_free(usual) else free_port()
+
+
+PORT_LOCK = Path(tempfile.gettempdir()) / "nnisuite-ports.lock"
+LISTEN_TIMEOUT_S = 120.0
+
+
+class PortTaken(RuntimeError):
+    """The port a study was told to use is taken; the message names a free one."""
+
+
+class ManagerStartError(RuntimeError):
+    """NNI's manager did not come up listening on its port; the message says what it did."""
+
+
+@contextlib.contextmanager
+def port_lock():
+    """nnisuite runners choose a port and start a manager on it one at a time."""
+    with open(PORT_LOCK, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def listening_pids(port: int) -> set[int]:
+    import psutil
+
+    pids = set()
+    with contextlib.suppress(psutil.Error):
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+                pids.add(conn.pid)
+    return pids
+
+
+def wait_listening(proc, port: int, logs: Path | None, timeout_s: float = LISTEN_TIMEOUT_S) -> None:
+    """Until `proc` itself listens on `port`; ManagerStartError when it exits first (e.g.
+    EADDRINUSE: another process took the port after it was chosen) or never does."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        code = proc.poll()
+        if code is not None:
+            log = (logs / "nnimanager.log") if logs else None
+            text = log.read_text(errors="replace") if log and log.is_file() else ""
+            taken = "EADDRINUSE" in text or not port_is_free(port)
+            why = "the port was taken (EADDRINUSE)" if taken else f"exit {code}"
+            raise ManagerStartError(f"the NNI manager exited before it listened on {port}: {why}")
+        if proc.pid in listening_pids(port):
+            return
+        time.sleep(0.1)
+    raise ManagerStartError(f"the NNI manager did not listen on port {port} in {timeout_s:.0f} s")
+
+
+@contextlib.contextmanager
+def owned_start(exp, port: int, logs: Path | None):
+    """While `exp.start(port)` runs: the manager process is known to `exp` the moment NNI
+    starts it (so a Ctrl-C stops it), and NNI's launcher talks to the port only once that
+    process listens there. NNI's module functions are wrapped from outside, then restored."""
+    from nni.experiment import launcher as nni_launcher
+
+    start_server, check_server = nni_launcher._start_rest_server, nni_launcher._check_rest_server
+
+    def started(*args, **kwargs):
+        proc = start_server(*args, **kwargs)
+        exp._proc, exp.port = proc, port
+        return proc
+
+    def checked(check_port, *args, **kwargs):
+        proc = getattr(exp, "_proc", None)
+        if proc is not None:
+            wait_listening(proc, check_port, logs)
+        result = check_server(check_port, *args, **kwargs)
+        exp._nnisuite_listening = True  # what wait_for_manager waits for
+        return result
+
+    nni_launcher._start_rest_server, nni_launcher._check_rest_server = started, checked
+    try:
+        yield
+    finally:
+        nni_launcher._start_rest_server, nni_launcher._check_rest_server = (
+            start_server,
+            check_server,
+        )
+
+
+NOT_IDLE = re.compile(r"Port (\d+) is not idle")
+
+
+def start_on_a_port(exp, study, start: Callable[[int], None]) -> None:
+    """`start(port)` on the study's port (or, none requested, 8080 if free, else a free one),
+    retried on another free port when one not requested was taken; PortTaken for a requested
+    port that is taken."""
+    logs = study.exp_dir / exp.id / "log"
+    for attempt in range(3):
+        with port_lock():
+            if study.port is None or (attempt and not study.port_requested):
+                study.port = default_port(None) if attempt == 0 else free_port()
+            if not port_is_free(study.port):
+                if study.port_requested:
+                    raise PortTaken(
+                        f"port {study.port} is taken (by another program or NNI manager); "
+                        f"a free one now: --port {free_port()}"
+                    )
+                continue
+            try:
+                with owned_start(exp, study.port, logs):
+                    start(study.port)
+                return
+            except (ManagerStartError, RuntimeError) as exc:
+                taken = NOT_IDLE.search(str(exc)) or "EADDRINUSE" in str(exc)
+                stop_experiment(exp)
+                if not taken:
+                    raise
+                if study.port_requested:
+                    raise PortTaken(
+                        f"port {study.port} is taken; a free one now: --port {free_port()}"
+                    ) from None
+                print(
+                    f"note: port {study.port} was taken while NNI started: trying another",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    raise ManagerStartError("three ports in a row were taken while NNI started: try --port")
 
 
 # ---------------------------------------------------------------- progress
@@ -243,8 +380,12 @@ def watch(
     strategy: BackgroundStart | None = None,
     expected: int | None = None,
     logs: Path | None = None,
+    exp_id: str | None = None,
 ) -> Outcome:
     """Print progress until the experiment ends or a fault is seen.
+
+    `exp_id`: the experiment this runner started; anything else answering on the port is not
+    watched (its manager is gone). A stop from outside (nnictl stop) ends as STOPPED.
 
     `manager`: the manager's process (Popen / psutil.Process): its exit is noticed at once.
     `strategy` / `expected`: a NAS run is done when its strategy has returned and `expected`
@@ -263,14 +404,20 @@ def watch(
             return Outcome("TIMEOUT", f"still running after {timeout_s:.0f} s", trials)
         try:
             status = experiment_status(port)
-            trials = read_rest(f"http://127.0.0.1:{port}").trials
+            found = read_rest(f"http://127.0.0.1:{port}")
+            if exp_id is not None and found.id not in (exp_id, "?"):
+                raise ExportError(f"port {port} answers for experiment {found.id}, not {exp_id}")
+            trials = found.trials
             unreachable_since = None
         except ExportError as exc:
             unreachable_since = unreachable_since or now
             code = manager.poll() if hasattr(manager, "poll") else None
+            gone = code is not None or now - unreachable_since >= UNREACHABLE_S
+            if gone and stopped_from_outside(logs):
+                return Outcome("STOPPED", "stopped from outside the runner (nnictl stop)", trials)
             if code is not None:
                 return Outcome("UNREACHABLE", f"the manager process exited ({code})", trials)
-            if now - unreachable_since >= UNREACHABLE_S:
+            if gone:
                 return Outcome(
                     "UNREACHABLE", f"no answer for {now - unreachable_since:.0f} s: {exc}", trials
                 )
@@ -288,8 +435,9 @@ def watch(
         active = any(t.status in ACTIVE for t in trials)
         if status == "ERROR":
             return Outcome("ERROR", "NNI reports experiment status ERROR", trials)
-        if status in ("DONE", "STOPPED"):
-            return Outcome(status, "", trials)
+        if status in ("DONE", "STOPPED", "STOPPING"):
+            detail = "" if status == "DONE" else "stopped from outside the runner (nnictl stop)"
+            return Outcome("DONE" if status == "DONE" else "STOPPED", detail, trials)
         if manager is not None and dispatcher is None:
             dispatcher = find_dispatcher(manager)
         error = dispatcher_log.worker_error()
@@ -315,6 +463,39 @@ def watch(
         if now - last_change > limit:
             return Outcome("STALLED", f"nothing happened for {now - last_change:.0f} s", trials)
         time.sleep(poll_s)
+
+
+def stopped_from_outside(logs: Path | None) -> bool:
+    """The manager's log says it was asked to stop (nnictl stop, or a signal to it): while the
+    runner watches, nobody else does that."""
+    if logs is None:
+        return False
+    try:
+        return "Stopping experiment, cleaning up" in (logs / "nnimanager.log").read_text(
+            errors="replace"
+        )
+    except OSError:
+        return False
+
+
+def resumable(exp_dir: Path, exp_id: str) -> bool:
+    """Whether NNI recorded enough of the experiment to resume it (its profile)."""
+    db = exp_dir / exp_id / "db" / "nni.sqlite"
+    if not db.is_file():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            return conn.execute("SELECT COUNT(*) FROM ExperimentProfile").fetchone()[0] > 0
+    except sqlite3.Error:
+        return False
+
+
+def all_ended(trials, max_trials: int | None) -> bool:
+    return (
+        bool(trials)
+        and all(t.status not in ACTIVE for t in trials)
+        and (max_trials is None or len(trials) >= max_trials)
+    )
 
 
 # ---------------------------------------------------------------- fault reports
@@ -355,13 +536,18 @@ class Study:
     """What a runner hands to `run_study`."""
 
     exp: object  # nni.experiment.Experiment or nni.nas.experiment.NasExperiment
-    port: int
+    port: int | None  # None: 8080 when free, else a free one, chosen as the manager starts
     out: Path
     max_trials: int | None
     resume_hint: str  # printed whenever the study ends unfinished: how to continue it
     background_start: bool = False  # NAS: exp.start blocks while the strategy runs
     expected_trials: int | None = None
     outcome: Outcome | None = None  # how watching ended, once run_study returns
+    port_requested: bool | None = None  # the user named the port (default: a port was given)
+
+    def __post_init__(self):
+        if self.port_requested is None:
+            self.port_requested = self.port is not None
 
     @property
     def exp_dir(self) -> Path:
@@ -480,18 +666,34 @@ def run_study(
     those once, and prints progress to `stream`)."""
     exp = study.exp
     outcome = Outcome("INTERRUPTED")
+    started = False
     with interrupts_enabled():
-        if announce:
-            print(EXPOSURE.format(port=study.port), file=sys.stderr, flush=True)
         try:
             with warm_launcher(launcher):
                 try:
                     if study.background_start:
-                        strategy = BackgroundStart(lambda: exp.start(study.port))
-                        wait_for_manager(exp, strategy)
+                        strategy = None
+
+                        def start(port):
+                            nonlocal strategy
+                            strategy = BackgroundStart(lambda: exp.start(port))
+                            wait_for_manager(exp, strategy)
+
                     else:
                         strategy = None
-                        exp.start(study.port)
+
+                        def start(port):
+                            exp.start(port)
+
+                    start_on_a_port(exp, study, start)
+                    started = True
+                    print(
+                        f"web UI http://127.0.0.1:{study.port} while it runs; Ctrl-C stops it",
+                        file=stream,
+                        flush=True,
+                    )
+                    if announce:
+                        print(EXPOSURE.format(port=study.port), file=sys.stderr, flush=True)
                     with guard(exp):
                         outcome = watch(
                             study.port,
@@ -502,16 +704,33 @@ def run_study(
                             strategy=strategy,
                             expected=study.expected_trials,
                             logs=study.exp_dir / exp.id / "log",
+                            exp_id=exp.id,
                         )
-                    print(f"experiment {exp.id} ended: {outcome.status}", file=stream, flush=True)
+                    detail = f" ({outcome.detail})" if outcome.status == "STOPPED" else ""
+                    print(
+                        f"experiment {exp.id} ended: {outcome.status}{detail}",
+                        file=stream,
+                        flush=True,
+                    )
                 except KeyboardInterrupt:
                     print("\ninterrupted: stopping the experiment...", file=sys.stderr, flush=True)
+                except PortTaken as exc:
+                    print(f"error: {exc}", file=sys.stderr, flush=True)
+                    outcome = Outcome("USAGE", str(exc))
+                except ManagerStartError as exc:
+                    print(f"error: {exc}", file=sys.stderr, flush=True)
+                    outcome = Outcome("UNREACHABLE", str(exc))
                 finally:
                     with interrupts_deferred():
                         stop_experiment(exp)
         except KeyboardInterrupt:  # a Ctrl-C while the launcher shut down
             pass
-        if outcome.fault:
+        if outcome.status == "USAGE":
+            study.outcome = outcome
+            return EXIT_USAGE
+        if outcome.status == "STOPPED" and all_ended(outcome.trials, study.max_trials):
+            outcome.status = "DONE"  # stopped from outside once every trial had ended
+        if outcome.fault and started:
             print(describe_fault(outcome, study.exp_dir, exp.id), file=sys.stderr, flush=True)
         try:
             export(study, outcome)
@@ -519,17 +738,29 @@ def run_study(
             print("interrupted: export skipped", file=sys.stderr)
     study.outcome = outcome
     if not outcome.finished and announce:
-        print(f"the study did not finish; {study.resume_hint}", flush=True)
+        if resumable(study.exp_dir, exp.id):
+            print(f"the study did not finish; {study.resume_hint}", flush=True)
+        else:
+            print(
+                "the study did not finish; NNI had not recorded it yet (stopped while it "
+                "started): nothing to resume, run the same command again",
+                flush=True,
+            )
     if outcome.fault:
         return EXIT_FAULT
     return EXIT_DONE if outcome.finished else EXIT_INTERRUPTED
 
 
+def quoted(path) -> str:
+    """A path as a shell word (folders with spaces)."""
+    return shlex.quote(str(path))
+
+
 def wait_for_manager(exp, strategy: BackgroundStart, timeout_s: float = 120.0) -> None:
-    """Until the background start has a manager answering (or failed)."""
+    """Until the background start has a manager of its own answering (or failed)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not strategy.done:
-        if getattr(exp, "port", None) and getattr(exp, "_proc", None) is not None:
+        if getattr(exp, "_nnisuite_listening", False):
             try:
                 experiment_status(exp.port)
                 return

@@ -14,7 +14,9 @@ without a seed say so in the output and differ between runs by their own unseede
 Each run goes through the runner's machinery (validation, one NNI manager, the watchdog, the
 export into DIR/runs/<variant>-s<seed>/) with one warm launcher for all runs. Progress: runs
 done / total, elapsed, estimated remaining. Ctrl-C stops the current run cleanly; finished runs
-are kept, and running the same command again skips them. At the end, DIR holds runs.csv,
+are kept, and running the same command again skips them, but only a run made with the same
+settings (its whole experiment: space, tuner, trials, epochs, concurrency, dataset; recorded in
+its run.json): one made otherwise is named and run again. At the end, DIR holds runs.csv,
 comparison.csv, pairwise.csv, comparison.md and the best-so-far band plots (analysis.compare).
 """
 
@@ -28,10 +30,35 @@ import sys
 import time
 from pathlib import Path
 
-from experiments.manager import EXIT_INTERRUPTED, EXIT_USAGE, Study, free_port, run_study
-from experiments.plan import RepeatError, is_nas, load_plan, nas_settings, run_config, takes_seed
+from analysis.outputs import check_writable
+from experiments.manager import EXIT_INTERRUPTED, EXIT_USAGE, Study, run_study
+from experiments.plan import (
+    RepeatError,
+    is_nas,
+    load_plan,
+    nas_settings,
+    run_config,
+    takes_seed,
+)
 from experiments.validate import validate
 from launcher.warm import warm_launcher
+
+
+def run_settings(plan, variant: str, seed: int) -> dict:
+    """What one run is made of, as recorded in its run.json: the experiment mapping (HPO) or
+    the NAS settings, without where NNI keeps it."""
+    if is_nas(plan):
+        return json.loads(json.dumps(nas_settings(plan, variant, seed, plan.get("dataset"))))
+    raw = run_config(plan, variant, seed, None, plan.get("dataset"))
+    raw.pop("experimentWorkingDirectory", None)
+    return json.loads(json.dumps(raw, default=str))
+
+
+def differences(old: dict, new: dict) -> str:
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:4]) + (
+        f" (and {len(keys) - 4} more)" if len(keys) > 4 else ""
+    )
 
 
 def hpo_study(plan, variant: str, seed: int, folder: Path, experiment_dir):
@@ -48,7 +75,7 @@ def hpo_study(plan, variant: str, seed: int, folder: Path, experiment_dir):
         return EXIT_USAGE
     config = to_nni_config(raw, plan["base"])
     hint = "run the same command again to continue"
-    study = Study(Experiment(config), free_port(), folder, config.max_trial_number, hint)
+    study = Study(Experiment(config), None, folder, config.max_trial_number, hint)
     return study, takes_seed(raw.get("tuner") or {})
 
 
@@ -68,7 +95,7 @@ def nas_study(plan, variant: str, seed: int, folder: Path, experiment_dir):
     hint = "run the same command again to continue"
     study = Study(
         exp,
-        free_port(),
+        None,
         folder,
         budget,
         hint,
@@ -103,19 +130,43 @@ def run_one(plan, variant: str, seed: int, out: Path, experiment_dir, plots: boo
     record = records["run"].to_json() | {
         "status": study.outcome.status if study.outcome else "?",
         "seeded_tuner": seeded,
+        "settings": run_settings(plan, variant, seed),
     }
     (folder / "run.json").write_text(json.dumps(record, indent=1) + "\n")
     return record
 
 
-def finished(folder: Path) -> dict | None:
+def finished(folder: Path, settings: dict) -> dict | None:
+    """The run recorded in `folder`, if it was made with `settings` (else it is named and None:
+    it runs again)."""
     path = folder / "run.json"
-    if path.is_file():
-        try:
-            return json.loads(path.read_text())
-        except ValueError:
-            return None
-    return None
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except ValueError:
+        return None
+    if record.get("settings") != settings:
+        what = (
+            differences(record["settings"], settings)
+            if isinstance(record.get("settings"), dict)
+            else "no settings recorded"
+        )
+        print(f"note: {folder} was made with other settings ({what}): running it again")
+        return None
+    return record
+
+
+def ran_what(plan: dict, variants: list[str], seeds: int) -> str:
+    """The trials, epochs and seeds that actually ran, for the title."""
+    epochs = {plan["variants"][v].get("epochs", plan.get("epochs")) for v in variants}
+    each = (
+        f" x {epochs.pop()} epochs"
+        if len(epochs) == 1 and None not in epochs
+        else " (epochs as the base / variants set)"
+    )
+    trials = f"{plan['trials']} trials" if plan.get("trials") else "the base's trials"
+    return f"{trials}{each}, {seeds} seed{'s' if seeds != 1 else ''}"
 
 
 def clock(seconds: float) -> str:
@@ -125,7 +176,13 @@ def clock(seconds: float) -> str:
 def repeat(args) -> int:
     from analysis.compare import Run, aggregate
 
+    for path, flag in ((args.out, "--out"), (args.experiment_dir, "--experiment-dir")):
+        problem = check_writable(Path(path), flag) if path else None
+        if problem:
+            raise RepeatError(problem)
     plan = load_plan(args.file)
+    overridden = any(getattr(args, k) is not None for k in ("seeds", "max_trials", "epochs"))
+    overridden = overridden or bool(args.dataset or args.variants)
     for key in ("seeds", "max_trials", "epochs", "dataset"):
         value = getattr(args, key)
         if value is not None:
@@ -157,7 +214,7 @@ def repeat(args) -> int:
     ran = 0
     with warm_launcher(not args.no_launcher):
         for i, (variant, seed) in enumerate(todo, 1):
-            done = finished(out / "runs" / f"{variant}-s{seed}")
+            done = finished(out / "runs" / f"{variant}-s{seed}", run_settings(plan, variant, seed))
             fresh = done is None
             if fresh:
                 result = run_one(plan, variant, seed, out, args.experiment_dir, args.plots)
@@ -181,10 +238,12 @@ def repeat(args) -> int:
                 flush=True,
             )
     runs = [Run(**{k: r[k] for k in Run.__dataclass_fields__}) for r in records]
-    title = (
-        plan.get("title")
-        or f"{Path(args.file).stem}: {len(variants)} variants x {len(seeds)} seeds"
-    )
+    what = ran_what(plan, variants, len(seeds))
+    if plan.get("title") and not overridden:
+        title = plan["title"]
+    else:
+        name = (plan.get("title") or Path(args.file).stem).rsplit(": ", 1)[0]
+        title = f"{name}: {len(variants)} variants, {what}"
     print(aggregate(runs, int(plan.get("trials") or 0) or max(r.trials for r in runs), out, title))
     print(f"files: {out}/ (runs.csv, comparison.csv, pairwise.csv, comparison.md, *.png, runs/)")
     return 0

@@ -12,13 +12,34 @@ maxTrialNumber trials.
 
 A manager still running the experiment (the runner was killed, the guard did not get to stop
 it, or the user started it with nnictl) is stopped first, as `nnictl stop` would.
+
+What NNI 3.0 cannot give, and what nnisuite does about it:
+- the tuner's state: NNI builds a new tuner from the same classArgs and hands it the finished
+  results. A tuner with a `seed` would then draw its first configurations again (TPE's and
+  Random's start-up draws repeat the stopped run's). nnisuite gives the resumed tuner a new
+  seed derived from the old one and the number of trials so far (`resumed_seed`), written
+  into the experiment's config as a new profile revision, and says so;
+- parameter ids and sequence numbers restart (analysis.store reads them right);
+- a study that already ran all its trials has nothing to resume: it is exported again, and
+  no manager is started (which would add the idle time to its recorded end).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import sqlite3
 from pathlib import Path
 
-from analysis.store import DEFAULT_EXPERIMENT_DIR, live_manager, manifest_entry
+from analysis.store import (
+    DEFAULT_EXPERIMENT_DIR,
+    FINISHED,
+    ExportError,
+    live_manager,
+    load_experiment,
+    manifest_entry,
+)
 from experiments.guard import stop_manager
 
 
@@ -49,12 +70,81 @@ def stop_live_manager(exp_id: str) -> None:
         stop_manager(pid, port)
 
 
+class AlreadyFinished(ResumeError):
+    """The experiment ran all its trials: nothing to resume."""
+
+
+def resumed_seed(seed: int, trials_so_far: int) -> int:
+    """The seed a resumed tuner gets: a stable function of the old seed and the trials so far,
+    unlike any small seed a repeated study uses for its own runs."""
+    digest = hashlib.sha256(f"nnisuite-resume:{seed}:{trials_so_far}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % (2**31)
+
+
+def reseed_tuner(db: Path, trials_so_far: int) -> str | None:
+    """Give the tuner of the stopped experiment in `db` a resumed seed (a new profile revision,
+    as NNI itself writes one on every change); returns what was done, or None (no seed)."""
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn, conn:
+        row = conn.execute(
+            "SELECT params, id, execDuration, startTime, endTime, logDir, nextSequenceId, "
+            "revision FROM ExperimentProfile ORDER BY revision DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        params = json.loads(row[0])
+        tuner = params.get("tuner") or {}
+        args = tuner.get("classArgs") or {}
+        seed = args.get("seed")
+        if not isinstance(seed, int) or isinstance(seed, bool) or trials_so_far == 0:
+            return None
+        new = resumed_seed(seed, trials_so_far)
+        params["tuner"]["classArgs"]["seed"] = new
+        conn.execute(
+            "INSERT INTO ExperimentProfile (params, id, execDuration, startTime, endTime, "
+            "logDir, nextSequenceId, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (json.dumps(params), *row[1:7], row[7] + 1),
+        )
+    name = tuner.get("name") or tuner.get("className", "the tuner")
+    return (
+        f"tuner {name}: NNI 3.0 builds a new tuner and gives it the {trials_so_far} earlier "
+        f"trials' results; its seed {seed} would repeat its first configurations, so it "
+        f"resumes with seed {new} (recorded in the experiment's config)"
+    )
+
+
+def check_not_finished(exp_id: str, root: Path) -> None:
+    """AlreadyFinished when every trial ended and the study has its maxTrialNumber trials."""
+    try:
+        exp = load_experiment(exp_id, root, live=False)
+    except ExportError as exc:
+        raise ResumeError(str(exc)) from None
+    budget = exp.config.get("maxTrialNumber")
+    ended = [t for t in exp.trials if t.status in FINISHED or t.status == "TIMED_OUT"]
+    if budget and len(exp.trials) >= budget and len(ended) == len(exp.trials):
+        raise AlreadyFinished(
+            f"experiment {exp_id!r} already ran all its {budget} trials: nothing to resume"
+        )
+
+
 def prepare_resume(exp_id: str, experiment_dir: str | None = None):
-    """An nni Experiment that `start` resumes (its config read from the database)."""
+    """An nni Experiment that `start` resumes (its config read from the database).
+    AlreadyFinished when there is nothing left to run."""
     from nni.experiment import Experiment, launcher
 
     root = experiment_folder(exp_id, experiment_dir)
     stop_live_manager(exp_id)
+    check_not_finished(exp_id, root)
+    db = root / exp_id / "db" / "nni.sqlite"
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        (trials_so_far,) = conn.execute(
+            "SELECT COUNT(DISTINCT trialJobId) FROM TrialJobEvent WHERE trialJobId != ''"
+        ).fetchone()
+    try:
+        note = reseed_tuner(db, trials_so_far)
+    except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:
+        raise ResumeError(f"experiment {exp_id!r}: cannot read its config ({exc})") from None
+    if note:
+        print(f"note: {note}", flush=True)
     try:
         config = launcher.get_stopped_experiment_config(exp_id, str(root))
     except Exception as exc:  # noqa: BLE001 - NNI raises ValueError / KeyError / sqlite errors

@@ -22,8 +22,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from analysis.outputs import check_writable
 from experiments.config import ConfigError, apply_overrides, load_yaml, to_nni_config
-from experiments.manager import EXIT_USAGE, Study, default_port, run_study
+from experiments.manager import EXIT_DONE, EXIT_USAGE, Study, quoted, run_study
 from experiments.validate import validate
 from launcher.warm import add_launcher_flag
 
@@ -42,12 +43,15 @@ def export(study: Study, _outcome) -> None:
         return
     print(result.summary)
     print(f"tables and plots: {study.out}/ (summary.md, trials.csv, intermediate.csv, *.png)")
-    view = f"nnictl view {exp.id} --experiment_dir {study.exp_dir} --port {study.port}"
+    view = f"nnictl view {exp.id} --experiment_dir {quoted(study.exp_dir)} --port {study.port}"
     print(f"web UI again: {view}")
 
 
 def resume_hint(exp_id: str, exp_dir: Path) -> str:
-    return f"to continue it: python -m experiments.run --resume {exp_id} --experiment-dir {exp_dir}"
+    return (
+        f"to continue it: python -m experiments.run --resume {exp_id} "
+        f"--experiment-dir {quoted(exp_dir)}"
+    )
 
 
 def new_study(args) -> Study | int:
@@ -70,35 +74,60 @@ def new_study(args) -> Study | int:
         return EXIT_USAGE
     config = to_nni_config(raw, args.config)
     exp = Experiment(config)
-    port = default_port(args.port)
     exp_dir = Path(config.canonical_copy().experiment_working_directory)
-    print(
-        f"experiment {exp.id}: {config.experiment_name}; web UI http://127.0.0.1:{port} "
-        "while it runs; Ctrl-C stops it",
-        flush=True,
-    )
     out = Path(args.out or f"runs/{config.experiment_name or 'experiment'}-{exp.id}")
-    return Study(exp, port, out, config.max_trial_number, resume_hint(exp.id, exp_dir))
+    problem = check_writable(out, "--out") or check_writable(exp_dir, "--experiment-dir")
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"experiment {exp.id}: {config.experiment_name}", flush=True)
+    return Study(exp, args.port, out, config.max_trial_number, resume_hint(exp.id, exp_dir))
 
 
 def resumed_study(args) -> Study | int:
-    from experiments.resume import ResumeError, prepare_resume
+    from experiments.resume import AlreadyFinished, ResumeError, prepare_resume
 
+    if args.out:
+        problem = check_writable(Path(args.out), "--out")
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         exp = prepare_resume(args.resume, args.experiment_dir)
+    except AlreadyFinished as exc:
+        print(f"{exc}; exporting it again", flush=True)
+        return export_finished(args)
     except ResumeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     config = exp.config
-    port = default_port(args.port)
     exp_dir = Path(config.canonical_copy().experiment_working_directory)
-    print(
-        f"resuming experiment {exp.id}: {config.experiment_name}; web UI "
-        f"http://127.0.0.1:{port} while it runs; Ctrl-C stops it",
-        flush=True,
-    )
     out = Path(args.out or f"runs/{config.experiment_name or 'experiment'}-{exp.id}")
-    return Study(exp, port, out, config.max_trial_number, resume_hint(exp.id, exp_dir))
+    problem = check_writable(out, "--out")
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"resuming experiment {exp.id}: {config.experiment_name}", flush=True)
+    return Study(exp, args.port, out, config.max_trial_number, resume_hint(exp.id, exp_dir))
+
+
+def export_finished(args) -> int:
+    """--resume of a study that ran all its trials: export it again, start nothing."""
+    from analysis.export import export_experiment
+    from analysis.store import ExportError, load_experiment
+    from experiments.resume import experiment_folder
+
+    root = experiment_folder(args.resume, args.experiment_dir)
+    try:
+        name = load_experiment(args.resume, root, live=False).config.get("experimentName")
+        out = Path(args.out or f"runs/{name or 'experiment'}-{args.resume}")
+        result = export_experiment(args.resume, out, root, live=False)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(result.summary)
+    print(f"tables and plots: {out}/ (summary.md, trials.csv, intermediate.csv, *.png)")
+    return EXIT_DONE
 
 
 def run(args) -> int:

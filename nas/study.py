@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from experiments.manager import Study, default_port, run_study
+from experiments.manager import Study, quoted, run_study
 from launcher import CLIENT_MODULE, REPO
 from nas.settings import IMAGE_SHAPES, INPUT_SIZES, max_trials, space_size
 
@@ -127,7 +127,8 @@ def export(study: Study, outcome, settings: dict) -> None:
     print(text)
     print(f"files: {out}/ (nas_table.md, trials.csv, settings.json, summary.md, plots)")
     print(
-        f"web UI again: nnictl view {exp.id} --experiment_dir {study.exp_dir} --port {study.port}"
+        f"web UI again: nnictl view {exp.id} --experiment_dir {quoted(study.exp_dir)} "
+        f"--port {study.port}"
     )
 
 
@@ -160,7 +161,6 @@ def run(
     stall_s: float | None = None,
 ) -> int:
     exp = build_experiment(settings, experiment_dir)
-    port = default_port(port)
     budget = max_trials(settings)
     where = (
         "the attention space"
@@ -170,8 +170,7 @@ def run(
     print(
         f"NAS experiment {exp.id}: {settings['strategy']} over {where} "
         f"x {settings['repeats']} seed(s), "
-        f"{budget} trials, concurrency {settings['concurrency']}; web UI "
-        f"http://127.0.0.1:{port}",
+        f"{budget} trials, concurrency {settings['concurrency']}",
         flush=True,
     )
     study = Study(

@@ -152,10 +152,27 @@ def done_and_running(r, done: int) -> bool:
     )
 
 
+# every suggestion a start-up draw from the seed: a resumed tuner given the same seed would
+# draw the stopped run's first configurations again (NNI 3.0 rebuilds it from its classArgs)
+STARTUP_TPE = {
+    "name": "TPE",
+    "classArgs": {"optimize_mode": "maximize", "seed": 0, "tpe_args": {"n_startup_jobs": 20}},
+}
+
+
 def crash_config(tmp_path):
     return fault_experiment(
-        tmp_path, UNIFORM_X, "--mode slow --steps 8", tuner=SEEDED_TPE, max_trials=6
+        tmp_path, UNIFORM_X, "--mode slow --steps 8", tuner=STARTUP_TPE, max_trials=6
     )
+
+
+def assert_parameters_as_trained(trials: pd.DataFrame) -> None:
+    """The fault trial's final is 0.5 + x / 2 of the x it was given: every exported x must be
+    the one its trial trained on, and after a resume no configuration may repeat."""
+    ran = 2 * (trials["default"] - 0.5)
+    assert ((trials["x"] - ran).abs() < 1e-9).all(), trials[["trial_id", "x", "default"]]
+    assert trials["x"].nunique() == len(trials), trials[["trial_id", "x"]]
+    assert trials["sequence"].is_unique, trials[["trial_id", "sequence"]]
 
 
 def finished_before(tmp_path, out) -> dict:
@@ -176,6 +193,7 @@ def resume_and_check(tmp_path, exp_id, before: dict) -> pd.DataFrame:
     assert (trials["status"] == "SUCCEEDED").all()
     after = dict(zip(trials["trial_id"], trials["default"]))
     assert all(after[t] == v for t, v in before.items())
+    assert_parameters_as_trained(trials)
     dispatcher = (tmp_path / "nni" / exp_id / "log" / "dispatcher.log").read_text()
     replayed = [int(n) for n in re.findall(r"Replayed (\d+) FINISHED trials", dispatcher)]
     assert replayed and replayed[0] >= len(before)

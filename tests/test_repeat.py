@@ -104,6 +104,15 @@ def test_every_working_tuner_runs_and_a_rerun_skips_finished_runs(tmp_path):
     assert again.returncode == 0 and again.stdout.count("kept from before") == 2
     record = json.loads((out / "runs" / "tpe-s0" / "run.json").read_text())
     assert record["seeded_tuner"] and record["status"] == "DONE"
+    assert record["settings"]["maxTrialNumber"] == 3
+    # the same --out with other settings: the old run is named and made again, never kept
+    other = repeat(*args[:-4], "--max-trials", "2", "--epochs", "1", "--variants", "tpe")
+    assert other.returncode == 0, other.stdout[-3000:] + other.stderr[-3000:]
+    assert "made with other settings (maxTrialNumber 3 -> 2)" in other.stdout
+    assert "kept from before" not in other.stdout
+    assert list(pd.read_csv(out / "runs.csv")["trials"]) == [2]
+    title = (out / "comparison.md").read_text().splitlines()[0]
+    assert "2 trials x 1 epochs, 1 seed" in title and "20 trials" not in title, title
 
 
 @pytest.mark.integration

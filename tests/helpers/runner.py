@@ -21,10 +21,13 @@ from launcher import REPO
 
 
 class Runner:
-    def __init__(self, *args: str, env: dict | None = None):
-        self.port = free_port()
+    """port=None: the runner chooses its own (no --port)."""
+
+    def __init__(self, *args: str, env: dict | None = None, port: int | None = 0):
+        self.port = free_port() if port == 0 else port
+        flags = ["--port", str(self.port)] if self.port else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "experiments.run", *args, "--port", str(self.port)],
+            [sys.executable, "-m", "experiments.run", *args, *flags],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -113,8 +116,8 @@ class Runner:
 
 
 @contextlib.contextmanager
-def runner(*args: str):
-    r = Runner(*args)
+def runner(*args: str, port: int | None = 0, env: dict | None = None):
+    r = Runner(*args, port=port, env=env)
     try:
         yield r
     finally:

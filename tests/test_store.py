@@ -1,0 +1,87 @@
+"""analysis.store on databases written in NNI's schema with the patterns a real manager leaves:
+the parameter ids and sequence numbers a resume repeats, NNI's parameter mix-up at concurrency
+2, and a trial stopped as it exited. (The same patterns through real managers: test_faults.)"""
+
+from __future__ import annotations
+
+from analysis.export import export
+from analysis.store import load_experiment
+from tests.helpers.database import Database
+
+CONFIG = {
+    "experimentName": "resumed",
+    "experimentType": "hpo",
+    "searchSpace": {"x": {"_type": "uniform", "_value": [0, 1]}},
+    "trialCommand": "python3 train.py",
+    "trialConcurrency": 2,
+    "maxTrialNumber": 4,
+    "tuner": {"name": "TPE", "classArgs": {"optimize_mode": "maximize", "seed": 0}},
+    "trainingService": {"platform": "local"},
+}
+
+
+def resumed_database(tmp_path):
+    """What NNI 3.0 wrote for a study stopped after two trials and resumed (read off a real
+    run): in the second session parameter ids and sequence numbers start again at 1, and the
+    local service gave each of the two new trials the other's recorded parameters."""
+    db = Database(tmp_path, "resumed", CONFIG)
+    db.start(0, "A", 0, 0, {"x": 0.1})
+    db.start(10, "B", 1, 1, {"x": 0.2})
+    db.metric(500, "A", 0, "FINAL", {"default": 0.55})
+    db.metric(510, "B", 1, "FINAL", {"default": 0.6})
+    db.event(600, "A", "SUCCEEDED", seq=0)
+    db.event(610, "B", "SUCCEEDED", seq=1)
+    # the resume: ids 1 and 2, sequence 1 and 2 again; C's record is id 1, D's id 2, but C
+    # trained on id 2's parameters and D on id 1's (their metrics say so)
+    db.start(20_000, "C", 1, 1, {"x": 0.7})
+    db.start(20_010, "D", 2, 2, {"x": 0.9})
+    db.metric(20_500, "C", 2, "FINAL", {"default": 0.95})
+    db.metric(20_510, "D", 1, "FINAL", {"default": 0.85})
+    db.event(20_600, "C", "SUCCEEDED", seq=1)
+    db.event(20_610, "D", "SUCCEEDED", seq=2)
+    return db.write()
+
+
+def test_repeated_parameter_ids_after_a_resume_are_read_by_time(tmp_path):
+    exp = load_experiment(str(resumed_database(tmp_path)), live=False)
+    ran = {t.trial_id: t.parameters["x"] for t in exp.trials}
+    # each trial's final is 0.5 + x / 2: what it trained on
+    assert ran == {"A": 0.1, "B": 0.2, "C": 0.9, "D": 0.7}
+    for t in exp.trials:
+        assert abs(t.final["default"] - (0.5 + t.parameters["x"] / 2)) < 1e-9
+
+
+def test_repeated_sequence_numbers_are_renumbered_in_submission_order(tmp_path):
+    exp = load_experiment(str(resumed_database(tmp_path)), live=False)
+    assert exp.renumbered
+    assert [(t.trial_id, t.sequence) for t in exp.trials] == [
+        ("A", 0),
+        ("B", 1),
+        ("C", 2),
+        ("D", 3),
+    ]
+    result = export(exp, tmp_path / "out", plots=False, optuna=False)
+    assert list(result.trials["sequence"]) == [0, 1, 2, 3]
+    assert "renumbered" in result.summary
+    assert '"x": 0.9' in result.summary.split("## Best trial: C")[1]
+
+
+def test_unique_sequence_numbers_are_kept(tmp_path):
+    db = Database(tmp_path, "plain", CONFIG)
+    db.start(0, "A", 5, 0, {"x": 0.1})
+    db.start(10, "B", 7, 1, {"x": 0.2})
+    exp = load_experiment(str(db.write()), live=False)
+    assert not exp.renumbered and [t.sequence for t in exp.trials] == [5, 7]
+
+
+def test_a_trial_stopped_as_it_exited_is_succeeded_one_cut_short_interrupted(tmp_path):
+    """NNI records no end for either: the one that had reported its final finished its work."""
+    db = Database(tmp_path, "stopped", CONFIG | {"experimentType": "nas"})
+    db.start(0, "done", 0, 0, {"x": 0.1})
+    db.metric(500, "done", 0, "FINAL", {"default": 0.55})
+    db.start(10, "cut", 1, 1, {"x": 0.2})
+    db.metric(400, "cut", 1, "PERIODICAL", {"default": 0.3})
+    exp = load_experiment(str(db.write()), live=False)
+    assert {t.trial_id: t.status for t in exp.trials} == {"done": "SUCCEEDED", "cut": "INTERRUPTED"}
+    summary = export(exp, tmp_path / "out", plots=False, optuna=False).summary
+    assert "cannot resume a NAS study" in summary and "a resume runs them again" not in summary
