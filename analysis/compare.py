@@ -28,6 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from analysis import statistics as S  # noqa: E402
+from analysis.direction import MAXIMIZE, MINIMIZE, direction, word  # noqa: E402
 from analysis.plots import best_so_far, save  # noqa: E402
 from analysis.store import ExportError, load_experiment  # noqa: E402
 from analysis.tables import (  # noqa: E402
@@ -49,9 +50,16 @@ def wall_time_s(exp, trials) -> float | None:
     return None
 
 
-def comparison_row(exp) -> dict:
-    import pandas as pd
+def number(value) -> float | None:
+    """A reported value as a float; None when it is not a finite number (a user's key may
+    hold text)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
 
+
+def comparison_row(exp) -> dict:
+    mode = direction(exp.config)
     trials = trials_table(exp)
     done = trials[trials["default"].notna()]
     row = {
@@ -59,6 +67,7 @@ def comparison_row(exp) -> dict:
         "name": exp.config.get("experimentName"),
         "algorithm": algorithm(exp.config),
         "assessor": (exp.config.get("assessor") or {}).get("name", "none"),
+        "optimize_mode": mode,
         "trials": len(trials),
         "finished": len(done),
     }
@@ -71,13 +80,13 @@ def comparison_row(exp) -> dict:
             "trials_to_within_0.5pt": None,
             "wall_time_s": wall_time_s(exp, trials),
         }
-    best = ranked(done).iloc[0]
-    curve = best_so_far(trials)
-    reach = int((curve >= best["default"] - WITHIN).to_numpy().argmax()) + 1
+    best = ranked(done, mode).iloc[0]
+    curve = best_so_far(trials, mode).to_numpy()
+    reach = S.trials_to_within(curve, float(best["default"]), WITHIN, mode)
     test = best.get("test_accuracy") if "test_accuracy" in best else None
     return row | {
         "best_default": float(best["default"]),
-        "test_accuracy": float(test) if test is not None and pd.notna(test) else None,
+        "test_accuracy": number(test),
         "trials_to_within_0.5pt": reach,
         "wall_time_s": wall_time_s(exp, trials),
     }
@@ -91,6 +100,7 @@ def compare(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     exps = [load_experiment(e, experiment_dir) for e in experiments]
+    one_mode(exps)
     table = pd.DataFrame([comparison_row(e) for e in exps])
     label = metric_label(trials_table(exps[0]), exps[0].config) if exps else "default metric"
     if plots:
@@ -100,6 +110,17 @@ def compare(
     text = "# Comparison\n\n" + markdown_table(shown) + "\n"
     (out / "compare.md").write_text(text)
     return text
+
+
+def one_mode(exps) -> str:
+    """The optimize mode all `exps` share; ExportError when they differ (which is better?)."""
+    modes = {direction(e.config) for e in exps}
+    if len(modes) > 1:
+        raise ExportError(
+            "the experiments optimize in different directions (maximize and minimize): "
+            "compare experiments of one direction"
+        )
+    return modes.pop() if modes else MAXIMIZE
 
 
 def edf(groups: dict, out: Path) -> None:
@@ -117,12 +138,15 @@ def edf(groups: dict, out: Path) -> None:
 def plot_best_so_far(exps, out: Path, label: str) -> Path:
     """best_so_far.png, one curve per experiment."""
     fig, ax = plt.subplots(figsize=(7, 4))
+    mode = one_mode(exps) if exps else MAXIMIZE
     for exp in exps:
-        curve = best_so_far(trials_table(exp))
+        curve = best_so_far(trials_table(exp), mode)
         name = f"{exp.id} ({exp.config.get('experimentName') or algorithm(exp.config)})"
         ax.step(range(1, len(curve) + 1), curve, where="post", marker="o", label=name)
     ax.set(
-        xlabel="finished trials", ylabel=f"best {label} so far", title="Best so far, side by side"
+        xlabel="finished trials",
+        ylabel=f"best {label} so far",
+        title=f"Best so far, side by side ({word(mode)})",
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -144,6 +168,7 @@ class Run:
     end_s: list[float] = field(default_factory=list)  # trial end, s after the run's start
     wall_s: float | None = None
     trials: int = 0  # trials the run submitted
+    mode: str = MAXIMIZE  # the experiment's optimize mode
 
     @classmethod
     def of(cls, exp, variant: str, seed: int, wall_s: float | None = None) -> Run:
@@ -159,23 +184,33 @@ class Run:
             seed,
             exp.id,
             [float(t.final["default"]) for t in done],
-            [t.final.get("test_accuracy") for t in done],
+            [number(t.final.get("test_accuracy")) for t in done],
             [float((t.end_time or t0) - t0) for t in done],
             wall_s if wall_s is not None else (max(ends) - t0 if ends else None),
             len(exp.trials),
+            direction(exp.config),
         )
 
     def to_json(self) -> dict:
         return self.__dict__.copy()
 
 
+def runs_mode(runs: list[Run]) -> str:
+    modes = {r.mode for r in runs}
+    if len(modes) > 1:
+        raise ExportError("the runs optimize in different directions: compare one direction")
+    return modes.pop() if modes else MAXIMIZE
+
+
 def run_rows(runs: list[Run], budget: int) -> list[dict]:
     """runs.csv: one row per run."""
-    target = max((max(r.finals) for r in runs if r.finals), default=math.nan)
+    mode = runs_mode(runs)
+    pick = min if mode == MINIMIZE else max
+    target = pick((pick(r.finals) for r in runs if r.finals), default=math.nan)
     rows = []
     for r in runs:
-        curve = S.best_so_far(r.finals)
-        best = int(max(range(len(r.finals)), key=r.finals.__getitem__)) if r.finals else None
+        curve = S.best_so_far(r.finals, mode)
+        best = int(pick(range(len(r.finals)), key=r.finals.__getitem__)) if r.finals else None
         rows.append(
             {
                 "variant": r.variant,
@@ -184,10 +219,13 @@ def run_rows(runs: list[Run], budget: int) -> list[dict]:
                 "final_best": float(curve[-1]) if len(curve) else math.nan,
                 "final_best_test": r.tests[best] if best is not None else math.nan,
                 "auc": S.auc(curve, budget) if len(curve) else math.nan,
-                "trials_to_within": S.trials_to_within(curve, target) if len(curve) else None,
+                "trials_to_within": (
+                    S.trials_to_within(curve, target, S.WITHIN, mode) if len(curve) else None
+                ),
                 "wall_s": r.wall_s,
                 "trials": r.trials,
                 "finished": len(r.finals),
+                "optimize_mode": mode,
             }
         )
     return rows
@@ -198,11 +236,12 @@ def comparison_rows(rows: list[dict]) -> list[dict]:
     import pandas as pd
 
     runs = pd.DataFrame(rows)
+    mode = runs["optimize_mode"].iloc[0] if "optimize_mode" in runs and len(runs) else MAXIMIZE
     variants = list(dict.fromkeys(runs["variant"]))
     by_variant = {
         v: runs[runs["variant"] == v].sort_values("seed")["final_best"].tolist() for v in variants
     }
-    ranks = S.mean_ranks(by_variant)
+    ranks = S.mean_ranks(by_variant, mode)
     out = []
     for v in variants:
         group = runs[runs["variant"] == v]
@@ -237,9 +276,13 @@ def pm(mean: float, se: float, digits: int = 4) -> str:
     return f"{mean:.{digits}f}" + ("" if math.isnan(se) else f" +- {se:.{digits}f}")
 
 
-def comparison_markdown(title: str, comparison: list[dict], pairs: list[dict]) -> str:
+def comparison_markdown(
+    title: str, comparison: list[dict], pairs: list[dict], mode: str = MAXIMIZE
+) -> str:
     lines = [
         f"# {title}",
+        "",
+        f"Optimize mode: {mode} ({word(mode)}).",
         "",
         "| variant | runs | final best (val) | its test acc | AUC of best-so-far | mean rank "
         "| trials to within 0.5 pt | wall s |",
@@ -275,7 +318,8 @@ def comparison_markdown(title: str, comparison: list[dict], pairs: list[dict]) -
         for p in significant:
             a = next(r for r in comparison if r["variant"] == p["variant_a"])
             b = next(r for r in comparison if r["variant"] == p["variant_b"])
-            better = a if a["final_best_mean"] > b["final_best_mean"] else b
+            a_better = a["final_best_mean"] > b["final_best_mean"]
+            better = a if a_better == (mode != MINIMIZE) else b
             worse = b if better is a else a
             lines.append(
                 f"- {better['variant']} beats {worse['variant']} on final best "
@@ -290,7 +334,7 @@ def comparison_markdown(title: str, comparison: list[dict], pairs: list[dict]) -
     return "\n".join(lines)
 
 
-def time_grid_curves(runs: list[Run], points: int = 200):
+def time_grid_curves(runs: list[Run], points: int = 200, mode: str = MAXIMIZE):
     """Best-so-far against wall seconds: a shared grid, one row per run (nan before its first
     finished trial)."""
     import numpy as np
@@ -301,7 +345,7 @@ def time_grid_curves(runs: list[Run], points: int = 200):
     for r in runs:
         order = np.argsort(r.end_s)
         ends = np.asarray(r.end_s)[order]
-        best = S.best_so_far(np.asarray(r.finals)[order])
+        best = S.best_so_far(np.asarray(r.finals)[order], mode)
         idx = np.searchsorted(ends, grid, side="right") - 1
         rows.append(
             np.where(idx >= 0, best[np.clip(idx, 0, None)] if len(best) else np.nan, np.nan)
@@ -319,6 +363,7 @@ def _plot_bands(runs: list[Run], budget: int, out: Path, label: str) -> list[Pat
     import numpy as np
 
     variants = list(dict.fromkeys(r.variant for r in runs))
+    mode = runs_mode(runs)
     if len(variants) > 10:  # more than the default colour cycle: no two variants alike
         plt.rcParams["axes.prop_cycle"] = plt.cycler(color=plt.get_cmap("tab20").colors)
     written = []
@@ -326,7 +371,7 @@ def _plot_bands(runs: list[Run], budget: int, out: Path, label: str) -> list[Pat
     x = np.arange(1, budget + 1)
     for v in variants:
         curves = np.vstack(
-            [S.padded(S.best_so_far(r.finals), budget) for r in runs if r.variant == v]
+            [S.padded(S.best_so_far(r.finals, mode), budget) for r in runs if r.variant == v]
         )
         mean = np.nanmean(curves, axis=0)
         se = (
@@ -337,14 +382,16 @@ def _plot_bands(runs: list[Run], budget: int, out: Path, label: str) -> list[Pat
         (line,) = ax.plot(x, mean, label=f"{v} ({len(curves)} runs)")
         ax.fill_between(x, mean - se, mean + se, color=line.get_color(), alpha=0.2)
     ax.set(
-        xlabel="trial", ylabel=f"best {label} so far", title="Best so far: mean +- SE over seeds"
+        xlabel="trial",
+        ylabel=f"best {label} so far",
+        title=f"Best so far: mean +- SE over seeds ({word(mode)})",
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     written.append(save(fig, out / "best_so_far_mean.png"))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for v in variants:
-        grid, curves = time_grid_curves([r for r in runs if r.variant == v])
+        grid, curves = time_grid_curves([r for r in runs if r.variant == v], mode=mode)
         mean = np.nanmean(curves, axis=0)
         n = np.sum(~np.isnan(curves), axis=0)
         se = np.nanstd(curves, axis=0, ddof=1) / np.sqrt(np.maximum(n, 1))
@@ -362,7 +409,12 @@ def _plot_bands(runs: list[Run], budget: int, out: Path, label: str) -> list[Pat
 
 
 def aggregate(
-    runs: list[Run], budget: int, out: str | Path, title: str = "Comparison", plots: bool = True
+    runs: list[Run],
+    budget: int,
+    out: str | Path,
+    title: str = "Comparison",
+    plots: bool = True,
+    label: str = "validation accuracy",
 ) -> str:
     """runs.csv, comparison.csv, pairwise.csv, comparison.md (+ the band plots); returns the
     markdown."""
@@ -381,10 +433,11 @@ def aggregate(
     pairs = S.pairwise_mann_whitney(by_variant)
     columns = ["variant_a", "variant_b", "u", "p", "p_holm"]
     pd.DataFrame(pairs, columns=columns).to_csv(out / "pairwise.csv", index=False)
-    text = comparison_markdown(title, comparison, pairs)
+    mode = runs_mode(runs)
+    text = comparison_markdown(title, comparison, pairs, mode)
     (out / "comparison.md").write_text(text)
     if plots and runs:
-        plot_bands(runs, budget, out, "validation accuracy")
+        plot_bands(runs, budget, out, label)
     return text
 
 
@@ -397,7 +450,9 @@ def compare_groups(groups: dict[str, list[str]], out, experiment_dir=None, plots
             loaded.setdefault(variant, []).append(exp)
             budget = max(budget, int(exp.config.get("maxTrialNumber") or len(exp.trials)))
             runs.append(Run.of(exp, variant, seed))
-    text = aggregate(runs, budget, out, plots=plots)
+    first = next(iter(loaded.values()))[0]
+    label = metric_label(trials_table(first), first.config)
+    text = aggregate(runs, budget, out, plots=plots, label=label)
     if plots:
         edf(loaded, Path(out))
     return text

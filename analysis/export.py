@@ -25,6 +25,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis.direction import direction
 from analysis.importance import importance, importance_markdown
 from analysis.store import Experiment, ExportError, add_source_arguments, load_experiment
 from analysis.tables import (
@@ -83,7 +84,8 @@ def draw(exp: Experiment, trials, params: list[str], out: Path, plots: bool) -> 
     if plots and not trials.empty:
         from analysis.plots import plot_experiment
 
-        written += plot_experiment(trials, steps, params, out, metric_label(trials, exp.config))
+        label = metric_label(trials, exp.config)
+        written += plot_experiment(trials, steps, params, out, label, direction(exp.config))
     return [str(p) for p in written]
 
 

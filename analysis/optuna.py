@@ -6,11 +6,14 @@ any NNI experiment, running or stopped, ours or not.
 
 EXPERIMENT as analysis.export takes it: an id (with --experiment-dir), an nni.sqlite, or a
 manager's URL. Each NNI trial becomes one Optuna trial: its parameters with distributions from
-the experiment's search space (choice -> categorical, uniform / loguniform -> float, randint
-and integer quniform -> int, quniform -> stepped float; NAS choices -> categorical; any other
-_type is an error naming it), the final `default` as the value, the intermediate `default`s as
-intermediate values, the other final keys as user attributes, state COMPLETE (a final result),
-PRUNED (EARLY_STOPPED), FAIL (failed, timed out, interrupted, no final result) or RUNNING, the
+the experiment's search space (choice -> categorical, held as JSON text when two choices are
+equal to Python across types, like true and 1; uniform / loguniform -> float, randint and
+integer quniform -> int, quniform -> float, stepped where NNI's values are the step's grid;
+nested choices and NAS choices -> categorical over what the trials took; any other _type is an
+error naming it), the final `default` as the value, the intermediate `default`s as
+intermediate values, the other final keys as user attributes, state COMPLETE (a final result,
+whatever NNI's status), PRUNED (EARLY_STOPPED), FAIL (failed, timed out, interrupted, no final
+result) or RUNNING, the
 trial's start and end times, and the direction of the tuner's optimize_mode (its constructor's
 default when the file sets none; maximize for NAS).
 
@@ -30,6 +33,7 @@ import subprocess
 import sys
 import time
 
+from analysis.direction import direction as optimize_mode
 from analysis.store import (
     Experiment,
     ExportError,
@@ -56,71 +60,84 @@ class BridgeError(ValueError):
 
 
 def direction(exp: Experiment) -> str:
-    """maximize / minimize: the tuner's optimize_mode, or its constructor's default."""
-    config = exp.config
-    if config.get("experimentType") == "nas":
-        return "maximize"  # nnisuite's NAS strategies maximize validation accuracy
-    tuner = config.get("tuner") or config.get("advisor") or {}
-    mode = (tuner.get("classArgs") or {}).get("optimize_mode")
-    if mode in ("maximize", "minimize"):
-        return mode
-    import inspect
-
-    from experiments.algorithms import algorithm_class, lookup
-
-    meta = lookup(str(tuner.get("name", "")))
-    try:
-        default = inspect.signature(algorithm_class(meta).__init__).parameters["optimize_mode"]
-        return default.default if default.default in ("maximize", "minimize") else "maximize"
-    except (AttributeError, ImportError, KeyError, TypeError, ValueError):
-        return "maximize"
+    """maximize / minimize (analysis.direction)."""
+    return optimize_mode(exp.config)
 
 
-def distributions(exp: Experiment, trials) -> dict:
-    """name -> Optuna distribution, from the search space; NAS choices as categorical."""
+def is_nested_choice(spec) -> bool:
+    return (
+        isinstance(spec, dict)
+        and spec.get("_type") == "choice"
+        and any(isinstance(v, dict) for v in spec.get("_value") or [])
+    )
+
+
+def distributions(exp: Experiment, trials) -> tuple[dict, set[str]]:
+    """(name -> Optuna distribution, names whose values are held as JSON text), from the
+    search space; NAS choices and the branches of nested choices as categorical over what the
+    trials took."""
     from optuna.distributions import CategoricalDistribution
 
-    from experiments.search_space import InexpressibleError, optuna_distribution
+    from experiments.search_space import (
+        InexpressibleError,
+        ambiguous,
+        choice_label,
+        optuna_distribution,
+    )
 
     space = exp.config.get("searchSpace") or {}
-    out = {}
+    out, labelled = {}, set()
     for name, spec in space.items():
-        if isinstance(spec, dict) and "_type" in spec:
+        if isinstance(spec, dict) and "_type" in spec and not is_nested_choice(spec):
             try:
                 out[name] = optuna_distribution(name, spec)
             except InexpressibleError as exc:
                 raise BridgeError(str(exc)) from None
+            if spec["_type"] == "choice" and ambiguous(spec["_value"]):
+                labelled.add(name)
     seen: dict[str, list] = {}
     for t in trials:
         for name, value in flatten_parameters(t.parameters).items():
             if name not in out:
-                seen.setdefault(name, [])
-                if value not in seen[name]:
-                    seen[name].append(value)
+                found = seen.setdefault(name, [])
+                if not any(type(v) is type(value) and v == value for v in found):
+                    found.append(value)
     for name, values in seen.items():  # NAS samples, nested choices: what the trials took
         scalar = [v for v in values if v is None or isinstance(v, (bool, int, float, str))]
         if len(scalar) == len(values):
+            if ambiguous(values):
+                labelled.add(name)
+                values = [choice_label(v) for v in values]
             out[name] = CategoricalDistribution(sorted(values, key=lambda v: (str(type(v)), v)))
-    return out
+    return out, labelled
 
 
 def when(ts: float | None):
     return dt.datetime.fromtimestamp(ts) if ts else None
 
 
-def frozen_trials(exp: Experiment, dists: dict) -> tuple[list, list[str]]:
-    """(FrozenTrials, notes)."""
+def frozen_trials(exp: Experiment, dists: dict, labelled: set[str]) -> tuple[list, list[str]]:
+    """(FrozenTrials, notes). A trial that reported a final result is COMPLETE whatever its
+    status (analysis.tables' rule: NNI's tuner got that result too)."""
     from optuna.trial import FrozenTrial, TrialState
+
+    from experiments.search_space import choice_label
 
     out, notes = [], []
     for number, t in enumerate(exp.trials):
         flat = flatten_parameters(t.parameters)
-        params = {k: v for k, v in flat.items() if k in dists}
+        params = {
+            k: (choice_label(v) if k in labelled else v) for k, v in flat.items() if k in dists
+        }
         final = t.final.get("default")
-        has_value = isinstance(final, (int, float)) and math.isfinite(final)
+        has_value = (
+            isinstance(final, (int, float)) and not isinstance(final, bool) and math.isfinite(final)
+        )
         if t.status in ACTIVE:
             state = TrialState.RUNNING
-        elif t.status == "SUCCEEDED" and not has_value:
+        elif has_value:
+            state = TrialState.COMPLETE
+        elif t.status == "SUCCEEDED":
             state = TrialState.FAIL  # ended without a final result
         else:
             state = TrialState[STATES.get(t.status, "FAIL")]
@@ -183,8 +200,10 @@ def to_study(exp: Experiment, storage=None, study_name: str | None = None):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    dists = distributions(exp, exp.trials)
-    trials, notes = frozen_trials(exp, dists)  # everything checked before anything is written
+    dists, labelled = distributions(exp, exp.trials)
+    trials, notes = frozen_trials(
+        exp, dists, labelled
+    )  # everything checked before anything is written
     if isinstance(storage, str):
         storage = open_storage(storage)
     storage = storage or optuna.storages.InMemoryStorage()

@@ -19,6 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from analysis.direction import MAXIMIZE, MINIMIZE, word  # noqa: E402
+
 SMALL = 100  # trials drawn one by one up to this many
 LEGEND = 12  # curves named in a legend up to this many
 BEST_K = 5  # best trials drawn as curves in intermediate.png beyond SMALL
@@ -33,10 +35,13 @@ def save(fig, path: Path) -> Path:
     return path
 
 
-def best_so_far(trials: pd.DataFrame) -> pd.Series:
-    """Running maximum of `default` in trial order (sequence), finished trials only."""
+def best_so_far(trials: pd.DataFrame, mode: str = MAXIMIZE) -> pd.Series:
+    """Running best of `default` (maximum; minimum when minimizing) in trial order
+    (sequence), finished trials only."""
     done = trials[trials["default"].notna()].sort_values("sequence", kind="stable")
-    return done["default"].astype(float).cummax().reset_index(drop=True)
+    values = done["default"].astype(float)
+    best = values.cummin() if mode == MINIMIZE else values.cummax()
+    return best.reset_index(drop=True)
 
 
 def scatter(ax, x, y, n: int, **kw) -> None:
@@ -60,26 +65,31 @@ def plot_final_per_trial(done: pd.DataFrame, label: str, out: Path) -> Path:
     return save(fig, out / "default_per_trial.png")
 
 
-def plot_best_so_far(trials: pd.DataFrame, label: str, out: Path) -> Path:
+def plot_best_so_far(trials: pd.DataFrame, label: str, out: Path, mode: str = MAXIMIZE) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
-    best = best_so_far(trials)
+    best = best_so_far(trials, mode)
     ax.step(range(1, len(best) + 1), best, where="post", marker="o" if len(best) <= SMALL else None)
-    ax.set(xlabel="finished trials", ylabel=f"best {label} so far", title="Best so far")
+    ax.set(
+        xlabel="finished trials", ylabel=f"best {label} so far", title=f"Best so far ({word(mode)})"
+    )
     ax.grid(alpha=0.3)
     return save(fig, out / "best_so_far.png")
 
 
-def plot_intermediate(done: pd.DataFrame, steps: pd.DataFrame, label: str, out: Path) -> Path:
+def plot_intermediate(
+    done: pd.DataFrame, steps: pd.DataFrame, label: str, out: Path, mode: str = MAXIMIZE
+) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     n = steps["trial_id"].nunique() if not steps.empty else 0
     if n <= SMALL:
         for trial_id, group in steps.groupby("trial_id", sort=False):
-            ax.plot(group["step"] + 1, group["default"].astype(float), alpha=0.7, label=trial_id)
+            values = pd.to_numeric(group["default"], errors="coerce")
+            ax.plot(group["step"] + 1, values, alpha=0.7, label=trial_id)
         if 0 < n <= LEGEND:
             ax.legend(fontsize=7, ncol=2)
         title = "Intermediate results"
     else:
-        values = steps.assign(default=steps["default"].astype(float))
+        values = steps.assign(default=pd.to_numeric(steps["default"], errors="coerce"))
         quant = values.groupby("step")["default"].quantile([BAND[0], 0.5, BAND[1]]).unstack()
         epochs = quant.index + 1
         ax.fill_between(
@@ -91,7 +101,8 @@ def plot_intermediate(done: pd.DataFrame, steps: pd.DataFrame, label: str, out: 
             label=f"{BAND[0]:.0%}-{BAND[1]:.0%} of all {n} trials",
         )
         ax.plot(epochs, quant[0.5], color="tab:gray", label="median of all trials")
-        best = done.nlargest(BEST_K, "default")["trial_id"]
+        pick = done.nsmallest if mode == MINIMIZE else done.nlargest
+        best = pick(BEST_K, "default")["trial_id"]
         for trial_id in best:
             group = values[values["trial_id"] == trial_id]
             ax.plot(group["step"] + 1, group["default"], linewidth=1.5, label=f"{trial_id} (best)")
@@ -103,16 +114,18 @@ def plot_intermediate(done: pd.DataFrame, steps: pd.DataFrame, label: str, out: 
 
 
 def plot_parameter(done: pd.DataFrame, name: str, label: str, out: Path) -> Path:
+    """Only the trials that have the parameter (a nested one exists in one branch)."""
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    x = done[name]
-    y = done["default"].astype(float)
-    numeric = pd.to_numeric(x, errors="coerce")
-    if numeric.notna().all():
-        scatter(ax, numeric, y, len(done))
-        if (numeric > 0).all() and numeric.max() / numeric.min() > 100:
+    have = done[done[name].notna()]
+    x = have[name]
+    y = have["default"].astype(float)
+    numbers = pd.to_numeric(x, errors="coerce")
+    if numbers.notna().all() and not x.map(lambda v: isinstance(v, (bool, str))).any():
+        scatter(ax, numbers, y, len(have))
+        if (numbers > 0).all() and numbers.max() / numbers.min() > 100:
             ax.set_xscale("log")
     else:
-        scatter(ax, x.astype(str), y, len(done))
+        scatter(ax, x.map(str), y, len(have))
     ax.set(xlabel=name, ylabel=label, title=f"{label} against {name}")
     ax.grid(alpha=0.3)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
@@ -125,13 +138,15 @@ def plot_experiment(
     params: list[str],
     out: Path,
     label: str = "validation accuracy",
+    mode: str = MAXIMIZE,
 ) -> list[Path]:
-    """`label`: what the trials' `default` metric is (analysis.tables.metric_label)."""
+    """`label`: what the trials' `default` metric is (analysis.tables.metric_label); `mode`:
+    which way is better (analysis.direction)."""
     done = trials[trials["default"].notna()].sort_values("sequence", kind="stable")
     written = [
         plot_final_per_trial(done, label, out),
-        plot_best_so_far(trials, label, out),
-        plot_intermediate(done, steps, label, out),
+        plot_best_so_far(trials, label, out, mode),
+        plot_intermediate(done, steps, label, out, mode),
     ]
     for name in params:
         if name in done and not done[name].isna().all():

@@ -1,7 +1,7 @@
 """The statistics of repeated studies: best-so-far curves, their area, ranks over seeds, and
 pairwise two-sided Mann-Whitney U tests with Holm's correction. Pure functions on numbers.
 
-    curve = best_so_far([0.5, 0.7, 0.6])          # [0.5, 0.7, 0.7]
+    curve = best_so_far([0.5, 0.7, 0.6])          # [0.5, 0.7, 0.7]; mode="minimize": min
     area = auc(curve, 20)                          # mean of the curve, padded to 20 trials
     ranks = mean_ranks({"tpe": [...], "random": [...]})   # seed by seed, 1 = best
     pairs = pairwise_mann_whitney({"tpe": [...], "random": [...]})
@@ -17,10 +17,13 @@ import math
 import numpy as np
 from scipy import stats
 
+from analysis.direction import MAXIMIZE, MINIMIZE, running_best, sign
+
 METHOD = (
     "Each variant ran once per seed with the same trial budget. Per run: final best = the "
-    "best final validation accuracy of its trials; AUC = the mean of the best-so-far curve "
-    "over the trial budget (a run's last value carried to the budget when trials failed); "
+    "best final value of its trials (the highest; the lowest for a minimizing tuner); AUC = "
+    "the mean of the best-so-far curve over the trial budget (a run's last value carried to "
+    "the budget when trials failed); "
     "trials to within 0.5 points = the first trial whose best-so-far is within 0.005 of the "
     "best value any run of any variant found (runs that never got there are counted apart). "
     "Mean +- standard error over seeds. Rank: variants ranked by final best seed by seed (1 = "
@@ -40,9 +43,9 @@ def mean_se(values) -> tuple[float, float]:
     return float(v.mean()), float(se)
 
 
-def best_so_far(values) -> np.ndarray:
-    """Running maximum, in trial order."""
-    return np.maximum.accumulate(np.asarray(values, dtype=float)) if len(values) else np.array([])
+def best_so_far(values, mode: str = MAXIMIZE) -> np.ndarray:
+    """Running best (maximum, or minimum when minimizing), in trial order."""
+    return running_best(values, mode)
 
 
 def padded(curve: np.ndarray, budget: int) -> np.ndarray:
@@ -58,28 +61,34 @@ def auc(curve: np.ndarray, budget: int) -> float:
     return float(np.mean(padded(curve, budget)))
 
 
-def trials_to_within(curve: np.ndarray, target: float, within: float = WITHIN) -> int | None:
-    """1-based index of the first trial whose best-so-far is >= target - within."""
-    hits = np.flatnonzero(curve >= target - within)
+def trials_to_within(
+    curve: np.ndarray, target: float, within: float = WITHIN, mode: str = MAXIMIZE
+) -> int | None:
+    """1-based index of the first trial whose best-so-far is within `within` of `target`
+    (>= target - within; <= target + within when minimizing)."""
+    curve = np.asarray(curve, dtype=float)
+    hits = np.flatnonzero(
+        curve <= target + within if mode == MINIMIZE else curve >= target - within
+    )
     return int(hits[0]) + 1 if hits.size else None
 
 
-def seed_ranks(by_variant: dict[str, list[float]]) -> dict[str, list[float]]:
-    """Per seed (position in each list), the rank of each variant by value, 1 = highest, ties
-    averaged. Seeds some variant lacks are skipped."""
+def seed_ranks(by_variant: dict[str, list[float]], mode: str = MAXIMIZE) -> dict[str, list[float]]:
+    """Per seed (position in each list), the rank of each variant by value, 1 = best (highest,
+    or lowest when minimizing), ties averaged. Seeds some variant lacks are skipped."""
     names = list(by_variant)
     n = min(len(v) for v in by_variant.values())
     ranks = {name: [] for name in names}
     for i in range(n):
         values = np.array([by_variant[name][i] for name in names], dtype=float)
-        r = stats.rankdata(-values, method="average")
+        r = stats.rankdata(-sign(mode) * values, method="average")
         for name, rank in zip(names, r):
             ranks[name].append(float(rank))
     return ranks
 
 
-def mean_ranks(by_variant: dict[str, list[float]]) -> dict[str, float]:
-    return {name: float(np.mean(r)) for name, r in seed_ranks(by_variant).items()}
+def mean_ranks(by_variant: dict[str, list[float]], mode: str = MAXIMIZE) -> dict[str, float]:
+    return {name: float(np.mean(r)) for name, r in seed_ranks(by_variant, mode).items()}
 
 
 def holm(pvalues: list[float]) -> list[float]:

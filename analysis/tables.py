@@ -3,6 +3,17 @@
 trials = trials_table(exp)          # pandas DataFrame, the columns of trials.csv
 steps = intermediate_table(exp)     # trial_id, step, one column per intermediate key
 text = summary_markdown(exp, trials, importance)
+
+The rules every table follows:
+- "best" follows the experiment's optimize mode (analysis.direction);
+- a trial's final result counts (tables, best, comparisons, statistics, the Optuna study as
+  COMPLETE) when it reported one, whatever its status: NNI's tuner received it too;
+- a key the trial reported that has the name of a column nnisuite writes (`status`,
+  `duration_s`, a parameter, `trial_id`, `step`, ...) is kept as `metric.<key>`: a user's
+  values never overwrite or drop NNI's;
+- a parameter column that mixes strings with other values (`"1"` and `1`) is written as JSON
+  text (`"1"` and `1`, `true`), so that each value can be told apart;
+- parameter columns in the search space's order (nested ones as `outer.inner`).
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ import json
 
 import pandas as pd
 
+from analysis.direction import best_first, direction
 from analysis.store import Experiment, flatten_parameters
 
 LEADING = ["trial_id", "sequence", "status"]
@@ -31,55 +43,117 @@ def iso(ts: float | None) -> str | None:
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def parameter_names(exp: Experiment) -> list[str]:
-    """Hyperparameter columns in the search space's order, nested choices flattened (a.b)."""
-    order = list((exp.config.get("searchSpace") or {}).keys())
+def space_order(space: dict, prefix: str = "") -> list[str]:
+    """Flattened parameter names in the search space's order (a nested choice: its `_name`,
+    then its branches' parameters in the order they are written)."""
     names: list[str] = []
-    for trial in exp.trials:
-        names += [n for n in flatten_parameters(trial.parameters) if n not in names]
-
-    def rank(name: str) -> int:
-        top = name.split(".")[0]
-        return order.index(top) if top in order else len(order)
-
-    names.sort(key=rank)
-    # keys no trial carries yet (nothing started) still get their column
-    names += [k for k in order if k not in names and not any(n.startswith(k + ".") for n in names)]
+    for key, spec in (space or {}).items():
+        name = f"{prefix}{key}"
+        values = spec.get("_value") if isinstance(spec, dict) else None
+        if spec.get("_type") == "choice" and any(isinstance(v, dict) for v in values or []):
+            names.append(f"{name}._name")
+            for branch in values:
+                if isinstance(branch, dict):
+                    inner = {
+                        k: v for k, v in branch.items() if k != "_name" and isinstance(v, dict)
+                    }
+                    names += [n for n in space_order(inner, f"{name}.") if n not in names]
+        else:
+            names.append(name)
     return names
 
 
+def parameter_columns(exp: Experiment) -> dict[str, str]:
+    """column -> flattened parameter name, in the search space's order (names it does not
+    list after, as the trials first carry them). A parameter named like a column nnisuite
+    writes (`status`, `default`, ...) gets the column `param.<name>`."""
+    order = space_order(exp.config.get("searchSpace") or {})
+    names = list(order)
+    for trial in exp.trials:
+        names += [n for n in flatten_parameters(trial.parameters) if n not in names]
+    carried = {n for t in exp.trials for n in flatten_parameters(t.parameters)}
+    top = {n.split(".")[0] for n in carried}
+    # nested names no trial took stay out; top-level ones stay (nothing started yet)
+    names = [n for n in names if n in carried or ("." not in n and n not in top) or not carried]
+    reserved = set(LEADING) | set(TRAILING) | {"default"}
+    return {(f"param.{n}" if n in reserved else n): n for n in names}
+
+
+def parameter_names(exp: Experiment) -> list[str]:
+    """The hyperparameter columns of trials.csv (parameter_columns)."""
+    return list(parameter_columns(exp))
+
+
+METRIC_PREFIX = "metric."
+
+
+def metric_column(key: str, taken) -> str:
+    """The column of a reported key: its own name, or metric.<key> where that is taken."""
+    return f"{METRIC_PREFIX}{key}" if key in taken else key
+
+
+def numeric(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def mixed(values) -> bool:
+    """Strings beside other values: a CSV could not tell "1" from 1."""
+    kinds = {isinstance(v, str) for v in values if v is not None}
+    return len(kinds) > 1
+
+
+def as_json(value):
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
 def trials_table(exp: Experiment) -> pd.DataFrame:
-    params = parameter_names(exp)
+    columns = parameter_columns(exp)
+    params = list(columns)
+    mode = direction(exp.config)
+    taken = set(LEADING) | set(params) | set(TRAILING) | {"default"}
     final_keys: list[str] = []
     for trial in exp.trials:
-        final_keys += [
-            k for k in trial.final if k != "default" and k not in final_keys and k not in params
-        ]
+        final_keys += [k for k in trial.final if k != "default" and k not in final_keys]
+    columns_of = {k: metric_column(k, taken) for k in final_keys}
     rows = []
     for t in exp.trials:
         flat = flatten_parameters(t.parameters)
-        defaults = [
-            m["default"] for m in t.intermediates if isinstance(m.get("default"), (int, float))
-        ]
+        defaults = [m["default"] for m in t.intermediates if numeric(m.get("default"))]
         row = {"trial_id": t.trial_id, "sequence": t.sequence, "status": t.status}
-        row |= {p: flat.get(p) for p in params}
+        row |= {column: flat.get(name) for column, name in columns.items()}
         row["default"] = t.final.get("default")
-        row |= {k: t.final.get(k) for k in final_keys}
+        row |= {columns_of[k]: t.final.get(k) for k in final_keys}
         row |= {
             "intermediate_count": len(t.intermediates),
-            "best_intermediate": max(defaults) if defaults else None,
+            "best_intermediate": (
+                (min(defaults) if mode == "minimize" else max(defaults)) if defaults else None
+            ),
             "start_time": iso(t.start_time),
             "end_time": iso(t.end_time),
             "duration_s": round(t.duration_s, 3) if t.duration_s is not None else None,
             "restarts": t.restarts,
         }
         rows.append(row)
-    columns = LEADING + params + ["default"] + final_keys + TRAILING
+    for p in params:
+        if mixed(row[p] for row in rows):
+            for row in rows:
+                row[p] = as_json(row[p])
+    columns = LEADING + params + ["default"] + [columns_of[k] for k in final_keys] + TRAILING
     return pd.DataFrame(rows, columns=columns)
 
 
 def intermediate_table(exp: Experiment) -> pd.DataFrame:
-    rows = [{"trial_id": t.trial_id, **m} for t in exp.trials for m in t.intermediates]
+    """trial_id, step, then each reported key (metric.trial_id / metric.step where the trial
+    reported keys of those names)."""
+    rows = [
+        {
+            "trial_id": t.trial_id,
+            "step": m["step"],
+            **{metric_column(k, ("trial_id", "step")): v for k, v in m.items() if k != "step"},
+        }
+        for t in exp.trials
+        for m in t.intermediates
+    ]
     if not rows:
         return pd.DataFrame(columns=["trial_id", "step", "default"])
     df = pd.DataFrame(rows)
@@ -91,9 +165,9 @@ def status_counts(trials: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in trials["status"].value_counts().sort_index().items()}
 
 
-def ranked(trials: pd.DataFrame) -> pd.DataFrame:
-    """Trials sorted by `default`, best first; trials without a final result last."""
-    return trials.sort_values("default", ascending=False, na_position="last", kind="stable")
+def ranked(trials: pd.DataFrame, mode: str = "maximize") -> pd.DataFrame:
+    """Trials sorted by `default`, best first (analysis.direction); no final result last."""
+    return best_first(trials, mode)
 
 
 def algorithm(config: dict) -> str:
@@ -114,16 +188,25 @@ def fmt(value) -> str:
             return str(int(value))
         if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
             return f"{value:.4g}"
-        return f"{value:.4f}" if abs(value) < 1 else f"{value:.1f}"
+        if abs(value) < 1:
+            return f"{value:.4f}"
+        return f"{value:.4f}".rstrip("0").rstrip(".")  # 1.213 and 1.22 stay apart
     return str(value)
+
+
+def cell(text: str) -> str:
+    """A markdown table cell: a | or a line break inside would end it."""
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def markdown_table(df: pd.DataFrame) -> str:
     if df.empty:
         return "_(no rows)_"
-    header = "| " + " | ".join(map(str, df.columns)) + " |"
+    header = "| " + " | ".join(cell(str(c)) for c in df.columns) + " |"
     sep = "|" + "|".join("---" for _ in df.columns) + "|"
-    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    body = [
+        "| " + " | ".join(cell(fmt(v)) for v in row) + " |" for row in df.itertuples(index=False)
+    ]
     return "\n".join([header, sep, *body])
 
 
@@ -137,6 +220,7 @@ def metric_label(trials: pd.DataFrame, config: dict | None = None) -> str:
 
 def report_columns(trials: pd.DataFrame, params: list[str]) -> list[str]:
     keep = ["trial_id", "status", *params, "default", "test_accuracy", "epochs", "duration_s"]
+    keep = list(dict.fromkeys(keep))
     if "restarts" in trials.columns and trials["restarts"].fillna(0).astype(int).any():
         keep.append("restarts")
     return [c for c in keep if c in trials.columns]
@@ -187,6 +271,7 @@ def status_note(exp: Experiment, counts: dict[str, int], trials: pd.DataFrame) -
 def summary_markdown(exp: Experiment, trials: pd.DataFrame, importance_md: str = "") -> str:
     cfg = exp.config
     params = parameter_names(exp)
+    mode = direction(cfg)
     counts = status_counts(trials) if not trials.empty else {}
     label = metric_label(trials, cfg)
     lines = [
@@ -201,14 +286,15 @@ def summary_markdown(exp: Experiment, trials: pd.DataFrame, importance_md: str =
         + ")",
         *status_note(exp, counts, trials),
         f"- {timing(exp)}",
-        f"- `default` is the {label}",
+        f"- `default` is the {label}; the tuner's optimize mode: {mode} (best first below)",
         "",
         "## Search space",
         "",
         "| parameter | _type | _value |",
         "|---|---|---|",
         *[
-            f"| {name} | {spec.get('_type', '')} | {json.dumps(spec.get('_value'))} |"
+            f"| {name} | {spec.get('_type', '')} | "
+            f"{json.dumps(spec.get('_value'), ensure_ascii=False)} |"
             for name, spec in (cfg.get("searchSpace") or {}).items()
             if isinstance(spec, dict)
         ],
@@ -220,10 +306,12 @@ def summary_markdown(exp: Experiment, trials: pd.DataFrame, importance_md: str =
     if finished.empty:
         lines.append("No trial has a final result yet: the tables are empty.")
     else:
-        table = ranked(trials)[report_columns(trials, params)]
+        table = ranked(trials, mode)[report_columns(trials, params)]
         lines.append(markdown_table(table.rename(columns={"default": f"{label} (default)"})))
-        best = ranked(finished).iloc[0]
-        best_params = {p: best[p] for p in params if p in best and pd.notna(best[p])}
+        best = ranked(finished, mode).iloc[0]
+        trial = next(t for t in exp.trials if t.trial_id == best["trial_id"])
+        flat = flatten_parameters(trial.parameters)
+        best_params = {n: flat[n] for n in parameter_columns(exp).values() if n in flat}
         lines += [
             "",
             f"## Best trial: {best['trial_id']} ({label} {fmt(best['default'])}"
@@ -238,6 +326,7 @@ def summary_markdown(exp: Experiment, trials: pd.DataFrame, importance_md: str =
             json.dumps(
                 {k: (v.item() if hasattr(v, "item") else v) for k, v in best_params.items()},
                 indent=4,
+                ensure_ascii=False,
             ),
             "```",
         ]

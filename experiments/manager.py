@@ -223,8 +223,9 @@ def start_on_a_port(exp, study, start: Callable[[int], None]) -> None:
 # ---------------------------------------------------------------- progress
 
 
-def progress_line(trials, max_trials) -> tuple[str, float | None]:
-    """One line of counts and the best final `default` so far; returns (line, best)."""
+def progress_line(trials, max_trials, mode: str = "maximize") -> tuple[str, float | None]:
+    """One line of counts and the best final `default` so far (by the optimize mode);
+    returns (line, best)."""
     counts: dict[str, int] = {}
     for t in trials:
         counts[t.status] = counts.get(t.status, 0) + 1
@@ -232,8 +233,9 @@ def progress_line(trials, max_trials) -> tuple[str, float | None]:
         (t.final["default"], t.trial_id)
         for t in trials
         if isinstance(t.final.get("default"), (int, float))
+        and not isinstance(t.final.get("default"), bool)
     ]
-    best = max(finals) if finals else None
+    best = (min(finals) if mode == "minimize" else max(finals)) if finals else None
     done = sum(v for k, v in counts.items() if k not in ACTIVE)
     parts = [f"trials {done}/{max_trials or '?'} done", f"{counts.get('SUCCEEDED', 0)} succeeded"]
     for status in ("FAILED", "EARLY_STOPPED", "TIMED_OUT", "USER_CANCELED", "INTERRUPTED"):
@@ -390,6 +392,7 @@ def watch(
     `manager`: the manager's process (Popen / psutil.Process): its exit is noticed at once.
     `strategy` / `expected`: a NAS run is done when its strategy has returned and `expected`
     trials ended (or, strategy done, nothing ran for 5 s). `on_poll(trials)` after each poll."""
+    from analysis.direction import direction
     from analysis.store import ExportError, read_rest
 
     started = time.monotonic()
@@ -408,6 +411,7 @@ def watch(
             if exp_id is not None and found.id not in (exp_id, "?"):
                 raise ExportError(f"port {port} answers for experiment {found.id}, not {exp_id}")
             trials = found.trials
+            mode = direction(found.config)
             unreachable_since = None
         except ExportError as exc:
             unreachable_since = unreachable_since or now
@@ -423,7 +427,7 @@ def watch(
                 )
             time.sleep(min(poll_s, 1.0))
             continue
-        line, _ = progress_line(trials, max_trials)
+        line, _ = progress_line(trials, max_trials, mode)
         if on_poll:
             on_poll(trials)
         if line != last_line:

@@ -230,14 +230,15 @@ def repeat(args) -> int:
             records.append(done)
             elapsed = time.monotonic() - started
             left = (elapsed / ran) * (len(todo) - i) if ran else 0.0
-            best = max(done["finals"]) if done["finals"] else float("nan")
+            pick = min if done.get("mode") == "minimize" else max
+            best = pick(done["finals"]) if done["finals"] else float("nan")
             print(
                 f"[{i}/{len(todo)}] {variant} seed {seed}: best {best:.4f}, "
                 f"{done.get('wall_s') or 0:.0f} s ({'ran' if fresh else 'kept from before'}); "
                 f"elapsed {clock(elapsed)}, about {clock(left)} left",
                 flush=True,
             )
-    runs = [Run(**{k: r[k] for k in Run.__dataclass_fields__}) for r in records]
+    runs = [Run(**{k: r[k] for k in Run.__dataclass_fields__ if k in r}) for r in records]
     what = ran_what(plan, variants, len(seeds))
     if plan.get("title") and not overridden:
         title = plan["title"]

@@ -12,6 +12,7 @@ qnormal / qlognormal [mu, sigma, q]. randint's high is exclusive.
 from __future__ import annotations
 
 import difflib
+import json
 import math
 from pathlib import Path
 
@@ -166,8 +167,41 @@ class InexpressibleError(ValueError):
     """A search-space type Optuna has no distribution for."""
 
 
+def ambiguous(values) -> bool:
+    """Whether two of `values` are equal to Python but of different types (True == 1 == 1.0,
+    False == 0): Optuna's categorical would take one for the other."""
+    values = list(values)
+    for i, a in enumerate(values):
+        for b in values[i + 1 :]:
+            if type(a) is not type(b) and a == b:
+                return True
+    return False
+
+
+def choice_label(value) -> str:
+    """A choice as JSON text (`1`, `"1"`, `true`): distinct for values Python counts equal."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def optuna_value(spec: dict, value):
+    """A parameter's value as the Optuna distribution of `spec` holds it."""
+    if spec.get("_type") == "choice" and ambiguous(spec.get("_value") or []):
+        return choice_label(value)
+    return value
+
+
+def on_grid(value: float, q: float) -> bool:
+    return abs(value / q - round(value / q)) < 1e-9
+
+
 def optuna_distribution(name: str, spec: dict):
-    """The Optuna distribution that samples what NNI's `spec` samples."""
+    """The Optuna distribution that holds every value NNI's `spec` samples.
+
+    choice: categorical (as JSON text when two choices are equal to Python across types,
+    `optuna_value`); quniform: NNI samples clip(round(x / q) * q, low, high), so the values are
+    the multiples of q inside [low, high] plus low and high themselves: a stepped distribution
+    when low and high are on q's grid (the same values), else an unstepped one over
+    [low, high] (Optuna's steps start at low and would miss NNI's multiples of q)."""
     from optuna import distributions as d
 
     kind, value = spec["_type"], spec["_value"]
@@ -176,6 +210,8 @@ def optuna_distribution(name: str, spec: dict):
             raise InexpressibleError(
                 f"{name}: a choice of nested spaces or non-scalar values has no Optuna distribution"
             )
+        if ambiguous(value):
+            return d.CategoricalDistribution([choice_label(v) for v in value])
         return d.CategoricalDistribution(list(value))
     if kind == "uniform":
         return d.FloatDistribution(float(value[0]), float(value[1]))
@@ -184,10 +220,12 @@ def optuna_distribution(name: str, spec: dict):
     if kind == "randint":
         return d.IntDistribution(int(value[0]), int(value[1]) - 1)  # NNI's high is exclusive
     if kind == "quniform":
-        low, high, q = value
-        if all(float(v).is_integer() for v in value):
-            return d.IntDistribution(int(low), int(high), step=int(q))
-        return d.FloatDistribution(float(low), float(high), step=float(q))
+        low, high, q = (float(v) for v in value)
+        integers = all(float(v).is_integer() for v in value)
+        step = q if on_grid(low, q) and on_grid(high, q) else None
+        if integers:
+            return d.IntDistribution(int(low), int(high), step=int(step or 1))
+        return d.FloatDistribution(low, high, step=step)
     raise InexpressibleError(
         f"{name}: NNI's _type {kind!r} has no Optuna distribution (Optuna offers categorical, "
         "uniform, log-uniform, stepped uniform and integer ones)"

@@ -1,0 +1,135 @@
+"""The results tools on experiments unlike nnisuite's own (NNI's schema, no manager), one case
+per rule of analysis.tables / analysis.optuna: nested spaces, quniform, mixed-type choices,
+reported keys named like columns, a failed trial with a final, unicode, column order."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from analysis.compare import compare
+from analysis.export import export
+from analysis.optuna import to_study
+from analysis.store import load_experiment
+from tests.helpers.database import Database
+
+NESTED = {
+    "model": {
+        "_type": "choice",
+        "_value": [
+            {"_name": "linear", "lr": {"_type": "loguniform", "_value": [1e-4, 0.1]}},
+            {"_name": "mlp", "width": {"_type": "choice", "_value": [16, 32]}},
+        ],
+    },
+    "epochs": {"_type": "quniform", "_value": [1, 10, 2]},
+}
+
+
+def write(tmp_path, name, space, trials, mode="maximize"):
+    """trials: (params, status, final) in order."""
+    config = {
+        "experimentName": name,
+        "searchSpace": space,
+        "trialCommand": "python3 train.py",
+        "maxTrialNumber": len(trials),
+        "tuner": {"name": "TPE", "classArgs": {"optimize_mode": mode}},
+    }
+    db = Database(tmp_path, name, config)
+    for i, (params, status, final) in enumerate(trials):
+        db.start(i * 100, f"t{i}", i, i, params)
+        db.metric(i * 100 + 10, f"t{i}", i, "PERIODICAL", 0.1, step=0)
+        if final is not None:
+            db.metric(i * 100 + 20, f"t{i}", i, "FINAL", final)
+        db.event(i * 100 + 30, f"t{i}", status, seq=i)
+    return load_experiment(str(db.write()), live=False)
+
+
+def nested(tmp_path, name="nested"):
+    return write(
+        tmp_path,
+        name,
+        NESTED,
+        [
+            ({"model": {"_name": "linear", "lr": 0.01}, "epochs": 1}, "SUCCEEDED", 0.8),
+            ({"model": {"_name": "mlp", "width": 32}, "epochs": 4}, "SUCCEEDED", 0.9),
+            ({"model": {"_name": "mlp", "width": 16}, "epochs": 10}, "SUCCEEDED", 0.7),
+        ],
+    )
+
+
+def test_a_nested_space_exports_with_plots_and_becomes_an_optuna_study(tmp_path):
+    exp = nested(tmp_path)
+    result = export(exp, tmp_path / "out", plots=True, optuna=True)
+    assert (tmp_path / "out" / "param_model.width.png").exists()
+    assert (tmp_path / "out" / "summary.md").exists()
+    assert list(result.trials.columns[3:7]) == ["model._name", "model.lr", "model.width", "epochs"]
+    study, notes = to_study(exp)
+    assert [t.params for t in study.trials] == [
+        {"model._name": "linear", "model.lr": 0.01, "epochs": 1},
+        {"model._name": "mlp", "model.width": 32, "epochs": 4},
+        {"model._name": "mlp", "model.width": 16, "epochs": 10},
+    ]
+    assert notes == []  # quniform [1, 10, 2]: NNI's 4 and 10 are inside Optuna's distribution
+
+
+def test_compare_draws_the_edf_with_a_nested_experiment(tmp_path):
+    compare([nested(tmp_path, "a").source, nested(tmp_path, "b").source], tmp_path / "out")
+    assert (tmp_path / "out" / "optuna_edf.png").exists()
+
+
+def test_reported_keys_named_like_columns_are_kept_apart(tmp_path):
+    final = {"default": 0.9, "status": "converged", "lr": 0.5, "duration_s": 99.5}
+    exp = write(
+        tmp_path,
+        "keys",
+        {"lr": {"_type": "uniform", "_value": [0, 1]}},
+        [({"lr": 0.25}, "SUCCEEDED", final)],
+    )
+    trials = export(exp, tmp_path / "out", plots=True, optuna=True).trials
+    row = pd.read_csv(tmp_path / "out" / "trials.csv").iloc[0]
+    assert row["status"] == "SUCCEEDED" and row["metric.status"] == "converged"
+    assert row["lr"] == 0.25 and row["metric.lr"] == 0.5
+    assert row["duration_s"] == pytest.approx(0.03) and row["metric.duration_s"] == 99.5
+    assert list(trials.columns).count("status") == 1
+    compare([exp.source], tmp_path / "cmp")
+
+
+def test_a_choice_of_mixed_types_keeps_every_value_apart(tmp_path):
+    values = [True, 1, "1", 2.5, False, "two"]
+    space = {"c": {"_type": "choice", "_value": values}}
+    exp = write(
+        tmp_path, "mixed", space, [({"c": v}, "SUCCEEDED", i / 10) for i, v in enumerate(values)]
+    )
+    export(exp, tmp_path / "out", plots=False, optuna=False)
+    column = pd.read_csv(tmp_path / "out" / "trials.csv", dtype=str)["c"]
+    assert [json.loads(v) for v in column] == values
+    assert [type(json.loads(v)) for v in column] == [type(v) for v in values]
+    study, notes = to_study(exp)
+    held = [json.loads(t.params["c"]) for t in study.trials]
+    assert held == values and [type(v) for v in held] == [type(v) for v in values]
+
+
+def test_a_failed_trial_with_a_final_counts_everywhere(tmp_path):
+    """The rule: a reported final counts whatever the status (NNI's tuner got it too)."""
+    exp = write(
+        tmp_path,
+        "failed",
+        {"x": {"_type": "uniform", "_value": [0, 1]}},
+        [({"x": 0.1}, "SUCCEEDED", 0.5), ({"x": 0.2}, "FAILED", 0.9), ({"x": 0.3}, "FAILED", None)],
+    )
+    summary = export(exp, tmp_path / "out", plots=False, optuna=False).summary
+    assert "## Best trial: t1 " in summary
+    study, _ = to_study(exp)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "FAIL"]
+    assert study.best_trial.user_attrs["nni_status"] == "FAILED"
+
+
+def test_unicode_is_written_as_itself_and_numbers_keep_their_digits(tmp_path):
+    space = {"größe": {"_type": "choice", "_value": ["klein", "groß"]}}
+    exp = write(tmp_path, "ü", space, [({"größe": "groß"}, "SUCCEEDED", 1.213)], mode="minimize")
+    summary = export(exp, tmp_path / "out", plots=False, optuna=False).summary
+    assert '"größe": "groß"' in summary and '["klein", "groß"]' in summary
+    assert "\\u00" not in summary
+    assert "default metric 1.213)" in summary

@@ -1,0 +1,101 @@
+"""Every table, plot, statistic and ranking follows the experiment's optimize mode: the same
+four trials read as a maximizing and as a minimizing experiment (NNI's schema, no manager),
+with the expected answers written out by hand."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from analysis import statistics as S
+from analysis.compare import Run, aggregate, comparison_row
+from analysis.export import export
+from analysis.plots import best_so_far
+from analysis.store import load_experiment
+from tests.helpers.database import Database
+
+FINALS = [0.5, 0.2, 0.9, 0.1]  # trials t0..t3 in order
+
+
+def experiment(tmp_path, mode: str):
+    config = {
+        "experimentName": f"toy {mode}",
+        "searchSpace": {"x": {"_type": "uniform", "_value": [0, 1]}},
+        "trialCommand": "python3 train.py",
+        "maxTrialNumber": 4,
+        "tuner": {"name": "TPE", "classArgs": {"optimize_mode": mode}},
+    }
+    db = Database(tmp_path, mode, config)
+    for i, value in enumerate(FINALS):
+        db.start(i * 1000, f"t{i}", i, i, {"x": i / 10})
+        db.metric(i * 1000 + 100, f"t{i}", i, "PERIODICAL", {"default": value + 0.05}, step=0)
+        db.metric(i * 1000 + 150, f"t{i}", i, "PERIODICAL", {"default": value - 0.05}, step=1)
+        db.metric(i * 1000 + 200, f"t{i}", i, "FINAL", {"default": value})
+        db.event(i * 1000 + 300, f"t{i}", "SUCCEEDED", seq=i)
+    return load_experiment(str(db.write()), live=False)
+
+
+@pytest.mark.parametrize(
+    "mode, best, order, curve, reach",
+    [
+        ("maximize", "t2", ["t2", "t0", "t1", "t3"], [0.5, 0.5, 0.9, 0.9], 3),
+        ("minimize", "t3", ["t3", "t1", "t0", "t2"], [0.5, 0.2, 0.2, 0.1], 2),
+    ],
+)
+def test_export_and_compare_follow_the_mode(tmp_path, mode, best, order, curve, reach):
+    exp = experiment(tmp_path, mode)
+    summary = export(exp, tmp_path / "out", plots=False, optuna=False).summary
+    assert f"## Best trial: {best} " in summary
+    ranked = summary.split("## Trials, best first")[1].split("## Best trial")[0]
+    positions = [ranked.index(f"| {t} |") for t in order]
+    assert positions == sorted(positions), ranked
+    assert f"optimize mode: {mode}" in summary
+    assert list(best_so_far(pd.read_csv(tmp_path / "out" / "trials.csv"), mode)) == curve
+    row = comparison_row(exp)
+    assert row["best_default"] == {"maximize": 0.9, "minimize": 0.1}[mode]
+    assert row["optimize_mode"] == mode
+    # within 0.5 points of the best: 0.9 first reached at trial 3; 0.1 within 0.005 only at
+    # trial 4 (0.2 is 0.1 away), so reach counts trial 4 for minimize
+    assert row["trials_to_within_0.5pt"] == {"maximize": 3, "minimize": 4}[mode]
+    target = {"maximize": 0.9, "minimize": 0.2}[mode]
+    assert S.trials_to_within(S.best_so_far(FINALS, mode), target, 0.005, mode) == reach
+
+
+def test_best_intermediate_follows_the_mode(tmp_path):
+    for mode, shift in (("maximize", 0.05), ("minimize", -0.05)):
+        exp = experiment(tmp_path / mode, mode)
+        trials = export(exp, tmp_path / mode / "out", plots=False, optuna=False).trials
+        assert trials["best_intermediate"].tolist() == pytest.approx([v + shift for v in FINALS])
+
+
+def test_statistics_rank_and_pick_by_the_mode():
+    by_variant = {"a": [0.1, 0.2], "b": [0.3, 0.4]}
+    assert S.mean_ranks(by_variant) == {"a": 2.0, "b": 1.0}
+    assert S.mean_ranks(by_variant, "minimize") == {"a": 1.0, "b": 2.0}
+    assert list(S.best_so_far([0.3, 0.1, 0.2], "minimize")) == [0.3, 0.1, 0.1]
+    assert S.trials_to_within(S.best_so_far([0.3, 0.1, 0.2], "minimize"), 0.1, 0.005, "minimize")
+
+
+def test_a_repeated_study_of_a_minimizing_tuner(tmp_path):
+    low = [Run("low", s, f"l{s}", [0.3, 0.1], [None, None], [1.0, 2.0], 2.0, 2, "minimize")
+           for s in range(4)]  # fmt: skip
+    high = [Run("high", s, f"h{s}", [0.3, 0.6], [None, None], [1.0, 2.0], 2.0, 2, "minimize")
+            for s in range(4)]  # fmt: skip
+    text = aggregate(low + high, 2, tmp_path, plots=True)
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert runs.groupby("variant")["final_best"].first().to_dict() == {"high": 0.3, "low": 0.1}
+    comparison = pd.read_csv(tmp_path / "comparison.csv")
+    assert list(comparison["variant"]) == ["low", "high"]  # best mean rank first
+    assert comparison.set_index("variant")["mean_rank"].to_dict() == {"low": 1.0, "high": 2.0}
+    assert "Optimize mode: minimize" in text
+    pairs = pd.read_csv(tmp_path / "pairwise.csv")
+    assert pairs.loc[0, "u"] in (0.0, 16.0)
+
+
+def test_comparing_opposite_directions_is_one_clear_error(tmp_path):
+    from analysis.compare import compare
+    from analysis.store import ExportError
+
+    a, b = experiment(tmp_path, "maximize"), experiment(tmp_path, "minimize")
+    with pytest.raises(ExportError, match="different directions"):
+        compare([a.source, b.source], tmp_path / "out", plots=False)
