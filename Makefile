@@ -2,6 +2,7 @@
 # Both create .venv and install the project into it when missing or stale. `make test` also
 # installs the system packages some tests need (Debian's Fashion-MNIST, Chromium, sshd) when it
 # runs as root with apt-get; otherwise it says which tests will be skipped and how to install.
+# In CI (CI=true) a package that cannot be installed fails the run: nothing is skipped there.
 
 PYTHON ?= python3
 VENV := .venv
@@ -33,7 +34,9 @@ system-packages:
 		echo "installing what the tests need:$$missing"; \
 		export DEBIAN_FRONTEND=noninteractive; \
 		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; } \
-			>/dev/null || echo "note: apt-get failed; tests needing$$missing will be skipped"; \
+			>/dev/null || { echo "apt-get failed for:$$missing"; \
+			if [ "$$CI" = true ]; then echo "CI: the tests needing them must run: failing"; exit 1; fi; \
+			echo "note: tests needing$$missing will be skipped"; }; \
 	else \
 		echo "note: missing$$missing: the Fashion-MNIST / browser / sshd tests will be skipped;" \
 			"to run them: sudo apt-get install -y$$missing"; \

@@ -3,6 +3,7 @@ create`, the web UI in a real headless Chromium, and the Medianstop assessor."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -247,17 +248,35 @@ def test_ctrl_c_stops_the_runner_cleanly_and_still_exports(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines = []
-    try:
+    import threading
+
+    import psutil
+
+    from tests.helpers.runner import wait_dead
+
+    lines, running = [], threading.Event()
+
+    def read():  # a thread: the test's waits have timeouts, a blocked readline has none
         for line in proc.stdout:
             lines.append(line)
             if " succeeded, " in line and " 0 running" not in line:  # trials are running
-                break
+                running.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    tree = []
+    try:
+        assert running.wait(timeout=180), "no trial ever ran:\n" + "".join(lines)[-2000:]
+        tree = psutil.Process(proc.pid).children(recursive=True)
         proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
+        reader.join(timeout=10)
+        rest = ""
+        assert not wait_dead([p.pid for p in tree], 15), "the runner left processes behind"
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        for p in [psutil.Process(proc.pid)] + tree if proc.poll() is None else tree:
+            with contextlib.suppress(psutil.Error):
+                p.kill()  # the runner and what it started: its manager, launcher, guard
     output = "".join(lines) + rest
     assert proc.returncode == 130, output[-2000:]
     assert "interrupted: stopping the experiment" in output

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -31,10 +32,41 @@ def client(launcher, module, *args, env=None, **kw):
     )
 
 
+def launcher_pid(launcher_path) -> int:
+    """The launcher's pid, from the ready file beside its socket."""
+    return int((Path(launcher_path).parent / "ready").read_text())
+
+
 def launcher_children(launcher_path) -> list[psutil.Process]:
-    """The trials the launcher has forked (its pid is in the ready file beside the socket)."""
-    pid = int((Path(launcher_path).parent / "ready").read_text())
-    return psutil.Process(pid).children()
+    """The trials the launcher has forked."""
+    return psutil.Process(launcher_pid(launcher_path)).children()
+
+
+def forked_by_launcher(output: str, launcher_path) -> bool:
+    """env_trial's last field is its parent's pid: the launcher's when it forked the trial (the
+    client falls back to running the trial itself, silently, when it cannot connect)."""
+    return int(output.split()[-1]) == launcher_pid(launcher_path)
+
+
+class ChildWatch:
+    """Records, in a thread, whether the launcher has forked any trial while it runs."""
+
+    def __init__(self, launcher_path):
+        self.path, self.seen, self.stop = launcher_path, set(), threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self):
+        while not self.stop.is_set():
+            self.seen.update(p.pid for p in launcher_children(self.path))
+            time.sleep(0.01)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self.stop.set()
+        self.thread.join()
 
 
 def wait_gone(pid: int, timeout: float = 10.0) -> bool:
@@ -50,8 +82,10 @@ def test_same_metrics_as_in_process(run_nni_trial, launcher_socket):
     params = {"features1": 256, "features2": 128, "lr": 0.05, "batch_size": 32}
     args = ["--epochs", "3", "--threads", "1"]
     plain, plain_records = run_nni_trial("trials.mlp", params, args)
-    warm, warm_records = run_nni_trial("trials.mlp", params, args, launcher=launcher_socket)
+    with ChildWatch(launcher_socket) as watch:
+        warm, warm_records = run_nni_trial("trials.mlp", params, args, launcher=launcher_socket)
     assert plain.returncode == 0 and warm.returncode == 0, warm.stderr
+    assert watch.seen, "the trial did not run inside the warm launcher"
     assert len(warm_records) == len(plain_records) == 4
     for a, b in zip(plain_records, warm_records):
         assert a["type"] == b["type"]
@@ -74,36 +108,52 @@ def test_environment_argv_and_cwd_are_the_trials_own(launcher_socket):
             timeout=60,
         )
         assert proc.returncode == 0, proc.stderr
+        assert forked_by_launcher(proc.stdout, launcher_socket), proc.stdout
         outs.append(proc.stdout.split())
-    (a_id, a_var, _, a_arg, a_cwd, a_pid), (b_id, b_var, _, b_arg, _, b_pid) = outs
+    (a_id, a_var, _, a_arg, a_cwd, a_pid, _), (b_id, b_var, _, b_arg, _, b_pid, _) = outs
     assert (a_id, a_var, a_arg) == ("trialA", "first", "trialA")
     assert (b_id, b_var, b_arg) == ("trialB", "-", "trialB")  # nothing leaked from trial A
     assert a_cwd == str(REPO) and a_pid != b_pid  # never two trials in one process
 
 
 def test_a_crashing_trial_does_not_take_the_launcher_down(launcher_socket):
+    before = launcher_pid(launcher_socket)
     crash = client(launcher_socket, "tests.fixtures.crash_trial")
-    _, err = crash.communicate(timeout=60)
+    try:
+        _, err = crash.communicate(timeout=60)
+    finally:
+        crash.kill()
     assert crash.returncode == 1 and "crashes on purpose" in err
     ok = client(launcher_socket, "tests.fixtures.env_trial", "--after-crash")
-    out, _ = ok.communicate(timeout=60)
+    try:
+        out, _ = ok.communicate(timeout=60)
+    finally:
+        ok.kill()
     assert ok.returncode == 0 and "--after-crash" in out
+    assert forked_by_launcher(out, launcher_socket) and launcher_pid(launcher_socket) == before
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_killing_the_client_ends_the_child(launcher_socket, sig):
     proc = client(launcher_socket, "tests.fixtures.sleep_trial")
-    child_pid = int(proc.stdout.readline())
-    assert child_pid in [c.pid for c in launcher_children(launcher_socket)]
-    proc.send_signal(sig)
-    proc.wait(timeout=20)
-    assert wait_gone(child_pid), f"child {child_pid} outlived its client ({sig.name})"
-    if sig == signal.SIGTERM:
-        assert proc.returncode == -sig  # the client dies as its child died
-    if sig == signal.SIGINT:  # this plain module turns SIGINT into KeyboardInterrupt: exit 1
-        assert proc.returncode == 1 and "KeyboardInterrupt" in proc.stderr.read()
+    try:
+        child_pid = int(proc.stdout.readline())
+        assert child_pid in [c.pid for c in launcher_children(launcher_socket)]
+        proc.send_signal(sig)
+        proc.wait(timeout=20)
+        assert wait_gone(child_pid), f"child {child_pid} outlived its client ({sig.name})"
+        if sig == signal.SIGTERM:
+            assert proc.returncode == -sig  # the client dies as its child died
+        if sig == signal.SIGINT:  # this plain module turns SIGINT into KeyboardInterrupt: exit 1
+            assert proc.returncode == 1 and "KeyboardInterrupt" in proc.stderr.read()
+    finally:
+        proc.kill()
     ok = client(launcher_socket, "tests.fixtures.env_trial")
-    assert ok.wait(timeout=60) == 0  # and the launcher serves the next trial
+    try:
+        out, _ = ok.communicate(timeout=60)
+    finally:
+        ok.kill()
+    assert ok.returncode == 0 and forked_by_launcher(out, launcher_socket)  # serves the next
 
 
 def test_without_a_launcher_the_client_runs_the_trial_itself(tmp_path):
@@ -140,13 +190,17 @@ def test_nni_stopping_a_trial_reads_as_a_stop_not_a_failure(tmp_path, launcher_s
         "NNI_TRIAL_SEQ_ID": "0",
     }
     proc = client(launcher_socket, "trials.mlp", "--epochs", "100000", "--threads", "1", env=env)
-    metrics = sys_dir / ".nni" / "metrics"
-    deadline = time.monotonic() + 60
-    while not (metrics.exists() and metrics.stat().st_size) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert metrics.exists(), "the trial never reported"
-    children = [c.pid for c in launcher_children(launcher_socket)]
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=30)
+    try:
+        metrics = sys_dir / ".nni" / "metrics"
+        deadline = time.monotonic() + 60
+        while not (metrics.exists() and metrics.stat().st_size) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert metrics.exists(), "the trial never reported"
+        children = [c.pid for c in launcher_children(launcher_socket)]
+        assert children, "the trial did not run inside the warm launcher"
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
     assert proc.returncode == -signal.SIGINT
     assert all(wait_gone(pid) for pid in children)

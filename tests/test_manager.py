@@ -71,7 +71,9 @@ def test_an_unreachable_manager_is_noticed_within_seconds():
     outcome = watch(free_port(), 3, poll_s=0.2, stream=out)
     elapsed = time.monotonic() - t0
     assert outcome.status == "UNREACHABLE" and outcome.fault
-    assert UNREACHABLE_S <= elapsed < UNREACHABLE_S + 3
+    assert outcome.detail.startswith("no answer for ")  # waited out the grace, then gave up
+    assert elapsed >= UNREACHABLE_S  # not at the first failed poll (a generous upper bound:)
+    assert elapsed < UNREACHABLE_S + 60
 
 
 def test_a_dead_manager_process_is_noticed_at_once():
@@ -80,10 +82,9 @@ def test_a_dead_manager_process_is_noticed_at_once():
 
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
-    t0 = time.monotonic()
     outcome = watch(free_port(), 3, poll_s=0.2, stream=io.StringIO(), manager=proc)
-    assert outcome.status == "UNREACHABLE" and "exited (0)" in outcome.detail
-    assert time.monotonic() - t0 < 2
+    # the process' exit is read at the first failed poll: no waiting out the REST grace
+    assert outcome.status == "UNREACHABLE" and outcome.detail == "the manager process exited (0)"
 
 
 def test_ports():

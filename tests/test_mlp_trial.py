@@ -116,3 +116,23 @@ def test_pbt_checkpoints_carry_training_on(run_nni_trial, tmp_path):
     final = [r["value"] for r in records if r["type"] == "FINAL"][0]
     assert final["resumed_epochs"] == 2 and final["epochs"] == 4
     assert "continued from" in proc.stderr and (tmp_path / "g1" / "model.pt").exists()
+
+
+def test_the_final_result_is_reported_exactly_once_even_when_asked_twice():
+    """NNI 3.0's TPE dispatcher dies on a second final (microsoft/nni#5689): the reporter
+    refuses it before anything reaches NNI."""
+    from trials.report import Reporter
+
+    sent = []
+
+    class Recording(Reporter):
+        def _emit_final(self, metrics):
+            sent.append(metrics)
+
+    reporter = Recording()
+    reporter.final({"default": 0.5})
+    with pytest.raises(RuntimeError, match="exactly once"):
+        reporter.final({"default": 0.6})
+    assert sent == [{"default": 0.5}] and reporter.final_result == {"default": 0.5}
+    with pytest.raises(ValueError, match="non-finite"):
+        Recording().final({"default": math.nan})

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import optuna  # noqa: E402 - a declared test dependency (the optuna extra): it must import
 import pytest
 
 from analysis.store import load_experiment
@@ -22,8 +23,6 @@ from launcher import REPO
 from tests.helpers.markers import CHROMIUM, needs_chromium
 from tests.helpers.nni import experiment_config, running_experiment
 from tests.helpers.paths import DIGITS_YAML
-
-optuna = pytest.importorskip("optuna")
 
 
 def bridge(*args, timeout=120):

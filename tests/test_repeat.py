@@ -28,7 +28,7 @@ def repeat(*args, timeout=900):
     )
 
 
-@pytest.mark.parametrize("name", ["TPE", "Random", "Anneal", "TPE_legacy"])
+@pytest.mark.parametrize("name", ["TPE", "Random"])
 def test_the_same_seed_gives_the_same_first_suggestions(name):
     from nni.tools.package_utils.tuner_factory import create_builtin_class_instance
 
@@ -39,17 +39,20 @@ def test_the_same_seed_gives_the_same_first_suggestions(name):
     nni_space, _, _ = load_space(load_yaml(space["base"]), space["base"])
 
     def first(seed):
-        args = {"optimize_mode": "maximize"} | ({"seed": seed} if name in ("TPE", "Random") else {})
+        args = {"optimize_mode": "maximize", "seed": seed}
         tuner = create_builtin_class_instance(name, args, "tuners")
         tuner.update_search_space(nni_space)
         return [tuner.generate_parameters(i) for i in range(3)]
 
-    if name in ("TPE", "Random"):
-        assert first(0) == first(0) and first(0) != first(1)
-    else:  # hyperopt's tuners take no seed in NNI: runs differ by their own draws
-        from experiments.plan import takes_seed
+    assert first(0) == first(0) and first(0) != first(1)
 
-        assert not takes_seed({"name": name})
+
+def test_tuners_without_a_seed_are_known_as_such():
+    """hyperopt's tuners take no seed in NNI: their runs differ by their own draws."""
+    from experiments.plan import takes_seed
+
+    assert not takes_seed({"name": "Anneal"}) and not takes_seed({"name": "TPE_legacy"})
+    assert takes_seed({"name": "TPE"}) and takes_seed({"name": "Random"})
 
 
 def test_the_seed_reaches_every_seeded_tuner_and_every_trial():
@@ -98,8 +101,15 @@ def test_every_working_tuner_runs_and_a_rerun_skips_finished_runs(tmp_path):
     assert sorted(runs["variant"]) == sorted(variants)
     assert (runs["trials"] == 3).all() and (runs["finished"] >= 1).all(), runs
     assert runs["final_best"].between(0, 1).all()
-    for name in ("comparison.csv", "pairwise.csv", "comparison.md", "best_so_far_mean.png"):
-        assert (out / name).exists(), name
+    comparison = pd.read_csv(out / "comparison.csv").set_index("variant")
+    by_run = runs.set_index("variant")["final_best"]
+    for variant in variants:  # one run each: the variant's mean is that run's final best
+        assert comparison.loc[variant, "runs"] == 1
+        assert comparison.loc[variant, "final_best_mean"] == pytest.approx(by_run[variant])
+    assert sorted(comparison["mean_rank"]) == pytest.approx(
+        sorted(runs["final_best"].rank(ascending=False).tolist())
+    )
+    assert (out / "best_so_far_mean.png").read_bytes()[:4] == b"\x89PNG"
     again = repeat(*args, "--variants", "tpe,random")
     assert again.returncode == 0 and again.stdout.count("kept from before") == 2
     record = json.loads((out / "runs" / "tpe-s0" / "run.json").read_text())
@@ -135,3 +145,33 @@ def test_both_assessors_run(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     assert sorted(runs["variant"]) == ["curvefitting", "medianstop", "none"]
+
+
+@pytest.mark.integration
+def test_an_assessor_in_a_repeated_study_stops_a_hopeless_trial(tmp_path):
+    """GridSearch in order x = 0.9, 0.8, then 0.1 and 0.05, one at a time (the fault trial
+    reports x * step / steps each step): Medianstop stops the last two once the first two
+    finished; without an assessor all four run to the end."""
+    from tests.helpers.runner import fault_experiment
+
+    space = {"x": {"_type": "choice", "_value": [0.9, 0.8, 0.1, 0.05]}}
+    base = fault_experiment(tmp_path, space, "--mode slow --steps 12", max_trials=4, concurrency=1)
+    plan = tmp_path / "plan.yaml"
+    median = {"name": "Medianstop", "classArgs": {"optimize_mode": "maximize", "start_step": 2}}
+    plan.write_text(
+        f"base: {base}\nseeds: 1\nvariants:\n  none: {{assessor: null}}\n"
+        f"  medianstop: {{assessor: {json.dumps(median)}}}\n"
+    )
+    proc = repeat(
+        str(plan), "--out", str(tmp_path / "out"), "--experiment-dir", str(tmp_path / "n")
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    statuses = {
+        v: pd.read_csv(tmp_path / "out" / "runs" / f"{v}-s0" / "trials.csv").set_index("x")[
+            "status"
+        ]
+        for v in ("none", "medianstop")
+    }
+    assert (statuses["none"] == "SUCCEEDED").all()
+    assert statuses["medianstop"][0.9] == statuses["medianstop"][0.8] == "SUCCEEDED"
+    assert (statuses["medianstop"][[0.1, 0.05]] == "EARLY_STOPPED").all(), statuses

@@ -58,6 +58,20 @@ def test_mann_whitney_u_by_hand():
     assert [r["p_holm"] for r in rows] == pytest.approx([0.3, 1.0, 0.3])
 
 
+def test_mann_whitney_with_ties_by_hand():
+    """x = [1, 2, 2], y = [2, 3, 4]: U_x counts pairs x > y plus half the ties: 0 + 0.5 + 0.5
+    = 1. With ties scipy uses the normal approximation, tie-corrected, with continuity: sigma^2
+    = n1 n2 / 12 * ((n + 1) - sum(t^3 - t) / (n (n - 1))) = 9/12 * (7 - 24/30) = 4.65, z =
+    (|1 - 4.5| - 0.5) / sqrt(4.65), p = erfc(z / sqrt 2)."""
+    (row,) = S.pairwise_mann_whitney({"x": [1.0, 2.0, 2.0], "y": [2.0, 3.0, 4.0]})
+    z = (abs(1 - 4.5) - 0.5) / math.sqrt(4.65)
+    assert row["u"] == 1.0
+    assert row["p"] == pytest.approx(math.erfc(z / math.sqrt(2)), rel=1e-9)
+    assert row["p_holm"] == row["p"]
+    reverse = S.pairwise_mann_whitney({"y": [2.0, 3.0, 4.0], "x": [1.0, 2.0, 2.0]})[0]
+    assert reverse["u"] == 8.0 and reverse["p"] == pytest.approx(row["p"])  # U_y = 9 - U_x
+
+
 def test_padding_an_empty_run():
     assert np.isnan(S.padded(np.array([]), 3)).all()
 
@@ -123,9 +137,20 @@ def test_compare_groups_writes_the_tables_other_tools_read(tmp_path):
     row = comparison.set_index("variant").loc["a"]
     assert row["final_best_mean"] == pytest.approx(a.mean())
     assert row["final_best_se"] == pytest.approx(a.std(ddof=1) / math.sqrt(3))
-    assert comparison["mean_rank"].sum() == pytest.approx(3.0)  # ranks 1 and 2 per seed
+    # ranks by hand: per seed, the variant with the higher final best ranks 1
+    a_best = runs[runs["variant"] == "a"].sort_values("seed")["final_best"].tolist()
+    b_best = runs[runs["variant"] == "b"].sort_values("seed")["final_best"].tolist()
+    a_ranks = [1.0 if x > y else 2.0 if x < y else 1.5 for x, y in zip(a_best, b_best)]
+    ranks = comparison.set_index("variant")["mean_rank"]
+    assert ranks["a"] == pytest.approx(sum(a_ranks) / 3)
+    assert ranks["b"] == pytest.approx(3 - sum(a_ranks) / 3)
     pairs = pd.read_csv(tmp_path / "o" / "pairwise.csv")
     assert list(pairs.columns) == ["variant_a", "variant_b", "u", "p", "p_holm"] and len(pairs) == 1
+    # U of a by hand: pairs where a's run beats b's, ties counted half; one pair: Holm = p
+    u = sum((x > y) + 0.5 * (x == y) for x in a_best for y in b_best)
+    assert pairs.loc[0, "u"] == u and pairs.loc[0, "p_holm"] == pytest.approx(pairs.loc[0, "p"])
+    if u in (0, 9):  # complete separation of 3 against 3: the exact p is 2 / C(6, 3)
+        assert pairs.loc[0, "p"] == pytest.approx(0.1)
     assert "Method:" in (tmp_path / "o" / "comparison.md").read_text()
     for png in ("best_so_far_mean.png", "best_so_far_time.png"):
         assert (tmp_path / "o" / png).read_bytes()[:4] == b"\x89PNG"

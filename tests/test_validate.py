@@ -12,7 +12,7 @@ import yaml
 from experiments.validate import main, validate
 from launcher import REPO
 
-SHIPPED = sorted((REPO / "experiments").glob("*.yaml"))
+SHIPPED = sorted(p for p in (REPO / "experiments").glob("*.yaml") if not p.name.startswith("."))
 SPACE = {
     "features1": {"_type": "choice", "_value": [128, 256]},
     "lr": {"_type": "loguniform", "_value": [0.0001, 0.1]},

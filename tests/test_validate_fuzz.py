@@ -23,7 +23,7 @@ from experiments.plan import is_plan
 from experiments.validate import is_nas_settings, main, validate
 from launcher import REPO
 
-SHIPPED = sorted((REPO / "experiments").glob("*.yaml"))
+SHIPPED = sorted(p for p in (REPO / "experiments").glob("*.yaml") if not p.name.startswith("."))
 VALUES = [-1, 0, 1.5, "x", "", [1], {}, None, True]
 
 
@@ -157,13 +157,28 @@ def nas_accepts(raw: dict) -> bool:
     return True
 
 
+def mirror(tmp_path: Path) -> Path:
+    """A folder whose relative paths resolve as the repo's do (links to every top-level entry,
+    experiments/ a real folder of links), so mutants written there, never in the repo, read
+    ../search_spaces and friends as the originals do."""
+    root = tmp_path / "repo"
+    (root / "experiments").mkdir(parents=True)
+    for entry in REPO.iterdir():
+        if entry.name not in ("experiments", ".git", ".venv"):
+            (root / entry.name).symlink_to(entry)
+    for entry in (REPO / "experiments").iterdir():
+        (root / "experiments" / entry.name).symlink_to(entry)
+    return root / "experiments"
+
+
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_mutants_never_crash_and_nothing_nni_rejects_passes(path, tmp_path, capsys):
     base = load_yaml(path)
     outcomes: Counter = Counter()
     accepted_but_rejected = []
+    folder = mirror(tmp_path)
     for label, raw in mutants(base):
-        mutant = path.parent / f".fuzz-{path.stem}.yaml"  # beside the original: same relative paths
+        mutant = folder / f"fuzz-{path.stem}.yaml"  # in a mirror of experiments/: same paths
         try:
             mutant.write_text(yaml.safe_dump(raw) if isinstance(raw, dict) else "")
             try:

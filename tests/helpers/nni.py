@@ -57,7 +57,8 @@ def running_experiment(config, *, wait: bool = True, timeout_s: float = 300, on_
         yield exp, port, status
     finally:
         exp.stop()
-        assert exp.id not in running_experiment_ids(), f"experiment {exp.id} still running"
+    # after the stop, outside `finally`: a failure here never hides the test's own error
+    assert exp.id not in running_experiment_ids(), f"experiment {exp.id} still running"
 
 
 def read_nni_metrics(sys_dir: Path) -> list[dict]:
