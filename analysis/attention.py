@@ -29,6 +29,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from models.attention import MultiHeadAttention  # noqa: E402
+from trials.data import DATASETS, DatasetError  # noqa: E402
+from trials.outputs import check_writable  # noqa: E402
 
 VARIANTS = ("mha", "gqa", "mqa")
 
@@ -90,15 +92,35 @@ def render(variants, embed_dim, heads, kv_heads, seq_len, seed, out: Path) -> li
 
 
 def load_model(path: str | Path):
-    """A trained RowTransformer saved by nas.evaluator.save_model."""
+    """A trained RowTransformer saved by nas.evaluator.save_model. Read with
+    `weights_only=True`: tensors and plain values only, so a file from someone else cannot run
+    code here (a pickled module or any other object is refused). ValueError, one line, for
+    anything that is not such a file."""
+
     from models.transformer import RowTransformer
 
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    kwargs = state.get("transformer_kwargs")
-    if not kwargs:
-        raise ValueError(f"{path}: not a saved attention classifier (no transformer_kwargs)")
-    model = RowTransformer(**kwargs)
-    model.load_state_dict(state["state_dict"])
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--model {path}: no such file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises anything for a foreign file
+        what = "holds objects beyond weights" if "Weights only" in str(exc) else "unreadable"
+        raise ValueError(
+            f"--model {path}: not a saved attention classifier ({what}; loaded as weights "
+            "only, never as code)"
+        ) from None
+    kwargs = state.get("transformer_kwargs") if isinstance(state, dict) else None
+    if not isinstance(kwargs, dict) or not isinstance(state.get("state_dict"), dict):
+        raise ValueError(
+            f"--model {path}: not a saved attention classifier (no transformer_kwargs)"
+        )
+    try:
+        model = RowTransformer(**kwargs)
+        model.load_state_dict(state["state_dict"])
+    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"--model {path}: its weights do not fit its model ({first})") from None
     return model.eval(), kwargs
 
 
@@ -180,11 +202,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    limits = {"embed_dim": 8192, "heads": 256, "kv_heads": 256, "seq_len": 4096, "images": 100}
+    for name, most in limits.items():
+        if not 1 <= getattr(args, name) <= most:
+            flag = f"--{name.replace('_', '-')}"
+            parser.error(f"{flag} must be in 1..{most}, got {getattr(args, name)}")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
+    if not args.model and (args.dataset is not None or "--images" in (argv or sys.argv)):
+        parser.error("--dataset and --images draw a trained model's maps: give --model too")
+    if args.dataset is not None and args.dataset not in DATASETS:
+        parser.error(f"--dataset {args.dataset!r} unknown; choose one of {', '.join(DATASETS)}")
+    problem = check_writable(Path(args.out), "--out")
+    if problem:
+        parser.error(problem)
     if args.model:
         try:
             paths = render_trained(args.model, args.dataset, args.images, Path(args.out))
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, DatasetError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         print("wrote " + ", ".join(str(p) for p in paths))

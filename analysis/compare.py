@@ -29,6 +29,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from analysis import statistics as S  # noqa: E402
 from analysis.direction import MAXIMIZE, MINIMIZE, direction, word  # noqa: E402
+from analysis.export import make_folder  # noqa: E402
 from analysis.plots import best_so_far, save  # noqa: E402
 from analysis.store import ExportError, load_experiment  # noqa: E402
 from analysis.tables import (  # noqa: E402
@@ -97,8 +98,7 @@ def compare(
 ) -> str:
     import pandas as pd
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out)
     exps = [load_experiment(e, experiment_dir) for e in experiments]
     one_mode(exps)
     table = pd.DataFrame([comparison_row(e) for e in exps])
@@ -420,8 +420,7 @@ def aggregate(
     markdown."""
     import pandas as pd
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out)
     rows = run_rows(runs, budget)
     pd.DataFrame(rows).to_csv(out / "runs.csv", index=False)
     comparison = comparison_rows(rows)

@@ -76,6 +76,16 @@ class Forked:
         return payload["ok"]
 
 
+def make_folder(out) -> Path:
+    """`out`, created if need be; ExportError (one line) when it cannot be."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"--out {out}: cannot be a folder ({exc.strerror})") from None
+    return out
+
+
 def draw(exp: Experiment, trials, params: list[str], out: Path, plots: bool) -> list[str]:
     """intermediate.csv and the plots (matplotlib is imported here, in the worker)."""
     steps = intermediate_table(exp)
@@ -137,8 +147,7 @@ def export(
     """Tables, summary, importance (random forest here; fANOVA and PED-ANOVA through Optuna
     unless optuna=False), and unless plots=False the plots of `exp` into `out`. `parallel`:
     the plots and the Optuna part each in a forked worker while this process fits the forest."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out)
     trials = trials_table(exp)
     params = parameter_names(exp)
     trials.to_csv(out / "trials.csv", index=False)

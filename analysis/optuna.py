@@ -417,8 +417,9 @@ def edf_plot(groups: dict[str, list[Experiment]], path) -> object | None:
 # ---------------------------------------------------------------- the dashboard
 
 
-def serve_dashboard(storage_url: str, port: int) -> int:
-    """optuna-dashboard on 127.0.0.1:port as a child process, until Ctrl-C."""
+def serve_dashboard(storage_url: str, port: int, host: str = "127.0.0.1") -> int:
+    """optuna-dashboard on host:port (this machine only by default) as a child process, until
+    Ctrl-C."""
     import os
     import shutil
     import signal
@@ -429,8 +430,14 @@ def serve_dashboard(storage_url: str, port: int) -> int:
             "error: optuna-dashboard is not installed: pip install -e '.[optuna]'", file=sys.stderr
         )
         return 2
-    proc = subprocess.Popen([exe, storage_url, "--host", "127.0.0.1", "--port", str(port)])
-    print(f"optuna-dashboard: http://127.0.0.1:{port} (Ctrl-C stops it)", flush=True)
+    proc = subprocess.Popen([exe, storage_url, "--host", host, "--port", str(port)])
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"note: the dashboard listens on {host}: whoever reaches port {port} there can read "
+            "and change the study (no authentication)",
+            file=sys.stderr,
+        )
+    print(f"optuna-dashboard: http://{host}:{port} (Ctrl-C stops it)", flush=True)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return proc.wait()
@@ -457,11 +464,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study-name", help="default: nni-<experiment id>")
     p.add_argument("--dashboard", action="store_true", help="then serve optuna-dashboard on it")
     p.add_argument("--port", type=int, default=8081, help="dashboard port (default 8081)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="dashboard address (default 127.0.0.1: this machine only; 0.0.0.0 exposes it)",
+    )
     return p
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not 0 < args.port < 65536:
+        parser.error(f"--port {args.port}: not a port (1..65535)")
+    if args.study_name is not None and not args.study_name.strip():
+        parser.error("--study-name must not be empty")
     try:
         exp = load_experiment(args.experiment, args.experiment_dir)
         t0 = time.perf_counter()
@@ -485,7 +502,7 @@ def main(argv=None) -> int:
         f"{study.direction.name.lower()}{best} ({time.perf_counter() - t0:.1f} s)"
     )
     if args.dashboard:
-        return serve_dashboard(args.storage, args.port)
+        return serve_dashboard(args.storage, args.port, args.host)
     return 0
 
 

@@ -25,6 +25,8 @@ from pathlib import Path
 from benchmarks.machine import cpu_name
 from benchmarks.nni_db import write_experiment
 from launcher import REPO
+from trials.outputs import check_writable
+from trials.params import positive_int
 
 SIZES = (20, 100, 1_000, 5_000, 20_000)
 TARGETS = {20: (2.0, None), 5_000: (10.0, 300.0)}  # trials -> (seconds, MB)
@@ -132,10 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="folder for export.md and export.json")
     p.add_argument(
-        "--sizes", type=int, nargs="+", default=list(SIZES), help="trial counts (20 ... 20000)"
+        "--sizes",
+        type=positive_int,
+        nargs="+",
+        default=list(SIZES),
+        help="trial counts (20 ... 20000)",
     )
-    p.add_argument("--intermediates", type=int, default=20, help="per trial (default 20)")
-    p.add_argument("--repeats", type=int, default=3, help="exports per size; the median counts")
+    p.add_argument("--intermediates", type=positive_int, default=20, help="per trial (default 20)")
+    p.add_argument(
+        "--repeats", type=positive_int, default=3, help="exports per size; the median counts"
+    )
     p.add_argument("--serial", action="store_true", help="pass --serial to the exporter")
     p.add_argument(
         "--no-optuna", action="store_true", help="pass --no-optuna to the exporter (no Optuna part)"
@@ -144,7 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    problem = check_writable(Path(args.out), "--out")
+    if problem:
+        parser.error(problem)
     extra = ["--serial"] * args.serial + ["--no-optuna"] * args.no_optuna
     rows = measure(args.sizes, args.intermediates, args.repeats, extra)
     note = (

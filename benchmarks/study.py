@@ -29,6 +29,8 @@ from pathlib import Path
 
 from benchmarks.machine import cpu_name
 from launcher import REPO
+from trials.outputs import check_writable
+from trials.params import positive_int
 
 REPLAY = "Optuna, the same trials as NNI"  # the row that replays NNI's own trials
 # case -> (experiment file, trials, epochs, concurrencies, NNI systems); the file's search
@@ -225,15 +227,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="folder for study.json and study.md")
     p.add_argument("--case", choices=list(CASES), default="digits", help="which study (digits)")
-    p.add_argument("--trials", type=int, help="trials per study (the case's: 10)")
-    p.add_argument("--epochs", type=int, help="epochs per trial (the case's: 10 or 20)")
-    p.add_argument("--concurrency", type=int, nargs="+", help="concurrencies to run")
-    p.add_argument("--quick", action="store_true", help="3 trials, 1 epoch, concurrency 1")
+    p.add_argument("--trials", type=positive_int, help="trials per study (the case's: 10)")
+    p.add_argument("--epochs", type=positive_int, help="epochs per trial (the case's: 10 or 20)")
+    p.add_argument("--concurrency", type=positive_int, nargs="+", help="concurrencies to run")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="3 trials, 1 epoch, concurrency 1 (not with --trials / --epochs / --concurrency)",
+    )
     return p
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.quick and (args.trials or args.epochs or args.concurrency):
+        parser.error("--quick sets trials, epochs and concurrency: give either")
+    problem = check_writable(Path(args.out), "--out")
+    if problem:
+        parser.error(problem)
     _, trials, epochs, concurrencies, systems = CASES[args.case]
     trials, epochs = args.trials or trials, args.epochs or epochs
     concurrencies = args.concurrency or concurrencies

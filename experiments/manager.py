@@ -576,8 +576,9 @@ def interrupts_enabled():
 
 
 @contextlib.contextmanager
-def interrupts_deferred(stream=sys.stderr):
+def interrupts_deferred(stream=None):
     """While the manager stops, a second Ctrl-C must not leave it half-stopped."""
+    stream = stream or sys.stderr
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def wait(*_):

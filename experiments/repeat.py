@@ -30,7 +30,6 @@ import sys
 import time
 from pathlib import Path
 
-from analysis.outputs import check_writable
 from experiments.manager import EXIT_INTERRUPTED, EXIT_USAGE, Study, run_study
 from experiments.plan import (
     RepeatError,
@@ -42,6 +41,10 @@ from experiments.plan import (
 )
 from experiments.validate import validate
 from launcher.warm import warm_launcher
+from trials.outputs import check_writable
+from trials.params import positive_int
+
+MAX_RUNS = 100_000  # (variant, seed) runs of one repeated study: beyond, a typo
 
 
 def run_settings(plan, variant: str, seed: int) -> dict:
@@ -198,6 +201,11 @@ def repeat(args) -> int:
             raise RepeatError(f"unknown variants {unknown}; the file has {variants}")
         variants = wanted
     seeds = range(int(plan.get("seeds") or 1))
+    if len(seeds) * len(variants) > MAX_RUNS:
+        raise RepeatError(
+            f"{len(seeds)} seeds x {len(variants)} variants is more than {MAX_RUNS:,} NNI "
+            "experiments: lower --seeds"
+        )
     out = Path(args.out)
     todo = [(v, s) for s in seeds for v in variants]  # seed-major: early stops stay paired
     for v, _ in todo[: len(variants)]:
@@ -259,9 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="study-of-studies YAML (experiments/tuners_digits.yaml)")
     p.add_argument("--out", required=True, help="folder for the runs and the comparison")
     p.add_argument("--experiment-dir", help="NNI experiment folder (default ~/nni-experiments)")
-    p.add_argument("--seeds", type=int, help="runs per variant (override the file)")
-    p.add_argument("--max-trials", type=int, help="trials per run (override the file)")
-    p.add_argument("--epochs", type=int, help="epochs per trial (override the file)")
+    p.add_argument("--seeds", type=positive_int, help="runs per variant (override the file)")
+    p.add_argument("--max-trials", type=positive_int, help="trials per run (override the file)")
+    p.add_argument("--epochs", type=positive_int, help="epochs per trial (override the file)")
     p.add_argument("--dataset", help="the trials' --dataset (override the base experiment)")
     p.add_argument("--variants", help="comma-separated subset of the file's variants")
     p.add_argument("--plots", action="store_true", help="also draw each run's own plots")

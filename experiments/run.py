@@ -22,11 +22,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from analysis.outputs import check_writable
 from experiments.config import ConfigError, apply_overrides, load_yaml, to_nni_config
 from experiments.manager import EXIT_DONE, EXIT_USAGE, Study, quoted, run_study
 from experiments.validate import validate
 from launcher.warm import add_launcher_flag
+from trials.outputs import check_writable
+from trials.params import positive_int
 
 OVERRIDES = ("max_trials", "concurrency", "dataset", "epochs")
 
@@ -138,6 +139,14 @@ def run(args) -> int:
     return run_study(study, export=export, launcher=not args.no_launcher, stall_s=stall_s)
 
 
+def port(text: str) -> int:
+    """An argparse type: a TCP port."""
+    value = int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"not a port (1..65535): {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m experiments.run",
@@ -146,12 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("config", nargs="?", help="experiment YAML (experiments/*.yaml)")
     p.add_argument("--resume", metavar="ID", help="resume the stopped or crashed experiment ID")
-    p.add_argument("--port", type=int, help="web UI / REST port (default 8080, else a free one)")
+    p.add_argument("--port", type=port, help="web UI / REST port (default 8080, else a free one)")
     p.add_argument("--experiment-dir", help="NNI experiment folder (default ~/nni-experiments)")
-    p.add_argument("--max-trials", type=int, help="override maxTrialNumber")
-    p.add_argument("--concurrency", type=int, help="override trialConcurrency (and --threads)")
+    p.add_argument("--max-trials", type=positive_int, help="override maxTrialNumber")
+    p.add_argument(
+        "--concurrency", type=positive_int, help="override trialConcurrency (and --threads)"
+    )
     p.add_argument("--dataset", help="override the trial's --dataset")
-    p.add_argument("--epochs", type=int, help="override the trial's --epochs")
+    p.add_argument("--epochs", type=positive_int, help="override the trial's --epochs")
     p.add_argument("--out", help="export folder (default runs/<name>-<id>)")
     p.add_argument(
         "--stall-minutes",
@@ -172,6 +183,8 @@ def main(argv=None) -> int:
         parser.error("--resume continues the experiment as it was configured: no overrides")
     if not args.resume and not args.config:
         parser.error("an experiment file (or --resume ID) is required")
+    if args.stall_minutes is not None and not args.stall_minutes > 0:
+        parser.error(f"--stall-minutes must be > 0, got {args.stall_minutes}")
     return run(args)
 
 

@@ -46,9 +46,11 @@ def live(path: str | None) -> bool:
 
 
 @contextlib.contextmanager
-def warm_launcher(enabled: bool = True, stream=sys.stderr):
+def warm_launcher(enabled: bool = True, stream=None):
     """A launcher for the duration of the block; one already running (an outer block, e.g. a
-    repeated study's) is used instead of starting another."""
+    repeated study's) is used instead of starting another. `stream`: where it says so
+    (default: sys.stderr as it is when called)."""
+    stream = stream or sys.stderr
     if not enabled:
         yield None
         return

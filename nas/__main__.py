@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from experiments.config import ConfigError, load_yaml
 from launcher.warm import add_launcher_flag
@@ -100,24 +101,69 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def blame(args, raw, exc) -> str:
+    """Where a bad setting came from: the file (it fails alone), else the flags."""
+    if not isinstance(exc, SettingsError) or not args.config:
+        return ""
+    try:
+        check(settings_from(raw, {}))
+    except SettingsError:
+        return f"{args.config}: "
+    flags = [f"--{k.replace('_', '-')}" for k in DEFAULTS if getattr(args, k, None) is not None]
+    return f"{' '.join(flags)} (over {args.config}): "
+
+
+def session_problem(args, settings) -> str | None:
+    """The session's flags, checked before any training or NNI start."""
+    from trials.outputs import check_writable
+
+    if args.compare is not None:
+        if settings["strategy"] not in ONE_SHOT:
+            return (
+                f"--compare ranks a one-shot search against a multi-trial one; strategy "
+                f"{settings['strategy']!r} is multi-trial (use {', '.join(ONE_SHOT)})"
+            )
+        from nas.oneshot import CompareError, multi_trial_means
+
+        try:
+            multi_trial_means(args.compare)
+        except CompareError as exc:
+            return str(exc)
+    for path, flag in ((args.out, "--out"), (args.experiment_dir, "--experiment-dir")):
+        problem = check_writable(Path(path), flag) if path else None
+        if problem:
+            return problem
+    if args.port is not None and not 0 < args.port < 65536:
+        return f"--port {args.port}: not a port (1..65535)"
+    if args.stall_minutes is not None and not args.stall_minutes > 0:
+        return f"--stall-minutes must be > 0, got {args.stall_minutes}"
+    return None
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.resume:
         print(f"error: {NO_RESUME}", file=sys.stderr)
         return 2
     overrides = {k: getattr(args, k, None) for k in DEFAULTS}
+    raw = None
     try:
         raw = load_yaml(args.config) if args.config else {}
         settings = settings_from(raw, overrides)
         check(settings)
     except (SettingsError, ConfigError) as exc:
-        where = f"{args.config}: " if args.config and isinstance(exc, SettingsError) else ""
-        print(f"error: {where}{exc}", file=sys.stderr)
+        print(
+            f"error: {blame(args, raw if 'raw' in locals() else None, exc)}{exc}", file=sys.stderr
+        )
+        return 2
+    problem = session_problem(args, settings)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     if settings["strategy"] in ONE_SHOT:
         from nas.oneshot import run as run_oneshot
 
-        return run_oneshot(settings, args.out, args.compare)
+        return run_oneshot(settings, args.out, args.compare, args.experiment_dir)
     from nas.study import run
 
     stall_s = args.stall_minutes * 60 if args.stall_minutes is not None else None

@@ -128,8 +128,11 @@ def shared_weight_accuracy(supernet, depth: int, x, y) -> float:
     return correct / len(x)
 
 
-def train_supernet(settings: dict, data, announce) -> tuple[object, dict, float]:
-    """(supernet, the strategy's pick, seconds) after training the supernet."""
+def train_supernet(
+    settings: dict, data, announce, experiment_dir: str | None = None
+) -> tuple[object, dict, float]:
+    """(supernet, the strategy's pick, seconds) after training the supernet. NNI records the
+    experiment under `experiment_dir` (default ~/nni-experiments), as the multi-trial runs."""
     import logging
     import warnings
 
@@ -166,6 +169,8 @@ def train_supernet(settings: dict, data, announce) -> tuple[object, dict, float]
     )
     strategy = make_strategy(settings["strategy"], seed)
     exp = NasExperiment(space, evaluator, strategy)
+    if experiment_dir:
+        exp.config.experiment_working_directory = str(Path(experiment_dir).expanduser().resolve())
     announce(
         f"training the supernet ({settings['strategy']}, depth {settings['min_depth']}.."
         f"{settings['max_depth']}, width {FIXED_WIDTH}, {settings['epochs']} epochs)"
@@ -212,13 +217,33 @@ def retrain(settings: dict, depth: int, seeds: int, announce) -> list[dict]:
     return results
 
 
+class CompareError(ValueError):
+    """A --compare file that is not a multi-trial depth study's trials.csv."""
+
+
 def multi_trial_means(path: str) -> dict[int, float]:
-    """depth -> mean validation accuracy of a multi-trial study's trials.csv."""
+    """depth -> mean validation accuracy of a multi-trial study's trials.csv; CompareError
+    (one line) for anything else, checked before the supernet trains."""
     import pandas as pd
 
-    trials = pd.read_csv(path)
-    done = trials[trials["default"].notna()]
-    return {int(d): float(g["default"].mean()) for d, g in done.groupby("depth")}
+    try:
+        trials = pd.read_csv(path)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CompareError(f"--compare {path}: not a readable CSV ({first})") from None
+    missing = [c for c in ("depth", "default") if c not in trials.columns]
+    if missing:
+        raise CompareError(
+            f"--compare {path}: not a NAS depth study's trials.csv (no column {missing[0]!r})"
+        )
+    done = trials[pd.to_numeric(trials["default"], errors="coerce").notna()]
+    try:
+        means = {int(d): float(g["default"].mean()) for d, g in done.groupby("depth")}
+    except (TypeError, ValueError) as exc:
+        raise CompareError(f"--compare {path}: depths or values are not numbers ({exc})") from None
+    if not means:
+        raise CompareError(f"--compare {path}: no finished trial to compare with")
+    return means
 
 
 def kendall(ours: dict[int, float], reference: dict[int, float]) -> tuple[float, float, int]:
@@ -229,7 +254,12 @@ def kendall(ours: dict[int, float], reference: dict[int, float]) -> tuple[float,
     return float(tau), float(p), len(depths)
 
 
-def run(settings: dict, out: str | None = None, compare: str | None = None) -> int:
+def run(
+    settings: dict,
+    out: str | None = None,
+    compare: str | None = None,
+    experiment_dir: str | None = None,
+) -> int:
     import pandas as pd
 
     from nas.space import DepthSpace
@@ -245,7 +275,7 @@ def run(settings: dict, out: str | None = None, compare: str | None = None) -> i
     torch.set_num_threads(max(1, torch.get_num_threads()))
     data = load_dataset(settings["dataset"], settings["data_dir"], seed=0)
     try:
-        supernet, pick, search_s = train_supernet(settings, data, announce)
+        supernet, pick, search_s = train_supernet(settings, data, announce, experiment_dir)
     except KeyboardInterrupt:
         print("interrupted: the supernet was not finished; nothing written", file=sys.stderr)
         return 130

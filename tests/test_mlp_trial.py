@@ -136,3 +136,20 @@ def test_the_final_result_is_reported_exactly_once_even_when_asked_twice():
     assert sent == [{"default": 0.5}] and reporter.final_result == {"default": 0.5}
     with pytest.raises(ValueError, match="non-finite"):
         Recording().final({"default": math.nan})
+
+
+def test_what_ran_is_recorded_not_what_was_asked(tmp_path, capsys):
+    """No GPU here: --device cuda trains on the CPU, says so, and metrics.json says cpu; a
+    --data-dir with the embedded digits is unused, said, and not recorded as used."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible: --device cuda would use it")
+    mlp.main(
+        ["--epochs", "1", "--device", "cuda", "--data-dir", str(tmp_path), "--out", str(tmp_path)]
+    )
+    err = capsys.readouterr().err
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    params = saved.get("params", saved)
+    assert params["device"] == "cpu" and "training on the CPU" in err
+    assert params["data_dir"] is None and "unused, digits is embedded" in err

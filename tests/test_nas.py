@@ -230,9 +230,13 @@ def test_one_shot_search_on_digits_writes_its_table(strategy, tmp_path, capsys):
             "2",
             "--out",
             str(tmp_path),
+            "--experiment-dir",
+            str(tmp_path / "nni"),
         ]
     )
     assert code == 0
+    # NNI's files of the one-shot experiment are where --experiment-dir said, as multi-trial's
+    assert [p.name for p in (tmp_path / "nni").iterdir() if p.name != "_latest"]
     trials = pd.read_csv(tmp_path / "trials.csv")
     assert sorted(trials["depth"]) == [1, 2, 3, 4, 5, 6]
     assert trials["default"].between(0, 1).all() and trials["picked"].sum() == 1

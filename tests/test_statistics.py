@@ -25,7 +25,11 @@ def test_mean_and_standard_error():
     mean, se = S.mean_se([1.0, 2.0, 3.0, 4.0])
     assert mean == 2.5
     assert se == pytest.approx(math.sqrt(((1.5**2 + 0.5**2) * 2) / 3) / 2)  # std ddof=1 / sqrt(4)
-    assert math.isnan(S.mean_se([1.0])[1])
+    one = S.mean_se([1.0])
+    assert one[0] == 1.0 and math.isnan(one[1])
+    empty = S.mean_se([])
+    assert math.isnan(empty[0]) and math.isnan(empty[1])
+    assert S.mean_se([None, math.nan, 2.0, 4.0]) == (3.0, pytest.approx(1.0))  # gaps dropped
 
 
 def test_ranks_seed_by_seed_ties_averaged():
@@ -43,6 +47,9 @@ def test_holm_by_hand():
     # sorted p: 0.01, 0.02, 0.04 -> 3*0.01, max(0.03, 2*0.02), max(0.04, 1*0.04)
     assert S.holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
     assert S.holm([0.5, 0.9]) == [1.0, 1.0]
+    assert S.holm([0.6, 0.7]) == [1.0, 1.0]  # 2 * 0.6 = 1.2: capped at 1
+    # step-down monotone: 3 * 0.01 = 0.03, then 2 * 0.011 = 0.022 lifted to 0.03
+    assert S.holm([0.01, 0.011, 0.5]) == pytest.approx([0.03, 0.03, 0.5])
 
 
 def test_mann_whitney_u_by_hand():
@@ -74,6 +81,14 @@ def test_mann_whitney_with_ties_by_hand():
 
 def test_padding_an_empty_run():
     assert np.isnan(S.padded(np.array([]), 3)).all()
+    assert S.padded(np.array([0.1, 0.2, 0.3]), 2).tolist() == [0.1, 0.2]
+    assert S.padded(np.array([0.1]), 3).tolist() == [0.1, 0.1, 0.1]
+
+
+def test_a_variant_without_runs_is_left_out_of_the_pairs_and_ranks_skip_missing_seeds():
+    assert S.pairwise_mann_whitney({"a": [1.0, 2.0], "b": []}) == []
+    ranks = S.seed_ranks({"a": [0.9, 0.1, 0.5], "b": [0.8, 0.2]})  # b has no third seed
+    assert ranks == {"a": [1.0, 2.0], "b": [2.0, 1.0]}
 
 
 def test_compare_groups_writes_the_tables_other_tools_read(tmp_path):

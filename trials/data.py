@@ -201,17 +201,12 @@ def try_torchvision_download(name: str) -> dict[str, Path] | None:
 def locate_mnist_family(name: str, data_dir: str | Path | None) -> dict[str, Path]:
     files = find_idx_files(name, data_dir) or try_torchvision_download(name)
     if files is None:
-        looked = "\n  ".join(str(p) for p in candidate_dirs(name, data_dir))
-        debian = f"apt-get install dataset-{name}" if name == "fashion-mnist" else None
-        hints = [
-            "pass --data-dir DIR (or set NNISUITE_DATA) to a folder with the four IDX files "
-            f"({', '.join(IDX_FILES.values())}, raw or .gz)",
-            "install torchvision with network access to download it",
-        ]
-        if debian:
-            hints.insert(0, debian)
+        roots = sorted({str(p) for p in candidate_dirs(name, data_dir)}, key=len)
+        roots = [r for r in roots if not any(r != o and r.startswith(o + "/") for o in roots)]
+        debian = f"apt-get install dataset-{name}, or " if name == "fashion-mnist" else ""
         raise DatasetError(
-            f"dataset {name!r} not found. Looked in:\n  {looked}\nTo get it: " + "; or ".join(hints)
+            f"dataset {name!r} not found in {', '.join(roots)} (and their {name}/, raw/ "
+            f"folders); {debian}pass --data-dir DIR with its four IDX files (README: Datasets)"
         )
     return files
 

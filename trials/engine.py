@@ -70,7 +70,7 @@ def load_checkpoint(folder: str | None, model: nn.Module, optimizer, generator) 
     path = os.path.join(folder, CHECKPOINT)
     if not os.path.exists(path):
         return 0, f"no checkpoint in {folder}: a fresh start"
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain values only
     current = model.state_dict()
     shapes = {k: tuple(v.shape) for k, v in state["model"].items()}
     if shapes != {k: tuple(v.shape) for k, v in current.items()}:

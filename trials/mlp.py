@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from trials.params import ParameterError, TrainingParams
+from trials.params import MAX_WIDTH, ParameterError, TrainingParams
 from trials.runner import main_guard, run_trial
 
 ACTIVATIONS = ("relu", "tanh", "gelu", "sigmoid")  # models.mlp.ACTIVATIONS, without torch
@@ -28,6 +28,8 @@ class MLPParams(TrainingParams):
         super().check()
         if min(self.features1, self.features2) < 1:
             raise ParameterError("features1 and features2 must be >= 1")
+        if max(self.features1, self.features2) > MAX_WIDTH:
+            raise ParameterError(f"features1 and features2 must be <= {MAX_WIDTH}")
         if self.activation not in ACTIVATIONS:
             raise ParameterError(
                 f"activation {self.activation!r} unknown; choose one of {', '.join(ACTIVATIONS)}"

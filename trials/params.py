@@ -16,13 +16,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import re
 import sys
 import typing
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 # Fields a user sets on the command line but a search space must not tune.
 CLI_ONLY = {"out", "data_dir", "threads", "device", "fused"}
 OPTIMIZERS = ("sgd", "adam")  # what trials.engine.make_optimizer builds
+DEVICE = re.compile(r"cpu|cuda(:\d+)?")
+MAX_WIDTH = 65_536  # a layer wider than this is a typo, not a model (784 x 65,536 floats: 200 MB)
 
 
 class ParameterError(ValueError):
@@ -43,15 +47,27 @@ class TrialParams:
     fused: bool | None = None  # trials.fused's fast path; None: wherever it applies
 
     def check(self) -> None:
-        """Range checks shared by every trial; subclasses extend and call super()."""
+        """Range checks shared by every trial, before any work; subclasses extend and call
+        super()."""
         from trials.data import DATASETS  # numpy only
+        from trials.outputs import check_writable
 
         if self.epochs < 1:
             raise ParameterError(f"epochs must be >= 1, got {self.epochs}")
+        if not 0 <= self.seed < 2**32:
+            raise ParameterError(f"seed must be in 0..2**32-1, got {self.seed}")
         if self.dataset not in DATASETS:
             raise ParameterError(f"dataset {self.dataset!r} unknown; choose one of {DATASETS}")
         if self.threads is not None and self.threads < 1:
             raise ParameterError(f"threads must be >= 1, got {self.threads}")
+        if self.device is not None and not DEVICE.fullmatch(self.device):
+            raise ParameterError(f"device {self.device!r} unknown; use cpu, cuda or cuda:N")
+        if self.data_dir is not None and not Path(self.data_dir).expanduser().is_dir():
+            raise ParameterError(f"data_dir {self.data_dir}: no such folder")
+        if self.out is not None:
+            problem = check_writable(Path(self.out), "--out")
+            if problem:
+                raise ParameterError(problem)
 
 
 @dataclasses.dataclass
@@ -75,6 +91,18 @@ class TrainingParams(TrialParams):
             )
         if self.momentum < 0:
             raise ParameterError(f"momentum must be >= 0, got {self.momentum}")
+        if self.momentum and self.optimizer != "sgd":
+            raise ParameterError(
+                f"momentum {self.momentum} is SGD's; optimizer {self.optimizer!r} takes none"
+            )
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (argparse turns the ValueError into its one line)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
 
 
 def field_types(cls) -> dict[str, type]:
@@ -190,6 +218,19 @@ def resolve_params(
             f"required parameter(s) {', '.join(missing)} set by neither the "
             "search space nor the command line"
         )
+    tuned = set(nni_params or {})
+    if (
+        values.get("momentum")
+        and values.get("optimizer", "sgd") != "sgd"
+        and tuned
+        & {
+            "momentum",
+            "optimizer",
+        }
+    ):
+        # a space that tunes both: momentum means nothing to Adam; record what was used
+        print(f"{prog}: momentum unused by {values['optimizer']}: recorded as 0", file=sys.stderr)
+        values["momentum"] = 0.0
     params = cls(**values)
     params.check()
     return params

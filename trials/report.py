@@ -104,11 +104,11 @@ class NNIReporter(Reporter):
 class StandaloneReporter(Reporter):
     """Prints a line per epoch; writes metrics.json, accuracy.png and loss.png into `out`."""
 
-    def __init__(self, out: str | Path, params: dict, stream=sys.stdout):
+    def __init__(self, out: str | Path, params: dict, stream=None):
         super().__init__()
         self.out = Path(out)
         self.params = params
-        self.stream = stream
+        self.stream = stream or sys.stdout  # read when used, not at import
 
     def _emit_intermediate(self, m):
         print(

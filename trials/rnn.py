@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from trials.params import ParameterError, TrainingParams
+from trials.params import MAX_WIDTH, ParameterError, TrainingParams
 from trials.runner import main_guard, run_trial
 
 CELLS = ("elman", "gru", "lstm")  # models.rnn.CELLS, restated so validation skips torch
@@ -30,8 +30,8 @@ class RNNParams(TrainingParams):
         super().check()
         if self.cell not in CELLS:
             raise ParameterError(f"cell {self.cell!r} unknown; choose one of {', '.join(CELLS)}")
-        if self.hidden_size < 1:
-            raise ParameterError(f"hidden_size must be >= 1, got {self.hidden_size}")
+        if not 1 <= self.hidden_size <= MAX_WIDTH:
+            raise ParameterError(f"hidden_size must be in 1..{MAX_WIDTH}, got {self.hidden_size}")
 
 
 PARAMS = RNNParams  # what experiments.validate checks search spaces against

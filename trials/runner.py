@@ -66,6 +66,8 @@ def run_trial(params_cls, build_model, argv=None, prog="trial", description="") 
     )
     if isinstance(reporter, StandaloneReporter):
         reporter.params["fused"] = result.fused  # the path taken, not only the flag
+        reporter.params["device"] = params.device  # where it ran (a CUDA request may fall back)
+        reporter.params["data_dir"] = params.data_dir
     if BUDGET in extras:
         result.final["budget"] = float(extras[BUDGET])
     if result.resume_note:
@@ -80,7 +82,7 @@ def train(params, build_model, on_epoch=None, announce=None, resume_from=None, s
     save_to are checkpoint folders (NNI's PBT). Returns the engine's FitResult."""
     import torch
 
-    from trials.engine import fast_path
+    from trials.engine import fast_path, pick_device
     from trials.params import ParameterError
 
     if params.threads:
@@ -93,6 +95,10 @@ def train(params, build_model, on_epoch=None, announce=None, resume_from=None, s
     if (config.device or "").startswith("cuda") and not torch.cuda.is_available():
         print(f"--device {config.device}: no GPU visible, training on the CPU", file=sys.stderr)
         config.device = "cpu"
+    params.device = str(pick_device(config.device))  # what runs, recorded as such
+    if params.dataset == "digits" and params.data_dir:
+        print(f"--data-dir {params.data_dir}: unused, digits is embedded", file=sys.stderr)
+        params.data_dir = None
     if (
         config.device in (None, "cpu")
         and os.environ.get("CUDA_VISIBLE_DEVICES")
