@@ -67,11 +67,11 @@ def parameter_columns(exp: Experiment) -> dict[str, str]:
     """column -> flattened parameter name, in the search space's order (names it does not
     list after, as the trials first carry them). A parameter named like a column nnisuite
     writes (`status`, `default`, ...) gets the column `param.<name>`."""
-    order = space_order(exp.config.get("searchSpace") or {})
-    names = list(order)
+    names = space_order(exp.config.get("searchSpace") or {})
+    carried: dict[str, None] = {}  # every name a trial carries, in first-seen order
     for trial in exp.trials:
-        names += [n for n in flatten_parameters(trial.parameters) if n not in names]
-    carried = {n for t in exp.trials for n in flatten_parameters(t.parameters)}
+        carried.update(dict.fromkeys(flatten_parameters(trial.parameters)))
+    names += [n for n in carried if n not in names]
     top = {n.split(".")[0] for n in carried}
     # nested names no trial took stay out; top-level ones stay (nothing started yet)
     names = [n for n in names if n in carried or ("." not in n and n not in top) or not carried]
@@ -270,7 +270,8 @@ def status_note(exp: Experiment, counts: dict[str, int], trials: pd.DataFrame) -
 
 def summary_markdown(exp: Experiment, trials: pd.DataFrame, importance_md: str = "") -> str:
     cfg = exp.config
-    params = parameter_names(exp)
+    columns = parameter_columns(exp)
+    params = list(columns)
     mode = direction(cfg)
     counts = status_counts(trials) if not trials.empty else {}
     label = metric_label(trials, cfg)
@@ -311,7 +312,7 @@ def summary_markdown(exp: Experiment, trials: pd.DataFrame, importance_md: str =
         best = ranked(finished, mode).iloc[0]
         trial = next(t for t in exp.trials if t.trial_id == best["trial_id"])
         flat = flatten_parameters(trial.parameters)
-        best_params = {n: flat[n] for n in parameter_columns(exp).values() if n in flat}
+        best_params = {n: flat[n] for n in columns.values() if n in flat}
         lines += [
             "",
             f"## Best trial: {best['trial_id']} ({label} {fmt(best['default'])}"

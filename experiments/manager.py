@@ -401,6 +401,7 @@ def watch(
     dispatcher: int | None = None
     dispatcher_log = DispatcherLog(logs)
     trials: list = []
+    mode = None
     while True:
         now = time.monotonic()
         if timeout_s is not None and now - started > timeout_s:
@@ -411,7 +412,7 @@ def watch(
             if exp_id is not None and found.id not in (exp_id, "?"):
                 raise ExportError(f"port {port} answers for experiment {found.id}, not {exp_id}")
             trials = found.trials
-            mode = direction(found.config)
+            mode = mode or direction(found.config)  # the config does not change: read once
             unreachable_since = None
         except ExportError as exc:
             unreachable_since = unreachable_since or now
