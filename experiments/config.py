@@ -10,8 +10,9 @@ Relative paths (searchSpaceFile, trialCodeDirectory) are relative to the YAML fi
 from __future__ import annotations
 
 import os
+import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -57,28 +58,63 @@ def set_key(raw: dict, name: str, value) -> dict:
     return out
 
 
+# What a trial that is not nnisuite's gets instead of a flag: its environment.
+FOREIGN_ENV = {"--seed": "NNISUITE_SEED", "--threads": "OMP_NUM_THREADS"}
+ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+PYTHON = re.compile(r"^python[0-9.]*$")
+PYTHON_OPTIONS_WITH_VALUE = ("-W", "-X")
+
+
 @dataclass
 class TrialCommand:
-    """A parsed trial command: `[python3 -m launcher [--python P]] MODULE [ARGS]`."""
+    """A parsed trial command: `[NAME=value ...] PREFIX [MODULE | SCRIPT] ARGS`, where PREFIX
+    is `python3 -m launcher [--python P]` or `python3 -m` (a module: trials.mlp, their.module),
+    or `python3 [-u ...]` (a script: train.py); anything else (`bash run.sh`) is all prefix."""
 
-    prefix: list[str]  # everything before the module name
-    module: str | None  # e.g. trials.mlp; None when the command runs something else
+    prefix: list[str]  # everything before the module or script name, env assignments aside
+    module: str | None  # e.g. trials.mlp; None when the command runs no module
     args: list[str]
+    script: str | None = None  # e.g. train.py, as written (relative to trialCodeDirectory)
+    env: dict[str, str] = field(default_factory=dict)  # leading NAME=value assignments
 
     @classmethod
     def parse(cls, command: str) -> TrialCommand:
         tokens = shlex.split(command or "")
+        env = {}
+        while tokens and ENV_ASSIGNMENT.match(tokens[0]):
+            name, value = tokens.pop(0).split("=", 1)
+            env[name] = value
         if "-m" in tokens:
             i = tokens.index("-m") + 1
             if i < len(tokens) and tokens[i] == CLIENT_MODULE:
                 i += 1
                 if tokens[i : i + 1] == ["--python"]:
                     i += 2
+                if tokens[i : i + 1] == ["--script"] and i + 1 < len(tokens):
+                    return cls(tokens[: i + 1], None, tokens[i + 2 :], tokens[i + 1], env)
                 if i < len(tokens):
-                    return cls(tokens[:i], tokens[i], tokens[i + 1 :])
+                    return cls(tokens[:i], tokens[i], tokens[i + 1 :], None, env)
             elif i < len(tokens):
-                return cls(tokens[:i], tokens[i], tokens[i + 1 :])
-        return cls(tokens, None, [])
+                return cls(tokens[:i], tokens[i], tokens[i + 1 :], None, env)
+        if tokens and PYTHON.match(Path(tokens[0]).name):
+            i = 1
+            while i < len(tokens) and tokens[i].startswith("-") and tokens[i] not in ("-c", "-"):
+                i += 2 if tokens[i] in PYTHON_OPTIONS_WITH_VALUE else 1
+            if i < len(tokens) and tokens[i].endswith(".py"):
+                return cls(tokens[:i], None, tokens[i + 1 :], tokens[i], env)
+        return cls(tokens, None, [], None, env)
+
+    @property
+    def python(self) -> str | None:
+        """The interpreter the command names (python3, /opt/env/bin/python), if any."""
+        if self.prefix and PYTHON.match(Path(self.prefix[0]).name):
+            return self.prefix[0]
+        return None
+
+    @property
+    def through_launcher(self) -> bool:
+        """Whether the command runs through nnisuite's client (`python3 -m launcher ...`)."""
+        return CLIENT_MODULE in self.prefix[1:3] and "-m" in self.prefix[:2]
 
     def with_flag(self, flag: str, value) -> TrialCommand:
         """Set `--flag value`, replacing an existing `--flag value` or `--flag=value`."""
@@ -93,11 +129,16 @@ class TrialCommand:
                 continue
             args.append(tok)
             i += 1
-        return TrialCommand(self.prefix, self.module, [*args, flag, str(value)])
+        return replace(self, args=[*args, flag, str(value)])
+
+    def with_env(self, name: str, value) -> TrialCommand:
+        """Set the environment variable `name` for the trial (a `NAME=value` prefix)."""
+        return replace(self, env={**self.env, name: str(value)})
 
     def __str__(self) -> str:
-        parts = [*self.prefix, *([self.module] if self.module else []), *self.args]
-        return shlex.join(parts)
+        named = [self.module] if self.module else [self.script] if self.script else []
+        assignments = [f"{k}={shlex.quote(v)}" for k, v in self.env.items()]
+        return " ".join([*assignments, shlex.join([*self.prefix, *named, *self.args])])
 
 
 def apply_overrides(
@@ -110,8 +151,12 @@ def apply_overrides(
     epochs: int | None = None,
     name: str | None = None,
     trial_flags: dict | None = None,
+    own_trial: bool = True,
 ) -> dict:
-    """The runner's command-line overrides, applied to a loaded YAML mapping."""
+    """The runner's command-line overrides, applied to a loaded YAML mapping. For a trial that
+    is not nnisuite's (`own_trial=False`: experiments.trial says which) the seed and thread
+    count go into its environment (NNISUITE_SEED, OMP_NUM_THREADS) instead of flags, and
+    --dataset / --epochs, which only nnisuite's trials take, are a ConfigError."""
     if max_trials is not None:
         raw = set_key(raw, "maxTrialNumber", int(max_trials))
     if concurrency is not None:
@@ -131,7 +176,15 @@ def apply_overrides(
         _, command = get_key(raw, "trialCommand")
         parsed = TrialCommand.parse(command or "")
         for flag, value in flags.items():
-            parsed = parsed.with_flag(flag, value)
+            if own_trial:
+                parsed = parsed.with_flag(flag, value)
+            elif flag in FOREIGN_ENV:
+                parsed = parsed.with_env(FOREIGN_ENV[flag], value)
+            else:
+                raise ConfigError(
+                    f"{flag} sets a flag of nnisuite's own trials; {command!r} is your own "
+                    f"trial: put the setting in its trialCommand instead"
+                )
         raw = set_key(raw, "trialCommand", str(parsed))
     return raw
 

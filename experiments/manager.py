@@ -45,6 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from experiments.trial import runner_path
 from launcher.warm import warm_launcher
 
 TERMINAL = {"DONE", "STOPPED", "ERROR"}
@@ -673,6 +674,7 @@ def run_study(
     exp = study.exp
     outcome = Outcome("INTERRUPTED")
     started = False
+    os.environ["PATH"] = runner_path()  # trials' `python3` is this Python, as in a venv
     with interrupts_enabled():
         try:
             with warm_launcher(launcher):

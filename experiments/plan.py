@@ -5,7 +5,8 @@ seeds; and the experiment mapping of each (variant, seed) run.
     raw = run_config(plan, "tpe", seed=3, experiment_dir=None)   # an experiment mapping
 
 Keys: base (an experiment YAML, relative to this file), variants (name: {tuner, assessor,
-epochs}), seeds, trials, concurrency, epochs, dataset, title. The base may instead be NAS
+epochs}), seeds, trials, concurrency, epochs, dataset, title. A variant's tuner or assessor that
+sets no optimize_mode takes the base tuner's. The base may instead be NAS
 settings (`python -m nas`): variants then set {strategy}, `settings` overrides any other NAS
 setting, and seed s is the strategy's seed (and the architectures' training seeds are 0).
 """
@@ -108,17 +109,33 @@ def nas_settings(plan: dict, variant: str, seed: int, dataset: str | None = None
     return settings_from(load_yaml(plan["base"]), overrides)
 
 
-def takes_seed(tuner: dict) -> bool:
-    """Whether the tuner's constructor has a `seed` argument."""
+def takes(algorithm: dict, argument: str) -> bool:
+    """Whether the tuner's (assessor's) constructor has `argument`."""
     from experiments.algorithms import algorithm_class, lookup
 
-    meta = lookup(str(tuner.get("name", "")))
-    if meta is None:
+    meta = lookup(str(algorithm.get("name", "")))
+    if meta is None or not meta.accept_class_args:  # GridSearch: NNI refuses any classArgs
         return False
     try:
-        return "seed" in inspect.signature(algorithm_class(meta).__init__).parameters
+        return argument in inspect.signature(algorithm_class(meta).__init__).parameters
     except (ImportError, TypeError, ValueError):
         return False
+
+
+def takes_seed(tuner: dict) -> bool:
+    """Whether the tuner's constructor has a `seed` argument."""
+    return takes(tuner, "seed")
+
+
+def with_mode(algorithm, mode: str | None):
+    """A variant's tuner / assessor that sets no optimize_mode gets the base's: a variant swaps
+    the algorithm, not the direction (TPE alone would minimize a maximized accuracy)."""
+    if not isinstance(algorithm, dict) or not mode:
+        return algorithm
+    args = algorithm.get("classArgs") or {}
+    if "optimize_mode" in args or not takes(algorithm, "optimize_mode"):
+        return algorithm
+    return {**algorithm, "classArgs": {**args, "optimize_mode": mode}}
 
 
 def run_config(
@@ -127,23 +144,33 @@ def run_config(
     """The experiment mapping of one run."""
     raw = load_yaml(plan["base"])
     spec = plan["variants"][variant]
+    _, base_tuner = get_key(raw, "tuner")
+    mode = ((base_tuner or {}).get("classArgs") or {}) if isinstance(base_tuner, dict) else {}
+    mode = mode.get("optimize_mode") if isinstance(mode, dict) else None
     for kind in ("tuner", "assessor"):
         if kind in spec:
-            value = spec[kind]
+            value = with_mode(spec[kind], mode)
             raw = set_key(raw, kind, value)
             if value is None:
                 raw = {k: v for k, v in raw.items() if get_key({k: v}, kind)[0] is None}
+    from experiments.trial import Trial
+
+    own = Trial.of(raw, plan["base"]).own
     _, tuner = get_key(raw, "tuner")  # the variant's or the base's: seeded per run
     if isinstance(tuner, dict) and takes_seed(tuner):
         tuner = {**tuner, "classArgs": {**(tuner.get("classArgs") or {}), "seed": seed}}
         raw = set_key(raw, "tuner", tuner)
-    return apply_overrides(
-        raw,
-        max_trials=plan.get("trials"),
-        concurrency=plan.get("concurrency"),
-        epochs=spec.get("epochs", plan.get("epochs")),
-        dataset=dataset,
-        experiment_dir=experiment_dir,
-        name=f"{Path(plan['base']).stem}-{variant}-s{seed}",
-        trial_flags={"--seed": seed},
-    )
+    try:
+        return apply_overrides(
+            raw,
+            max_trials=plan.get("trials"),
+            concurrency=plan.get("concurrency"),
+            epochs=spec.get("epochs", plan.get("epochs")),
+            dataset=dataset,
+            experiment_dir=experiment_dir,
+            name=f"{Path(plan['base']).stem}-{variant}-s{seed}",
+            trial_flags={"--seed": seed},
+            own_trial=own,
+        )
+    except ConfigError as exc:
+        raise RepeatError(f"{plan['base']}: {exc}") from None

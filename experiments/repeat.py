@@ -10,6 +10,10 @@ every run. Seed s reaches the
 tuner as classArgs `seed` when its constructor takes one, and every trial as `--seed s` (data
 split, initial weights, batch order), so variants meet the same noise seed by seed; tuners
 without a seed say so in the output and differ between runs by their own unseeded draws.
+The base may run your own trial (`python3 train.py`, any trialCommand NNI accepts): its seed
+is then the environment variable NNISUITE_SEED (read it: `int(os.environ["NNISUITE_SEED"])`),
+`epochs` and `dataset` (flags of nnisuite's trials) are refused, and --launcher / --no-launcher
+choose how a `python SCRIPT.py` trial starts, as in experiments.run.
 
 Each run goes through the runner's machinery (validation, one NNI manager, the watchdog, the
 export into DIR/runs/<variant>-s<seed>/) with one warm launcher for all runs. Progress: runs
@@ -30,6 +34,7 @@ import sys
 import time
 from pathlib import Path
 
+from analysis.store import ExportError
 from experiments.manager import EXIT_INTERRUPTED, EXIT_USAGE, Study, run_study
 from experiments.plan import (
     RepeatError,
@@ -40,7 +45,7 @@ from experiments.plan import (
     takes_seed,
 )
 from experiments.validate import validate
-from launcher.warm import warm_launcher
+from launcher.warm import add_launcher_flag, warm_launcher
 from trials.outputs import check_writable
 from trials.params import positive_int
 
@@ -64,18 +69,23 @@ def differences(old: dict, new: dict) -> str:
     )
 
 
-def hpo_study(plan, variant: str, seed: int, folder: Path, experiment_dir):
-    """(Study, seeded) of one HPO run, or an exit code when its config is invalid."""
+def hpo_study(plan, variant: str, seed: int, folder: Path, experiment_dir, launch=None):
+    """(Study, seeded) of one HPO run, or an exit code when its config is invalid. `launch`:
+    --launcher / --no-launcher / None, for a `python SCRIPT.py` trial."""
     from nni.experiment import Experiment
 
-    from experiments.config import to_nni_config
+    from experiments.config import set_key, to_nni_config
+    from experiments.trial import Trial, through_launcher
 
     raw = run_config(plan, variant, seed, experiment_dir, plan.get("dataset"))
-    problems = validate(plan["base"], raw)
+    problems = [p for p in validate(plan["base"], raw) if p.severity == "error"]
     if problems:
         for problem in problems:
             print(f"error: {variant} seed {seed}: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    command, _, _ = through_launcher(Trial.of(raw, plan["base"]), launch)
+    if command:
+        raw = set_key(raw, "trialCommand", command)
     config = to_nni_config(raw, plan["base"])
     hint = "run the same command again to continue"
     study = Study(Experiment(config), None, folder, config.max_trial_number, hint)
@@ -108,14 +118,19 @@ def nas_study(plan, variant: str, seed: int, folder: Path, experiment_dir):
     return study, True
 
 
-def run_one(plan, variant: str, seed: int, out: Path, experiment_dir, plots: bool) -> dict | int:
+def run_one(
+    plan, variant: str, seed: int, out: Path, experiment_dir, plots: bool, launch=None
+) -> dict | int:
     """One run as a real NNI experiment; returns its record, or an exit code to stop on."""
     from analysis.compare import Run
     from analysis.export import export
     from analysis.store import load_experiment
 
     folder = out / "runs" / f"{variant}-s{seed}"
-    made = (nas_study if is_nas(plan) else hpo_study)(plan, variant, seed, folder, experiment_dir)
+    if is_nas(plan):
+        made = nas_study(plan, variant, seed, folder, experiment_dir)
+    else:
+        made = hpo_study(plan, variant, seed, folder, experiment_dir, launch)
     if isinstance(made, int):
         return made
     study, seeded = made
@@ -213,19 +228,41 @@ def repeat(args) -> int:
         if isinstance(tuner, dict) and not takes_seed(tuner):
             print(
                 f"note: {v}: tuner {tuner.get('name')} has no seed; its runs differ by its own "
-                "unseeded draws (the trials' --seed still varies)",
+                "unseeded draws (the trials' seed still varies)",
                 file=sys.stderr,
             )
+    warm = args.launcher is not False
+    if not is_nas(plan):
+        from analysis.direction import direction
+
+        modes = {v: direction(run_config(plan, v, 0, None)) for v in variants}
+        if len(set(modes.values())) > 1:
+            said = ", ".join(f"{v} {m}s" for v, m in modes.items())
+            raise RepeatError(
+                f"the variants optimize in different directions ({said}): set optimize_mode "
+                "in the base tuner's classArgs (variants take it) or in each variant"
+            )  # the base's trial: say once how it starts and what it is checked for
+        from experiments.problem import report
+        from experiments.trial import Trial, through_launcher
+
+        raw = run_config(plan, todo[0][0], 0, None, plan.get("dataset"))
+        if report(validate(plan["base"], raw), sys.stderr, f"{todo[0][0]}: "):
+            return EXIT_USAGE
+        _, warm, said = through_launcher(Trial.of(raw, plan["base"]), args.launcher)
+        if said:
+            print(said, flush=True)
     logging.getLogger("nni").setLevel(logging.WARNING)  # NNI's per-run start/stop lines
     records = []
     started = time.monotonic()
     ran = 0
-    with warm_launcher(not args.no_launcher):
+    with warm_launcher(warm):
         for i, (variant, seed) in enumerate(todo, 1):
             done = finished(out / "runs" / f"{variant}-s{seed}", run_settings(plan, variant, seed))
             fresh = done is None
             if fresh:
-                result = run_one(plan, variant, seed, out, args.experiment_dir, args.plots)
+                result = run_one(
+                    plan, variant, seed, out, args.experiment_dir, args.plots, args.launcher
+                )
                 if isinstance(result, int):
                     print(
                         f"stopped at run {i}/{len(todo)} ({variant}, seed {seed}): exit {result};"
@@ -273,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="the trials' --dataset (override the base experiment)")
     p.add_argument("--variants", help="comma-separated subset of the file's variants")
     p.add_argument("--plots", action="store_true", help="also draw each run's own plots")
-    p.add_argument("--no-launcher", action="store_true", help="every trial as a fresh process")
+    add_launcher_flag(p, scripts=True)
     return p
 
 
@@ -281,7 +318,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return repeat(args)
-    except RepeatError as exc:
+    except (RepeatError, ExportError) as exc:  # ExportError: runs that cannot be compared
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -4,12 +4,17 @@
     python -m experiments.run experiments/mlp_tpe_fashion.yaml --max-trials 4 --epochs 5
     python -m experiments.run --resume ID [--experiment-dir DIR]       # after a crash or Ctrl-C
 
-Overrides of the YAML: --port, --experiment-dir, --max-trials, --concurrency, --dataset,
---epochs. The experiment is validated first (exit 2 on problems), runs on NNI's own manager
-(web UI at http://127.0.0.1:PORT while it runs), and is exported with analysis.export into
---out (default runs/<name>-<id>). Exit codes: 0 done; 2 bad input; 3 the watchdog found the
-manager dead, the experiment in ERROR or nothing moving for --stall-minutes (it prints the logs'
-tails, exports and says how to resume); 130 Ctrl-C (stopped cleanly, still exported).
+Any trial NNI accepts runs: nnisuite's own (`python3 -m launcher trials.mlp ...`) and yours
+(`python3 train.py --flag`, `python3 -m your.module`, `bash run.sh`; trialCodeDirectory relative
+to the YAML, as in nnictl). Trials run with this runner's Python first on PATH, as in an
+activated venv. Overrides of the YAML: --port, --experiment-dir, --max-trials, --concurrency
+(your trial gets OMP_NUM_THREADS instead of --threads), --dataset and --epochs (flags of
+nnisuite's trials only). The experiment is validated first (exit 2 on problems), runs on NNI's
+own manager (web UI at http://127.0.0.1:PORT while it runs), and is exported with
+analysis.export into --out (default runs/<name>-<id>). Exit codes: 0 done; 2 bad input; 3 the
+watchdog found the manager dead, the experiment in ERROR or nothing moving for --stall-minutes
+(it prints the logs' tails, exports and says how to resume); 130 Ctrl-C (stopped cleanly, still
+exported).
 
 --resume continues a stopped or crashed experiment with NNI's own resume: trials that were
 running when it stopped are run again (same id and parameters), the tuner is given every
@@ -22,8 +27,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from experiments.config import ConfigError, apply_overrides, load_yaml, to_nni_config
+from experiments.config import (
+    ConfigError,
+    TrialCommand,
+    apply_overrides,
+    get_key,
+    load_yaml,
+    set_key,
+    to_nni_config,
+)
 from experiments.manager import EXIT_DONE, EXIT_USAGE, Study, quoted, run_study
+from experiments.problem import report
+from experiments.trial import Trial, through_launcher
 from experiments.validate import validate
 from launcher.warm import add_launcher_flag
 from trials.outputs import check_writable
@@ -63,16 +78,25 @@ def new_study(args) -> Study | int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    raw = apply_overrides(
-        raw,
-        experiment_dir=args.experiment_dir,
-        **{k: getattr(args, k) for k in OVERRIDES},
-    )
-    problems = validate(args.config, raw)
-    if problems:
-        for problem in problems:
-            print(f"error: {problem}", file=sys.stderr)
+    trial = Trial.of(raw, args.config)
+    try:
+        raw = apply_overrides(
+            raw,
+            experiment_dir=args.experiment_dir,
+            own_trial=trial.own,
+            name=None if get_key(raw, "experimentName")[1] else Path(args.config).stem,
+            **{k: getattr(args, k) for k in OVERRIDES},
+        )
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if report(validate(args.config, raw), sys.stderr):
+        return EXIT_USAGE
+    command, args.warm, said = through_launcher(Trial.of(raw, args.config), args.launcher)
+    if command:
+        raw = set_key(raw, "trialCommand", command)
+    if said:
+        print(said, flush=True)
     config = to_nni_config(raw, args.config)
     exp = Experiment(config)
     exp_dir = Path(config.canonical_copy().experiment_working_directory)
@@ -109,6 +133,8 @@ def resumed_study(args) -> Study | int:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     print(f"resuming experiment {exp.id}: {config.experiment_name}", flush=True)
+    command = TrialCommand.parse(config.trial_command)
+    args.warm = args.launcher is not False and command.through_launcher
     return Study(exp, args.port, out, config.max_trial_number, resume_hint(exp.id, exp_dir))
 
 
@@ -136,7 +162,7 @@ def run(args) -> int:
     if isinstance(study, int):
         return study
     stall_s = args.stall_minutes * 60 if args.stall_minutes is not None else None
-    return run_study(study, export=export, launcher=not args.no_launcher, stall_s=stall_s)
+    return run_study(study, export=export, launcher=args.warm, stall_s=stall_s)
 
 
 def port(text: str) -> int:
@@ -170,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop when no trial changes state and no metric arrives for this long "
         "(default: 5, or 3x the longest finished trial)",
     )
-    add_launcher_flag(p)
+    add_launcher_flag(p, scripts=True)
     return p
 
 

@@ -160,6 +160,25 @@ def load_space(raw: dict, path: Path) -> tuple[dict | None, str, list[Problem]]:
     return space, str(space_path), []
 
 
+def key_lines(space_file: str | Path, inline: bool) -> dict[str, int]:
+    """name -> the 1-based line of each search-space key in its file (for `file:line`
+    reports); `inline`: the space is the experiment file's `searchSpace` mapping."""
+    import yaml
+
+    try:
+        node = yaml.compose(Path(space_file).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return {}
+    if inline and isinstance(node, yaml.MappingNode):
+        node = next(
+            (v for k, v in node.value if str(k.value).replace("_", "").lower() == "searchspace"),
+            None,
+        )
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
+
+
 # ---------------------------------------------------------------- Optuna's view of a space
 
 

@@ -2,14 +2,28 @@
 
     python -m experiments.validate experiments/*.yaml      # exit 0: all good; 2: problems
 
-Each problem is one line naming the file, the key, what is wrong and the fix; the runners
+Each problem is one line (`error:`, `warning:` or `note:`) naming the file, the key, what is
+wrong and the fix; only errors fail (exit 2). The runners
 (`python -m experiments.run`, `python -m nas`) run the same checks first, and `nnictl create`
 users get them with this command. Checked:
 - every top-level key: a key NNI knows (did-you-mean for typos), of the right type and range
   (`trialConcurrency must be a positive integer, got -1`), the required ones present;
 - the search space: known `_type`, well-formed `_value` (experiments.search_space);
-- the trial: a space key the trial does not accept (the log's `feature1`), a value its type
-  cannot take, a required parameter nobody sets, bad trial-command flags;
+- the trial, when it is one of nnisuite's (`python3 -m launcher trials.mlp ...`): a space key it
+  does not accept (the log's `feature1`), a value its type cannot take, a required parameter
+  nobody sets, bad trial-command flags;
+- the trial, when it is your own (`python3 train.py`, `python3 -m your.module`, `bash run.sh`,
+  with trialCodeDirectory relative to the YAML as in nnictl): that its file exists, and for a
+  Python file the parameter names it reads from nni.get_next_parameter(), read from its source
+  (nothing is imported or run): an error at file:line for a name read that the space lacks (it
+  would crash, get None, or silently train on its default when the name is close to a space
+  name: `p.get("lrate", 0.1)` beside `lr_rate`), a warning for a name read with a default and
+  nothing like it in the space (an optional parameter) and for a space name never read (tuning
+  nothing), each with a did-you-mean; one note says what was not checked. Names a dict of
+  defaults holds (`params = {...}; params.update(nni.get_next_parameter())`) are untuned on
+  purpose. The scan does not see keys that are not string literals (`p[name]`), iteration over
+  the parameters, the dict handed to another file's code or to NNI's merge_parameter, nor
+  exec / getattr: where it loses track it says so at file:line and reports no unread names;
 - tuner / assessor / advisor (experiments.algorithms): a name in NNI's registry, of the right
   kind, its packages installed, classArgs its constructor takes with fitting values, and
   search-space types the tuner can sample;
@@ -29,8 +43,8 @@ import traceback
 from pathlib import Path
 
 from experiments.algorithms import algorithm_problems
-from experiments.config import ConfigError, TrialCommand, get_key, load_yaml, resolve
-from experiments.problem import Problem
+from experiments.config import ConfigError, get_key, load_yaml
+from experiments.problem import Problem, errors, report
 from experiments.search_space import check_space_entry, load_space, space_values
 from launcher import trial_command
 
@@ -159,54 +173,69 @@ def config_key_problems(raw: dict, file: str) -> list[Problem]:
     return problems
 
 
-def trial_params_class(module_name: str, code_dir: Path):
-    """The parameter dataclass a trial module declares as PARAMS, or None. A module that has
-    no top-level PARAMS (a user's own trial) is not imported: importing a trial runs it."""
-    import ast
-    import importlib.util
+def check_trial(space: dict, raw: dict, path: Path, space_file: str) -> list[Problem]:
+    """The trial against the space: nnisuite's own trials by their PARAMS dataclass; anyone
+    else's Python trial by reading its source (experiments.scan); a note for what cannot be
+    checked."""
+    from experiments.trial import Trial
 
-    if str(code_dir) not in sys.path:
-        sys.path.insert(0, str(code_dir))
-    spec = importlib.util.find_spec(module_name)
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-        raise ImportError(f"no module named {module_name!r}")
-    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-    declares = any(
-        isinstance(node, ast.Assign)
-        and any(getattr(t, "id", None) == "PARAMS" for t in node.targets)
-        for node in tree.body
-    )
-    if not declares:
-        return None
-    return getattr(importlib.import_module(module_name), "PARAMS", None)
-
-
-def check_trial(space: dict, command: str, code_dir: Path, file: str) -> list[Problem]:
-    from trials.params import CLI_ONLY, ParameterError, build_parser, coerce, field_types
-
-    parsed = TrialCommand.parse(command)
-    if parsed.module is None:
+    trial = Trial.of(raw, path)
+    file = str(path)
+    missing = trial.missing()
+    if missing:
+        return [Problem(file, "trialCommand", missing, "check trialCommand and trialCodeDirectory")]
+    if trial.own:
+        return check_own_trial(space, trial, file)
+    if trial.source is None:
         return [
             Problem(
                 file,
                 "trialCommand",
-                f"cannot tell which trial {command!r} runs",
-                f"run a trial module: {trial_command('trials.mlp')} [FLAGS]",
+                f"{str(trial.command)!r} is not a Python file nnisuite can read: its parameter "
+                "names, flags and value types are not checked",
+                "run it once by hand, or make the command python3 SCRIPT.py",
+                "note",
             )
         ]
+    from experiments.scan import compare, scan_trial
+    from experiments.search_space import key_lines
+
+    inline = Path(space_file).resolve() == path.resolve()
+    scan = scan_trial(trial.source, trial.code_dir)
+    problems = compare(scan, space, space_file, key_lines(space_file, inline))
+    problems.append(
+        Problem(
+            file,
+            "trialCommand",
+            f"{trial.label} is your own trial: checked are the parameter names it reads; "
+            "not checked are value types, its flags and its required settings (only nnisuite's "
+            "trials declare them)",
+            "nnisuite validate --help says what the scan sees",
+            "note",
+        )
+    )
+    return problems
+
+
+def check_own_trial(space: dict, trial, file: str) -> list[Problem]:
+    """nnisuite's own trial: every space key a field of its PARAMS, values of its types, its
+    flags parsed by its own parser, required fields set."""
+    from trials.params import CLI_ONLY, ParameterError, build_parser, coerce, field_types
+
+    parsed = trial.command
     try:
-        cls = trial_params_class(parsed.module, code_dir)
+        cls = trial.params_class()
     except ImportError as exc:
         return [
             Problem(
                 file,
                 "trialCommand",
-                f"trial module {parsed.module!r} not found under {code_dir} ({exc})",
+                f"trial module {parsed.module!r} cannot be imported from {trial.code_dir} ({exc})",
                 "check trialCodeDirectory and the module",
             )
         ]
     if cls is None:
-        return []  # a user's own trial without a PARAMS declaration: nothing to check against
+        return []
     problems = []
     types = field_types(cls)
     accepted = sorted(n for n in types if n not in CLI_ONLY)
@@ -370,8 +399,8 @@ def validate(path: str | Path, raw: dict | None = None) -> list[Problem]:
         _, code_dir = get_key(raw, "trialCodeDirectory")
         _, command = get_key(raw, "trialCommand")
         if isinstance(command, str) and command.strip() and isinstance(code_dir, (str, type(None))):
-            problems += check_trial(space, command, resolve(code_dir or ".", path), str(path))
-        if not problems:
+            problems += check_trial(space, raw, path, space_file)
+        if not errors(problems):
             for kind in ("tuner", "assessor", "advisor"):
                 key, spec = get_key(raw, kind)
                 if key is not None and spec is not None:
@@ -380,7 +409,7 @@ def validate(path: str | Path, raw: dict | None = None) -> list[Problem]:
         problems.append(
             Problem(space_file, "search space", "must be a mapping", "name: {_type, _value}")
         )
-    if not problems:
+    if not errors(problems):
         problems += nni_config_problems(raw, path)
     return problems
 
@@ -399,10 +428,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     failed = False
     for file in args.files:
-        problems = validate(file)
-        for problem in problems:
-            print(f"error: {problem}", file=sys.stderr)
-        if problems:
+        if report(validate(file), sys.stderr):
             failed = True
         else:
             print(f"ok: {file}")

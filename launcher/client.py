@@ -3,6 +3,11 @@ the warm launcher when one is running, else with the project's Python.
 
     python3 -m launcher trials.mlp --epochs 20                    # what experiment YAMLs run
     python3 -m launcher --python /opt/env/bin/python trials.mlp   # a worker's own Python
+    .venv/bin/python -m launcher --script train.py --lr 0.1        # a user's own script
+
+A script (`--script`, what `experiments.run --launcher` makes of `python3 train.py ...`) runs
+from the current folder (NNI's trialCodeDirectory) as `python SCRIPT ARGS` would: forked from
+the launcher when one is live, else exec'd with this interpreter.
 
 With `$NNISUITE_LAUNCHER` naming a live launcher socket (launcher.server; the runners start
 one), the trial runs as a forked child of that warm process: this client hands over its
@@ -25,7 +30,10 @@ import sys
 from launcher import CLIENT_MODULE, REPO
 from launcher.protocol import recv_message, send_message
 
-USAGE = f"usage: python3 -m {CLIENT_MODULE} [--python PATH] MODULE [ARGS...]"
+USAGE = (
+    f"usage: python3 -m {CLIENT_MODULE} [--python PATH] MODULE [ARGS...]\n"
+    f"       python -m {CLIENT_MODULE} --script SCRIPT.py [ARGS...]"
+)
 
 
 def project_python(explicit: str | None = None) -> str:
@@ -61,8 +69,12 @@ def connect(path: str) -> socket.socket | None:
     return sock
 
 
-def run_via_launcher(sock: socket.socket, module: str, args: list[str]) -> int:
+def run_via_launcher(
+    sock: socket.socket, module: str, args: list[str], script: bool = False
+) -> int:
     request = {"argv": [module, *args], "cwd": str(REPO), "env": dict(os.environ)}
+    if script:  # a user's script: from the folder NNI started us in, by its path
+        request |= {"script": os.path.abspath(module), "cwd": os.getcwd()}
     send_message(sock, request, fds=(0, 1, 2))
     pid = recv_message(sock)[0]["pid"]
     forwarded: list[int] = []
@@ -87,8 +99,23 @@ def run_via_launcher(sock: socket.socket, module: str, args: list[str]) -> int:
     return int(result["exit"])
 
 
+def run_script(argv: list[str]) -> None:
+    """`--script SCRIPT ARGS`: forked from the launcher when live, else this interpreter."""
+    if not argv or argv[0].startswith("-"):
+        print(USAGE, file=sys.stderr)
+        sys.exit(2)
+    launcher = os.environ.get("NNISUITE_LAUNCHER")
+    sock = connect(launcher) if launcher else None
+    if sock is not None:
+        sys.exit(run_via_launcher(sock, argv[0], argv[1:], script=True))
+    os.execv(sys.executable, [sys.executable, *argv])
+
+
 def main(argv: list[str] | None = None) -> None:
-    python, module, args = split_args(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--script"]:
+        run_script(argv[1:])
+    python, module, args = split_args(argv)
     launcher = os.environ.get("NNISUITE_LAUNCHER")
     if launcher and python is None:
         sock = connect(launcher)

@@ -4,15 +4,16 @@ each trial as a forked child, so a trial pays only its own work.
     python -m launcher.server --socket /tmp/nnisuite.sock      # launcher.warm starts and stops it
     NNISUITE_LAUNCHER=/tmp/nnisuite.sock python3 -m launcher trials.mlp ...   # a client
 
-One connection per trial (launcher.protocol): the client sends its argv, working directory,
-environment and stdin / stdout / stderr; the launcher forks, answers {"pid": N}, and when the
-child ends {"exit": code, "signal": sig}. The child becomes its own process group, takes the
-client's descriptors, working directory and whole environment (NNI's per-trial variables), runs the
-module as __main__; `nni` is first imported there, after the environment is in place. A
-connection that closes before its child ends (the client was killed, even with SIGKILL) kills
-the child's process group. The launcher is single-threaded (fork is safe), does no tensor work
-before forking (no half-initialised OpenMP pool), and a crashing child never takes it down.
-It exits, killing its children, when the process that started it dies (even of SIGKILL): no
+One connection per trial (launcher.protocol): the client sends its argv (a module, or a user's
+script by path), working directory, environment and stdin / stdout / stderr; the launcher forks,
+answers {"pid": N}, and when the child ends {"exit": code, "signal": sig}. The child becomes its
+own process group, takes the client's descriptors, working directory and whole environment
+(NNI's per-trial variables), runs the module as __main__; `nni` is first imported there, after
+the environment is in place. A connection that closes before its child ends (the client was
+killed, even with SIGKILL) kills the child's process group. The launcher is single-threaded
+(fork is safe), does no tensor work before forking (no half-initialised OpenMP pool), and a
+crashing child never takes it down. It exits, killing its children, when the process that
+started it dies (even of SIGKILL): no
 trial outlives the runner that owns it.
 """
 
@@ -90,6 +91,14 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def threads_from_environment() -> None:
+    """A fresh Python's torch takes its thread count from OMP_NUM_THREADS at import; torch was
+    imported before the fork, so the child applies the trial's own value itself."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    if value.isdigit() and int(value) > 0 and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(value))
+
+
 def run_child(request: dict, fds: list[int], parent: int) -> None:
     """In the forked child: become the trial, then exit without returning."""
     code = 1
@@ -105,12 +114,18 @@ def run_child(request: dict, fds: list[int], parent: int) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        threads_from_environment()
         module, *args = request["argv"]
         sys.argv = [module, *args]
-        if request["cwd"] not in sys.path:
-            sys.path.insert(0, request["cwd"])
         try:
-            runpy.run_module(module, run_name="__main__", alter_sys=True)
+            if request.get("script"):  # a user's script, as `python SCRIPT ARGS` runs it
+                sys.argv[0] = request["script"]
+                sys.path.insert(0, os.path.dirname(request["script"]))
+                runpy.run_path(request["script"], run_name="__main__")
+            else:
+                if request["cwd"] not in sys.path:
+                    sys.path.insert(0, request["cwd"])
+                runpy.run_module(module, run_name="__main__", alter_sys=True)
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

@@ -22,12 +22,31 @@ from launcher import REPO
 READY_TIMEOUT_S = 60.0
 
 
-def add_launcher_flag(parser) -> None:
-    """The runners' opt-out: --no-launcher."""
-    parser.add_argument(
-        "--no-launcher",
+def add_launcher_flag(parser, scripts: bool = False) -> None:
+    """The runners' --no-launcher (args.no_launcher) and, where they run users' scripts,
+    --launcher (args.launcher: True, False or None for the default)."""
+    if not scripts:
+        parser.add_argument(
+            "--no-launcher",
+            action="store_true",
+            help="run every trial as a fresh process (no warm launcher)",
+        )
+        return
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--launcher",
+        dest="launcher",
         action="store_true",
-        help="run every trial as a fresh process (no warm launcher)",
+        default=None,
+        help="fork trials of a `python SCRIPT.py` trialCommand from a warm launcher of this "
+        "runner's Python (torch and numpy imported once). Default: on when the command's python "
+        "is this runner's (the same venv), off otherwise; nnisuite's own trials always use it",
+    )
+    group.add_argument(
+        "--no-launcher",
+        dest="launcher",
+        action="store_false",
+        help="run every trial as a fresh process, the trialCommand as written",
     )
 
 

@@ -65,6 +65,39 @@ def test_the_seed_reaches_every_seeded_tuner_and_every_trial():
     assert "assessor" not in none and none["tuner"]["classArgs"]["seed"] == 2
 
 
+def test_variants_keep_the_bases_direction_and_mixed_directions_are_refused(tmp_path):
+    base = str(EXPERIMENTS / "mlp_tpe_digits.yaml")  # TPE, optimize_mode: maximize
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        f"base: {base}\nvariants: {{tpe: {{tuner: {{name: TPE}}}}, "
+        "anneal: {tuner: {name: Anneal, classArgs: {algorithm_name: anneal}}}, "
+        "median: {assessor: {name: Medianstop}}}\n"
+    )
+    plan = load_plan(path)
+    for variant in ("tpe", "anneal"):  # both would minimize by their own default
+        assert run_config(plan, variant, 0, None)["tuner"]["classArgs"]["optimize_mode"] == (
+            "maximize"
+        )
+    assert run_config(plan, "median", 0, None)["assessor"]["classArgs"] == {
+        "optimize_mode": "maximize"
+    }
+    path.write_text(
+        f"base: {base}\nvariants: {{up: {{tuner: {{name: TPE}}}}, "
+        "down: {tuner: {name: TPE, classArgs: {optimize_mode: minimize}}}}\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.repeat", str(path), "--out", str(tmp_path / "o")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2 and "different directions (up maximizes, down minimizes)" in (
+        out.stderr
+    ), out.stderr
+    assert not (tmp_path / "o" / "runs").exists()  # refused before any run
+
+
 def test_plan_mistakes(tmp_path):
     for text, fragment in (
         ("base: mlp_tpe_digits.yaml\n", "`variants` is required"),

@@ -19,16 +19,28 @@ import yaml
 from experiments.manager import free_port
 from launcher import REPO
 
+# `nnisuite run` as `make` / `pip install -e .` installs it beside this Python
+NNISUITE = [str(Path(sys.executable).with_name("nnisuite")), "run"]
+RUN_MODULE = [sys.executable, "-m", "experiments.run"]
+
 
 class Runner:
-    """port=None: the runner chooses its own (no --port)."""
+    """port=None: the runner chooses its own (no --port). `program` and `cwd`: how and where it
+    runs (default `python -m experiments.run` in the repo; NNISUITE: the console script)."""
 
-    def __init__(self, *args: str, env: dict | None = None, port: int | None = 0):
+    def __init__(
+        self,
+        *args: str,
+        env: dict | None = None,
+        port: int | None = 0,
+        program: list[str] = RUN_MODULE,
+        cwd: Path = REPO,
+    ):
         self.port = free_port() if port == 0 else port
         flags = ["--port", str(self.port)] if self.port else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "experiments.run", *args, *flags],
-            cwd=REPO,
+            [*program, *args, *flags],
+            cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -116,8 +128,8 @@ class Runner:
 
 
 @contextlib.contextmanager
-def runner(*args: str, port: int | None = 0, env: dict | None = None):
-    r = Runner(*args, port=port, env=env)
+def runner(*args: str, port: int | None = 0, env: dict | None = None, **how):
+    r = Runner(*args, port=port, env=env, **how)
     try:
         yield r
     finally:

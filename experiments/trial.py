@@ -1,0 +1,174 @@
+"""Which trial an experiment runs: one of nnisuite's own (a module that declares PARAMS, every
+check applies) or the user's own (anything NNI accepts: checked as far as can be without running
+it).
+
+    trial = Trial.of(raw, "experiments/mlp_tpe_digits.yaml")
+    trial.kind      # "nnisuite", "python-module", "python-script" or "other"
+    trial.source    # the Python file it runs, where one can be found (for the ast scan)
+
+`trialCodeDirectory` is relative to the YAML file, as in nnictl; the trial runs from there.
+Nothing here imports or runs the user's code: a file is found on disk and, for nnisuite's own
+trials, imported only when it declares a top-level PARAMS (trials.mlp, trials.rnn).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from experiments.config import TrialCommand, get_key, resolve
+
+
+@dataclass
+class Trial:
+    command: TrialCommand
+    code_dir: Path
+    kind: str  # nnisuite | python-module | python-script | other
+    source: Path | None  # the .py file the trial runs, where one is found
+
+    @classmethod
+    def of(cls, raw: dict, config_file: str | Path) -> Trial:
+        _, command = get_key(raw, "trialCommand")
+        _, code_dir = get_key(raw, "trialCodeDirectory")
+        code = resolve(code_dir if isinstance(code_dir, str) else ".", config_file)
+        return cls.parse(command if isinstance(command, str) else "", code)
+
+    @classmethod
+    def parse(cls, command: str, code_dir: Path) -> Trial:
+        parsed = TrialCommand.parse(command)
+        if parsed.module:
+            source = module_file(parsed.module, code_dir)
+            kind = "nnisuite" if source and declares_params(source) else "python-module"
+            return cls(parsed, code_dir, kind, source)
+        if parsed.script:
+            path = Path(os.path.expanduser(parsed.script))
+            path = path if path.is_absolute() else code_dir / path
+            return cls(parsed, code_dir, "python-script", path)
+        return cls(parsed, code_dir, "other", None)
+
+    @property
+    def own(self) -> bool:
+        """Whether this is one of nnisuite's trials (flags --epochs, --seed, ... it knows)."""
+        return self.kind == "nnisuite"
+
+    @property
+    def label(self) -> str:
+        return self.command.module or self.command.script or str(self.command)
+
+    def params_class(self):
+        """nnisuite's trial's parameter dataclass (its module imported), else None."""
+        if not self.own:
+            return None
+        import importlib
+
+        if str(self.code_dir) not in sys.path:
+            sys.path.insert(0, str(self.code_dir))
+        return getattr(importlib.import_module(self.command.module), "PARAMS", None)
+
+    def missing(self) -> str | None:
+        """What is missing for the trial to start at all (its file, its interpreter), or None."""
+        if not self.code_dir.is_dir():
+            return f"trialCodeDirectory {self.code_dir} is not a folder"
+        if self.kind == "python-script" and not self.source.is_file():
+            return f"the trial script {self.source} does not exist"
+        if self.kind in ("python-module", "nnisuite") and self.source is None:
+            where = self.code_dir
+            return f"trial module {self.command.module!r} not found under {where}"
+        return None
+
+    def same_python(self) -> bool:
+        """Whether the command's interpreter is the runner's own (same folder: same venv),
+        so a trial forked from the runner's warm launcher runs as it would have."""
+        name = self.command.python
+        if not name:
+            return False
+        found = shutil.which(name, path=runner_path()) if os.sep not in name else name
+        if not found:
+            return False
+        here = Path(sys.executable)
+        return Path(os.path.abspath(found)).parent == Path(os.path.abspath(here)).parent
+
+
+def runner_path(path: str | None = None) -> str:
+    """PATH with this runner's interpreter folder first (as an activated venv has it): what the
+    runners give the NNI manager, so a trial's `python3` is the Python nnisuite runs on."""
+    path = os.environ.get("PATH", "") if path is None else path
+    here = str(Path(sys.executable).parent)
+    parts = [p for p in path.split(os.pathsep) if p and p != here]
+    return os.pathsep.join([here, *parts])
+
+
+def module_file(module: str, code_dir: Path) -> Path | None:
+    """The file `python -m module` runs from code_dir: code_dir/a/b.py or code_dir/a/b/__main__.py,
+    else where the running interpreter would find it (an installed package). Imports nothing
+    of the module itself (find_spec imports its parent packages only when they are not under
+    code_dir)."""
+    parts = module.split(".")
+    for candidate in (
+        code_dir.joinpath(*parts).with_suffix(".py"),
+        code_dir.joinpath(*parts, "__main__.py"),
+    ):
+        if candidate.is_file():
+            return candidate
+    if any((code_dir / parts[0]).with_suffix(s).exists() for s in ("", ".py")):
+        return None  # the package is the user's, under code_dir, and has no such module
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    if spec.submodule_search_locations:  # a package: python -m runs its __main__
+        main = Path(spec.origin).parent / "__main__.py"
+        return main if main.is_file() else None
+    return Path(spec.origin)
+
+
+def declares_params(source: Path) -> bool:
+    """Whether a trial file assigns a top-level PARAMS (nnisuite's trial convention)."""
+    try:
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return False
+    return any(
+        isinstance(node, ast.Assign)
+        and any(getattr(t, "id", None) == "PARAMS" for t in node.targets)
+        for node in tree.body
+    )
+
+
+def through_launcher(trial: Trial, choice: bool | None) -> tuple[str | None, bool, str | None]:
+    """How the trial starts: (the trialCommand to run instead, or None to keep it; whether the
+    study needs a warm launcher; a line saying what was chosen and how to change it, or None
+    for nnisuite's own trials, whose launcher line the runner prints). `choice`: --launcher
+    (True), --no-launcher (False), neither (None: on where it is sure to run the same)."""
+    from launcher import CLIENT_MODULE
+
+    cmd = trial.command
+    if trial.own or cmd.through_launcher:
+        return None, choice is not False, None
+    if trial.kind != "python-script":
+        why = "--launcher takes only python SCRIPT.py commands and nnisuite's trials"
+        return None, False, f"trials run as written ({why})"
+    if choice is False:
+        return None, False, "trials run as written (--no-launcher)"
+    if choice is None and not trial.same_python():
+        return (
+            None,
+            False,
+            f"trials run as written: {cmd.python} is not this runner's Python "
+            f"({sys.executable}); --launcher forks them from a warm one of this Python instead",
+        )
+    rewritten = replace(cmd, prefix=[sys.executable, "-m", CLIENT_MODULE, "--script"], module=None)
+    return (
+        str(rewritten),
+        True,
+        f"trials of {cmd.script} fork from a warm launcher of {sys.executable} (torch and "
+        "numpy imported once, not per trial); --no-launcher runs the command as written",
+    )
