@@ -5,6 +5,9 @@
 # In CI (CI=true) a package that cannot be installed fails the run: nothing is skipped there.
 
 PYTHON ?= python3
+# pytest's parallel workers (pytest-xdist), handed one test at a time, longest first
+# (tests/conftest.py): most tests wait on NNI managers rather than the CPU
+PYTEST_WORKERS ?= 4
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.nnisuite-installed
@@ -43,10 +46,10 @@ system-packages:
 	fi
 
 test: lint system-packages
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --maxschedchunk 1
 
 test-quick: lint
-	$(PY) -m pytest -m "not slow and not integration"
+	$(PY) -m pytest -n 2 -m "not slow and not integration"
 
 format: $(STAMP)
 	$(PY) -m ruff format .

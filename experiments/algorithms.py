@@ -26,14 +26,14 @@ from experiments.problem import Problem
 
 KINDS = ("tuner", "assessor", "advisor")
 OPTIMIZE_MODES = ("maximize", "minimize")
-# The package a tuner's module imports, and how to install it (README, "Which tuner?").
+# The package a tuner's module imports, and how to install it (docs/results.md, "Which tuner?").
 PACKAGES = {
     "hyperopt": "pip install -e '.[hyperopt]' (Anneal, TPE_legacy)",
     "ConfigSpace": "pip install -e '.[bohb]' (BOHB)",
     "statsmodels": "pip install -e '.[bohb]' (BOHB)",
     "pybnn": "pip install -e '.[dngo]' (DNGO)",
     "smac": "none that works: SMAC needs smac4nni, which does not build (microsoft/nni#5501)",
-    "gym": "none that works here: PPO needs gym and TensorFlow 1 (README, 'Which tuner?')",
+    "gym": "none that works here: PPO needs gym and TensorFlow 1 (docs/results.md, 'Which tuner?')",
 }
 # Built without side effects in well under a second; the others are only signature-checked
 # (NetworkMorphism builds a Keras-style graph for 3 s; advisors need a live command channel).
@@ -226,7 +226,7 @@ def one_parameter(update, label: str, name: str, spec, file: str) -> list[Proble
                 file,
                 f"search space {name!r}",
                 f"tuner {label} cannot take this {kind!r} parameter ({text})",
-                "choose another tuner (README, 'Which tuner?') or another _type",
+                "choose another tuner (docs/results.md, 'Which tuner?') or another _type",
             )
         ]
     return []

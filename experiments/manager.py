@@ -45,6 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from experiments.nni_python import quick_version_query
 from experiments.trial import runner_path
 from launcher.warm import warm_launcher
 
@@ -59,7 +60,7 @@ STOP_TIMEOUT_S = 60.0
 EXPOSURE = (
     "note: NNI's web UI and REST API listen on every network interface without "
     "authentication; whoever reaches port {port} can stop this experiment or change its "
-    "search space (README: 'Keeping the web UI private')"
+    "search space (docs/what-happens-when.md: 'Keeping the web UI private')"
 )
 NNI_ISSUES = {
     "UNREACHABLE": "the NNI manager died or stopped answering (cf. microsoft/nni#3250, #2243)",
@@ -550,6 +551,7 @@ class Study:
     expected_trials: int | None = None
     outcome: Outcome | None = None  # how watching ended, once run_study returns
     port_requested: bool | None = None  # the user named the port (default: a port was given)
+    preload: tuple[str, ...] | None = None  # the warm launcher's imports (None: nnisuite's)
 
     def __post_init__(self):
         if self.port_requested is None:
@@ -677,7 +679,7 @@ def run_study(
     os.environ["PATH"] = runner_path()  # trials' `python3` is this Python, as in a venv
     with interrupts_enabled():
         try:
-            with warm_launcher(launcher):
+            with warm_launcher(launcher, preload=study.preload), quick_version_query():
                 try:
                     if study.background_start:
                         strategy = None

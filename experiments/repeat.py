@@ -227,11 +227,11 @@ def repeat(args) -> int:
         tuner = plan["variants"][v].get("tuner")  # (NAS variants set a seeded strategy)
         if isinstance(tuner, dict) and not takes_seed(tuner):
             print(
-                f"note: {v}: tuner {tuner.get('name')} has no seed; its runs differ by its own "
-                "unseeded draws (the trials' seed still varies)",
+                f"note: {v}: tuner {tuner.get('name') or tuner.get('className')} has no seed; "
+                "its runs differ by its own unseeded draws (the trials' seed still varies)",
                 file=sys.stderr,
             )
-    warm = args.launcher is not False
+    warm, preload = args.launcher is not False, None
     if not is_nas(plan):
         from analysis.direction import direction
 
@@ -242,20 +242,24 @@ def repeat(args) -> int:
                 f"the variants optimize in different directions ({said}): set optimize_mode "
                 "in the base tuner's classArgs (variants take it) or in each variant"
             )  # the base's trial: say once how it starts and what it is checked for
+        from experiments.config import set_key
         from experiments.problem import report
         from experiments.trial import Trial, through_launcher
 
         raw = run_config(plan, todo[0][0], 0, None, plan.get("dataset"))
         if report(validate(plan["base"], raw), sys.stderr, f"{todo[0][0]}: "):
             return EXIT_USAGE
-        _, warm, said = through_launcher(Trial.of(raw, plan["base"]), args.launcher)
+        command, warm, said = through_launcher(Trial.of(raw, plan["base"]), args.launcher)
         if said:
             print(said, flush=True)
+        if command:
+            raw = set_key(raw, "trialCommand", command)
+        preload = Trial.of(raw, plan["base"]).preload()
     logging.getLogger("nni").setLevel(logging.WARNING)  # NNI's per-run start/stop lines
     records = []
     started = time.monotonic()
     ran = 0
-    with warm_launcher(warm):
+    with warm_launcher(warm, preload=preload):
         for i, (variant, seed) in enumerate(todo, 1):
             done = finished(out / "runs" / f"{variant}-s{seed}", run_settings(plan, variant, seed))
             fresh = done is None

@@ -29,7 +29,6 @@ from pathlib import Path
 
 from experiments.config import (
     ConfigError,
-    TrialCommand,
     apply_overrides,
     get_key,
     load_yaml,
@@ -106,7 +105,9 @@ def new_study(args) -> Study | int:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     print(f"experiment {exp.id}: {config.experiment_name}", flush=True)
-    return Study(exp, args.port, out, config.max_trial_number, resume_hint(exp.id, exp_dir))
+    study = Study(exp, args.port, out, config.max_trial_number, resume_hint(exp.id, exp_dir))
+    study.preload = Trial.of(raw, args.config).preload()
+    return study
 
 
 def resumed_study(args) -> Study | int:
@@ -133,9 +134,11 @@ def resumed_study(args) -> Study | int:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     print(f"resuming experiment {exp.id}: {config.experiment_name}", flush=True)
-    command = TrialCommand.parse(config.trial_command)
-    args.warm = args.launcher is not False and command.through_launcher
-    return Study(exp, args.port, out, config.max_trial_number, resume_hint(exp.id, exp_dir))
+    trial = Trial.parse(config.trial_command, Path(config.canonical_copy().trial_code_directory))
+    args.warm = args.launcher is not False and trial.command.through_launcher
+    study = Study(exp, args.port, out, config.max_trial_number, resume_hint(exp.id, exp_dir))
+    study.preload = trial.preload()
+    return study
 
 
 def export_finished(args) -> int:

@@ -80,6 +80,13 @@ class Trial:
             return f"trial module {self.command.module!r} not found under {where}"
         return None
 
+    def preload(self) -> tuple[str, ...] | None:
+        """What a warm launcher for this trial imports before forking: None (nnisuite's own
+        list) for nnisuite's trials, else the heavy libraries the trial's file imports."""
+        if self.own or self.source is None:
+            return None if self.own else ()
+        return heavy_imports(self.source)
+
     def same_python(self) -> bool:
         """Whether the command's interpreter is the runner's own (same folder: same venv),
         so a trial forked from the runner's warm launcher runs as it would have."""
@@ -166,9 +173,35 @@ def through_launcher(trial: Trial, choice: bool | None) -> tuple[str | None, boo
             f"({sys.executable}); --launcher forks them from a warm one of this Python instead",
         )
     rewritten = replace(cmd, prefix=[sys.executable, "-m", CLIENT_MODULE, "--script"], module=None)
+    heavy = ", ".join(trial.preload() or ()) or "nni's dependencies"
     return (
         str(rewritten),
         True,
-        f"trials of {cmd.script} fork from a warm launcher of {sys.executable} (torch and "
-        "numpy imported once, not per trial); --no-launcher runs the command as written",
+        f"trials of {cmd.script} fork from a warm launcher of {sys.executable} ({heavy} "
+        "imported once, not per trial); --no-launcher runs the command as written",
     )
+
+
+# Libraries worth importing once in a warm launcher (seconds each) and safe to import before a
+# fork (no threads or devices at import).
+HEAVY = ("numpy", "torch", "torchvision", "pandas", "scipy", "sklearn")
+
+
+def heavy_imports(source: Path) -> tuple[str, ...]:
+    """The modules of HEAVY that a trial file imports at its top level or in its functions,
+    as it names them (torch.nn.functional); read with ast, nothing imported."""
+    try:
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return ()
+    found: list[str] = []
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module]
+        for name in names:
+            if name.split(".")[0] in HEAVY and name not in found:
+                found.append(name)
+    return tuple(found)

@@ -33,15 +33,13 @@ from pathlib import Path
 
 from launcher.protocol import recv_message, send_message
 
-PRELOAD = (
-    # What a trial imports, minus `nni` itself (it reads its trial variables at import).
+# What `nni` imports, minus `nni` itself (it reads its trial variables at import): always
+# (numpy, scipy.stats and pandas are a second of every `import nni`).
+NNI_DEPENDENCIES = (
     "numpy",
-    "torch",
-    "torch.nn",
-    "torch.nn.functional",
-    "torch.optim",
     "scipy.stats",
     "pandas",
+    "cloudpickle",
     "json_tricks",
     "typeguard",
     "yaml",
@@ -53,6 +51,14 @@ PRELOAD = (
     "prettytable",
     "filelock",
     "typing_extensions",
+)
+# What nnisuite's trials import: the default; `--preload` names another list (a user's
+# script's own heavy imports, experiments.trial says which).
+PRELOAD = (
+    "torch",
+    "torch.nn",
+    "torch.nn.functional",
+    "torch.optim",
     "trials.data",
     "trials.engine",
     "trials.metrics",
@@ -69,9 +75,11 @@ PRELOAD = (
 def preload(modules=PRELOAD, datasets=("digits", "fashion-mnist")) -> None:
     import importlib
 
-    for name in modules:
+    for name in (*NNI_DEPENDENCIES, *modules):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    if "trials.data" not in sys.modules:
+        return  # not nnisuite's trials: no datasets to keep
     from trials import data
 
     for name in datasets:  # parsed arrays kept in memory; children share them copy-on-write
@@ -242,13 +250,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--socket", required=True, help="path of the Unix socket to listen on")
     p.add_argument("--ready-file", help="written (with this pid) once the launcher accepts trials")
+    p.add_argument(
+        "--preload",
+        help="comma-separated modules to import before forking, besides nni's own dependencies "
+        "(default: what nnisuite's trials import; '' for none)",
+    )
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     t0 = time.perf_counter()
-    preload()
+    if args.preload is None:
+        preload()
+    else:
+        preload(tuple(m for m in args.preload.split(",") if m))
     launcher = Launcher(args.socket)
 
     def stop(*_):

@@ -65,10 +65,11 @@ def live(path: str | None) -> bool:
 
 
 @contextlib.contextmanager
-def warm_launcher(enabled: bool = True, stream=None):
+def warm_launcher(enabled: bool = True, stream=None, preload=None):
     """A launcher for the duration of the block; one already running (an outer block, e.g. a
     repeated study's) is used instead of starting another. `stream`: where it says so
-    (default: sys.stderr as it is when called)."""
+    (default: sys.stderr as it is when called). `preload`: the modules it imports before
+    forking (None: what nnisuite's trials import)."""
     stream = stream or sys.stderr
     if not enabled:
         yield None
@@ -87,6 +88,7 @@ def warm_launcher(enabled: bool = True, stream=None):
             str(sock),
             "--ready-file",
             str(ready),
+            *(["--preload", ",".join(preload)] if preload is not None else []),
         ],
         cwd=REPO,
         stderr=subprocess.DEVNULL,

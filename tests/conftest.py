@@ -1,5 +1,5 @@
-"""Fixtures: run a trial module under NNI's own trial SDK (no manager); a real warm launcher.
-Importable helpers live in tests/helpers/."""
+"""Fixtures: run a trial module under NNI's own trial SDK (no manager); a real warm launcher;
+and the order tests start in. Importable helpers live in tests/helpers/."""
 
 from __future__ import annotations
 
@@ -64,3 +64,27 @@ def launcher_socket():
     with warm_launcher() as path:
         assert path, "the launcher did not start"
         yield path
+
+
+# Files whose tests run longest (several real NNI studies each), started first.
+LONGEST = ("test_repeat.py", "test_foreign.py", "test_faults.py", "test_hpo_integration.py")
+
+# OpenMP threads that wait for work sleep instead of spinning: with parallel test workers on
+# few cores, spinning threads burn the CPU the other workers need (processes the tests start
+# inherit it). What the tests check does not depend on it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Start the long tests first: with parallel workers (`make test` runs pytest -n with one
+    test handed out at a time), a long test that starts last is the run's tail. Integration
+    tests (real NNI managers), those of the LONGEST files first; then slow ones; then the rest;
+    file order within each group."""
+
+    def rank(item) -> tuple[int, int]:
+        if item.get_closest_marker("integration"):
+            name = item.path.name
+            return 0, LONGEST.index(name) if name in LONGEST else len(LONGEST)
+        return (1 if item.get_closest_marker("slow") else 2), 0
+
+    items.sort(key=rank)  # stable: file order within a group

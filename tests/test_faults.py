@@ -37,7 +37,8 @@ def experiment_id(r) -> str:
 
 
 def report(fault: str, **figures) -> None:
-    """One line of measured figures per fault (shown with pytest -s; the README's table)."""
+    """One line of measured figures per fault (shown with pytest -s; the table of
+    docs/what-happens-when.md)."""
     print(f"\nFAULT {fault}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
 
 
@@ -186,7 +187,7 @@ def resume_and_check(tmp_path, exp_id, before: dict) -> pd.DataFrame:
     with runner(
         "--resume", exp_id, "--experiment-dir", str(tmp_path / "nni"), "--out", str(tmp_path / "r")
     ) as r:
-        assert r.wait() == 0, r.output[-3000:]
+        assert r.wait() == 0, r.output[:3000]  # the head: what the watchdog saw comes first
         assert_nothing_left(r, exp_id)
     trials = exported(tmp_path, "r")
     assert len(trials) == 6 and trials["default"].notna().all()

@@ -1,7 +1,9 @@
 """Your own trial through nnisuite, as a new user runs it: a plain `trial.py` (not nnisuite's
 reporter, not `python -m launcher`) and a plain NNI YAML in a project folder outside the repo,
-run with the `nnisuite` console script from there: validation, progress, a Ctrl-C, `--resume`,
-an export that agrees with NNI's database, and a 2-variant x 2-seed repeated study."""
+run with the `nnisuite` console script from there: validation, progress, a Ctrl-C mid-study
+(exit 130, stopped, exported, nothing left running: the runner's Ctrl-C, whatever the trial),
+`--resume`, an export that agrees with NNI's database, and a 2-variant x 2-seed repeated
+study."""
 
 from __future__ import annotations
 
@@ -86,6 +88,8 @@ def test_your_own_trial_runs_is_interrupted_resumed_and_exported(tmp_path):
         first = r.output
     assert "is your own trial" in first  # validation ran and said what it could not check
     assert "fork from a warm launcher" in first
+    assert "interrupted: stopping the experiment" in first
+    assert (tmp_path / "out" / "summary.md").is_file()  # exported although interrupted
     exp_id = re.search(r"experiment (\w+): config", first).group(1)
     assert exp_id not in running_experiment_ids()
     assert wait_dead(r.seen) == []

@@ -3,7 +3,6 @@ create`, the web UI in a real headless Chromium, and the Medianstop assessor."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import re
@@ -217,69 +216,3 @@ def test_each_trial_trains_the_parameters_nni_records_for_it(tmp_path):
         )
     assert len(trained) == 6
     assert {tid: str(pid) for tid, pid in recorded.items()} == trained
-
-
-def test_ctrl_c_stops_the_runner_cleanly_and_still_exports(tmp_path):
-    import signal
-    import subprocess
-    import sys
-
-    from experiments.manager import free_port
-
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "experiments.run",
-            str(DIGITS_YAML),
-            "--max-trials",
-            "40",
-            "--epochs",
-            "50",
-            "--port",
-            str(free_port()),
-            "--experiment-dir",
-            str(tmp_path / "nni"),
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    import threading
-
-    import psutil
-
-    from tests.helpers.runner import wait_dead
-
-    lines, running = [], threading.Event()
-
-    def read():  # a thread: the test's waits have timeouts, a blocked readline has none
-        for line in proc.stdout:
-            lines.append(line)
-            if " succeeded, " in line and " 0 running" not in line:  # trials are running
-                running.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    tree = []
-    try:
-        assert running.wait(timeout=180), "no trial ever ran:\n" + "".join(lines)[-2000:]
-        tree = psutil.Process(proc.pid).children(recursive=True)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=120)
-        reader.join(timeout=10)
-        rest = ""
-        assert not wait_dead([p.pid for p in tree], 15), "the runner left processes behind"
-    finally:
-        for p in [psutil.Process(proc.pid)] + tree if proc.poll() is None else tree:
-            with contextlib.suppress(psutil.Error):
-                p.kill()  # the runner and what it started: its manager, launcher, guard
-    output = "".join(lines) + rest
-    assert proc.returncode == 130, output[-2000:]
-    assert "interrupted: stopping the experiment" in output
-    assert (tmp_path / "out" / "summary.md").exists()  # the export still ran
-    (exp_dir,) = [p for p in (tmp_path / "nni").iterdir() if p.name != "_latest"]
-    assert exp_dir.name not in running_experiment_ids()

@@ -101,6 +101,7 @@ def test_hyperband_budget_sets_the_epochs(run_nni_trial):
     assert len([r for r in records if r["type"] == "PERIODICAL"]) == 2
 
 
+@pytest.mark.slow
 def test_pbt_checkpoints_carry_training_on(run_nni_trial, tmp_path):
     first = {"lr": 0.05, "save_checkpoint_dir": str(tmp_path / "g0"), "load_checkpoint_dir": ""}
     proc, records = run_nni_trial("trials.mlp", first, ["--epochs", "2"])

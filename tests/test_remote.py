@@ -54,7 +54,11 @@ def test_remote_experiment_on_a_loopback_sshd(tmp_path):
         config = to_nni_config(raw, tmp_path / "remote.yaml")
         ids = []
         try:
-            with running_experiment(config, timeout_s=300) as (nni_exp, manager_port, status):
+            with running_experiment(config, timeout_s=300, launcher=False) as (
+                nni_exp,
+                manager_port,
+                status,
+            ):
                 ids.append(nni_exp.id)
                 exp = load_experiment(f"http://127.0.0.1:{manager_port}")
         finally:  # the worker's side of the experiment (the worker is this machine)

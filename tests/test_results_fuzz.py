@@ -294,6 +294,7 @@ def generated(tmp_path_factory):
     return root, [generate(root, i) for i in range(EXPERIMENTS)]
 
 
+@pytest.mark.slow
 def test_export_compare_and_optuna_read_every_generated_experiment(generated, tmp_path):
     root, truths = generated
     for i, truth in enumerate(truths):

@@ -125,6 +125,7 @@ def test_permutation_importance_equals_scikit_learns():
     np.testing.assert_allclose(baseline - scores, reference.importances, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_many_trials_a_bounded_sample_and_readable_plots(tmp_path):
     """1,200 trials: importance is fit on a seeded sample of 1,000 (and says so), the
     intermediate plot is the best trials over a band, and the exporter still finds lr."""
@@ -141,6 +142,7 @@ def test_many_trials_a_bounded_sample_and_readable_plots(tmp_path):
     assert len(pd.read_csv(tmp_path / "out" / "intermediate.csv")) == 2400
 
 
+@pytest.mark.slow
 def test_serial_and_parallel_exports_write_the_same_tables(tmp_path, two_experiments):
     from analysis.export import export_experiment
 

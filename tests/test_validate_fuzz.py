@@ -171,6 +171,7 @@ def mirror(tmp_path: Path) -> Path:
     return root / "experiments"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_mutants_never_crash_and_nothing_nni_rejects_passes(path, tmp_path, capsys):
     base = load_yaml(path)

@@ -35,15 +35,38 @@ def experiment_config(yaml_path: str | Path, tmp_path: Path, **overrides):
 
 
 @contextlib.contextmanager
-def running_experiment(config, *, wait: bool = True, timeout_s: float = 300, on_poll=None):
-    """Start `config` (an nni ExperimentConfig) on a free port; yield (experiment, port, status)
-    once it has finished (or at once when wait=False); always stop it."""
+def running_experiment(
+    config, *, wait: bool = True, timeout_s: float = 300, on_poll=None, launcher: bool = True
+):
+    """Start `config` (an nni ExperimentConfig) on a free port, as the runners start one (a warm
+    launcher its `python3 -m launcher` trials fork from, unless launcher=False; NNI's version
+    query answered by experiments.nni_python; NNI's launcher talks to the manager once it
+    listens); yield (experiment, port, status) once it has
+    finished (or at once when wait=False); always stop it."""
     from nni.experiment import Experiment
+
+    from experiments.nni_python import quick_version_query
+    from launcher.warm import warm_launcher
 
     exp = Experiment(config)
     port = free_port()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(warm_launcher(launcher, stream=io.StringIO()))
+        stack.enter_context(quick_version_query())
+        with _started(exp, port, config, wait, timeout_s, on_poll) as started:
+            yield started
+    # after the stop, outside `finally`: a failure here never hides the test's own error
+    assert exp.id not in running_experiment_ids(), f"experiment {exp.id} still running"
+
+
+@contextlib.contextmanager
+def _started(exp, port, config, wait, timeout_s, on_poll):
+    from experiments.manager import owned_start
+
+    logs = Path(config.experiment_working_directory) / exp.id / "log"
     try:
-        exp.start(port)
+        with owned_start(exp, port, logs):  # NNI's own check gives a slow manager 3 s
+            exp.start(port)
         status = None
         if wait:
             status = watch(
@@ -57,8 +80,6 @@ def running_experiment(config, *, wait: bool = True, timeout_s: float = 300, on_
         yield exp, port, status
     finally:
         exp.stop()
-    # after the stop, outside `finally`: a failure here never hides the test's own error
-    assert exp.id not in running_experiment_ids(), f"experiment {exp.id} still running"
 
 
 def read_nni_metrics(sys_dir: Path) -> list[dict]:
