@@ -273,3 +273,26 @@ def test_an_empty_default_and_a_copy_keep_track(tmp_path):
         """,
     )
     assert got == [("error", "lrr", 6)]
+
+
+def test_a_warm_launcher_preloads_what_the_trial_imports(tmp_path):
+    from launcher import REPO
+
+    write(
+        tmp_path,
+        "train.py",
+        """
+        import os, json
+        import numpy as np
+        from torch import nn
+        import torch.nn.functional as F
+        import nni
+        def later():
+            import sklearn.ensemble
+        """,
+    )
+    trial = Trial.parse("python3 train.py", tmp_path)
+    assert trial.preload() == ("numpy", "torch", "torch.nn.functional", "sklearn.ensemble")
+    assert Trial.parse("python3 -m launcher trials.mlp", REPO).preload() is None  # all of it
+    fault = Trial.parse("python3 -m launcher tests.fixtures.fault_trial", REPO)
+    assert fault.kind == "python-module" and fault.preload() == ()  # nni's own deps only

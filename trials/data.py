@@ -206,7 +206,8 @@ def locate_mnist_family(name: str, data_dir: str | Path | None) -> dict[str, Pat
         debian = f"apt-get install dataset-{name}, or " if name == "fashion-mnist" else ""
         raise DatasetError(
             f"dataset {name!r} not found in {', '.join(roots)} (and their {name}/, raw/ "
-            f"folders); {debian}pass --data-dir DIR with its four IDX files (README: Datasets)"
+            f"folders); {debian}pass --data-dir DIR with its four IDX files "
+            "(docs/guide.md: Datasets)"
         )
     return files
 
