@@ -195,6 +195,10 @@ def test_dashboard_in_a_real_browser(synthetic, tmp_path):
                 page.get_by_text("nni-synth").first.wait_for(timeout=30_000)
                 page.get_by_text("nni-synth").first.click()
                 page.get_by_text("Hyperparameter Importance").first.wait_for(timeout=30_000)
+                # the dashboard fills in its trials as it loads them: under load the heading is
+                # there before the last trial and the best value are
+                page.get_by_text("trial #14").first.wait_for(timeout=60_000)
+                page.get_by_text(f"{best:.4f}"[:5]).first.wait_for(timeout=60_000)
                 text = page.inner_text("body")
                 page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
             finally:
