@@ -75,10 +75,11 @@ def hpo_study(plan, variant: str, seed: int, folder: Path, experiment_dir, launc
     from nni.experiment import Experiment
 
     from experiments.config import set_key, to_nni_config
+    from experiments.problem import errors
     from experiments.trial import Trial, through_launcher
 
     raw = run_config(plan, variant, seed, experiment_dir, plan.get("dataset"))
-    problems = [p for p in validate(plan["base"], raw) if p.severity == "error"]
+    problems = errors(validate(plan["base"], raw))
     if problems:
         for problem in problems:
             print(f"error: {variant} seed {seed}: {problem}", file=sys.stderr)
@@ -242,19 +243,17 @@ def repeat(args) -> int:
                 f"the variants optimize in different directions ({said}): set optimize_mode "
                 "in the base tuner's classArgs (variants take it) or in each variant"
             )  # the base's trial: say once how it starts and what it is checked for
-        from experiments.config import set_key
         from experiments.problem import report
         from experiments.trial import Trial, through_launcher
 
         raw = run_config(plan, todo[0][0], 0, None, plan.get("dataset"))
         if report(validate(plan["base"], raw), sys.stderr, f"{todo[0][0]}: "):
             return EXIT_USAGE
-        command, warm, said = through_launcher(Trial.of(raw, plan["base"]), args.launcher)
+        trial = Trial.of(raw, plan["base"])
+        _, warm, said = through_launcher(trial, args.launcher)
         if said:
             print(said, flush=True)
-        if command:
-            raw = set_key(raw, "trialCommand", command)
-        preload = Trial.of(raw, plan["base"]).preload()
+        preload = trial.preload()  # the same source whether or not the command is rewritten
     logging.getLogger("nni").setLevel(logging.WARNING)  # NNI's per-run start/stop lines
     records = []
     started = time.monotonic()

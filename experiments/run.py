@@ -91,7 +91,8 @@ def new_study(args) -> Study | int:
         return EXIT_USAGE
     if report(validate(args.config, raw), sys.stderr):
         return EXIT_USAGE
-    command, args.warm, said = through_launcher(Trial.of(raw, args.config), args.launcher)
+    trial = Trial.of(raw, args.config)  # its source, and so its preload, stay when rewritten
+    command, args.warm, said = through_launcher(trial, args.launcher)
     if command:
         raw = set_key(raw, "trialCommand", command)
     if said:
@@ -106,7 +107,7 @@ def new_study(args) -> Study | int:
         return EXIT_USAGE
     print(f"experiment {exp.id}: {config.experiment_name}", flush=True)
     study = Study(exp, args.port, out, config.max_trial_number, resume_hint(exp.id, exp_dir))
-    study.preload = Trial.of(raw, args.config).preload()
+    study.preload = trial.preload()
     return study
 
 
