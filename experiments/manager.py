@@ -21,8 +21,9 @@ Both runners (`python -m experiments.run`, `python -m nas`) go through `run_stud
 A stop from outside (`nnictl stop ID`) is a stop, not a fault: exit 0 when every trial had
 ended, else 130, as for Ctrl-C.
 
-NNI's REST server and web UI listen on every interface without authentication: `run_study`
-says so once at start.
+NNI's REST server and web UI would listen on every interface without authentication: the
+manager listens on loopback only unless the study asks for more (`experiments/binding.py`), and
+`run_study` says so once at start when it does.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import functools
 import os
 import re
 import shlex
@@ -45,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from experiments.binding import addresses, exposure, node_environment, portal_urls
 from experiments.nni_python import quick_version_query
 from experiments.trial import runner_path
 from launcher.warm import warm_launcher
@@ -57,11 +60,6 @@ DEFAULT_PORT = 8080
 UNREACHABLE_S = 5.0  # REST silent this long (manager process alive) counts as a dead manager
 MIN_STALL_S = 300.0  # default stall limit: 5 minutes, or 3x the longest finished trial
 STOP_TIMEOUT_S = 60.0
-EXPOSURE = (
-    "note: NNI's web UI and REST API listen on every network interface without "
-    "authentication; whoever reaches port {port} can stop this experiment or change its "
-    "search space (docs/what-happens-when.md: 'Keeping the web UI private')"
-)
 NNI_ISSUES = {
     "UNREACHABLE": "the NNI manager died or stopped answering (cf. microsoft/nni#3250, #2243)",
     "ERROR": "experiment status ERROR: the tuner's dispatcher died (cf. microsoft/nni#5689, #5769)",
@@ -151,16 +149,24 @@ def wait_listening(proc, port: int, logs: Path | None, timeout_s: float = LISTEN
 
 
 @contextlib.contextmanager
-def owned_start(exp, port: int, logs: Path | None):
-    """While `exp.start(port)` runs: the manager process is known to `exp` the moment NNI
-    starts it (so a Ctrl-C stops it), and NNI's launcher talks to the port only once that
-    process listens there. NNI's module functions are wrapped from outside, then restored."""
+def owned_start(exp, port: int, logs: Path | None, hosts: list[str] | None = None):
+    """While `exp.start(port)` runs: the manager process listens on `hosts` (default: loopback,
+    experiments/binding.py) and is known to `exp` the moment NNI starts it (so a Ctrl-C stops
+    it), and NNI's launcher talks to the port only once that process listens there. NNI's module
+    functions are wrapped from outside, then restored."""
     from nni.experiment import launcher as nni_launcher
 
     start_server, check_server = nni_launcher._start_rest_server, nni_launcher._check_rest_server
+    hosts = hosts or addresses(None, getattr(exp, "config", None))
+    env = node_environment(hosts)
 
     def started(*args, **kwargs):
-        proc = start_server(*args, **kwargs)
+        popen = nni_launcher.Popen
+        nni_launcher.Popen = functools.partial(popen, env=env)
+        try:
+            proc = start_server(*args, **kwargs)
+        finally:
+            nni_launcher.Popen = popen
         exp._proc, exp.port = proc, port
         return proc
 
@@ -174,7 +180,8 @@ def owned_start(exp, port: int, logs: Path | None):
 
     nni_launcher._start_rest_server, nni_launcher._check_rest_server = started, checked
     try:
-        yield
+        with portal_urls(hosts, port):
+            yield
     finally:
         nni_launcher._start_rest_server, nni_launcher._check_rest_server = (
             start_server,
@@ -202,7 +209,7 @@ def start_on_a_port(exp, study, start: Callable[[int], None]) -> None:
                     )
                 continue
             try:
-                with owned_start(exp, study.port, logs):
+                with owned_start(exp, study.port, logs, study.hosts):
                     start(study.port)
                 return
             except (ManagerStartError, RuntimeError) as exc:
@@ -552,10 +559,16 @@ class Study:
     outcome: Outcome | None = None  # how watching ended, once run_study returns
     port_requested: bool | None = None  # the user named the port (default: a port was given)
     preload: tuple[str, ...] | None = None  # the warm launcher's imports (None: nnisuite's)
+    host: str | None = None  # --host: also listen there (default: loopback only)
 
     def __post_init__(self):
         if self.port_requested is None:
             self.port_requested = self.port is not None
+
+    @property
+    def hosts(self) -> list[str]:
+        """The addresses its manager listens on (experiments/binding.py)."""
+        return addresses(self.host, self.exp.config)
 
     @property
     def exp_dir(self) -> Path:
@@ -702,8 +715,9 @@ def run_study(
                         file=stream,
                         flush=True,
                     )
-                    if announce:
-                        print(EXPOSURE.format(port=study.port), file=sys.stderr, flush=True)
+                    opened = exposure(study.hosts, study.port)
+                    if announce and opened:
+                        print(opened, file=sys.stderr, flush=True)
                     with guard(exp):
                         outcome = watch(
                             study.port,

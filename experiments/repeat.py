@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from analysis.store import ExportError
+from experiments.binding import add_host_flag, check_host
 from experiments.manager import EXIT_INTERRUPTED, EXIT_USAGE, Study, run_study
 from experiments.plan import (
     RepeatError,
@@ -120,7 +121,7 @@ def nas_study(plan, variant: str, seed: int, folder: Path, experiment_dir):
 
 
 def run_one(
-    plan, variant: str, seed: int, out: Path, experiment_dir, plots: bool, launch=None
+    plan, variant: str, seed: int, out: Path, experiment_dir, plots: bool, launch=None, host=None
 ) -> dict | int:
     """One run as a real NNI experiment; returns its record, or an exit code to stop on."""
     from analysis.compare import Run
@@ -135,6 +136,7 @@ def run_one(
     if isinstance(made, int):
         return made
     study, seeded = made
+    study.host = host
     started = time.monotonic()
     records: dict = {}
 
@@ -199,6 +201,9 @@ def repeat(args) -> int:
         problem = check_writable(Path(path), flag) if path else None
         if problem:
             raise RepeatError(problem)
+    problem = check_host(args.host)
+    if problem:
+        raise RepeatError(problem)
     plan = load_plan(args.file)
     overridden = any(getattr(args, k) is not None for k in ("seeds", "max_trials", "epochs"))
     overridden = overridden or bool(args.dataset or args.variants)
@@ -264,7 +269,14 @@ def repeat(args) -> int:
             fresh = done is None
             if fresh:
                 result = run_one(
-                    plan, variant, seed, out, args.experiment_dir, args.plots, args.launcher
+                    plan,
+                    variant,
+                    seed,
+                    out,
+                    args.experiment_dir,
+                    args.plots,
+                    args.launcher,
+                    args.host,
                 )
                 if isinstance(result, int):
                     print(
@@ -313,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="the trials' --dataset (override the base experiment)")
     p.add_argument("--variants", help="comma-separated subset of the file's variants")
     p.add_argument("--plots", action="store_true", help="also draw each run's own plots")
+    add_host_flag(p)
     add_launcher_flag(p, scripts=True)
     return p
 

@@ -27,6 +27,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from experiments.binding import add_host_flag, check_host, private_prefix
 from experiments.config import (
     ConfigError,
     apply_overrides,
@@ -59,6 +60,7 @@ def export(study: Study, _outcome) -> None:
     print(result.summary)
     print(f"tables and plots: {study.out}/ (summary.md, trials.csv, intermediate.csv, *.png)")
     view = f"nnictl view {exp.id} --experiment_dir {quoted(study.exp_dir)} --port {study.port}"
+    view = private_prefix() + view  # a manager of its own: on loopback too
     print(f"web UI again: {view}")
 
 
@@ -101,13 +103,17 @@ def new_study(args) -> Study | int:
     exp = Experiment(config)
     exp_dir = Path(config.canonical_copy().experiment_working_directory)
     out = Path(args.out or f"runs/{config.experiment_name or 'experiment'}-{exp.id}")
-    problem = check_writable(out, "--out") or check_writable(exp_dir, "--experiment-dir")
+    problem = (
+        check_writable(out, "--out")
+        or check_writable(exp_dir, "--experiment-dir")
+        or check_host(args.host, config)
+    )
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     print(f"experiment {exp.id}: {config.experiment_name}", flush=True)
     study = Study(exp, args.port, out, config.max_trial_number, resume_hint(exp.id, exp_dir))
-    study.preload = trial.preload()
+    study.preload, study.host = trial.preload(), args.host
     return study
 
 
@@ -130,7 +136,7 @@ def resumed_study(args) -> Study | int:
     config = exp.config
     exp_dir = Path(config.canonical_copy().experiment_working_directory)
     out = Path(args.out or f"runs/{config.experiment_name or 'experiment'}-{exp.id}")
-    problem = check_writable(out, "--out")
+    problem = check_writable(out, "--out") or check_host(args.host, config)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
@@ -138,7 +144,7 @@ def resumed_study(args) -> Study | int:
     trial = Trial.parse(config.trial_command, Path(config.canonical_copy().trial_code_directory))
     args.warm = args.launcher is not False and trial.command.through_launcher
     study = Study(exp, args.port, out, config.max_trial_number, resume_hint(exp.id, exp_dir))
-    study.preload = trial.preload()
+    study.preload, study.host = trial.preload(), args.host
     return study
 
 
@@ -200,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop when no trial changes state and no metric arrives for this long "
         "(default: 5, or 3x the longest finished trial)",
     )
+    add_host_flag(p)
     add_launcher_flag(p, scripts=True)
     return p
 

@@ -30,6 +30,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from experiments.binding import add_host_flag
 from experiments.config import ConfigError, load_yaml
 from launcher.warm import add_launcher_flag
 from nas.settings import (
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--momentum", type=float, help="SGD momentum (default 0)")
     p.add_argument("--port", type=int, help="web UI / REST port (default 8080, else a free one)")
     p.add_argument("--experiment-dir", help="NNI experiment folder (default ~/nni-experiments)")
+    add_host_flag(p)
     p.add_argument("--out", help="output folder (default runs/nas-<id>)")
     p.add_argument(
         "--stall-minutes",
@@ -135,6 +137,11 @@ def session_problem(args, settings) -> str | None:
             return problem
     if args.port is not None and not 0 < args.port < 65536:
         return f"--port {args.port}: not a port (1..65535)"
+    from experiments.binding import check_host
+
+    problem = check_host(args.host)
+    if problem:
+        return problem
     if args.stall_minutes is not None and not args.stall_minutes > 0:
         return f"--stall-minutes must be > 0, got {args.stall_minutes}"
     return None
@@ -167,7 +174,9 @@ def main(argv=None) -> int:
     from nas.study import run
 
     stall_s = args.stall_minutes * 60 if args.stall_minutes is not None else None
-    return run(settings, args.port, args.experiment_dir, args.out, not args.no_launcher, stall_s)
+    return run(
+        settings, args.port, args.experiment_dir, args.out, not args.no_launcher, stall_s, args.host
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import os
 import sys
 from pathlib import Path
 
+from experiments.binding import private_prefix
 from experiments.manager import Study, quoted, run_study
 from launcher import CLIENT_MODULE, REPO
 from nas.settings import IMAGE_SHAPES, INPUT_SIZES, max_trials, space_size
@@ -127,8 +128,8 @@ def export(study: Study, outcome, settings: dict) -> None:
     print(text)
     print(f"files: {out}/ (nas_table.md, trials.csv, settings.json, summary.md, plots)")
     print(
-        f"web UI again: nnictl view {exp.id} --experiment_dir {quoted(study.exp_dir)} "
-        f"--port {study.port}"
+        f"web UI again: {private_prefix()}nnictl view {exp.id} "
+        f"--experiment_dir {quoted(study.exp_dir)} --port {study.port}"
     )
 
 
@@ -159,6 +160,7 @@ def run(
     out: str | None = None,
     launcher: bool = True,
     stall_s: float | None = None,
+    host: str | None = None,
 ) -> int:
     exp = build_experiment(settings, experiment_dir)
     budget = max_trials(settings)
@@ -182,6 +184,7 @@ def run(
         "again",
         background_start=True,
         expected_trials=min(budget, space_size(settings)),
+        host=host,
     )
     return run_study(
         study,

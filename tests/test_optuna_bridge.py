@@ -14,6 +14,7 @@ import sys
 import time
 
 import optuna  # noqa: E402 - a declared test dependency (the optuna extra): it must import
+import psutil
 import pytest
 
 from analysis.store import load_experiment
@@ -183,6 +184,12 @@ def test_dashboard_in_a_real_browser(synthetic, tmp_path):
     )
     try:
         wait_port(port)
+        bound = {
+            c.laddr.ip
+            for c in psutil.net_connections("tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        }
+        assert bound and bound <= {"127.0.0.1", "::1"}, bound  # this machine only by default
         best = optuna.load_study(study_name="nni-synth", storage=storage).best_value
         with sync_playwright() as p:
             browser = p.chromium.launch(

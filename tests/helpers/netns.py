@@ -1,0 +1,81 @@
+"""Network namespaces a test makes and always deletes: two "machines" joined by a veth pair.
+
+    with two_machines() as (a, b):      # a.name, a.address ("192.0.2.1"), b likewise
+        subprocess.run(a.run(sys.executable, "-c", "..."))
+
+Both ends live in namespaces of the test's own (DESIGN.md: traffic from the root namespace into
+one did not connect here), with addresses from 192.0.2.0/24 (a documentation range) that exist
+only inside them, so nothing outside is ever a target. Deleting a namespace deletes its end of
+the veth pair. `cannot_make()` says in one line why a machine cannot make them (not root, no
+`ip`), for a skip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+IP = shutil.which("ip")
+_made = itertools.count()
+
+
+@dataclass
+class Machine:
+    name: str
+    address: str
+
+    def run(self, *command: str) -> list[str]:
+        """A command line that runs `command` inside this namespace."""
+        return [IP, "netns", "exec", self.name, *command]
+
+
+def ip(*args: str) -> None:
+    subprocess.run([IP, *args], check=True, capture_output=True, text=True, timeout=30)
+
+
+def cannot_make() -> str | None:
+    """None when this process can make network namespaces; else why not, in one line."""
+    if IP is None:
+        return "no `ip` command (apt-get install iproute2)"
+    if os.geteuid() != 0:
+        return "making network namespaces needs root"
+    name = f"nnisuite-probe-{os.getpid()}"
+    try:
+        ip("netns", "add", name)
+    except subprocess.CalledProcessError as exc:
+        return f"ip netns add failed: {exc.stderr.strip()}"
+    ip("netns", "del", name)
+    return None
+
+
+@contextlib.contextmanager
+def two_machines(prefix: str = "nns"):
+    """Namespaces A (192.0.2.1) and B (192.0.2.2) joined by a veth pair, loopback up in each."""
+    tag = f"{prefix}{os.getpid() % 100000}x{next(_made)}"
+    a, b = Machine(f"{tag}a", "192.0.2.1"), Machine(f"{tag}b", "192.0.2.2")
+    made = []
+    try:
+        for m in (a, b):
+            ip("netns", "add", m.name)
+            made.append(m.name)
+            ip("-n", m.name, "link", "set", "lo", "up")
+        ip("link", "add", f"{tag}va", "netns", a.name, "type", "veth", "peer", "name",
+           f"{tag}vb", "netns", b.name)  # fmt: skip
+        for m, dev in ((a, f"{tag}va"), (b, f"{tag}vb")):
+            ip("-n", m.name, "addr", "add", f"{m.address}/24", "dev", dev)
+            ip("-n", m.name, "link", "set", dev, "up")
+        yield a, b
+    finally:
+        for name in made:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                ip("netns", "del", name)
+
+
+def listed() -> list[str]:
+    """The names of the namespaces that exist now."""
+    out = subprocess.run([IP, "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
