@@ -28,6 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from analysis import statistics as S  # noqa: E402
+from analysis.atomic import EXIT_WRITE, WriteError, staged  # noqa: E402
 from analysis.direction import MAXIMIZE, MINIMIZE, direction, word  # noqa: E402
 from analysis.export import make_folder  # noqa: E402
 from analysis.plots import best_so_far, save  # noqa: E402
@@ -418,9 +419,15 @@ def aggregate(
 ) -> str:
     """runs.csv, comparison.csv, pairwise.csv, comparison.md (+ the band plots); returns the
     markdown."""
+    out = make_folder(out)
+    with staged(out) as stage:  # whole or not at all: a full disk leaves `out` as it was
+        return write_aggregate(runs, budget, stage, title, plots, label)
+
+
+def write_aggregate(runs, budget, out: Path, title, plots, label) -> str:
+    """aggregate() into the staging folder `out`."""
     import pandas as pd
 
-    out = make_folder(out)
     rows = run_rows(runs, budget)
     pd.DataFrame(rows).to_csv(out / "runs.csv", index=False)
     comparison = comparison_rows(rows)
@@ -497,6 +504,9 @@ def main(argv=None) -> int:
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except WriteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_WRITE
     return 0
 
 

@@ -7,7 +7,10 @@ EXPERIMENT: an experiment id (under ~/nni-experiments or --experiment-dir), a pa
 trials.csv, intermediate.csv, summary.md, importance.csv (random-forest permutation
 importance), importance_optuna.csv (fANOVA and PED-ANOVA through analysis.optuna, unless
 --no-optuna), the plots of analysis.plots and Optuna's (optuna_*.png; --no-plots: none).
-Expected errors print one line and exit with code 2.
+Expected errors print one line and exit with code 2 (an experiment that cannot be read) or 4 (a
+file that cannot be written: disk full, I/O error). The files are written whole or not at all:
+into a hidden folder inside DIR, then each renamed over its namesake, so a failed export leaves
+DIR's previous export as it was.
 
 Three things take the time: drawing the plots (matplotlib), fitting the random forest
 (scikit-learn, whose import alone is ~1 s) and Optuna's evaluators and plots. By default two
@@ -25,6 +28,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis.atomic import EXIT_WRITE, WriteError, staged
 from analysis.direction import direction
 from analysis.importance import importance, importance_markdown
 from analysis.store import Experiment, ExportError, add_source_arguments, load_experiment
@@ -58,6 +62,8 @@ class Forked:
             os.close(read)
             try:
                 payload = {"ok": fn()}
+            except OSError as exc:  # a full disk: the parent raises it as such
+                payload = {"oserror": [exc.errno, exc.strerror, exc.filename]}
             except BaseException:  # noqa: BLE001 - handed to the parent
                 payload = {"error": traceback.format_exc()}
             with os.fdopen(write, "w") as f:
@@ -71,6 +77,8 @@ class Forked:
             text = f.read()
         os.waitpid(self.pid, 0)
         payload = json.loads(text) if text else {}
+        if "oserror" in payload:
+            raise OSError(*payload["oserror"])
         if "error" in payload or "ok" not in payload:
             raise RuntimeError(f"a forked export worker failed:\n{payload.get('error', '')}")
         return payload["ok"]
@@ -111,6 +119,8 @@ def optuna_analysis(exp: Experiment, out: Path, plots: bool) -> dict:
         result = bridge.importances(study)
     except (bridge.BridgeError, ImportError) as exc:
         return {"skipped": f"no Optuna study: {exc}"}
+    except OSError:
+        raise  # a full disk is the export's failure, not an extra's
     except Exception as exc:  # noqa: BLE001 - an extra must not cost the user the export
         first = (str(exc).strip().splitlines() or [""])[0]
         print(f"warning: Optuna's analysis failed ({type(exc).__name__}: {first})", file=sys.stderr)
@@ -146,8 +156,18 @@ def export(
 ) -> ExportResult:
     """Tables, summary, importance (random forest here; fANOVA and PED-ANOVA through Optuna
     unless optuna=False), and unless plots=False the plots of `exp` into `out`. `parallel`:
-    the plots and the Optuna part each in a forked worker while this process fits the forest."""
+    the plots and the Optuna part each in a forked worker while this process fits the forest.
+    Written whole or not at all (trials.outputs.staged): WriteError when a file cannot be
+    written, and the files already in `out` stay as they were."""
     out = make_folder(out)
+    with staged(out) as stage:
+        result = write_export(exp, stage, plots, parallel, optuna)
+    result.files = [out / Path(p).name for p in result.files]
+    return result
+
+
+def write_export(exp: Experiment, out: Path, plots: bool, parallel: bool, optuna: bool):
+    """export() into the staging folder `out`."""
     trials = trials_table(exp)
     params = parameter_names(exp)
     trials.to_csv(out / "trials.csv", index=False)
@@ -237,6 +257,9 @@ def main(argv=None) -> int:
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except WriteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_WRITE
     print(result.summary)
     if result.trials["default"].notna().sum() == 0:
         print("No finished trial yet: the tables are empty.")

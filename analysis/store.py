@@ -6,8 +6,9 @@
     exp.trials[0].parameters, exp.trials[0].final, exp.trials[0].intermediates
 
 The database is never opened in place: NNI's manager sets no busy timeout, so even a reader's
-shared lock can make its writes fail. The file is copied (no lock taken) and the copy opened
-immutable; a copy torn by a concurrent write fails sqlite's check and is taken again.
+shared lock can make its writes fail. The file is copied (no lock taken) with its rollback
+journal when a writer is mid-transaction (sqlite rolls the copy back to the last commit), and
+the copy opened immutable; a copy torn by a concurrent write is taken again.
 
 NNI writes no end event for a trial killed by a stop or a crash: in an experiment whose manager
 is not running, such a trial is INTERRUPTED (never RUNNING), unless it had reported its final
@@ -22,6 +23,7 @@ repeated sequence numbers are renumbered in submission order (`Experiment.renumb
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -155,21 +157,35 @@ def correct_statuses(trials: dict[str, Trial], log_dir) -> None:
 
 
 def snapshot(db: Path, attempts: int = 8) -> Path:
-    """A consistent copy of `db` in a temporary folder, taken without any lock on `db`."""
+    """A consistent copy of `db` in a temporary folder, taken without any lock on `db`.
+
+    A writer in the middle of a transaction (NNI's manager, or anything holding the database
+    locked) leaves a rollback journal beside it: that is copied too, and sqlite itself rolls the
+    copy back to the last commit when it opens it, as after a crash. A copy torn by a commit
+    that happened while it was taken (the file changed, or its journal went away) is taken
+    again."""
     tmpdir = Path(tempfile.mkdtemp(prefix="nnisuite-db-"))
     copy = tmpdir / "nni.sqlite"
+    journal, copied_journal = db.with_name(db.name + "-journal"), tmpdir / "nni.sqlite-journal"
     last_error = None
     for attempt in range(attempts):
+        copied_journal.unlink(missing_ok=True)
+        had_journal = has_content(journal)
         before = db.stat()
         shutil.copyfile(db, copy)
+        with contextlib.suppress(FileNotFoundError):
+            shutil.copyfile(journal, copied_journal)
         after = db.stat()
-        journal = db.with_name(db.name + "-journal")
+        rolled_back = has_content(copied_journal)
         if (before.st_mtime_ns, before.st_size) != (after.st_mtime_ns, after.st_size) or (
-            journal.exists() and journal.stat().st_size > 0
+            had_journal and not rolled_back
         ):
             last_error = "the database changed while it was copied"
         else:
             try:
+                if rolled_back:  # a hot journal: opening the copy rolls it back
+                    with contextlib.closing(sqlite3.connect(copy)) as conn:
+                        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
                 with sqlite3.connect(f"file:{copy}?immutable=1", uri=True) as conn:
                     status = conn.execute("PRAGMA quick_check").fetchone()[0]
                 if status == "ok":
@@ -182,6 +198,13 @@ def snapshot(db: Path, attempts: int = 8) -> Path:
         time.sleep(0.05 * (attempt + 1))
     shutil.rmtree(tmpdir, ignore_errors=True)
     raise ExportError(f"{db}: not a readable NNI database ({last_error})")
+
+
+def has_content(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 EVENTS_SQL = (

@@ -47,15 +47,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from analysis.atomic import EXIT_WRITE, WriteError
 from experiments.binding import addresses, exposure, node_environment, portal_urls
+from experiments.claim import Held, claim
 from experiments.nni_python import quick_version_query
 from experiments.trial import runner_path
 from launcher.warm import warm_launcher
+from trials.outputs import disk_full
 
 TERMINAL = {"DONE", "STOPPED", "ERROR"}
 ACTIVE = {"WAITING", "RUNNING", "UNKNOWN"}
-FAULTS = {"UNREACHABLE", "ERROR", "STALLED", "STRATEGY_FAILED"}
+FAULTS = {"UNREACHABLE", "ERROR", "STALLED", "STRATEGY_FAILED", "DISK_FULL"}
 EXIT_DONE, EXIT_USAGE, EXIT_FAULT, EXIT_INTERRUPTED = 0, 2, 3, 130
+DISK_ERRORS = ("SQLITE_FULL", "ENOSPC")  # what NNI's manager logs when its disk is full
 DEFAULT_PORT = 8080
 UNREACHABLE_S = 5.0  # REST silent this long (manager process alive) counts as a dead manager
 MIN_STALL_S = 300.0  # default stall limit: 5 minutes, or 3x the longest finished trial
@@ -66,6 +70,7 @@ NNI_ISSUES = {
     "STALLED": "no trial changed state and no metric arrived (cf. microsoft/nni#5493, #5761, "
     "#5531, #5640)",
     "STRATEGY_FAILED": "the NAS strategy raised an error",
+    "DISK_FULL": "the experiment directory's disk is full: NNI cannot record more",
 }
 
 
@@ -392,6 +397,7 @@ def watch(
     expected: int | None = None,
     logs: Path | None = None,
     exp_id: str | None = None,
+    disk: Path | None = None,
 ) -> Outcome:
     """Print progress until the experiment ends or a fault is seen.
 
@@ -400,7 +406,9 @@ def watch(
 
     `manager`: the manager's process (Popen / psutil.Process): its exit is noticed at once.
     `strategy` / `expected`: a NAS run is done when its strategy has returned and `expected`
-    trials ended (or, strategy done, nothing ran for 5 s). `on_poll(trials)` after each poll."""
+    trials ended (or, strategy done, nothing ran for 5 s). `on_poll(trials)` after each poll.
+    `disk`: the experiment directory; its disk filling (or the manager logging SQLITE_FULL /
+    ENOSPC) ends the study as DISK_FULL before NNI fails more writes."""
     from analysis.direction import direction
     from analysis.store import ExportError, read_rest
 
@@ -415,6 +423,9 @@ def watch(
         now = time.monotonic()
         if timeout_s is not None and now - started > timeout_s:
             return Outcome("TIMEOUT", f"still running after {timeout_s:.0f} s", trials)
+        full = disk_full(disk) if disk is not None else None
+        if full:
+            return Outcome("DISK_FULL", f"{disk}: {full}", trials)
         try:
             status = experiment_status(port)
             found = read_rest(f"http://127.0.0.1:{port}")
@@ -427,6 +438,8 @@ def watch(
             unreachable_since = unreachable_since or now
             code = manager.poll() if hasattr(manager, "poll") else None
             gone = code is not None or now - unreachable_since >= UNREACHABLE_S
+            if gone and logged_disk_error(logs):
+                return Outcome("DISK_FULL", f"the manager logged {logged_disk_error(logs)}", trials)
             if gone and stopped_from_outside(logs):
                 return Outcome("STOPPED", "stopped from outside the runner (nnictl stop)", trials)
             if code is not None:
@@ -448,6 +461,8 @@ def watch(
             last_sig, last_change = sig, now
         active = any(t.status in ACTIVE for t in trials)
         if status == "ERROR":
+            if logged_disk_error(logs):
+                return Outcome("DISK_FULL", f"the manager logged {logged_disk_error(logs)}", trials)
             return Outcome("ERROR", "NNI reports experiment status ERROR", trials)
         if status in ("DONE", "STOPPED", "STOPPING"):
             detail = "" if status == "DONE" else "stopped from outside the runner (nnictl stop)"
@@ -477,6 +492,31 @@ def watch(
         if now - last_change > limit:
             return Outcome("STALLED", f"nothing happened for {now - last_change:.0f} s", trials)
         time.sleep(poll_s)
+
+
+def logged_disk_error(logs: Path | None) -> str | None:
+    """SQLITE_FULL or ENOSPC when the manager's log has it (its disk filled), else None."""
+    if logs is None:
+        return None
+    try:
+        text = (logs / "nnimanager.log").read_text(errors="replace")
+    except OSError:
+        return None
+    return next((e for e in DISK_ERRORS if e in text), None)
+
+
+def database_kept(exp_dir: Path, exp_id: str) -> str:
+    """What NNI's database of the experiment holds, read-only: finals and sqlite's check."""
+    db = exp_dir / exp_id / "db" / "nni.sqlite"
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            finals = conn.execute(
+                "SELECT COUNT(DISTINCT trialJobId) FROM MetricData WHERE type = 'FINAL'"
+            ).fetchone()[0]
+    except sqlite3.Error as exc:
+        return f"{db}: cannot be read ({exc})"
+    return f"{finals} trial(s) with a final result in {db} (sqlite quick_check: {check})"
 
 
 def stopped_from_outside(logs: Path | None) -> bool:
@@ -531,6 +571,11 @@ def trial_folder(exp_dir: Path, exp_id: str, trial_id: str) -> Path:
 def describe_fault(outcome: Outcome, exp_dir: Path, exp_id: str) -> str:
     logs = exp_dir / exp_id / "log"
     lines = [f"watchdog: {NNI_ISSUES.get(outcome.status, outcome.status)}: {outcome.detail}"]
+    if outcome.status == "DISK_FULL":
+        return (
+            f"watchdog: stopped: {outcome.detail}; kept: {database_kept(exp_dir, exp_id)}; "
+            "free space there, then resume (below)"
+        )
     if outcome.status in ("ERROR", "STRATEGY_FAILED"):
         lines += [f"  tail of {logs / 'dispatcher.log'}:", tail(logs / "dispatcher.log")]
     lines += [f"  tail of {logs / 'nnimanager.log'}:", tail(logs / "nnimanager.log")]
@@ -559,6 +604,7 @@ class Study:
     outcome: Outcome | None = None  # how watching ended, once run_study returns
     port_requested: bool | None = None  # the user named the port (default: a port was given)
     preload: tuple[str, ...] | None = None  # the warm launcher's imports (None: nnisuite's)
+    claimed: bool = False  # the caller already holds the experiment (experiments/claim.py)
     host: str | None = None  # --host: also listen there (default: loopback only)
 
     def __post_init__(self):
@@ -685,7 +731,21 @@ def run_study(
 ) -> int:
     """Start (or resume) `study.exp`, watch it, stop it, export; returns the exit code.
     announce=False: no exposure note and no resume hint (a caller running many studies says
-    those once, and prints progress to `stream`)."""
+    those once, and prints progress to `stream`). The experiment is held for this process
+    throughout (experiments/claim.py): exit 2 when another runner holds it."""
+    if study.claimed:
+        return watched_study(study, export, launcher, stall_s, stream, announce)
+    try:
+        with claim(study.exp_dir, study.exp.id):
+            study.claimed = True
+            return watched_study(study, export, launcher, stall_s, stream, announce)
+    except Held as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+
+
+def watched_study(study: Study, export, launcher, stall_s, stream, announce) -> int:
+    """run_study, once the experiment is held."""
     exp = study.exp
     outcome = Outcome("INTERRUPTED")
     started = False
@@ -729,6 +789,7 @@ def run_study(
                             expected=study.expected_trials,
                             logs=study.exp_dir / exp.id / "log",
                             exp_id=exp.id,
+                            disk=study.exp_dir,
                         )
                     detail = f" ({outcome.detail})" if outcome.status == "STOPPED" else ""
                     print(
@@ -756,10 +817,14 @@ def run_study(
             outcome.status = "DONE"  # stopped from outside once every trial had ended
         if outcome.fault and started:
             print(describe_fault(outcome, study.exp_dir, exp.id), file=sys.stderr, flush=True)
+        written = True
         try:
             export(study, outcome)
         except KeyboardInterrupt:
             print("interrupted: export skipped", file=sys.stderr)
+        except WriteError as exc:
+            written = False
+            print(f"error: the export failed: {exc}", file=sys.stderr, flush=True)
     study.outcome = outcome
     if not outcome.finished and announce:
         if resumable(study.exp_dir, exp.id):
@@ -770,6 +835,8 @@ def run_study(
                 "started): nothing to resume, run the same command again",
                 flush=True,
             )
+    if outcome.status == "DISK_FULL" or (outcome.finished and not written):
+        return EXIT_WRITE
     if outcome.fault:
         return EXIT_FAULT
     return EXIT_DONE if outcome.finished else EXIT_INTERRUPTED

@@ -34,6 +34,7 @@ import sys
 import time
 from pathlib import Path
 
+from analysis.atomic import EXIT_WRITE, WriteError, staged
 from analysis.store import ExportError
 from experiments.binding import add_host_flag, check_host
 from experiments.manager import EXIT_INTERRUPTED, EXIT_USAGE, Study, run_study
@@ -153,7 +154,8 @@ def run_one(
         "seeded_tuner": seeded,
         "settings": run_settings(plan, variant, seed),
     }
-    (folder / "run.json").write_text(json.dumps(record, indent=1) + "\n")
+    with staged(folder) as stage:  # run.json says the run is done: whole or not at all
+        (stage / "run.json").write_text(json.dumps(record, indent=1) + "\n")
     return record
 
 
@@ -337,6 +339,9 @@ def main(argv=None) -> int:
     except (RepeatError, ExportError) as exc:  # ExportError: runs that cannot be compared
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except WriteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_WRITE
     except KeyboardInterrupt:
         print("interrupted; finished runs are kept: run the same command again", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -24,10 +24,12 @@ finished result (IMPORT_DATA), and the study ends with its maxTrialNumber trials
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
 from experiments.binding import add_host_flag, check_host, private_prefix
+from experiments.claim import Held, claim
 from experiments.config import (
     ConfigError,
     apply_overrides,
@@ -117,9 +119,19 @@ def new_study(args) -> Study | int:
     return study
 
 
-def resumed_study(args) -> Study | int:
-    from experiments.resume import AlreadyFinished, ResumeError, prepare_resume
+def resumed_study(args, stack: contextlib.ExitStack) -> Study | int:
+    """The study to resume, held for this process on `stack` (experiments/claim.py) before
+    anything is touched: a second runner resuming it is refused."""
+    from experiments.resume import AlreadyFinished, ResumeError, experiment_folder, prepare_resume
 
+    try:
+        stack.enter_context(claim(experiment_folder(args.resume, args.experiment_dir), args.resume))
+    except ResumeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Held as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.out:
         problem = check_writable(Path(args.out), "--out")
         if problem:
@@ -136,7 +148,11 @@ def resumed_study(args) -> Study | int:
     config = exp.config
     exp_dir = Path(config.canonical_copy().experiment_working_directory)
     out = Path(args.out or f"runs/{config.experiment_name or 'experiment'}-{exp.id}")
-    problem = check_writable(out, "--out") or check_host(args.host, config)
+    problem = (
+        check_writable(out, "--out")
+        or check_writable(exp_dir, "--experiment-dir")
+        or check_host(args.host, config)
+    )
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
@@ -144,7 +160,7 @@ def resumed_study(args) -> Study | int:
     trial = Trial.parse(config.trial_command, Path(config.canonical_copy().trial_code_directory))
     args.warm = args.launcher is not False and trial.command.through_launcher
     study = Study(exp, args.port, out, config.max_trial_number, resume_hint(exp.id, exp_dir))
-    study.preload, study.host = trial.preload(), args.host
+    study.preload, study.host, study.claimed = trial.preload(), args.host, True
     return study
 
 
@@ -168,11 +184,12 @@ def export_finished(args) -> int:
 
 
 def run(args) -> int:
-    study = resumed_study(args) if args.resume else new_study(args)
-    if isinstance(study, int):
-        return study
-    stall_s = args.stall_minutes * 60 if args.stall_minutes is not None else None
-    return run_study(study, export=export, launcher=args.warm, stall_s=stall_s)
+    with contextlib.ExitStack() as held:
+        study = resumed_study(args, held) if args.resume else new_study(args)
+        if isinstance(study, int):
+            return study
+        stall_s = args.stall_minutes * 60 if args.stall_minutes is not None else None
+        return run_study(study, export=export, launcher=args.warm, stall_s=stall_s)
 
 
 def port(text: str) -> int:

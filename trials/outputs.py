@@ -2,14 +2,45 @@
 
     problem = check_writable(Path("runs/x"), "--out")   # None, or one line saying what is wrong
 
-A folder that exists must be a writable folder; one that does not must be creatable (its
-nearest existing parent a writable folder). Nothing is created by the check.
+A folder that exists must be a writable folder on a disk with at least DISK_LOW bytes free; one
+that does not must be creatable (its nearest existing parent a writable folder). Nothing is
+created by the check. (Files written whole or not at all: analysis/atomic.py.)
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
+
+DISK_LOW = 1 << 20  # bytes: below this, a disk counts as full (NNI's database needs room)
+
+
+def free_bytes(path: Path) -> int | None:
+    """Free bytes on the disk holding `path` (or its nearest existing parent); None if unknown."""
+    path = Path(path).expanduser()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def disk_full(path: Path) -> str | None:
+    """None while the disk of `path` has DISK_LOW free; else one line saying how little."""
+    free = free_bytes(path)
+    if free is None or free >= DISK_LOW:
+        return None
+    return f"its disk is full ({size(free)} free)"
 
 
 def check_writable(path: Path, flag: str) -> str | None:
@@ -20,7 +51,8 @@ def check_writable(path: Path, flag: str) -> str | None:
             return f"{flag} {path}: exists and is not a folder"
         if not os.access(path, os.W_OK | os.X_OK):
             return f"{flag} {path}: folder not writable"
-        return None
+        full = disk_full(path)
+        return f"{flag} {path}: {full}" if full else None
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -28,4 +60,5 @@ def check_writable(path: Path, flag: str) -> str | None:
         return f"{flag} {path}: {parent} is not a folder"
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"{flag} {path}: cannot create it ({parent} is not writable)"
-    return None
+    full = disk_full(parent)
+    return f"{flag} {path}: {full}" if full else None
