@@ -32,6 +32,7 @@ system-packages:
 	test -d /usr/share/datasets/fashion-mnist || missing="$$missing dataset-fashion-mnist"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	test -x /usr/sbin/sshd || missing="$$missing openssh-server"; \
+	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing what the tests need:$$missing"; \
@@ -41,7 +42,7 @@ system-packages:
 			if [ "$$CI" = true ]; then echo "CI: the tests needing them must run: failing"; exit 1; fi; \
 			echo "note: tests needing$$missing will be skipped"; }; \
 	else \
-		echo "note: missing$$missing: the Fashion-MNIST / browser / sshd tests will be skipped;" \
+		echo "note: missing$$missing: the Fashion-MNIST / browser / sshd / namespace tests will be skipped;" \
 			"to run them: sudo apt-get install -y$$missing"; \
 	fi
 
