@@ -6,8 +6,9 @@
 NNI 3.0 has no option for it: its REST server and web UI call `app.listen(port)`, which listens
 on every interface with no authentication (whoever reaches the port can stop the experiment,
 change its search space and read every trial). nnisuite starts each manager (runner, resume,
-repeat, NAS, the tests) with Node's `--require experiments/binding.js` in NODE_OPTIONS: that
-preload gives `listen` the addresses below; the installed NNI is not changed, and a plain
+repeat, NAS, the tests) with Node's `--require experiments/nni_node_preload.js` in NODE_OPTIONS:
+that preload gives `listen` the addresses below (and the tuner's dispatcher 120 s instead of 10 to
+connect); the installed NNI is not changed, and a plain
 `nnictl create` keeps NNI's own behaviour (docs/what-happens-when.md says how to keep it private
 too).
 
@@ -29,7 +30,7 @@ import os
 import shlex
 from pathlib import Path
 
-PRELOAD = Path(__file__).with_name("binding.js")
+PRELOAD = Path(__file__).with_name("nni_node_preload.js")
 LOOPBACK = ("127.0.0.1", "::1")
 EVERYWHERE = ("0.0.0.0", "::")
 

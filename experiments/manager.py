@@ -463,6 +463,13 @@ def watch(
         if status == "ERROR":
             if logged_disk_error(logs):
                 return Outcome("DISK_FULL", f"the manager logged {logged_disk_error(logs)}", trials)
+            if "Tuner did not connect" in log_text(logs):
+                return Outcome(
+                    "ERROR",
+                    "the dispatcher never connected (slower to start than "
+                    "NNISUITE_DISPATCHER_TIMEOUT_S allows)",
+                    trials,
+                )
             return Outcome("ERROR", "NNI reports experiment status ERROR", trials)
         if status in ("DONE", "STOPPED", "STOPPING"):
             detail = "" if status == "DONE" else "stopped from outside the runner (nnictl stop)"
@@ -496,13 +503,18 @@ def watch(
 
 def logged_disk_error(logs: Path | None) -> str | None:
     """SQLITE_FULL or ENOSPC when the manager's log has it (its disk filled), else None."""
-    if logs is None:
-        return None
-    try:
-        text = (logs / "nnimanager.log").read_text(errors="replace")
-    except OSError:
-        return None
+    text = log_text(logs)
     return next((e for e in DISK_ERRORS if e in text), None)
+
+
+def log_text(logs: Path | None) -> str:
+    """The manager's log (nnimanager.log), or '' when there is none."""
+    if logs is None:
+        return ""
+    try:
+        return (logs / "nnimanager.log").read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def database_kept(exp_dir: Path, exp_id: str) -> str:

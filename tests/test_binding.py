@@ -1,7 +1,8 @@
 """Safe by default, proven with real sockets: a study started by the runner inside network
 namespace A answers on A's loopback (web UI / REST, `nnictl`, the tuner's dispatcher and the
 trial, which got its parameters) and NOT from namespace B through A's veth address; with
-`--host 192.0.2.1` it does. Plus the addresses chosen for each case and the flag's checks."""
+`--host 192.0.2.1` it does. Plus the addresses chosen for each case and the flag's checks, and
+the same preload's other fix: a dispatcher slower than NNI's 10 s to connect still runs."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def test_addresses_are_loopback_unless_asked(tmp_path):
     assert addresses(None, remote) == [*LOOPBACK, "192.0.2.1"]  # what workers connect back to
     env = node_environment(["127.0.0.1"], base={"NODE_OPTIONS": "--max-http-header-size=9000"})
     assert env["NODE_OPTIONS"].startswith("--max-http-header-size=9000 --require ")
-    assert env["NODE_OPTIONS"].endswith("experiments/binding.js")
+    assert env["NODE_OPTIONS"].endswith("experiments/nni_node_preload.js")
     assert env["NNISUITE_BIND_HOSTS"] == "127.0.0.1"
 
 
@@ -127,3 +128,19 @@ def test_a_study_is_reachable_from_another_machine_only_when_asked(tmp_path, hos
         assert "trials 1/1 done, 1 succeeded" in r.output
         assert (tmp_path / "out" / "trials.csv").is_file()
     assert a.name not in listed() and b.name not in listed()
+
+
+@pytest.mark.integration
+def test_a_dispatcher_slower_than_ten_seconds_still_connects(tmp_path):
+    """NNI 3.0 gives the tuner's dispatcher 10 s to connect; a tuner that takes 12 s to build
+    (a loaded machine) put the experiment in ERROR. The preload waits 120 s."""
+    tuner = {
+        "codeDirectory": str(REPO / "tests" / "fixtures"),
+        "className": "slow_tuner.SlowTuner",
+        "classArgs": {"seed": 1},
+    }
+    yaml_path = fault_experiment(tmp_path, UNIFORM_X, tuner=tuner, max_trials=1)
+    with runner(str(yaml_path), "--out", str(tmp_path / "out")) as r:
+        assert r.wait() == 0, r.output[-3000:]
+    assert "trials 1/1 done, 1 succeeded" in r.output
+    assert "did not connect" not in r.output
