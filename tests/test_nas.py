@@ -107,7 +107,7 @@ def test_grid_search_over_six_depths(tmp_path, capsys):
     table = (tmp_path / "out" / "nas_table.md").read_text()
     assert table.count("\n| ") == 1 + 6 and "128-256-256" in table  # header + six depths
     # each trial trained the architecture the table says (NNI 3.0 may swap parameters)
-    (exp_dir,) = [p for p in (tmp_path / "nni").iterdir() if p.is_dir() and p.name != "_latest"]
+    (exp_dir,) = [p for p in (tmp_path / "nni").iterdir() if p.is_dir() and p.name[0] not in "._"]
     exp = load_experiment(exp_dir.name, tmp_path / "nni")
     for trial in exp.trials:
         assert flatten_parameters(trial.parameters)["depth"] == trial.final["depth"]
@@ -241,7 +241,7 @@ def test_one_shot_search_on_digits_writes_its_table(strategy, tmp_path, capsys):
     )
     assert code == 0
     # NNI's files of the one-shot experiment are where --experiment-dir said, as multi-trial's
-    assert [p.name for p in (tmp_path / "nni").iterdir() if p.name != "_latest"]
+    assert [p.name for p in (tmp_path / "nni").iterdir() if p.name[0] not in "._"]
     trials = pd.read_csv(tmp_path / "trials.csv")
     assert sorted(trials["depth"]) == [1, 2, 3, 4, 5, 6]
     assert trials["default"].between(0, 1).all() and trials["picked"].sum() == 1
@@ -303,5 +303,5 @@ def test_attention_search_through_nni(tmp_path, capsys):
         == 0
     )
     assert (tmp_path / "maps" / "attention_trained_1.png").read_bytes()[:4] == b"\x89PNG"
-    (exp_dir,) = [p for p in (tmp_path / "nni").iterdir() if p.is_dir() and p.name != "_latest"]
+    (exp_dir,) = [p for p in (tmp_path / "nni").iterdir() if p.is_dir() and p.name[0] not in "._"]
     assert exp_dir.name not in running_experiment_ids()
