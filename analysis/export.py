@@ -182,7 +182,8 @@ def write_export(exp: Experiment, out: Path, plots: bool, parallel: bool, optuna
         # Optuna worker forks, so that it and this process's forest share one import
         workers["draw"] = Forked(jobs["draw"])
         if "optuna" in jobs:
-            from sklearn.ensemble import RandomForestRegressor  # noqa: F401
+            if n_finished >= 3:  # the forest will be fit here (importance needs 3 trials)
+                from sklearn.ensemble import RandomForestRegressor  # noqa: F401
 
             workers["optuna"] = Forked(jobs["optuna"])
     table, note = importance(trials, params) if n_finished else (None, "")

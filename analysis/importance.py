@@ -83,11 +83,10 @@ def permutation_scores(model, x, y, n_repeats: int, seed: int) -> tuple[float, n
 def importance(trials: pd.DataFrame, params: list[str]) -> tuple[pd.DataFrame | None, str]:
     """(table best first, a note on the sample); None when fewer than 3 finished trials or
     no parameter varies."""
-    from sklearn.ensemble import RandomForestRegressor
-
     x, y, params, used, finished = design(trials, params)
     if x is None or used < 3:
         return None, ""
+    from sklearn.ensemble import RandomForestRegressor  # ~0.6 s to import: only when fitting
     jobs = 2 if used > 200 else 1  # threads pay off only on larger samples (2 cores here)
     forest = RandomForestRegressor(
         n_estimators=N_TREES, random_state=SEED, min_samples_leaf=1, n_jobs=jobs

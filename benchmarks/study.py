@@ -106,7 +106,7 @@ def nni_study(
 
     from analysis.store import load_experiment
     from experiments.config import apply_overrides, load_yaml, to_nni_config
-    from experiments.manager import free_port, watch
+    from experiments.manager import free_port, owned_start, watch
     from launcher.warm import warm_launcher
 
     raw = apply_overrides(
@@ -122,7 +122,8 @@ def nni_study(
         port = free_port()
         t0 = time.perf_counter()
         try:
-            exp.start(port)
+            with owned_start(exp, port, None):  # on loopback, as every manager nnisuite starts
+                exp.start(port)
             status = watch(port, trials, poll_s=0.2, stream=io.StringIO(), timeout_s=3600).status
             wall = time.perf_counter() - t0
             result = load_experiment(f"http://127.0.0.1:{port}")

@@ -9,7 +9,8 @@ Any trial NNI accepts runs: nnisuite's own (`python3 -m launcher trials.mlp ...`
 to the YAML, as in nnictl). Trials run with this runner's Python first on PATH, as in an
 activated venv. Overrides of the YAML: --port, --experiment-dir, --max-trials, --concurrency
 (your trial gets OMP_NUM_THREADS instead of --threads), --dataset and --epochs (flags of
-nnisuite's trials only). The experiment is validated first (exit 2 on problems), runs on NNI's
+nnisuite's trials only). The experiment is validated first (exit 2 on problems; a remote
+study's hosts are asked over SSH whether they can run its trials), runs on NNI's
 own manager (web UI at http://127.0.0.1:PORT while it runs), and is exported with
 analysis.export into --out (default runs/<name>-<id>). Exit codes: 0 done; 2 bad input; 3 the
 watchdog found the manager dead, the experiment in ERROR or nothing moving for --stall-minutes
@@ -39,6 +40,7 @@ from experiments.config import (
     set_key,
     to_nni_config,
 )
+from experiments.machines import check_machines, needed
 from experiments.manager import EXIT_DONE, EXIT_USAGE, Study, quoted, run_study
 from experiments.problem import report
 from experiments.trial import Trial, through_launcher
@@ -97,6 +99,8 @@ def new_study(args) -> Study | int:
     if report(validate(args.config, raw), sys.stderr):
         return EXIT_USAGE
     trial = Trial.of(raw, args.config)  # its source, and so its preload, stay when rewritten
+    if report(check_machines(raw, args.config, needed(trial)), sys.stderr):
+        return EXIT_USAGE  # a remote worker that cannot run trials: said per host
     command, args.warm, said = through_launcher(trial, args.launcher)
     if command:
         raw = set_key(raw, "trialCommand", command)

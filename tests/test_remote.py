@@ -4,6 +4,7 @@ experiment, pointed at the loopback worker, runs two trials to SUCCEEDED."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -69,3 +70,53 @@ def test_remote_experiment_on_a_loopback_sshd(tmp_path):
     for trial in exp.trials:
         assert {"default", "test_accuracy"} <= set(trial.final)
         assert len(trial.intermediates) == 1
+
+
+def test_the_runner_asks_every_host_before_anything_starts(tmp_path):
+    """machineList checked over SSH by the runner: a host that cannot run trials is one line
+    naming it (unreachable, key refused, no Python at pythonPath, Python without nni), exit 2,
+    no manager started; a good host passes."""
+    from experiments.machines import entries
+    from experiments.manager import free_port
+    from tests.helpers.sshd import keygen
+
+    with loopback_sshd(tmp_path / "ssh") as (port, user, key):
+        keygen(tmp_path / "stranger")
+        python = Path(sys.executable)
+        good = {"host": "127.0.0.1", "port": port, "user": user, "sshKeyFile": str(key)}
+        hosts = [
+            {**good, "pythonPath": str(python.parent)},
+            {**good, "port": free_port()},  # nothing listens there
+            {**good, "sshKeyFile": str(tmp_path / "stranger")},  # a key sshd does not know
+            {**good, "pythonPath": str(tmp_path / "no-python")},  # no Python there
+            {**good, "pythonPath": "/usr/bin"},  # a Python without nni (Debian's)
+        ]
+        raw = yaml.safe_load((REPO / "experiments" / "mlp_tpe_remote.yaml").read_text())
+        raw["trainingService"]["machineList"] = hosts
+        raw.update(
+            searchSpaceFile=str(REPO / "search_spaces" / "mlp_tpe.yaml"),
+            trialCodeDirectory=str(REPO),
+            experimentWorkingDirectory=str(tmp_path / "nni"),
+            nniManagerIp="127.0.0.1",
+        )
+        assert len(entries(raw)) == 5
+        config = tmp_path / "remote.yaml"
+        config.write_text(yaml.safe_dump(raw))
+        done = subprocess.run(
+            [sys.executable, "-m", "experiments.run", str(config), "--out", str(tmp_path / "o")],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "web UI" not in done.stdout and not (tmp_path / "nni").exists()  # nothing started
+    said = {int(e.split(f"{user}@127.0.0.1:", 1)[1].split(":", 1)[0]): e for e in errors}
+    assert port in said and len(errors) == 4, errors  # the first host is fine; 4 lines
+    assert "unreachable over SSH" in said[hosts[1]["port"]]
+    only_port = [e for e in errors if f":{port}:" in e]
+    assert any("was refused" in e for e in only_port)
+    assert any("lacks nni" in e and "/usr/bin/python3" in e for e in only_port)
+    no_python = f"no python3 (or python) in pythonPath {tmp_path / 'no-python'}"
+    assert any(no_python in e for e in only_port)
