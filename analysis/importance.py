@@ -87,6 +87,7 @@ def importance(trials: pd.DataFrame, params: list[str]) -> tuple[pd.DataFrame | 
     if x is None or used < 3:
         return None, ""
     from sklearn.ensemble import RandomForestRegressor  # ~0.6 s to import: only when fitting
+
     jobs = 2 if used > 200 else 1  # threads pay off only on larger samples (2 cores here)
     forest = RandomForestRegressor(
         n_estimators=N_TREES, random_state=SEED, min_samples_leaf=1, n_jobs=jobs

@@ -71,6 +71,7 @@ def small_experiment(root: Path, n: int = 6) -> Path:
     return db.write()
 
 
+@pytest.mark.slow
 @needs_mount
 def test_an_export_into_a_full_disk_changes_nothing_and_says_so(tmp_path):
     db = small_experiment(tmp_path)
