@@ -5,8 +5,9 @@
 EXPERIMENT: an experiment id (under ~/nni-experiments or --experiment-dir), a path to an
 `nni.sqlite`, or a running manager's URL (http://127.0.0.1:8080). Writes into DIR:
 trials.csv, intermediate.csv, summary.md, importance.csv (random-forest permutation
-importance), importance_optuna.csv (fANOVA and PED-ANOVA through analysis.optuna, unless
---no-optuna), the plots of analysis.plots and Optuna's (optuna_*.png; --no-plots: none).
+importance), importance_optuna.csv (fANOVA and PED-ANOVA through analysis.optuna, from 3
+finished trials on, unless --no-optuna), the plots of analysis.plots and Optuna's (optuna_*.png,
+from 3 finished trials on; --no-plots: none).
 Expected errors print one line and exit with code 2 (an experiment that cannot be read) or 4 (a
 file that cannot be written: disk full, I/O error). The files are written whole or not at all:
 into a hidden folder inside DIR, then each renamed over its namesake, so a failed export leaves
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from analysis.atomic import EXIT_WRITE, WriteError, staged
 from analysis.direction import direction
-from analysis.importance import importance, importance_markdown
+from analysis.importance import MIN_FIT, importance, importance_markdown
 from analysis.store import Experiment, ExportError, add_source_arguments, load_experiment
 from analysis.tables import (
     intermediate_table,
@@ -173,7 +174,7 @@ def write_export(exp: Experiment, out: Path, plots: bool, parallel: bool, optuna
     trials.to_csv(out / "trials.csv", index=False)
     n_finished = int(trials["default"].notna().sum()) if not trials.empty else 0
     jobs = {"draw": lambda: draw(exp, trials, params, out, plots)}
-    if optuna and n_finished:
+    if optuna and n_finished >= MIN_FIT:  # fewer: nothing for Optuna's evaluators to rank
         jobs["optuna"] = lambda: optuna_analysis(exp, out, plots)
     fork = parallel and hasattr(os, "fork")
     workers = {}
@@ -182,7 +183,7 @@ def write_export(exp: Experiment, out: Path, plots: bool, parallel: bool, optuna
         # Optuna worker forks, so that it and this process's forest share one import
         workers["draw"] = Forked(jobs["draw"])
         if "optuna" in jobs:
-            if n_finished >= 3:  # the forest will be fit here (importance needs 3 trials)
+            if n_finished >= MIN_FIT:  # the forest will be fit here
                 from sklearn.ensemble import RandomForestRegressor  # noqa: F401
 
             workers["optuna"] = Forked(jobs["optuna"])
@@ -193,6 +194,11 @@ def write_export(exp: Experiment, out: Path, plots: bool, parallel: bool, optuna
         files.append(out / "importance.csv")
     done = {name: (workers[name].result() if fork else job()) for name, job in jobs.items()}
     sections = importance_markdown(table, n_finished, note)
+    if optuna and "optuna" not in jobs:
+        sections += (
+            f"\n\nOptuna's importance evaluators and plots: not computed: {n_finished} finished "
+            f"trial(s); at least {MIN_FIT} are needed."
+        )
     if "optuna" in done:
         from analysis.optuna import importance_markdown as optuna_markdown
 

@@ -21,6 +21,7 @@ N_TREES = 200
 N_REPEATS = 30
 SEED = 0
 MIN_TRIALS = 10  # fewer: a warning in the output
+MIN_FIT = 3  # fewer finished trials: no importance at all (here or by Optuna's evaluators)
 MAX_TRIALS = 1000  # more: a seeded sample of this many
 METHOD = (
     f"random-forest permutation importance (scikit-learn RandomForestRegressor, {N_TREES} trees, "
@@ -84,7 +85,7 @@ def importance(trials: pd.DataFrame, params: list[str]) -> tuple[pd.DataFrame | 
     """(table best first, a note on the sample); None when fewer than 3 finished trials or
     no parameter varies."""
     x, y, params, used, finished = design(trials, params)
-    if x is None or used < 3:
+    if x is None or used < MIN_FIT:
         return None, ""
     from sklearn.ensemble import RandomForestRegressor  # ~0.6 s to import: only when fitting
 
@@ -116,7 +117,7 @@ def importance_markdown(table: pd.DataFrame | None, n_finished: int, note: str =
     if table is None:
         lines.append(
             f"Not computed: {n_finished} finished trial(s) with a varying parameter; "
-            "at least 3 are needed."
+            f"at least {MIN_FIT} are needed."
         )
         return "\n".join(lines)
     if n_finished < MIN_TRIALS:
