@@ -10,6 +10,7 @@ import contextlib
 import copy
 import importlib
 import io
+import json
 import logging
 import os
 from collections import Counter
@@ -97,8 +98,19 @@ def offline_dispatcher():
         base.dispatcher_env_vars = saved
 
 
+ANSWERS: dict = {}  # NNI's answer per (config, file): a plan's mutant repeats most variants
+
+
 def nni_accepts(raw: dict, path: Path) -> bool:
-    """What NNI does with an experiment file before and at start, without a manager."""
+    """What NNI does with an experiment file before and at start, without a manager (asked once
+    per distinct config and file: the answer depends on nothing else)."""
+    key = (json.dumps(raw, sort_keys=True, default=str), str(path))
+    if key not in ANSWERS:
+        ANSWERS[key] = ask_nni(raw, path)
+    return ANSWERS[key]
+
+
+def ask_nni(raw: dict, path: Path) -> bool:
     from nni.tools.package_utils.tuner_factory import create_builtin_class_instance
 
     from experiments.search_space import load_space
