@@ -83,13 +83,16 @@ def test_the_runner_asks_every_host_before_anything_starts(tmp_path):
     with loopback_sshd(tmp_path / "ssh") as (port, user, key):
         keygen(tmp_path / "stranger")
         python = Path(sys.executable)
+        bare = tmp_path / "bare"  # the interpreter this venv was made from, outside the venv
+        bare.mkdir()
+        (bare / "python3").symlink_to(Path(sys.base_prefix) / "bin" / "python3")
         good = {"host": "127.0.0.1", "port": port, "user": user, "sshKeyFile": str(key)}
         hosts = [
             {**good, "pythonPath": str(python.parent)},
             {**good, "port": free_port()},  # nothing listens there
             {**good, "sshKeyFile": str(tmp_path / "stranger")},  # a key sshd does not know
             {**good, "pythonPath": str(tmp_path / "no-python")},  # no Python there
-            {**good, "pythonPath": "/usr/bin"},  # a Python without nni (Debian's)
+            {**good, "pythonPath": str(bare)},  # a Python without nni
         ]
         raw = yaml.safe_load((REPO / "experiments" / "mlp_tpe_remote.yaml").read_text())
         raw["trainingService"]["machineList"] = hosts
@@ -117,6 +120,6 @@ def test_the_runner_asks_every_host_before_anything_starts(tmp_path):
     assert "unreachable over SSH" in said[hosts[1]["port"]]
     only_port = [e for e in errors if f":{port}:" in e]
     assert any("was refused" in e for e in only_port)
-    assert any("lacks nni" in e and "/usr/bin/python3" in e for e in only_port)
+    assert any("lacks nni" in e and str(bare / "python3") in e for e in only_port)
     no_python = f"no python3 (or python) in pythonPath {tmp_path / 'no-python'}"
     assert any(no_python in e for e in only_port)

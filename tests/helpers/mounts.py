@@ -13,16 +13,28 @@ import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 MOUNT, UMOUNT = shutil.which("mount"), shutil.which("umount")
 
 
 def cannot_mount() -> str | None:
+    """None when this process can mount a tmpfs (tried once, on a throw-away folder)."""
     if MOUNT is None or UMOUNT is None:
         return "no mount / umount command"
     if os.geteuid() != 0:
         return "mounting a tmpfs needs root"
+    with tempfile.TemporaryDirectory(prefix="nnisuite-mount-probe-") as folder:
+        tried = subprocess.run(
+            [MOUNT, "-t", "tmpfs", "-o", "size=64k", "tmpfs", folder],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if tried.returncode != 0:
+            return f"mount -t tmpfs failed: {tried.stderr.strip()}"
+        subprocess.run([UMOUNT, folder], capture_output=True, timeout=30)
     return None
 
 
