@@ -6,6 +6,7 @@ or half-written (docs/what-happens-when.md has the table)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import socket
 import sqlite3
@@ -193,3 +194,16 @@ def test_an_experiment_folder_that_cannot_be_written_is_refused_before_anything_
     a_file.write_text("x")
     proc = cli("experiments.run", str(yaml_path), "--experiment-dir", str(a_file))
     one_line(proc, 2, "exists and is not a folder")
+
+
+def test_a_claim_names_its_holder_and_ends_with_it(tmp_path):
+    from experiments.claim import Held, claim, holder
+
+    assert holder(tmp_path, "abc") is None
+    with claim(tmp_path, "abc") as path:
+        said = holder(tmp_path, "abc")
+        assert f"process {os.getpid()} (" in said and "pytest" in said
+        with pytest.raises(Held, match="being run by another runner"), claim(tmp_path, "abc"):
+            pass
+        assert holder(tmp_path, "other") is None  # one lock per experiment
+    assert holder(tmp_path, "abc") is None and path.read_text() == ""
