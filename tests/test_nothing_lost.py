@@ -207,3 +207,20 @@ def test_a_claim_names_its_holder_and_ends_with_it(tmp_path):
             pass
         assert holder(tmp_path, "other") is None  # one lock per experiment
     assert holder(tmp_path, "abc") is None and path.read_text() == ""
+
+
+def test_staged_files_replace_their_namesakes_only_when_all_were_written(tmp_path):
+    import errno
+
+    from analysis.atomic import WriteError, staged
+
+    out = tmp_path / "out"
+    with staged(out) as stage:
+        (stage / "a.csv").write_text("old a")
+        (stage / "b.md").write_text("old b")
+    with pytest.raises(WriteError, match=r"\(b.md\): no space left on its disk; the files"):
+        with staged(out) as stage:
+            (stage / "a.csv").write_text("new a")
+            raise OSError(errno.ENOSPC, "No space left on device", str(stage / "b.md"))
+    assert sorted(p.name for p in out.iterdir()) == ["a.csv", "b.md"]  # no hidden folder left
+    assert (out / "a.csv").read_text() == "old a" and (out / "b.md").read_text() == "old b"
