@@ -197,12 +197,12 @@ def test_an_experiment_folder_that_cannot_be_written_is_refused_before_anything_
 
 
 def test_a_claim_names_its_holder_and_ends_with_it(tmp_path):
-    from experiments.claim import Held, claim, holder
+    from experiments.claim import Held, claim, command_line, holder
 
     assert holder(tmp_path, "abc") is None
     with claim(tmp_path, "abc") as path:
         said = holder(tmp_path, "abc")
-        assert f"process {os.getpid()} (" in said and "pytest" in said
+        assert f"process {os.getpid()} ({command_line()})" in said
         with pytest.raises(Held, match="being run by another runner"), claim(tmp_path, "abc"):
             pass
         assert holder(tmp_path, "other") is None  # one lock per experiment
