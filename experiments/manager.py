@@ -438,8 +438,8 @@ def watch(
             unreachable_since = unreachable_since or now
             code = manager.poll() if hasattr(manager, "poll") else None
             gone = code is not None or now - unreachable_since >= UNREACHABLE_S
-            if gone and logged_disk_error(logs):
-                return Outcome("DISK_FULL", f"the manager logged {logged_disk_error(logs)}", trials)
+            if gone and (disk_error := logged_disk_error(logs)):
+                return Outcome("DISK_FULL", f"the manager logged {disk_error}", trials)
             if gone and stopped_from_outside(logs):
                 return Outcome("STOPPED", "stopped from outside the runner (nnictl stop)", trials)
             if code is not None:
@@ -461,8 +461,8 @@ def watch(
             last_sig, last_change = sig, now
         active = any(t.status in ACTIVE for t in trials)
         if status == "ERROR":
-            if logged_disk_error(logs):
-                return Outcome("DISK_FULL", f"the manager logged {logged_disk_error(logs)}", trials)
+            if disk_error := logged_disk_error(logs):
+                return Outcome("DISK_FULL", f"the manager logged {disk_error}", trials)
             if "Tuner did not connect" in log_text(logs):
                 return Outcome(
                     "ERROR",

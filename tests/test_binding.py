@@ -18,7 +18,7 @@ from experiments.config import to_nni_config
 from launcher import REPO
 from tests.helpers.netns import cannot_make, listed, two_machines
 from tests.helpers.nni import NNICTL
-from tests.helpers.runner import fault_experiment, runner
+from tests.helpers.runner import cli, fault_experiment, runner
 
 UNIFORM_X = {"x": {"_type": "uniform", "_value": [0, 1]}}
 RANDOM = {"name": "Random", "classArgs": {"seed": 1}}
@@ -73,13 +73,7 @@ def test_a_host_that_is_not_this_machines_is_refused_before_anything_starts(tmp_
     assert check_host(None) is None and check_host("0.0.0.0") is None
     assert "nniManagerIp 192.0.2.250" in check_host(None, remote_config(tmp_path, "192.0.2.250"))
     yaml_path = fault_experiment(tmp_path, UNIFORM_X, tuner=RANDOM, max_trials=1)
-    done = subprocess.run(
-        [sys.executable, "-m", "experiments.run", str(yaml_path), "--host", "192.0.2.250"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = cli("experiments.run", str(yaml_path), "--host", "192.0.2.250", timeout=60)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "error: --host 192.0.2.250: not an address of this machine" in done.stderr
     assert not (tmp_path / "nni").exists()  # nothing started

@@ -11,7 +11,6 @@ import shutil
 import socket
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -19,26 +18,15 @@ import pytest
 
 from analysis.atomic import EXIT_WRITE
 from analysis.export import export_experiment
-from launcher import REPO
 from tests.helpers.database import Database
 from tests.helpers.mounts import cannot_mount, fill, tmpfs
 from tests.helpers.nni import running_experiment_ids
-from tests.helpers.runner import fault_experiment, runner
+from tests.helpers.runner import cli, fault_experiment, runner
 
 UNIFORM_X = {"x": {"_type": "uniform", "_value": [0, 1]}}
 RANDOM = {"name": "Random", "classArgs": {"seed": 1}}
 NO_MOUNT = cannot_mount()
 needs_mount = pytest.mark.skipif(NO_MOUNT is not None, reason=f"no tmpfs here: {NO_MOUNT}")
-
-
-def cli(module: str, *argv: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", module, *argv],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def one_line(proc: subprocess.CompletedProcess, code: int, fragment: str) -> str:

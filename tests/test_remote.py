@@ -4,7 +4,6 @@ experiment, pointed at the loopback worker, runs two trials to SUCCEEDED."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -78,6 +77,7 @@ def test_the_runner_asks_every_host_before_anything_starts(tmp_path):
     no manager started; a good host passes."""
     from experiments.machines import entries
     from experiments.manager import free_port
+    from tests.helpers.runner import cli
     from tests.helpers.sshd import keygen
 
     with loopback_sshd(tmp_path / "ssh") as (port, user, key):
@@ -105,13 +105,7 @@ def test_the_runner_asks_every_host_before_anything_starts(tmp_path):
         assert len(entries(raw)) == 5
         config = tmp_path / "remote.yaml"
         config.write_text(yaml.safe_dump(raw))
-        done = subprocess.run(
-            [sys.executable, "-m", "experiments.run", str(config), "--out", str(tmp_path / "o")],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = cli("experiments.run", str(config), "--out", str(tmp_path / "o"))
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert done.returncode == 2, done.stdout + done.stderr
     assert "web UI" not in done.stdout and not (tmp_path / "nni").exists()  # nothing started

@@ -155,6 +155,17 @@ def wait_dead(pids, timeout: float = 10.0) -> list[int]:
     return alive(pids)
 
 
+def cli(module: str, *argv: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """`python -m MODULE ARGV...` in the repo, run to its end, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def fault_experiment(
     tmp_path: Path,
     space: dict,
