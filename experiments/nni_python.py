@@ -8,9 +8,11 @@ NNI 3.0's manager runs `python -m nni.tools.nni_manager_scripts.collect_version_
 start (nni_node/common/trial_keeper/collect_platform_info.js), a process that imports all of
 nni to print four facts: about 2.3 s of CPU per experiment here, paid again by every run of a
 repeated study. The script prints the same JSON (computed by this process, which has nni
-imported already) and hands every other command (the tuner's dispatcher, ...) to this
-interpreter unchanged. NNI is fixed from the outside: its launcher's NniManagerArgs gets the
-script as `python_interpreter` while the block runs. Switch it off with NNISUITE_NNI_PYTHON=plain.
+imported already), starts the tuner's dispatcher (`python -m nni ...`) with scipy.stats
+deferred (launcher/nni_import.py; NNISUITE_LAZY_SCIPY=0: as NNI does) and hands every other
+command to this interpreter unchanged. NNI is fixed from the outside: its launcher's
+NniManagerArgs gets the script as `python_interpreter` while the block runs. Switch it off
+with NNISUITE_NNI_PYTHON=plain.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from launcher import nni_import
+
 MODULE = "nni.tools.nni_manager_scripts.collect_version_info"
+DISPATCHER = "from launcher import nni_import; nni_import.run_module('nni')"
 
 
 def version_info() -> str:
@@ -50,6 +55,17 @@ def script(python: str, answer: str) -> str:
             f"  printf '%s\\n' {shlex.quote(answer)}",
             "  exit 0",
             "fi",
+            *(
+                [
+                    "# the dispatcher: `import nni` without scipy.stats (launcher/nni_import.py)",
+                    'if [ "$1" = -m ] && [ "$2" = nni ]; then',
+                    "  shift 2",
+                    f'  exec {shlex.quote(python)} -c {shlex.quote(DISPATCHER)} "$@"',
+                    "fi",
+                ]
+                if nni_import.enabled()
+                else []
+            ),
             f'exec {shlex.quote(python)} "$@"',
             "",
         ]

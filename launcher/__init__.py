@@ -6,6 +6,7 @@ launcher per study.
     server.py    `python -m launcher.server --socket S`: the warm, pre-imported process
     protocol.py  length-prefixed JSON messages with file descriptors over a Unix socket
     warm.py      `with warm_launcher(): ...` around an experiment
+    nni_import.py  `import nni` without scipy.stats until a distribution is used
 
 Standard library only (the client starts on any python3, before the project's Python is known).
 """
@@ -13,6 +14,10 @@ Standard library only (the client starts on any python3, before the project's Py
 from __future__ import annotations
 
 from pathlib import Path
+
+from launcher import nni_import
+
+nni_import.install()  # `import nni` defers scipy.stats until used (nni_import.py)
 
 # The project root: NNI's trial code directory; the client runs every trial from here.
 REPO = Path(__file__).resolve().parent.parent

@@ -31,6 +31,7 @@ import time
 import traceback
 from pathlib import Path
 
+from launcher import nni_import
 from launcher.protocol import recv_message, send_message
 
 # What `nni` imports, minus `nni` itself (it reads its trial variables at import): always
@@ -75,7 +76,8 @@ PRELOAD = (
 def preload(modules=PRELOAD, datasets=("digits", "fashion-mnist")) -> None:
     import importlib
 
-    for name in (*NNI_DEPENDENCIES, *modules):
+    deferred = ("scipy.stats",) if nni_import.installed() else ()  # nni_import: not needed
+    for name in (*(d for d in NNI_DEPENDENCIES if d not in deferred), *modules):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
     if "trials.data" not in sys.modules:

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from launcher import REPO
+from launcher import REPO, nni_import
 
 READY_TIMEOUT_S = 60.0
 
@@ -100,7 +100,12 @@ def warm_launcher(enabled: bool = True, stream=None, preload=None):
     previous = os.environ.get("NNISUITE_LAUNCHER")
     if ready.exists():
         os.environ["NNISUITE_LAUNCHER"] = str(sock)
-        print(f"warm launcher ready (pid {proc.pid}): trials fork from it", file=stream)
+        deferred = "; scipy.stats deferred in `import nni`" if nni_import.installed() else ""
+        print(
+            f"warm launcher ready (pid {proc.pid}): trials fork from it{deferred} "
+            f"(off: --no-launcher, {nni_import.SWITCH}=0)",
+            file=stream,
+        )
     else:
         print("warm launcher did not start: trials run as plain processes", file=stream)
     try:

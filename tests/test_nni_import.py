@@ -1,0 +1,69 @@
+"""`import nni` with scipy.stats deferred (launcher/nni_import.py): the same distributions, the
+real scipy.stats for everyone else, the switch, and the dispatcher's route through it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+
+from experiments.nni_python import script, version_info
+from launcher import REPO
+
+# Samples of every distribution nni.mutable.Numerical builds from scipy.stats, with a fixed seed.
+SAMPLES = """
+import json, sys
+import launcher  # installs the hook, as every nnisuite package does
+import nni
+from nni.mutable import Numerical
+from numpy.random import RandomState
+deferred = 'scipy.stats' not in sys.modules
+kinds = [dict(low=0.001, high=0.1, log_distributed=True), dict(low=2, high=9),
+         dict(mu=0.5, sigma=0.2), dict(mu=0.0, sigma=0.5, log_distributed=True)]
+rng = RandomState(7)
+samples = [[Numerical(**k).random(random_state=rng) for _ in range(3)] for k in kinds]
+import scipy.stats
+print(json.dumps({"deferred": deferred, "samples": samples,
+                  "real": hasattr(scipy.stats, "ttest_ind"),
+                  "stats_after": "scipy.stats" in sys.modules}))
+"""
+
+
+def run_samples(lazy: bool) -> dict:
+    env = {**os.environ, "NNISUITE_LAZY_SCIPY": "1" if lazy else "0"}
+    proc = subprocess.run(
+        [sys.executable, "-c", SAMPLES], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def test_nni_imports_without_scipy_stats_and_samples_the_same():
+    lazy, plain = run_samples(True), run_samples(False)
+    assert lazy["deferred"] and not plain["deferred"]  # the hook, and its switch
+    assert lazy["samples"] == plain["samples"]  # every distribution, the real scipy's draws
+    assert lazy["real"] and lazy["stats_after"]  # no stand-in left for anyone else
+
+
+def test_the_dispatcher_command_goes_through_the_hook(tmp_path):
+    """The manager's `python -m nni --exp_params ...` reaches NNI's own main through
+    nni_import.run_module, its arguments intact (a payload that is not JSON: NNI says so)."""
+    path = tmp_path / "python"
+    path.write_text(script(sys.executable, version_info()))
+    path.chmod(0o700)
+    bad = base64.b64encode(b"not json").decode()
+    proc = subprocess.run(
+        [str(path), "-m", "nni", "--exp_params", bad], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode != 0
+    assert "nni_import.py" in proc.stderr and "run_module" in proc.stderr, proc.stderr[-2000:]
+    assert "JSONDecodeError" in proc.stderr, proc.stderr[-2000:]
+    code = "from experiments.nni_python import script; print(script('python', '{}'))"
+    env = {**os.environ, "NNISUITE_LAZY_SCIPY": "0"}
+    plain = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert plain.returncode == 0 and "exec python" in plain.stdout, plain.stderr[-2000:]
+    assert "nni_import" not in plain.stdout  # switched off: the dispatcher runs as NNI runs it
