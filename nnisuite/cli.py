@@ -21,6 +21,7 @@ COMMANDS = {
     "validate": ("experiments.validate", "check experiment files before anything starts"),
     "repeat": ("experiments.repeat", "every variant x seed of a study as NNI runs, compared"),
     "nas": ("nas.__main__", "neural architecture search: 1-6 hidden layers, strategies, one-shot"),
+    "best": ("experiments.best", "a study's best model retrained over seeds, saved, with a card"),
     "export": ("analysis.export", "NNI's stored results as CSV / markdown tables and plots"),
     "compare": ("analysis.compare", "compare studies or runs over seeds, with statistics"),
     "optuna": ("analysis.optuna", "an NNI experiment as an Optuna study: plots, dashboard"),

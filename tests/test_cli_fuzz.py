@@ -47,6 +47,7 @@ ENTRIES = {
         ["{plan}", "--out", "{out}", "--no-launcher"],
     ),
     "experiments.validate": ([], ["{yaml}"]),
+    "experiments.best": (["experiments.best.retrain"], ["{db}", "--out", "{out}"]),
     "nas": (["nas.study.run", "nas.oneshot.run"], ["--config", "{nas}"]),
     "analysis.export": ([], ["{db}", "--out", "{out}", "--no-plots", "--no-optuna"]),
     "analysis.compare": ([], ["{db}", "{db}", "--out", "{out}", "--no-plots"]),

@@ -9,7 +9,7 @@ import torch
 
 from models.mlp import MLP
 from trials.data import Dataset
-from trials.engine import FitConfig, evaluate, fast_path, fit
+from trials.engine import FitConfig, epoch_lr, evaluate, fast_path, fit
 
 
 def toy_data(n=240, features=12, classes=3, seed=0) -> Dataset:
@@ -60,16 +60,59 @@ def test_both_paths_learn_and_record_which_they_took(fused):
     assert result.final["default"] > 0.9 and len(result.history) == 5
 
 
-def test_the_two_paths_give_the_same_model():
+@pytest.mark.parametrize(
+    "extra", [{}, {"schedule": "cosine", "weight_decay": 0.01}], ids=["plain", "cosine-decay"]
+)
+def test_the_two_paths_give_the_same_model(extra):
     data = toy_data()
     results = []
     for fused in (True, False):
         torch.manual_seed(0)
         model = MLP(12, [16, 8], 3)
-        fit(model, data, FitConfig(epochs=3, lr=0.05, fused=fused))
+        fit(model, data, FitConfig(epochs=3, lr=0.05, fused=fused, **extra))
         results.append(model)
     for a, b in zip(results[0].parameters(), results[1].parameters()):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_a_cosine_schedule_and_weight_decay_change_the_training():
+    data, models = toy_data(), {}
+    for name, extra in {
+        "plain": {},
+        "cosine": {"schedule": "cosine"},
+        "decay": {"weight_decay": 0.5},
+    }.items():
+        torch.manual_seed(0)
+        models[name] = MLP(12, [16], 3)
+        fit(models[name], data, FitConfig(epochs=3, lr=0.05, **extra))
+    norms = {k: float(sum(p.norm() for p in m.parameters())) for k, m in models.items()}
+    assert norms["decay"] < norms["plain"] and norms["cosine"] != norms["plain"]
+    config = FitConfig(epochs=4, lr=0.2, schedule="cosine")
+    assert [epoch_lr(config, i) for i in range(4)] == pytest.approx(
+        [0.2, 0.1707, 0.1, 0.0293], abs=1e-4
+    )
+
+
+@pytest.mark.parametrize("fused", [None, False])
+def test_restore_best_ends_on_the_best_validation_epoch(fused):
+    """Too high a learning rate: validation accuracy wanders; the final's figures are those
+    of the best epoch, with restore_best, and of the last one without."""
+    data = toy_data(n=300, features=12, classes=3, seed=2)
+    runs = {}
+    for restore in (False, True):
+        torch.manual_seed(0)
+        model, seen = MLP(12, [32], 3), []
+        config = FitConfig(epochs=12, lr=3.0, fused=fused, restore_best=restore)
+        runs[restore] = (fit(model, data, config, on_epoch=seen.append), seen, model)
+    (last, history, _), (best, _, model) = runs[False], runs[True]
+    chosen = max(history, key=lambda r: r["default"])
+    assert best.final["restored_epoch"] == best.final["best_epoch"] == chosen["epoch"]
+    assert best.final["default"] == pytest.approx(chosen["default"])
+    assert last.final["default"] == pytest.approx(history[-1]["default"])
+    assert "restored_epoch" not in last.final and last.final["best_epoch"] == chosen["epoch"]
+    assert best.final["default"] > last.final["default"]  # the run ended below its best
+    again = evaluate(model, data.val_x, data.val_y, 3)["accuracy"]
+    assert again == pytest.approx(best.final["default"])  # the model kept is the best epoch's
 
 
 def test_a_model_without_hidden_layers_trains():

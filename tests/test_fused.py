@@ -23,17 +23,19 @@ def autograd_epoch(model, x, y, optimizer, batch_size, generator):
     return total / len(x)
 
 
-@pytest.mark.parametrize("hidden", [[], [32], [64, 32], [16, 16, 16]])
-def test_fused_epoch_equals_autograd(hidden):
+@pytest.mark.parametrize(
+    "hidden, decay", [([], 0.0), ([32], 0.0), ([64, 32], 0.0), ([16, 16, 16], 0.0), ([32], 0.05)]
+)
+def test_fused_epoch_equals_autograd(hidden, decay):
     torch.manual_seed(0)
     x, y = torch.randn(300, 20), torch.randint(0, 5, (300,))
     a = MLP(20, hidden, 5)
     b = copy.deepcopy(a)
-    opt_a = torch.optim.SGD(a.parameters(), lr=0.1)
+    opt_a = torch.optim.SGD(a.parameters(), lr=0.1, weight_decay=decay)
     assert fused_supported(b)
     for _ in range(3):
         la = autograd_epoch(a, x, y, opt_a, 32, torch.Generator().manual_seed(1))
-        lb = fused_sgd_epoch(b, x, y, 0.1, 32, torch.Generator().manual_seed(1))
+        lb = fused_sgd_epoch(b, x, y, 0.1, 32, torch.Generator().manual_seed(1), decay)
         assert la == pytest.approx(lb, rel=1e-5)
     for pa, pb in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(pa, pb, atol=1e-5, rtol=1e-4)

@@ -57,6 +57,8 @@ class Dataset:
     test_y: object
     image_shape: tuple[int, int]  # (rows, columns): an RNN reads `rows` steps of `columns`
     num_classes: int
+    mean: float = 0.0  # the standardisation: (raw pixel - mean) / std, training-split statistics
+    std: float = 1.0
 
     @property
     def num_features(self) -> int:
@@ -65,7 +67,12 @@ class Dataset:
     def to(self, device) -> Dataset:
         moved = {k: getattr(self, k).to(device) for k in self.split_names()}
         return Dataset(
-            self.name, **moved, image_shape=self.image_shape, num_classes=self.num_classes
+            self.name,
+            **moved,
+            image_shape=self.image_shape,
+            num_classes=self.num_classes,
+            mean=self.mean,
+            std=self.std,
         )
 
     @staticmethod
@@ -297,24 +304,37 @@ def to_tensors(name, splits, image_shape, num_classes) -> Dataset:
     tensors = []
     for x, (_, y) in zip(xs, splits):
         tensors += [x.sub_(mean).div_(std), torch.from_numpy(np.asarray(y, dtype=np.int64))]
-    return Dataset(name, *tensors, image_shape=image_shape, num_classes=num_classes)
+    return Dataset(
+        name,
+        *tensors,
+        image_shape=image_shape,
+        num_classes=num_classes,
+        mean=float(mean),
+        std=float(std),
+    )
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None, seed: int = 0) -> Dataset:
-    """Load `name` as train / validation / test tensors; the validation split depends on `seed`."""
+def raw_splits(name: str, data_dir: str | Path | None = None, seed: int = 0) -> list[tuple]:
+    """The train / validation / test splits as the dataset's files hold them: (uint8 images
+    (n, rows, cols), int64 labels) each. Digits: stratified 60/20/20 by `seed`; the MNIST
+    family: 10,000 validation images drawn by `seed` from the training file, the test file."""
     if name == "digits":
         images, labels = load_digits_arrays()
         parts = stratified_indices(labels, DIGITS_FRACTIONS, seed)
-        splits = [(images[p], labels[p]) for p in parts]
-        return to_tensors(name, splits, (8, 8), 10)
+        return [(images[p], labels[p]) for p in parts]
     if name in MNIST_FAMILY:
         a = load_mnist_arrays(name, data_dir)
         train_idx, val_idx = split_indices(len(a["train_images"]), VALIDATION_SIZE, seed)
-        splits = [
+        return [
             (a["train_images"][train_idx], a["train_labels"][train_idx]),
             (a["train_images"][val_idx], a["train_labels"][val_idx]),
             (a["test_images"], a["test_labels"]),
         ]
-        rows, cols = a["train_images"].shape[1:]
-        return to_tensors(name, splits, (rows, cols), 10)
     raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, seed: int = 0) -> Dataset:
+    """Load `name` as train / validation / test tensors; the validation split depends on `seed`."""
+    splits = raw_splits(name, data_dir, seed)
+    rows, cols = splits[0][0].shape[1:]
+    return to_tensors(name, splits, (rows, cols), 10)

@@ -6,7 +6,8 @@
 
 The same mathematics as autograd + torch.optim.SGD (cross-entropy, W -= lr * dL/dW), written
 as at most 3 matmuls per layer (forward; the gradient passed down, skipped at the first layer;
-the weight update fused into the gradient matmul, addmm_ with alpha=-lr) and no autograd graph:
+the weight update fused into the gradient matmul, addmm_ with alpha=-lr and beta the weight
+decay's shrink) and no autograd graph:
 2.2x faster per epoch at batch 64 on 2 CPU cores (0.68 s -> 0.31 s for 60,000 samples), where
 per-op overhead dominates small matmuls. tests/test_fused.py checks it against autograd.
 """
@@ -38,8 +39,12 @@ def fused_forward(model: MLP, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def fused_sgd_epoch(model: MLP, x, y, lr: float, batch_size: int, generator) -> float:
-    """One shuffled epoch; returns the cross-entropy averaged over samples."""
+def fused_sgd_epoch(
+    model: MLP, x, y, lr: float, batch_size: int, generator, weight_decay: float = 0.0
+) -> float:
+    """One shuffled epoch; returns the cross-entropy averaged over samples. `weight_decay` as
+    torch.optim.SGD's: W -= lr * (dL/dW + weight_decay * W), biases included."""
+    keep = 1.0 - lr * weight_decay
     linears = [m for m in model.net if isinstance(m, nn.Linear)]
     weights = [(lin.weight, lin.bias) for lin in linears]
     n = len(x)
@@ -64,7 +69,9 @@ def fused_sgd_epoch(model: MLP, x, y, lr: float, batch_size: int, generator) -> 
             h = hidden[i]
             # through the ReLU, with w before its update
             upstream = torch.ops.aten.threshold_backward(grad @ w, h, 0) if i > 0 else None
-            w.addmm_(grad.t(), h, alpha=-lr)
+            w.addmm_(grad.t(), h, beta=keep, alpha=-lr)
+            if keep != 1.0:
+                bias.mul_(keep)
             bias.sub_(grad.sum(dim=0), alpha=lr)
             grad = upstream
     return float(total) / n

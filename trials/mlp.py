@@ -48,6 +48,7 @@ def build_mlp(params: MLPParams, data):
 
 
 PARAMS = MLPParams  # what experiments.validate checks search spaces against
+BUILD = build_mlp  # what experiments.best retrains
 
 
 def main(argv=None) -> dict:

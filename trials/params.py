@@ -25,6 +25,7 @@ from pathlib import Path
 # Fields a user sets on the command line but a search space must not tune.
 CLI_ONLY = {"out", "data_dir", "threads", "device", "fused"}
 OPTIMIZERS = ("sgd", "adam")  # what trials.engine.make_optimizer builds
+SCHEDULES = ("constant", "cosine")  # trials.engine.epoch_lr: the learning rate of each epoch
 DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 MAX_WIDTH = 65_536  # a layer wider than this is a typo, not a model (784 x 65,536 floats: 200 MB)
 
@@ -78,6 +79,9 @@ class TrainingParams(TrialParams):
     batch_size: int = 64
     optimizer: str = "sgd"
     momentum: float = 0.0  # SGD only
+    weight_decay: float = 0.0  # L2 penalty, as torch.optim's weight_decay (biases included)
+    schedule: str = "constant"  # or "cosine": lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2
+    restore_best: bool = False  # end with the weights of the best validation epoch
 
     def check(self) -> None:
         super().check()
@@ -91,6 +95,12 @@ class TrainingParams(TrialParams):
             )
         if self.momentum < 0:
             raise ParameterError(f"momentum must be >= 0, got {self.momentum}")
+        if self.weight_decay < 0:
+            raise ParameterError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.schedule not in SCHEDULES:
+            raise ParameterError(
+                f"schedule {self.schedule!r} unknown; choose one of {', '.join(SCHEDULES)}"
+            )
         if self.momentum and self.optimizer != "sgd":
             raise ParameterError(
                 f"momentum {self.momentum} is SGD's; optimizer {self.optimizer!r} takes none"

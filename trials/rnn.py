@@ -44,6 +44,9 @@ def build_rnn(params: RNNParams, data):
     return RowClassifier(cols, params.hidden_size, data.num_classes, cell=params.cell)
 
 
+BUILD = build_rnn  # what experiments.best retrains
+
+
 def main(argv=None) -> dict:
     return run_trial(RNNParams, build_rnn, argv, prog="python -m trials.rnn", description=__doc__)
 

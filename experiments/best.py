@@ -1,0 +1,563 @@
+"""The best model of a study, in the user's hands: the configuration chosen by validation
+accuracy, retrained over seeds on the study's splits, tested once, saved as a model that loads
+without nnisuite, with a model card.
+
+    python -m experiments.best ID --out best/            # after `python -m experiments.run ...`
+    python -m experiments.best ID --experiment-dir D --out DIR --seeds 5 --epochs 30
+    nnisuite best ID --out DIR
+
+What it does:
+1. reads the study (NNI's database) and takes the SUCCEEDED trial with the highest validation
+   accuracy (NNI's `default` of nnisuite's trials; the test figures are never looked at);
+2. retrains that configuration (the trial command's flags and the tuner's parameters; --epochs
+   and --restore-best may change the recipe) with seeds 0..N-1 for the initial weights and the
+   batch order, on the same splits as the study (its trial's --seed draws them);
+3. picks the median seed by validation accuracy and saves, in --out:
+   model.pt2        the model with its preprocessing, as torch.export's program: it takes raw
+                    uint8 images (n, rows, cols) as the dataset's files hold them and returns
+                    logits (n, classes); `torch.export.load(path).module()(images)` loads it
+                    with torch alone (no nnisuite, no model code);
+   state_dict.pt    the weights, for nnisuite's own model class (trials/mlp.py's BUILD);
+   card.md          data and splits, configuration and its origin, recipe, metrics over seeds,
+                    per-class accuracy, parameters, latency, the command that reproduces it;
+   confusion.png    the saved model's confusion matrix on the test split;
+   seeds.csv, best.json  every seed's figures; the whole record, machine-readable.
+The card's test figures for the saved model are computed from model.pt2 as loaded from disk, on
+the raw test images.
+
+Why torch.export: it is PyTorch's current format for a whole program (TorchScript is in
+maintenance), loads in any Python with torch (`torch.export.load`), keeps a dynamic batch
+dimension and needs no model source. Exit codes: 0 done; 2 bad input (an unknown study, a
+foreign trial: only nnisuite's own trials can be retrained, no finished trial); 4 --out cannot
+be written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+CARD, MODEL, WEIGHTS = "card.md", "model.pt2", "state_dict.pt"
+LATENCY_BATCHES = (1, 256)
+LATENCY_REPEATS = 30  # timed runs per batch size, after 5 of warm-up; the median is reported
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+
+class BestError(RuntimeError):
+    """A study that cannot give a best model; the message says why."""
+
+
+def class_names(dataset: str, n: int) -> list[str]:
+    if dataset == "fashion-mnist" and n == len(FASHION_CLASSES):
+        return list(FASHION_CLASSES)
+    return [str(i) for i in range(n)]
+
+
+@dataclasses.dataclass
+class Choice:
+    """The trial a study's best model comes from."""
+
+    experiment: str
+    trial_id: str
+    sequence: int | None
+    validation: float  # the trial's own validation accuracy, as NNI recorded it
+    test: float | None  # recorded, shown, never used to choose
+    parameters: dict
+    module: str  # trials.mlp / trials.rnn
+    args: list[str]  # the trial command's flags
+    tuner: str
+    finished: int  # SUCCEEDED trials it was chosen from
+
+
+def choose(exp) -> Choice:
+    """The SUCCEEDED trial with the highest validation accuracy (ties: the earlier trial)."""
+    from experiments.trial import Trial
+
+    config = exp.config
+    code_dir = config.get("trialCodeDirectory") or "."
+    trial = Trial.parse(str(config.get("trialCommand", "")), Path(code_dir))
+    if not trial.own:
+        raise BestError(
+            f"experiment {exp.id} runs {trial.label!r}: experiments.best retrains nnisuite's own "
+            "trials (trials.mlp, trials.rnn); for your own trial, its best parameters are in "
+            "`python -m analysis.export` 's trials.csv"
+        )
+    done = [
+        t
+        for t in exp.trials
+        if t.status == "SUCCEEDED" and isinstance(t.final.get("default"), (int, float))
+    ]
+    if not done:
+        raise BestError(f"experiment {exp.id} has no SUCCEEDED trial with a final result")
+    best = max(done, key=lambda t: (t.final["default"], -(t.sequence or 0)))
+    tuner = config.get("tuner") or config.get("advisor") or {}
+    return Choice(
+        experiment=exp.id,
+        trial_id=best.trial_id,
+        sequence=best.sequence,
+        validation=float(best.final["default"]),
+        test=best.final.get("test_accuracy"),
+        parameters=dict(best.parameters),
+        module=trial.command.module,
+        args=list(trial.command.args),
+        tuner=str(tuner.get("name") or tuner.get("className") or "none"),
+        finished=len(done),
+    )
+
+
+def recipe(choice: Choice, epochs, restore_best, data_dir, threads):
+    """(module, the trial's parameters with the overrides applied)."""
+    from trials.params import resolve_params
+    from trials.runner import BUDGET, tuner_extras
+
+    module = importlib.import_module(choice.module)
+    tuned = dict(choice.parameters)
+    extras = tuner_extras(tuned)
+    params = resolve_params(module.PARAMS, choice.args, tuned, prog=choice.module)
+    if BUDGET in extras:  # Hyperband / BOHB trained this many epochs
+        params.epochs = max(1, round(float(extras[BUDGET])))
+    if epochs is not None:
+        params.epochs = epochs
+    if restore_best is not None:
+        params.restore_best = restore_best
+    if data_dir is not None:
+        params.data_dir = data_dir
+    params.out, params.threads = None, threads  # threads: this machine's, not the study's share
+    return module, params
+
+
+def deployable(model, data):
+    """The model with its preprocessing: raw uint8 images in, logits out."""
+    import torch
+    from torch import nn
+
+    class Deployed(nn.Module):
+        def __init__(self, model, mean: float, std: float):
+            super().__init__()
+            self.model = model
+            self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+            self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
+
+        def forward(self, images):
+            x = images.to(torch.float32).reshape(images.shape[0], -1)
+            return self.model((x - self.mean) / self.std)
+
+    return Deployed(model.cpu().eval(), data.mean, data.std).eval()
+
+
+def export(deployed, image_shape, path: Path) -> None:
+    import torch
+
+    example = torch.zeros((2, *image_shape), dtype=torch.uint8)
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.export.export(deployed, (example,), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(path))
+
+
+def load(path: Path):
+    import torch
+
+    return torch.export.load(str(path)).module()
+
+
+def predict(model, images, batch: int = 4096):
+    import numpy as np
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch):
+            chunk = torch.from_numpy(np.ascontiguousarray(images[start : start + batch]))
+            out.append(model(chunk).argmax(dim=1))
+    return torch.cat(out)
+
+
+def latency(model, image_shape) -> dict[str, float]:
+    """Seconds per sample at batch 1 and 256: the median of LATENCY_REPEATS timed calls."""
+    import torch
+
+    result = {}
+    for batch in LATENCY_BATCHES:
+        x = torch.randint(0, 256, (batch, *image_shape), dtype=torch.uint8)
+        with torch.inference_mode():
+            for _ in range(5):
+                model(x)
+            times = []
+            for _ in range(LATENCY_REPEATS):
+                t0 = time.perf_counter()
+                model(x)
+                times.append(time.perf_counter() - t0)
+        result[f"latency_s_batch{batch}"] = statistics.median(times) / batch
+    return result
+
+
+def per_class(cm) -> list[float]:
+    rows = cm.sum(dim=1).clamp(min=1)
+    return (cm.diagonal().double() / rows.double()).tolist()
+
+
+def plot_confusion(cm, names: list[str], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(names)
+    fig, ax = plt.subplots(figsize=(0.6 * n + 3, 0.6 * n + 2.5))
+    ax.imshow(cm.numpy(), cmap="Blues")
+    ax.set_xticks(range(n), names, rotation=45, ha="right")
+    ax.set_yticks(range(n), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    top = float(cm.max())
+    for i in range(n):
+        for j in range(n):
+            value = int(cm[i, j])
+            color = "white" if value > top / 2 else "black"
+            ax.text(j, i, str(value), ha="center", va="center", fontsize=7, color=color)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def retrain(module, params, seeds: int, threads: int | None, say):
+    """Train the configuration once per seed; returns (rows, models, data)."""
+    import torch
+
+    from trials.data import load_dataset
+    from trials.runner import fit_config
+
+    if threads:
+        torch.set_num_threads(threads)
+    from trials.engine import fit
+
+    data = load_dataset(params.dataset, params.data_dir, seed=params.seed)
+    rows, models = [], []
+    for seed in range(seeds):
+        torch.manual_seed(seed)
+        model = module.BUILD(params, data)
+        config = fit_config(params)
+        config.seed, config.device = seed, "cpu"
+        t0 = time.perf_counter()
+        result = fit(model, data, config)
+        final = result.final
+        row = {
+            "seed": seed,
+            "val_accuracy": final["default"],
+            "test_accuracy": final["test_accuracy"],
+            "epochs": final["epochs"],
+            "best_epoch": final.get("best_epoch"),
+            "restored_epoch": final.get("restored_epoch"),
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+        rows.append(row)
+        models.append(model)
+        say(
+            f"seed {seed}: validation {row['val_accuracy']:.4f}, test {row['test_accuracy']:.4f}"
+            f" ({row['seconds']:.0f} s)"
+        )
+    return rows, models, data
+
+
+def mean_std(values) -> tuple[float, float]:
+    values = list(values)
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def card_text(record: dict) -> str:
+    c, r, saved = record["choice"], record["recipe"], record["saved"]
+    names = record["classes"]
+    val_m, val_s = record["validation"]
+    test_m, test_s = record["test"]
+    split = record["splits"]
+    lines = [
+        f"# Model card: {record['dataset']} {c['module'].split('.')[-1].upper()}, "
+        f"best of study {c['experiment']}",
+        "",
+        f"Test accuracy of this model: **{saved['test_accuracy']:.4f}** on the {split['test']} "
+        f"test images; over {record['seeds']} seeds of the same recipe: validation "
+        f"{val_m:.4f} +- {val_s:.4f}, test {test_m:.4f} +- {test_s:.4f} (mean +- std).",
+        "",
+        "## Input and output",
+        "",
+        f"- input: a `torch.uint8` tensor of shape `(n, {record['image_shape'][0]}, "
+        f"{record['image_shape'][1]})`, raw pixels as the dataset's files hold them "
+        f"({record['pixel_range']}); the standardisation is inside the model "
+        f"(pixel - {record['mean']:.6g}) / {record['std']:.6g}, the training split's "
+        "statistics",
+        f"- output: logits `(n, {len(names)})`; classes {', '.join(names)}",
+        f"- load: `torch.export.load('{MODEL}').module()` (torch >= 2.5; no nnisuite code); "
+        f"weights alone: `{WEIGHTS}` for `{c['module']}`'s model",
+        "",
+        "## Data",
+        "",
+        f"- dataset: {record['dataset']}; splits drawn with seed {split['seed']}: "
+        f"{split['train']} training, {split['validation']} validation, {split['test']} test "
+        f"images ({split['how']})",
+        "- the configuration was chosen on validation accuracy only; the test split was used "
+        "once per trained model",
+        "",
+        "## Configuration and where it came from",
+        "",
+        f"- study {c['experiment']}, trial {c['trial_id']} (#{c['sequence']}), tuner {c['tuner']}:"
+        f" the highest validation accuracy ({c['validation']:.4f}) of {c['finished']} "
+        "SUCCEEDED trials",
+        f"- tuned parameters: {json.dumps(c['parameters'], sort_keys=True)}",
+        f"- trial command flags: `{shlex.join(c['args'])}`",
+        "",
+        "## Training recipe",
+        "",
+        "| " + " | ".join(r) + " |",
+        "|" + "---|" * len(r),
+        "| " + " | ".join(str(v) for v in r.values()) + " |",
+        "",
+        f"Seeds 0..{record['seeds'] - 1} set the initial weights and the batch order; the saved "
+        f"model is seed {saved['seed']}, the median by validation accuracy.",
+        "",
+        "## Metrics over seeds",
+        "",
+        "| seed | validation | test | epochs | best epoch | restored | seconds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in record["runs"]:
+        lines.append(
+            f"| {row['seed']} | {row['val_accuracy']:.4f} | {row['test_accuracy']:.4f} | "
+            f"{row['epochs']} | {row['best_epoch']} | {row['restored_epoch'] or '-'} | "
+            f"{row['seconds']} |"
+        )
+    lines += [
+        f"| mean +- std | {val_m:.4f} +- {val_s:.4f} | {test_m:.4f} +- {test_s:.4f} | | | | |",
+        "",
+        f"## The saved model (seed {saved['seed']}) on the test split",
+        "",
+        f"Accuracy {saved['test_accuracy']:.4f} ({saved['correct']} of {saved['n']}), computed "
+        f"from `{MODEL}` loaded from disk on the raw test images.",
+        "",
+        "| class | accuracy |",
+        "|---|---|",
+        *(f"| {n} | {a:.4f} |" for n, a in zip(names, saved["per_class"])),
+        "",
+        "![confusion matrix](confusion.png)",
+        "",
+        "## Size and speed",
+        "",
+        f"- parameters: {saved['parameters']:,}",
+        f"- latency per sample on this machine's CPU ({record['machine']}, "
+        f"{saved['threads']} torch threads; median of {LATENCY_REPEATS} timed calls after 5 "
+        "of warm-up): "
+        + ", ".join(
+            f"batch {b}: {saved[f'latency_s_batch{b}'] * 1e6:.1f} us" for b in LATENCY_BATCHES
+        ),
+        "",
+        "## Reproduce",
+        "",
+        f"    {record['command']}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    import os
+    import platform
+
+    return f"{platform.machine()}, {os.cpu_count()} cores"
+
+
+def build(args, say=print) -> dict:
+    """Everything but the argument parsing; returns the record written to best.json."""
+    import numpy as np
+    import torch
+
+    from analysis.atomic import staged
+    from analysis.store import load_experiment
+    from trials.data import raw_splits
+    from trials.metrics import confusion_matrix
+
+    exp = load_experiment(args.experiment, args.experiment_dir)
+    choice = choose(exp)
+    say(
+        f"study {exp.id}: trial {choice.trial_id} (#{choice.sequence}) has the highest "
+        f"validation accuracy, {choice.validation:.4f}, of {choice.finished} SUCCEEDED trials"
+    )
+    module, params = recipe(choice, args.epochs, args.restore_best, args.data_dir, args.threads)
+    say(f"retraining {choice.module} with {params} over {args.seeds} seed(s)")
+    rows, models, data = retrain(module, params, args.seeds, args.threads, say)
+    order = sorted(range(len(rows)), key=lambda i: (rows[i]["val_accuracy"], -i))
+    median = order[(len(order) - 1) // 2]
+    model = models[median]
+    splits = raw_splits(params.dataset, params.data_dir, seed=params.seed)
+    test_images, test_labels = splits[2]
+    record = {
+        "dataset": params.dataset,
+        "choice": dataclasses.asdict(choice),
+        "recipe": {
+            k: getattr(params, k)
+            for k in (
+                "epochs",
+                "optimizer",
+                "lr",
+                "momentum",
+                "weight_decay",
+                "schedule",
+                "batch_size",
+                "restore_best",
+            )
+        },
+        "params": dataclasses.asdict(params),
+        "seeds": args.seeds,
+        "runs": rows,
+        "validation": mean_std(r["val_accuracy"] for r in rows),
+        "test": mean_std(r["test_accuracy"] for r in rows),
+        "image_shape": list(data.image_shape),
+        "pixel_range": f"{int(test_images.min())}..{int(test_images.max())} in the test split",
+        "mean": data.mean,
+        "std": data.std,
+        "classes": class_names(params.dataset, data.num_classes),
+        "splits": {
+            "seed": params.seed,
+            "train": len(splits[0][1]),
+            "validation": len(splits[1][1]),
+            "test": len(test_labels),
+            "how": "stratified 60/20/20 of scikit-learn's digits"
+            if params.dataset == "digits"
+            else "validation drawn from the training file; test: the dataset's test file",
+        },
+        "machine": machine(),
+        "command": shlex.join(
+            [
+                "python",
+                "-m",
+                "experiments.best",
+                exp.id,
+                *(["--experiment-dir", str(args.experiment_dir)] if args.experiment_dir else []),
+                "--out",
+                str(args.out),
+                "--seeds",
+                str(args.seeds),
+                *(["--epochs", str(args.epochs)] if args.epochs else []),
+                *(
+                    ["--restore-best" if args.restore_best else "--no-restore-best"]
+                    if args.restore_best is not None
+                    else []
+                ),
+            ]
+        ),
+    }
+    with staged(Path(args.out)) as folder:
+        deployed = deployable(model, data)
+        export(deployed, data.image_shape, folder / MODEL)
+        torch.save(model.state_dict(), folder / WEIGHTS)
+        loaded = load(folder / MODEL)  # the card's figures come from the file, as a user loads it
+        pred = predict(loaded, test_images)
+        labels = torch.from_numpy(np.asarray(test_labels, dtype=np.int64))
+        cm = confusion_matrix(pred, labels, data.num_classes)
+        correct = int(cm.diagonal().sum())
+        record["saved"] = {
+            "seed": rows[median]["seed"],
+            "test_accuracy": correct / len(labels),
+            "correct": correct,
+            "n": len(labels),
+            "per_class": per_class(cm),
+            "confusion": cm.tolist(),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "threads": torch.get_num_threads(),
+            **latency(loaded, data.image_shape),
+        }
+        plot_confusion(
+            cm,
+            record["classes"],
+            folder / "confusion.png",
+            f"{params.dataset}, study {exp.id}, seed {rows[median]['seed']}: "
+            f"test accuracy {record['saved']['test_accuracy']:.4f}",
+        )
+        (folder / CARD).write_text(card_text(record))
+        (folder / "best.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+        header = list(rows[0])
+        (folder / "seeds.csv").write_text(
+            "\n".join(
+                [",".join(header)]
+                + [",".join("" if r[k] is None else str(r[k]) for k in header) for r in rows]
+            )
+            + "\n"
+        )
+    say(
+        f"saved model (seed {record['saved']['seed']}): test accuracy "
+        f"{record['saved']['test_accuracy']:.4f}; over {args.seeds} seeds: test "
+        f"{record['test'][0]:.4f} +- {record['test'][1]:.4f}; card: {Path(args.out) / CARD}"
+    )
+    return record
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from analysis.store import add_source_arguments
+    from trials.params import positive_int
+
+    p = argparse.ArgumentParser(
+        prog="python -m experiments.best",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_source_arguments(p)
+    p.add_argument("--out", required=True, help="folder for the model, its card and figures")
+    p.add_argument(
+        "--seeds", type=positive_int, default=3, help="training seeds to retrain (default 3)"
+    )
+    p.add_argument("--epochs", type=positive_int, help="epochs to train (default: the trial's own)")
+    p.add_argument(
+        "--restore-best",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="end each retrain on its best validation epoch (default: as the trial did)",
+    )
+    p.add_argument("--data-dir", help="where the dataset's files are (default: as the trial)")
+    p.add_argument(
+        "--threads", type=positive_int, help="torch threads (default: torch's, all cores)"
+    )
+    return p
+
+
+def main(argv=None) -> int:
+    from analysis.atomic import EXIT_WRITE, WriteError
+    from analysis.store import ExportError
+    from trials.data import DatasetError
+    from trials.outputs import check_writable
+    from trials.params import ParameterError
+
+    args = build_parser().parse_args(argv)
+    problem = check_writable(Path(args.out), "--out")
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        build(args)
+    except (BestError, ExportError, ParameterError, DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (WriteError, OSError) as exc:
+        print(f"error: could not write {args.out}: {exc}", file=sys.stderr)
+        return EXIT_WRITE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
