@@ -1,6 +1,7 @@
 """The best model of a study, in the user's hands: the configuration chosen by validation
 accuracy, retrained over seeds on the study's splits, tested once, saved as a model that loads
-without nnisuite, with a model card.
+without nnisuite, with a model card. HPO studies of nnisuite's trials (trials.mlp, trials.rnn)
+and NAS studies (`python -m nas`: the depth space and the attention search) alike.
 
     python -m experiments.best ID --out best/            # after `python -m experiments.run ...`
     python -m experiments.best ID --experiment-dir D --out DIR --seeds 5 --epochs 30
@@ -9,15 +10,17 @@ without nnisuite, with a model card.
 What it does:
 1. reads the study (NNI's database) and takes the SUCCEEDED trial with the highest validation
    accuracy (NNI's `default` of nnisuite's trials; the test figures are never looked at);
-2. retrains that configuration (the trial command's flags and the tuner's parameters; --epochs
-   and --restore-best may change the recipe) with seeds 0..N-1 for the initial weights and the
-   batch order, on the same splits as the study (its trial's --seed draws them);
+2. retrains that configuration (the trial command's flags and the tuner's parameters; for NAS
+   the architecture rebuilt from NNI's record and the evaluator's settings; --epochs and
+   --restore-best may change the recipe) with seeds 0..N-1 for the initial weights and the
+   batch order, on the same splits as the study (its trial's --seed, NAS's split_seed);
 3. picks the median seed by validation accuracy and saves, in --out:
    model.pt2        the model with its preprocessing, as torch.export's program: it takes raw
                     uint8 images (n, rows, cols) as the dataset's files hold them and returns
                     logits (n, classes); `torch.export.load(path).module()(images)` loads it
                     with torch alone (no nnisuite, no model code);
-   state_dict.pt    the weights, for nnisuite's own model class (trials/mlp.py's BUILD);
+   weights.pt       {"state_dict"} for nnisuite's own model class (an attention classifier's
+                    also "transformer_kwargs": `python -m analysis.attention --model` reads it);
    card.md          data and splits, configuration and its origin, recipe, metrics over seeds,
                     per-class accuracy, parameters, latency, the command that reproduces it;
    confusion.png    the saved model's confusion matrix on the test split;
@@ -44,7 +47,17 @@ import sys
 import time
 from pathlib import Path
 
-CARD, MODEL, WEIGHTS = "card.md", "model.pt2", "state_dict.pt"
+CARD, MODEL, WEIGHTS = "card.md", "model.pt2", "weights.pt"
+RECIPE = (
+    "epochs",
+    "optimizer",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "schedule",
+    "batch_size",
+    "restore_best",
+)
 LATENCY_BATCHES = (1, 256)
 LATENCY_REPEATS = 30  # timed runs per batch size, after 5 of warm-up; the median is reported
 FASHION_CLASSES = (
@@ -80,11 +93,20 @@ class Choice:
     sequence: int | None
     validation: float  # the trial's own validation accuracy, as NNI recorded it
     test: float | None  # recorded, shown, never used to choose
-    parameters: dict
-    module: str  # trials.mlp / trials.rnn
-    args: list[str]  # the trial command's flags
+    parameters: dict  # the tuned parameters, or a NAS trial's architecture choices
+    module: str  # trials.mlp / trials.rnn, or the NAS model space (nas.space.DepthSpace)
+    args: list[str]  # the trial command's flags (HPO)
     tuner: str
     finished: int  # SUCCEEDED trials it was chosen from
+    nas: dict | None = None  # a NAS trial's whole serialised model space (NNI's parameters)
+
+
+def is_nas(params) -> bool:
+    return (
+        isinstance(params, dict)
+        and isinstance(params.get("sample"), dict)
+        and ("model_symbol" in params)
+    )
 
 
 def choose(exp) -> Choice:
@@ -94,11 +116,12 @@ def choose(exp) -> Choice:
     config = exp.config
     code_dir = config.get("trialCodeDirectory") or "."
     trial = Trial.parse(str(config.get("trialCommand", "")), Path(code_dir))
-    if not trial.own:
+    nas = config.get("experimentType") == "nas"
+    if not trial.own and not nas:
         raise BestError(
             f"experiment {exp.id} runs {trial.label!r}: experiments.best retrains nnisuite's own "
-            "trials (trials.mlp, trials.rnn); for your own trial, its best parameters are in "
-            "`python -m analysis.export` 's trials.csv"
+            "trials (trials.mlp, trials.rnn) and NAS studies; for your own trial, its best "
+            "parameters are in `python -m analysis.export` 's trials.csv"
         )
     done = [
         t
@@ -109,6 +132,23 @@ def choose(exp) -> Choice:
         raise BestError(f"experiment {exp.id} has no SUCCEEDED trial with a final result")
     best = max(done, key=lambda t: (t.final["default"], -(t.sequence or 0)))
     tuner = config.get("tuner") or config.get("advisor") or {}
+    if nas:
+        if not is_nas(best.parameters):
+            raise BestError(f"experiment {exp.id}: trial {best.trial_id} holds no model space")
+        symbol = str(best.parameters["model_symbol"].get("__nni_type__", "")).removeprefix("path:")
+        return Choice(
+            experiment=exp.id,
+            trial_id=best.trial_id,
+            sequence=best.sequence,
+            validation=float(best.final["default"]),
+            test=best.final.get("test_accuracy"),
+            parameters=dict(best.parameters["sample"]),
+            module=symbol,
+            args=[],
+            tuner="NAS strategy",
+            finished=len(done),
+            nas=best.parameters,
+        )
     return Choice(
         experiment=exp.id,
         trial_id=best.trial_id,
@@ -123,7 +163,77 @@ def choose(exp) -> Choice:
     )
 
 
-def recipe(choice: Choice, epochs, restore_best, data_dir, threads):
+@dataclasses.dataclass
+class Recipe:
+    """How the chosen configuration trains: data, the engine's settings, a model per seed."""
+
+    dataset: str
+    data_dir: str | None
+    split_seed: int  # the study's splits
+    fit: object  # trials.engine.FitConfig (its seed set per retrain)
+    make_model: object  # (seed, data) -> a fresh model, initialised from seed
+    record: dict  # every setting, for best.json and the card
+
+
+def recipe(choice: Choice, epochs, restore_best, data_dir, threads) -> Recipe:
+    """The chosen trial's training, with the overrides applied."""
+    if choice.nas is not None:
+        return nas_recipe(choice, epochs, restore_best, data_dir)
+    import torch
+
+    from trials.runner import fit_config
+
+    module, params = trial_params(choice, epochs, restore_best, data_dir, threads)
+
+    def make_model(seed, data):
+        torch.manual_seed(seed)
+        return module.BUILD(params, data)
+
+    return Recipe(
+        params.dataset,
+        params.data_dir,
+        params.seed,
+        fit_config(params),
+        make_model,
+        dataclasses.asdict(params),
+    )
+
+
+def nas_recipe(choice: Choice, epochs, restore_best, data_dir) -> Recipe:
+    """A NAS trial: its architecture rebuilt from NNI's record (the model space's class and
+    arguments, the sample), trained as nas.evaluator trained it."""
+    import copy
+
+    import nni
+
+    from nas.evaluator import reseed_parameters
+    from nas.settings import DEFAULTS
+    from trials.engine import FitConfig
+
+    kwargs = dict(DEFAULTS) | dict(choice.nas["evaluator"].get("__kwargs__", {}))
+    kwargs.pop("function", None)
+    base = nni.load(json.dumps(choice.nas)).executable_model()
+    fit = FitConfig(
+        epochs=epochs or int(kwargs["epochs"]),
+        lr=float(kwargs["lr"]),
+        batch_size=int(kwargs["batch_size"]),
+        optimizer=str(kwargs["optimizer"]),
+        momentum=float(kwargs["momentum"]),
+        restore_best=bool(restore_best),
+        device="cpu",
+    )
+
+    def make_model(seed, data):
+        model = copy.deepcopy(base)
+        reseed_parameters(model, seed)
+        return model
+
+    dataset, folder = str(kwargs["dataset"]), data_dir or kwargs.get("data_dir")
+    record = dataclasses.asdict(fit) | {"dataset": dataset, "architecture": choice.parameters}
+    return Recipe(dataset, folder, int(kwargs.get("split_seed", 0)), fit, make_model, record)
+
+
+def trial_params(choice: Choice, epochs, restore_best, data_dir, threads):
     """(module, the trial's parameters with the overrides applied)."""
     from trials.params import resolve_params
     from trials.runner import BUDGET, tuner_extras
@@ -161,6 +271,17 @@ def deployable(model, data):
             return self.model((x - self.mean) / self.std)
 
     return Deployed(model.cpu().eval(), data.mean, data.std).eval()
+
+
+def weights(model) -> dict:
+    """weights.pt: {"state_dict"}, and for an attention classifier the "transformer_kwargs"
+    that rebuild it (nas.evaluator.save_model's format: analysis.attention --model reads it)."""
+    state = {"state_dict": model.state_dict()}
+    if hasattr(model, "describe"):
+        kwargs = model.describe().get("transformer_kwargs")
+        if kwargs:
+            state["transformer_kwargs"] = kwargs
+    return state
 
 
 def export(deployed, image_shape, path: Path) -> None:
@@ -239,24 +360,21 @@ def plot_confusion(cm, names: list[str], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def retrain(module, params, seeds: int, threads: int | None, say):
+def retrain(how: Recipe, seeds: int, threads: int | None, say):
     """Train the configuration once per seed; returns (rows, models, data)."""
     import torch
 
     from trials.data import load_dataset
-    from trials.runner import fit_config
 
     if threads:
         torch.set_num_threads(threads)
     from trials.engine import fit
 
-    data = load_dataset(params.dataset, params.data_dir, seed=params.seed)
+    data = load_dataset(how.dataset, how.data_dir, seed=how.split_seed)
     rows, models = [], []
     for seed in range(seeds):
-        torch.manual_seed(seed)
-        model = module.BUILD(params, data)
-        config = fit_config(params)
-        config.seed, config.device = seed, "cpu"
+        model = how.make_model(seed, data)
+        config = dataclasses.replace(how.fit, seed=seed, device="cpu")
         t0 = time.perf_counter()
         result = fit(model, data, config)
         final = result.final
@@ -290,8 +408,8 @@ def card_text(record: dict) -> str:
     test_m, test_s = record["test"]
     split = record["splits"]
     lines = [
-        f"# Model card: {record['dataset']} {c['module'].split('.')[-1].upper()}, "
-        f"best of study {c['experiment']}",
+        f"# Model card: {record['dataset']} {model_name(c['module'])}, best of study "
+        f"{c['experiment']}",
         "",
         f"Test accuracy of this model: **{saved['test_accuracy']:.4f}** on the {split['test']} "
         f"test images; over {record['seeds']} seeds of the same recipe: validation "
@@ -306,7 +424,7 @@ def card_text(record: dict) -> str:
         "statistics",
         f"- output: logits `(n, {len(names)})`; classes {', '.join(names)}",
         f"- load: `torch.export.load('{MODEL}').module()` (torch >= 2.5; no nnisuite code); "
-        f"weights alone: `{WEIGHTS}` for `{c['module']}`'s model",
+        f"weights alone: `torch.load('{WEIGHTS}')['state_dict']` for `{c['module']}`'s model",
         "",
         "## Data",
         "",
@@ -321,8 +439,9 @@ def card_text(record: dict) -> str:
         f"- study {c['experiment']}, trial {c['trial_id']} (#{c['sequence']}), tuner {c['tuner']}:"
         f" the highest validation accuracy ({c['validation']:.4f}) of {c['finished']} "
         "SUCCEEDED trials",
-        f"- tuned parameters: {json.dumps(c['parameters'], sort_keys=True)}",
-        f"- trial command flags: `{shlex.join(c['args'])}`",
+        f"- {'architecture' if c['tuner'] == 'NAS strategy' else 'tuned parameters'}: "
+        f"{json.dumps(c['parameters'], sort_keys=True)}",
+        *([f"- trial command flags: `{shlex.join(c['args'])}`"] if c["args"] else []),
         "",
         "## Training recipe",
         "",
@@ -376,6 +495,12 @@ def card_text(record: dict) -> str:
     return "\n".join(lines)
 
 
+def model_name(module: str) -> str:
+    """trials.mlp -> MLP; nas.space.DepthSpace -> DepthSpace architecture."""
+    last = module.split(".")[-1]
+    return last.upper() if module.startswith("trials.") else f"{last} architecture"
+
+
 def machine() -> str:
     import os
     import platform
@@ -399,31 +524,19 @@ def build(args, say=print) -> dict:
         f"study {exp.id}: trial {choice.trial_id} (#{choice.sequence}) has the highest "
         f"validation accuracy, {choice.validation:.4f}, of {choice.finished} SUCCEEDED trials"
     )
-    module, params = recipe(choice, args.epochs, args.restore_best, args.data_dir, args.threads)
-    say(f"retraining {choice.module} with {params} over {args.seeds} seed(s)")
-    rows, models, data = retrain(module, params, args.seeds, args.threads, say)
+    how = recipe(choice, args.epochs, args.restore_best, args.data_dir, args.threads)
+    say(f"retraining {choice.module} with {how.record} over {args.seeds} seed(s)")
+    rows, models, data = retrain(how, args.seeds, args.threads, say)
     order = sorted(range(len(rows)), key=lambda i: (rows[i]["val_accuracy"], -i))
     median = order[(len(order) - 1) // 2]
     model = models[median]
-    splits = raw_splits(params.dataset, params.data_dir, seed=params.seed)
+    splits = raw_splits(how.dataset, how.data_dir, seed=how.split_seed)
     test_images, test_labels = splits[2]
     record = {
-        "dataset": params.dataset,
-        "choice": dataclasses.asdict(choice),
-        "recipe": {
-            k: getattr(params, k)
-            for k in (
-                "epochs",
-                "optimizer",
-                "lr",
-                "momentum",
-                "weight_decay",
-                "schedule",
-                "batch_size",
-                "restore_best",
-            )
-        },
-        "params": dataclasses.asdict(params),
+        "dataset": how.dataset,
+        "choice": {k: v for k, v in dataclasses.asdict(choice).items() if k != "nas"},
+        "recipe": {k: how.record.get(k) for k in RECIPE},
+        "params": how.record,
         "seeds": args.seeds,
         "runs": rows,
         "validation": mean_std(r["val_accuracy"] for r in rows),
@@ -432,14 +545,14 @@ def build(args, say=print) -> dict:
         "pixel_range": f"{int(test_images.min())}..{int(test_images.max())} in the test split",
         "mean": data.mean,
         "std": data.std,
-        "classes": class_names(params.dataset, data.num_classes),
+        "classes": class_names(how.dataset, data.num_classes),
         "splits": {
-            "seed": params.seed,
+            "seed": how.split_seed,
             "train": len(splits[0][1]),
             "validation": len(splits[1][1]),
             "test": len(test_labels),
             "how": "stratified 60/20/20 of scikit-learn's digits"
-            if params.dataset == "digits"
+            if how.dataset == "digits"
             else "validation drawn from the training file; test: the dataset's test file",
         },
         "machine": machine(),
@@ -466,7 +579,7 @@ def build(args, say=print) -> dict:
     with staged(Path(args.out)) as folder:
         deployed = deployable(model, data)
         export(deployed, data.image_shape, folder / MODEL)
-        torch.save(model.state_dict(), folder / WEIGHTS)
+        torch.save(weights(model), folder / WEIGHTS)
         loaded = load(folder / MODEL)  # the card's figures come from the file, as a user loads it
         pred = predict(loaded, test_images)
         labels = torch.from_numpy(np.asarray(test_labels, dtype=np.int64))
@@ -487,7 +600,7 @@ def build(args, say=print) -> dict:
             cm,
             record["classes"],
             folder / "confusion.png",
-            f"{params.dataset}, study {exp.id}, seed {rows[median]['seed']}: "
+            f"{how.dataset}, study {exp.id}, seed {rows[median]['seed']}: "
             f"test accuracy {record['saved']['test_accuracy']:.4f}",
         )
         (folder / CARD).write_text(card_text(record))

@@ -128,6 +128,11 @@ def export(study: Study, outcome, settings: dict) -> None:
     print(text)
     print(f"files: {out}/ (nas_table.md, trials.csv, settings.json, summary.md, plots)")
     print(
+        "the best architecture retrained over seeds, saved with a model card: "
+        f"python -m experiments.best {exp.id} --experiment-dir {quoted(study.exp_dir)} "
+        f"--out {quoted(out / 'best')}"
+    )
+    print(
         f"web UI again: {private_prefix()}nnictl view {exp.id} "
         f"--experiment_dir {quoted(study.exp_dir)} --port {study.port}"
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import torch
@@ -10,6 +12,7 @@ from analysis.store import flatten_parameters, load_experiment
 from experiments.manager import free_port
 from nas import __main__ as nas_cli
 from nas.space import DepthSpace, log_widths
+from trials.data import raw_splits
 
 
 def session_args(tmp_path) -> list[str]:
@@ -116,6 +119,35 @@ def test_grid_search_over_six_depths(tmp_path, capsys):
     assert any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
     assert exp.id not in running_experiment_ids()
     assert "| depth |" in capsys.readouterr().out
+    # the study's best architecture, retrained and saved (experiments.best reads NNI's record)
+    from experiments import best
+
+    assert (
+        best.main(
+            [
+                exp.id,
+                "--experiment-dir",
+                str(tmp_path / "nni"),
+                "--out",
+                str(tmp_path / "best"),
+                "--seeds",
+                "2",
+            ]
+        )
+        == 0
+    )
+    record = json.loads((tmp_path / "best" / "best.json").read_text())
+    chosen = max(exp.trials, key=lambda t: t.final["default"])
+    assert record["choice"]["trial_id"] == chosen.trial_id
+    assert record["choice"]["parameters"]["depth"] == chosen.final["depth"]
+    assert "DepthSpace architecture" in (tmp_path / "best" / "card.md").read_text()
+    model = torch.export.load(str(tmp_path / "best" / "model.pt2")).module()
+    images, labels = raw_splits("digits", seed=0)[2]
+    predicted = model(torch.from_numpy(images)).argmax(dim=1).numpy()
+    assert int((predicted == labels).sum()) == record["saved"]["correct"]
+    state = torch.load(tmp_path / "best" / "weights.pt", weights_only=True)["state_dict"]
+    linear = [k for k in state if k.endswith(".weight")]
+    assert len(linear) == chosen.final["depth"] + 1  # the chosen depth, and the head
 
 
 def test_depth_table_means_and_spreads_over_seeds():
@@ -305,3 +337,28 @@ def test_attention_search_through_nni(tmp_path, capsys):
     assert (tmp_path / "maps" / "attention_trained_1.png").read_bytes()[:4] == b"\x89PNG"
     (exp_dir,) = [p for p in (tmp_path / "nni").iterdir() if p.is_dir() and p.name[0] not in "._"]
     assert exp_dir.name not in running_experiment_ids()
+    # the best architecture retrained, saved with its card; its weights draw attention maps too
+    from experiments import best
+
+    out = tmp_path / "best"
+    assert (
+        best.main(
+            [
+                exp_dir.name,
+                "--experiment-dir",
+                str(tmp_path / "nni"),
+                "--out",
+                str(out),
+                "--seeds",
+                "1",
+            ]
+        )
+        == 0
+    )
+    record = json.loads((out / "best.json").read_text())
+    assert record["choice"]["parameters"]["kind"] in ("MHA", "GQA", "MQA")
+    assert record["saved"]["n"] == len(raw_splits("digits", seed=0)[2][1])
+    maps = ["--model", str(out / "weights.pt"), "--out", str(tmp_path / "maps2"), "--images", "1"]
+    assert attention.main(maps) == 0
+    (drawn,) = (tmp_path / "maps2").glob("attention_trained_*.png")
+    assert drawn.read_bytes()[:4] == b"\x89PNG"
