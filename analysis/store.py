@@ -61,6 +61,7 @@ class Trial:
     start_time: float | None = None  # unix seconds, of the last run
     end_time: float | None = None
     restarts: int = 0  # times NNI ran it again after a resume (ADD_RESUMED)
+    host: str | None = None  # the remote machine that ran it (its last run), from NNI's logPath
     submitted: float = 0.0  # time of its first event, ms (orders trials when NNI's repeat)
 
     @property
@@ -208,9 +209,20 @@ def has_content(path: Path) -> bool:
 
 
 EVENTS_SQL = (
-    "SELECT timestamp, trialJobId, event, data, sequenceId FROM TrialJobEvent "
+    "SELECT timestamp, trialJobId, event, data, sequenceId, logPath FROM TrialJobEvent "
     "ORDER BY timestamp, rowid"
 )
+# NNI's remote training service records a trial's logPath as HOST:PATH (192.0.2.11:~/nni-...);
+# local trials as a plain path. The host ends at the first ':' before a '~' or '/'.
+REMOTE_LOG_PATH = re.compile(r"^(?P<host>[^/~][^/]*?):[~/]")
+
+
+def host_of(log_path) -> str | None:
+    """The machine a remote trial ran on, from NNI's logPath; None for a local one."""
+    found = REMOTE_LOG_PATH.match(log_path) if isinstance(log_path, str) else None
+    return found["host"] if found else None
+
+
 METRICS_SQL = (
     "SELECT timestamp, trialJobId, type, sequence, data, parameterId FROM MetricData "
     "ORDER BY timestamp, rowid"
@@ -244,10 +256,12 @@ def read_events(rows) -> tuple[dict[str, Trial], ParameterRecords, dict[str, flo
     records = ParameterRecords()
     resumed_at: dict[str, float] = {}
     submitted: dict[str, float] = {}  # first event of each trial, ms
-    for ts, trial_id, event, data, seq in rows:
+    for ts, trial_id, event, data, seq, *log_path in rows:
         if not trial_id:  # experiment-level events (IMPORT_DATA, ADD_CUSTOMIZED)
             continue
         trial = trials.setdefault(trial_id, Trial(trial_id))
+        if log_path and host_of(log_path[0]):
+            trial.host = host_of(log_path[0])
         submitted.setdefault(trial_id, ts)
         if seq is not None and seq >= 0:
             trial.sequence = int(seq)
@@ -392,6 +406,7 @@ def read_rest(base: str) -> Experiment:
         trial.start_time = job["startTime"] / 1000 if job.get("startTime") else None
         trial.end_time = job["endTime"] / 1000 if job.get("endTime") else None
         trial.submitted = float(job.get("submitTime") or job.get("startTime") or 0)
+        trial.host = host_of(job.get("logPath"))
         for param in job.get("hyperParameters") or []:
             record = json.loads(param) if isinstance(param, str) else param
             trial.parameters = record.get("parameters", {})

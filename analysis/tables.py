@@ -110,7 +110,9 @@ def trials_table(exp: Experiment) -> pd.DataFrame:
     columns = parameter_columns(exp)
     params = list(columns)
     mode = direction(exp.config)
-    taken = set(LEADING) | set(params) | set(TRAILING) | {"default"}
+    # a remote study's trials say which machine ran them (NNI's logPath): column `host`
+    leading = LEADING + (["host"] if any(t.host for t in exp.trials) else [])
+    taken = set(leading) | set(params) | set(TRAILING) | {"default"}
     final_keys: list[str] = []
     for trial in exp.trials:
         final_keys += [k for k in trial.final if k != "default" and k not in final_keys]
@@ -119,7 +121,7 @@ def trials_table(exp: Experiment) -> pd.DataFrame:
     for t in exp.trials:
         flat = flatten_parameters(t.parameters)
         defaults = [m["default"] for m in t.intermediates if numeric(m.get("default"))]
-        row = {"trial_id": t.trial_id, "sequence": t.sequence, "status": t.status}
+        row = {"trial_id": t.trial_id, "sequence": t.sequence, "status": t.status, "host": t.host}
         row |= {column: flat.get(name) for column, name in columns.items()}
         row["default"] = t.final.get("default")
         row |= {columns_of[k]: t.final.get(k) for k in final_keys}
@@ -138,7 +140,7 @@ def trials_table(exp: Experiment) -> pd.DataFrame:
         if mixed(row[p] for row in rows):
             for row in rows:
                 row[p] = as_json(row[p])
-    columns = LEADING + params + ["default"] + [columns_of[k] for k in final_keys] + TRAILING
+    columns = leading + params + ["default"] + [columns_of[k] for k in final_keys] + TRAILING
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -260,6 +262,12 @@ def status_note(exp: Experiment, counts: dict[str, int], trials: pd.DataFrame) -
     restarted = int(trials["restarts"].fillna(0).astype(int).gt(0).sum()) if len(trials) else 0
     if restarted:
         notes.append(f"- {restarted} trial(s) run again after a resume (column `restarts`)")
+    if "host" in trials.columns and len(trials):
+        ran = trials.groupby("host", dropna=False).size()
+        notes.append(
+            "- trials per host (column `host`, from NNI's record): "
+            + ", ".join(f"{host} {n}" for host, n in ran.items())
+        )
     if exp.renumbered:
         notes.append(
             "- `sequence` renumbered in submission order: NNI 3.0 repeated sequence numbers "

@@ -336,25 +336,45 @@ def find_dispatcher(manager) -> int | None:
 WORKER_DIED = re.compile(r"ERROR \(nni\.runtime\.msg_dispatcher_base/[^)]*\)\)? ?(.*)")
 
 
-class DispatcherLog:
-    """Reads dispatcher.log as it grows. NNI's dispatcher processes commands in a worker
-    thread that logs any exception as ERROR and ends (msg_dispatcher_base.command_queue_worker):
-    its process may live on, doing nothing (GP with a newer scipy), or exit (TPE's KeyError)."""
+class GrowingLog:
+    """A log file read as it grows: each read() returns what was appended since the last."""
 
-    def __init__(self, logs: Path | None):
-        self.path = logs / "dispatcher.log" if logs else None
+    def __init__(self, path: Path | None):
+        self.path = path
         self.offset = 0
 
-    def worker_error(self) -> str | None:
+    def read(self) -> str:
         if self.path is None:
-            return None
+            return ""
         try:
             with open(self.path, errors="replace") as f:
                 f.seek(self.offset)
                 text = f.read()
                 self.offset = f.tell()
         except OSError:
-            return None
+            return ""
+        return text
+
+
+# What the manager's preload (experiments/nni_node_preload.js) logs when a remote host is lost
+HOST_LOST = re.compile(r"nnisuite: worker (\S+) lost; .*")
+
+
+def hosts_lost(text: str) -> list[str]:
+    """The preload's lines about lost remote hosts in a piece of nnimanager.log."""
+    return [m.group(0) for m in HOST_LOST.finditer(text)]
+
+
+class DispatcherLog:
+    """Reads dispatcher.log as it grows. NNI's dispatcher processes commands in a worker
+    thread that logs any exception as ERROR and ends (msg_dispatcher_base.command_queue_worker):
+    its process may live on, doing nothing (GP with a newer scipy), or exit (TPE's KeyError)."""
+
+    def __init__(self, logs: Path | None):
+        self.log = GrowingLog(logs / "dispatcher.log" if logs else None)
+
+    def worker_error(self) -> str | None:
+        text = self.log.read()
         match = WORKER_DIED.search(text)
         if match is None:
             return None
@@ -417,6 +437,7 @@ def watch(
     unreachable_since: float | None = None
     dispatcher: int | None = None
     dispatcher_log = DispatcherLog(logs)
+    manager_log = GrowingLog(logs / "nnimanager.log" if logs else None)
     trials: list = []
     mode = None
     while True:
@@ -453,6 +474,8 @@ def watch(
         line, _ = progress_line(trials, max_trials, mode)
         if on_poll:
             on_poll(trials)
+        for lost in hosts_lost(manager_log.read()):  # a remote host gone: said once, at once
+            print(f"[{now - started:6.1f}s] {lost}", file=stream, flush=True)
         if line != last_line:
             print(f"[{now - started:6.1f}s] {line}", file=stream, flush=True)
             last_line = line

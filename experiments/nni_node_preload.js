@@ -14,6 +14,21 @@
 //    dispatcher to connect (nni_node/core/tuner_command_channel.js): on a loaded machine its
 //    Python start (about 1.6 s of CPU importing NNI and the tuner) took longer than 10 s, and
 //    NNI then put the experiment in ERROR before the dispatcher had even connected.
+// 3. Notice a remote host that is gone. NNI 3.0 pings each remote worker every 5 s but never
+//    drops a silent connection: after 4 missing pongs it sends a no-op, and on a half-open TCP
+//    connection (a host powered off, its link down) the send succeeds into the buffer and resets
+//    the count (common/command_channel/websocket/connection.js, heartbeat). The study then
+//    stalls: the trials there stay RUNNING and the next trial given to that worker blocks the
+//    manager's scheduling. Here a remote worker's connection (a numeric channel) that has
+//    answered no ping for NNISUITE_PEER_TIMEOUT_S (default 30) seconds is dropped as an error,
+//    and NNI's own recovery takes over: 30 s to reconnect, then the worker is stopped (its
+//    trials end), relaunched over SSH if the host answers, and otherwise left out while the
+//    study goes on with the others. The tuner's own channel is never touched. Two more gaps of
+//    NNI's recovery are closed (training_service/remote_v3/remote.js): a trial being created on
+//    the lost worker (NNI hands trials round-robin, busy or not) waited forever for its answer
+//    and held up the manager's whole loop: it now ends when the worker is stopped, and the trial
+//    is created on the next host; and the lost worker's trials end FAILED (NNI said
+//    USER_CANCELED, as if someone had stopped them), with one log line naming the host.
 //
 // By hand, to keep a plain `nnictl create` private:
 //   NODE_OPTIONS="--require /path/to/nnisuite/experiments/nni_node_preload.js" nnictl create ...
@@ -30,6 +45,95 @@ const hosts = (process.env.NNISUITE_BIND_HOSTS || "127.0.0.1")
 const EVERYWHERE = new Set(["0.0.0.0", "::", "*"]);
 
 const manager = /nni_node[\\/]main\.js$/.test(script);
+
+if (manager) {
+  const peerTimeoutMs = Number(process.env.NNISUITE_PEER_TIMEOUT_S || 30) * 1000;
+  const Module = require("module");
+  const load = Module._load;
+  const patch = (WsConnection) => {
+    const proto = WsConnection.prototype;
+    const heartbeat = proto.heartbeat;
+    const handlePong = proto.handlePong;
+    const setInterval_ = proto.setHeartbeatInterval;
+    proto.setHeartbeatInterval = function (interval) {
+      this.nnisuiteLastPong = Date.now();
+      return setInterval_.call(this, interval);
+    };
+    proto.handlePong = function () {
+      this.nnisuiteLastPong = Date.now();
+      return handlePong.call(this);
+    };
+    proto.heartbeat = function () {
+      const silent = Date.now() - (this.nnisuiteLastPong || Date.now());
+      const worker = /WsConnection\.\d+(\.\d+)?$/.test(this.log?.name || "");
+      if (worker && silent >= peerTimeoutMs && !this.closing) {
+        this.log.warning(`nnisuite: no pong for ${Math.round(silent / 1000)} s: peer lost`);
+        clearInterval(this.heartbeatTimer);
+        this.heartbeatTimer = null;
+        try {
+          this.ws.terminate();
+        } catch (error) {
+          // already gone
+        }
+        this.emit("error", new Error(`peer lost: no pong for ${Math.round(silent / 1000)} s`));
+        return undefined;
+      }
+      return heartbeat.call(this);
+    };
+    WsConnection.nnisuitePatched = true;
+  };
+  const patchRemote = (Remote) => {
+    const proto = Remote.prototype;
+    const createTrial = proto.createTrial;
+    const stopWorker = proto.stopWorker;
+    proto.createTrial = function (envId, ...rest) {
+      const worker = this.workersByEnv.get(envId);
+      const created = createTrial.call(this, envId, ...rest);
+      if (!worker) {
+        return created;
+      }
+      const stopped = new Promise((resolve) => {
+        (worker.nnisuiteWaiting ||= []).push(resolve);
+      });
+      return Promise.race([created, stopped]);
+    };
+    proto.stopWorker = function (oldWorker, ...rest) {
+      const lost = [];
+      this.workersByTrial.forEach((worker, trialId) => {
+        if (worker === oldWorker) {
+          lost.push(trialId);
+        }
+      });
+      const now = Date.now();
+      for (const trialId of lost) {
+        this.workersByTrial.delete(trialId);
+        this.emitter.emit("trial_stop", trialId, now, 1); // FAILED, not USER_CANCELED
+      }
+      this.log.warning(
+        `nnisuite: worker ${oldWorker.config.host} lost; its trials end FAILED: ` +
+          `${lost.join(", ") || "none"}; the study goes on with the other hosts`,
+      );
+      for (const resolve of oldWorker.nnisuiteWaiting || []) {
+        resolve(null); // a trial being created there: NNI creates it on the next host
+      }
+      oldWorker.nnisuiteWaiting = [];
+      return stopWorker.call(this, oldWorker, ...rest);
+    };
+    Remote.nnisuitePatched = true;
+  };
+  Module._load = function (request, ...rest) {
+    const exported = load.call(this, request, ...rest);
+    const cls = exported && exported.WsConnection;
+    if (typeof cls === "function" && !cls.nnisuitePatched && cls.prototype.heartbeat) {
+      patch(cls);
+    }
+    const remote = exported && exported.RemoteTrainingServiceV3;
+    if (typeof remote === "function" && !remote.nnisuitePatched) {
+      patchRemote(remote);
+    }
+    return exported;
+  };
+}
 
 if (manager) {
   const waitS = Number(process.env.NNISUITE_DISPATCHER_TIMEOUT_S || 120);

@@ -76,6 +76,14 @@ def resume_hint(exp_id: str, exp_dir: Path) -> str:
     )
 
 
+def local_trials(config) -> bool:
+    """Whether the trials run on this machine: a warm launcher (and a rewritten trialCommand)
+    is of use only then; a remote host runs the command as written."""
+    services = config.training_service
+    services = services if isinstance(services, list) else [services]
+    return all(getattr(service, "platform", "local") == "local" for service in services)
+
+
 def new_study(args) -> Study | int:
     from nni.experiment import Experiment
 
@@ -101,12 +109,15 @@ def new_study(args) -> Study | int:
     trial = Trial.of(raw, args.config)  # its source, and so its preload, stay when rewritten
     if report(check_machines(raw, args.config, needed(trial)), sys.stderr):
         return EXIT_USAGE  # a remote worker that cannot run trials: said per host
-    command, args.warm, said = through_launcher(trial, args.launcher)
+    config = to_nni_config(raw, args.config)
+    command, args.warm, said = (
+        through_launcher(trial, args.launcher) if local_trials(config) else (None, False, None)
+    )
     if command:
         raw = set_key(raw, "trialCommand", command)
+        config = to_nni_config(raw, args.config)
     if said:
         print(said, flush=True)
-    config = to_nni_config(raw, args.config)
     exp = Experiment(config)
     exp_dir = Path(config.canonical_copy().experiment_working_directory)
     out = Path(args.out or f"runs/{config.experiment_name or 'experiment'}-{exp.id}")
@@ -163,7 +174,9 @@ def resumed_study(args, stack: contextlib.ExitStack) -> Study | int:
         return EXIT_USAGE
     print(f"resuming experiment {exp.id}: {config.experiment_name}", flush=True)
     trial = Trial.parse(config.trial_command, Path(config.canonical_copy().trial_code_directory))
-    args.warm = args.launcher is not False and trial.command.through_launcher
+    args.warm = (
+        args.launcher is not False and trial.command.through_launcher and local_trials(config)
+    )
     study = Study(exp, args.port, out, config.max_trial_number, resume_hint(exp.id, exp_dir))
     study.preload, study.host, study.claimed = trial.preload(), args.host, True
     return study

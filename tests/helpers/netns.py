@@ -1,7 +1,10 @@
-"""Network namespaces a test makes and always deletes: two "machines" joined by a veth pair.
+"""Network namespaces a test makes and always deletes: two "machines" joined by a veth pair,
+or a manager and N hosts on one bridge.
 
     with two_machines() as (a, b):      # a.name, a.address ("192.0.2.1"), b likewise
         subprocess.run(a.run(sys.executable, "-c", "..."))
+    with star(3) as (manager, hosts):   # 192.0.2.1 with a bridge; hosts 192.0.2.11, .12, .13
+        hosts[0].unplug()               # its link down: the host is gone from the network
 
 Both ends live in namespaces of the test's own (DESIGN.md: traffic from the root namespace into
 one did not connect here), with addresses from 192.0.2.0/24 (a documentation range) that exist
@@ -16,6 +19,7 @@ import contextlib
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 
@@ -27,10 +31,30 @@ _made = itertools.count()
 class Machine:
     name: str
     address: str
+    link: str | None = None  # its network interface (star's hosts)
 
     def run(self, *command: str) -> list[str]:
         """A command line that runs `command` inside this namespace."""
         return [IP, "netns", "exec", self.name, *command]
+
+    def unplug(self) -> None:
+        """Its link down: nothing reaches it, it reaches nothing (plug() undoes it)."""
+        ip("-n", self.name, "link", "set", self.link, "down")
+
+    def plug(self) -> None:
+        ip("-n", self.name, "link", "set", self.link, "up")
+
+    def pids(self) -> list[int]:
+        """Every process that lives in this namespace."""
+        out = subprocess.run([IP, "netns", "pids", self.name], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    def lose(self) -> None:
+        """The machine dies: its link down and every process in it SIGKILLed."""
+        self.unplug()
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def ip(*args: str) -> None:
@@ -69,6 +93,37 @@ def two_machines(prefix: str = "nns"):
             ip("-n", m.name, "addr", "add", f"{m.address}/24", "dev", dev)
             ip("-n", m.name, "link", "set", dev, "up")
         yield a, b
+    finally:
+        for name in made:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                ip("netns", "del", name)
+
+
+@contextlib.contextmanager
+def star(n: int, prefix: str = "nst"):
+    """A manager namespace whose bridge holds 192.0.2.1, and `n` host namespaces (192.0.2.11,
+    .12, ...) each joined to the bridge by a veth pair; loopback up everywhere."""
+    tag = f"{prefix}{os.getpid() % 100000}x{next(_made)}"
+    manager = Machine(f"{tag}m", "192.0.2.1", f"{tag}br")
+    hosts = [Machine(f"{tag}h{i}", f"192.0.2.{11 + i}", f"{tag}e{i}") for i in range(n)]
+    made = []
+    try:
+        for m in (manager, *hosts):
+            ip("netns", "add", m.name)
+            made.append(m.name)
+            ip("-n", m.name, "link", "set", "lo", "up")
+        ip("-n", manager.name, "link", "add", manager.link, "type", "bridge")
+        ip("-n", manager.name, "addr", "add", f"{manager.address}/24", "dev", manager.link)
+        ip("-n", manager.name, "link", "set", manager.link, "up")
+        for i, host in enumerate(hosts):
+            port = f"{tag}p{i}"
+            ip("link", "add", host.link, "netns", host.name, "type", "veth", "peer", "name",
+               port, "netns", manager.name)  # fmt: skip
+            ip("-n", host.name, "addr", "add", f"{host.address}/24", "dev", host.link)
+            ip("-n", host.name, "link", "set", host.link, "up")
+            ip("-n", manager.name, "link", "set", port, "master", manager.link)
+            ip("-n", manager.name, "link", "set", port, "up")
+        yield manager, hosts
     finally:
         for name in made:
             with contextlib.suppress(subprocess.CalledProcessError):
