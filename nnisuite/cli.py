@@ -26,13 +26,14 @@ COMMANDS = {
     "compare": ("analysis.compare", "compare studies or runs over seeds, with statistics"),
     "optuna": ("analysis.optuna", "an NNI experiment as an Optuna study: plots, dashboard"),
     "attention": ("analysis.attention", "MHA / MQA / GQA: attention maps, KV-cache sizes"),
-    "bench": (None, "speed benchmarks: bench epoch | export | study | launcher"),
+    "bench": (None, "speed benchmarks: bench epoch | export | study | launcher | manager"),
 }
 BENCHMARKS = {
     "epoch": ("benchmarks.epoch", "one training epoch against the log's pipeline"),
     "export": ("benchmarks.export", "the exporter on a large generated experiment"),
     "study": ("benchmarks.study", "a study three ways: Optuna, NNI warm, NNI fresh"),
     "launcher": ("benchmarks.launcher", "what the warm launcher saves on your own script"),
+    "manager": ("benchmarks.manager", "how far one NNI manager goes: 1,000 trivial trials"),
 }
 
 

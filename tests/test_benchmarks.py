@@ -56,3 +56,17 @@ def test_study_benchmark_quick(tmp_path):
     nni, replay = result["runs"][1], result["runs"][3]
     assert nni["best"] == replay["best"]  # the same trials, trained with the same seeds
     assert nni["wall_vs_same_trials"] == pytest.approx(nni["wall_s"] / replay["wall_s"])
+
+
+@pytest.mark.integration
+def test_manager_benchmark_quick(tmp_path):
+    from benchmarks import manager
+
+    assert manager.main(["--out", str(tmp_path), "--quick"]) == 0
+    (row,) = json.loads((tmp_path / "manager.json").read_text())["rows"]
+    assert row["concurrency"] == 4 and row["trials"] == row["succeeded"] == 12
+    assert row["trials_per_min"] == pytest.approx(12 / row["wall_s"] * 60, rel=0.05)
+    assert 0 <= row["gap_median_s"] <= row["gap_p90_s"] < row["wall_s"]
+    assert row["manager_cpu_s"] > 0 and row["manager_peak_mb"] > 10 and row["database_mb"] > 0
+    assert row["rest_trial-jobs_ms"] > 0 and row["rest_metric-data_ms"] > 0
+    assert "| 4 | 12/12 |" in (tmp_path / "manager.md").read_text()

@@ -59,6 +59,7 @@ ENTRIES = {
     "benchmarks.epoch": (["benchmarks.epoch.run"], ["--out", "{out}"]),
     "benchmarks.export": (["benchmarks.export.measure"], ["--out", "{out}"]),
     "benchmarks.study": (["benchmarks.study.run"], ["--out", "{out}"]),
+    "benchmarks.manager": (["benchmarks.manager.run"], ["--out", "{out}"]),
 }
 BAD = ["0", "-1", "1e12", "99999999999", "abc", "", "{missing}", "{file}", "nonsense-name"]
 PAIRS = {  # incompatible pairs: both flags together
