@@ -29,6 +29,12 @@
 //    and held up the manager's whole loop: it now ends when the worker is stopped, and the trial
 //    is created on the next host; and the lost worker's trials end FAILED (NNI said
 //    USER_CANCELED, as if someone had stopped them), with one log line naming the host.
+// 4. Do not `pip install nni --upgrade` on every remote worker at every start
+//    (training_service/remote_v3/worker.js): on a host with internet it replaces the worker's nni
+//    with the newest release, whatever the manager's is; without, pip spends 13 s failing
+//    (measured here). nnisuite's runner has already asked each host over SSH whether its Python
+//    has nni and the trial's packages (experiments/machines.py). NNISUITE_REMOTE_PIP=1 keeps
+//    NNI's upgrade.
 //
 // By hand, to keep a plain `nnictl create` private:
 //   NODE_OPTIONS="--require /path/to/nnisuite/experiments/nni_node_preload.js" nnictl create ...
@@ -121,8 +127,23 @@ if (manager) {
     };
     Remote.nnisuitePatched = true;
   };
+  const patchSsh = (Ssh) => {
+    const run = Ssh.prototype.run;
+    Ssh.prototype.run = function (command, ...rest) {
+      if (/ -m pip install nni --upgrade$/.test(command) && process.env.NNISUITE_REMOTE_PIP !== "1") {
+        this.log.info(`nnisuite: skipped \`${command}\` (the runner checked this host's nni)`);
+        return Promise.resolve("");
+      }
+      return run.call(this, command, ...rest);
+    };
+    Ssh.nnisuitePatched = true;
+  };
   Module._load = function (request, ...rest) {
     const exported = load.call(this, request, ...rest);
+    const ssh = exported && exported.Ssh;
+    if (typeof ssh === "function" && !ssh.nnisuitePatched && ssh.prototype.run) {
+      patchSsh(ssh);
+    }
     const cls = exported && exported.WsConnection;
     if (typeof cls === "function" && !cls.nnisuitePatched && cls.prototype.heartbeat) {
       patch(cls);

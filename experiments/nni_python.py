@@ -8,11 +8,12 @@ NNI 3.0's manager runs `python -m nni.tools.nni_manager_scripts.collect_version_
 start (nni_node/common/trial_keeper/collect_platform_info.js), a process that imports all of
 nni to print four facts: about 2.3 s of CPU per experiment here, paid again by every run of a
 repeated study. The script prints the same JSON (computed by this process, which has nni
-imported already), starts the tuner's dispatcher (`python -m nni ...`) with scipy.stats
-deferred (launcher/nni_import.py; NNISUITE_LAZY_SCIPY=0: as NNI does) and hands every other
-command to this interpreter unchanged. NNI is fixed from the outside: its launcher's
-NniManagerArgs gets the script as `python_interpreter` while the block runs. Switch it off
-with NNISUITE_NNI_PYTHON=plain.
+imported already), answers the remote service's `-c "import nni ; print(nni.__version__)"`
+(run once per SSH worker) the same way, starts the tuner's dispatcher (`python -m nni ...`)
+with scipy.stats deferred (launcher/nni_import.py; NNISUITE_LAZY_SCIPY=0: as NNI does) and
+hands every other command to this interpreter unchanged. NNI is fixed from the outside: its
+launcher's NniManagerArgs gets the script as `python_interpreter` while the block runs. Switch
+it off with NNISUITE_NNI_PYTHON=plain.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 from launcher import nni_import
 
 MODULE = "nni.tools.nni_manager_scripts.collect_version_info"
+VERSION_SCRIPT = "import nni ; print(nni.__version__)"
 DISPATCHER = "from launcher import nni_import; nni_import.run_module('nni')"
 
 
@@ -53,6 +55,11 @@ def script(python: str, answer: str) -> str:
             "# nnisuite (experiments/nni_python.py): NNI's manager runs its Python through this.",
             f'if [ "$1" = -m ] && [ "$2" = {MODULE} ]; then',
             f"  printf '%s\\n' {shlex.quote(answer)}",
+            "  exit 0",
+            "fi",
+            "# the remote service's version check, once per worker (training_service/remote_v3)",
+            f'if [ "$1" = -c ] && [ "$2" = {shlex.quote(VERSION_SCRIPT)} ]; then',
+            f"  printf '%s\\n' {shlex.quote(json.loads(answer)['nniVersion'])}",
             "  exit 0",
             "fi",
             *(

@@ -83,10 +83,13 @@ def test_export_lifecycle_running_stopped_resumed(tmp_path):
     assert len(steps) == 5 and set(steps.columns) >= {"trial_id", "step", "default", "loss"}
     assert "FAILED 1" in stopped.summary and "SUCCEEDED 2" in stopped.summary
     # resume (a new profile revision), stop again: the export still agrees
-    port = free_port()
-    resumed = nnictl(
-        "resume", exp_id, "--experiment_dir", str(tmp_path / "nni"), "--port", str(port)
-    )
+    for _ in range(3):  # plain nnictl gives its manager 3 s to listen: under load, try again
+        port = free_port()
+        resumed = nnictl(
+            "resume", exp_id, "--experiment_dir", str(tmp_path / "nni"), "--port", str(port)
+        )
+        if "Create experiment failed" not in resumed.stdout + resumed.stderr:
+            break
     try:
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
         watch(port, 3, poll_s=0.5, timeout_s=20, stream=io.StringIO())

@@ -171,6 +171,8 @@ def test_a_study_over_three_hosts_says_which_host_ran_each_trial(tmp_path):
     for row in trials.itertuples():  # the export agrees with NNI's log, trial by trial
         assert worker_host[trial_worker[row.trial_id]] == row.host
     assert "trials per host" in summary and trials["test_accuracy"].notna().all()
+    (log,) = [p for p in (tmp_path / "nni").glob("*/log/nnimanager.log") if p.parts[-3][0] != "_"]
+    assert log.read_text().count("nnisuite: skipped `") == 3  # no pip upgrade on the hosts
 
 
 def test_a_lost_host_fails_its_trials_and_the_study_ends_on_the_others(tmp_path):
@@ -214,4 +216,5 @@ def test_a_host_back_after_a_short_outage_and_a_slow_host_stall_nothing(tmp_path
     assert len(trials) == 6 and (trials["status"] == "SUCCEEDED").all()
     assert set(trials["host"]) == {h.address for h in hosts}
     duration = trials.groupby("host")["duration_s"].median()
-    assert duration[slow] > 4 * duration[hosts[0].address]  # that host was slow indeed
+    # that host was slow indeed: 12 steps of 2 s there against 0.2 s (start-up aside)
+    assert duration[slow] - duration[hosts[0].address] > 15
