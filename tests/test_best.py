@@ -35,7 +35,7 @@ PACKAGES = "trials,models,experiments,launcher,analysis,nnisuite,nas,benchmarks,
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """A 4-trial digits study whose trials keep their best validation epoch."""
+    """A 3-trial digits study whose trials keep their best validation epoch."""
     root = tmp_path_factory.mktemp("best")
     raw = yaml.safe_load((REPO / "experiments" / "mlp_tpe_digits.yaml").read_text())
     raw["trialCommand"] += " --restore-best"
@@ -47,11 +47,11 @@ def study(tmp_path_factory):
     with runner(
         str(config),
         "--max-trials",
-        "4",
+        "3",
         "--concurrency",
         "2",
         "--epochs",
-        "6",
+        "5",
         "--experiment-dir",
         str(nni),
         "--out",
@@ -68,9 +68,9 @@ def test_the_best_model_is_chosen_on_validation_retrained_saved_and_reloads(stud
     root, nni, exp_id = study
     exp = load_experiment(exp_id, nni)
     done = [t for t in exp.trials if t.status == "SUCCEEDED"]
-    assert len(done) == 4
+    assert len(done) == 3
     for t in done:  # --restore-best: every trial ended on its best epoch and said which
-        assert 1 <= t.final["restored_epoch"] == t.final["best_epoch"] <= 6, t.final
+        assert 1 <= t.final["restored_epoch"] == t.final["best_epoch"] <= 5, t.final
         assert t.final["default"] == pytest.approx(max(step["default"] for step in t.intermediates))
     chosen = max(done, key=lambda t: t.final["default"])
     out = root / "best"
@@ -84,14 +84,14 @@ def test_the_best_model_is_chosen_on_validation_retrained_saved_and_reloads(stud
         "--seeds",
         "3",
         "--epochs",
-        "4",
+        "3",
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     record = json.loads((out / "best.json").read_text())
     assert record["choice"]["trial_id"] == chosen.trial_id  # by validation, never by test
     assert record["choice"]["validation"] == pytest.approx(chosen.final["default"])
-    assert record["params"]["restore_best"] is True and record["recipe"]["epochs"] == 4
+    assert record["params"]["restore_best"] is True and record["recipe"]["epochs"] == 3
     for key, value in chosen.parameters.items():
         assert record["params"][key] == pytest.approx(value), key
     runs = record["runs"]
