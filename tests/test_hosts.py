@@ -175,46 +175,38 @@ def test_a_study_over_three_hosts_says_which_host_ran_each_trial(tmp_path):
     assert log.read_text().count("nnisuite: skipped `") == 3  # no pip upgrade on the hosts
 
 
-def test_a_lost_host_fails_its_trials_and_the_study_ends_on_the_others(tmp_path):
+def test_a_lost_host_fails_its_trials_and_a_short_outage_or_a_slow_host_stall_nothing(tmp_path):
+    """One study, three things that happen to hosts: 192.0.2.12 is lost for good mid-study
+    (every process killed, its link down), 192.0.2.11's link drops for 8 s and comes back,
+    192.0.2.13 runs every step 10x slower. The lost host's trials FAIL, the runner names it once,
+    and the study ends on the other two (exit 0); nothing else is reported."""
     with three_hosts(tmp_path) as (manager, hosts, machines):
-        config = fault_study(tmp_path, manager, machines, trials=7, steps=40)
-        run = Run(manager, config, tmp_path / "out")
-        run.when(r"3 running")
-        lost = hosts[1]
-        time.sleep(1)
-        gone_at = time.monotonic() - run.started
-        lost.lose()  # every process there killed, its link down: for good
-        said_at = run.when(rf"worker {re.escape(lost.address)} lost", timeout=180)
-        code = run.wait()
-    assert code == 0, run.output[-3000:]
-    trials, summary = exported(tmp_path)
-    there = trials[trials["host"] == lost.address]
-    assert len(trials) == 7 and len(there) >= 1
-    assert (there["status"] == "FAILED").all(), there  # never RUNNING forever
-    others = trials[trials["host"] != lost.address]
-    assert (others["status"] == "SUCCEEDED").all() and len(others) == 7 - len(there)
-    detect = said_at - gone_at
-    print(f"host lost at {gone_at:.0f} s, said at {said_at:.0f} s: {detect:.0f} s to detect")
-    assert detect < 120
-
-
-def test_a_host_back_after_a_short_outage_and_a_slow_host_stall_nothing(tmp_path):
-    with three_hosts(tmp_path) as (manager, hosts, machines):
-        slow = hosts[2].address
+        flaky, lost, slow = hosts
         config = fault_study(
-            tmp_path, manager, machines, trials=6, steps=12, extra=f"--slow-on {slow}"
+            tmp_path, manager, machines, trials=7, steps=25, extra=f"--slow-on {slow.address}"
         )
         run = Run(manager, config, tmp_path / "out")
         run.when(r"3 running")
-        hosts[1].unplug()  # gone for 8 s, well inside what counts as lost
+        time.sleep(1)
+        gone_at = time.monotonic() - run.started
+        lost.lose()  # for good
+        flaky.unplug()  # gone for 8 s, well inside what counts as lost
         time.sleep(8)
-        hosts[1].plug()
+        flaky.plug()
+        said_at = run.when(rf"worker {re.escape(lost.address)} lost", timeout=180)
         code = run.wait()
     assert code == 0, run.output[-3000:]
-    assert " lost" not in run.output and "watchdog" not in run.output
-    trials, _ = exported(tmp_path)
-    assert len(trials) == 6 and (trials["status"] == "SUCCEEDED").all()
-    assert set(trials["host"]) == {h.address for h in hosts}
-    duration = trials.groupby("host")["duration_s"].median()
-    # that host was slow indeed: 12 steps of 2 s there against 0.2 s (start-up aside)
-    assert duration[slow] - duration[hosts[0].address] > 15
+    assert run.output.count(" lost; ") == 1 and "watchdog" not in run.output
+    trials, summary = exported(tmp_path)
+    assert len(trials) == 7
+    there = trials[trials["host"] == lost.address]
+    assert len(there) >= 1 and (there["status"] == "FAILED").all(), there  # never RUNNING
+    others = trials[trials["host"] != lost.address]
+    assert (others["status"] == "SUCCEEDED").all(), others  # the outage lost nothing
+    assert {flaky.address, slow.address} <= set(others["host"])
+    duration = others.groupby("host")["duration_s"].median()
+    # that host was slow indeed: 25 steps of 2 s there against 0.2 s (start-up aside)
+    assert duration[slow.address] - duration[flaky.address] > 30
+    detect = said_at - gone_at
+    print(f"host lost at {gone_at:.0f} s, said at {said_at:.0f} s: {detect:.0f} s to detect")
+    assert detect < 120
