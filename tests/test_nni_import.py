@@ -60,7 +60,9 @@ def test_the_dispatcher_command_goes_through_the_hook(tmp_path):
     assert proc.returncode != 0
     assert "nni_import.py" in proc.stderr and "run_module" in proc.stderr, proc.stderr[-2000:]
     assert "JSONDecodeError" in proc.stderr, proc.stderr[-2000:]
-    code = "from experiments.nni_python import script; print(script('python', '{}'))"
+    code = (
+        "from experiments.nni_python import script as s, version_info as v; print(s('python', v()))"
+    )
     env = {**os.environ, "NNISUITE_LAZY_SCIPY": "0"}
     plain = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
