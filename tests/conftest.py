@@ -67,7 +67,14 @@ def launcher_socket():
 
 
 # Files whose tests run longest (several real NNI studies each), started first.
-LONGEST = ("test_repeat.py", "test_foreign.py", "test_faults.py", "test_hpo_integration.py")
+LONGEST = (
+    "test_hosts.py",  # a study that loses a host: 2-3 minutes of waiting on NNI's recovery
+    "test_repeat.py",
+    "test_foreign.py",
+    "test_faults.py",
+    "test_hpo_integration.py",
+    "test_best.py",
+)
 
 # OpenMP threads that wait for work sleep instead of spinning: with parallel test workers on
 # few cores, spinning threads burn the CPU the other workers need (processes the tests start
