@@ -132,34 +132,29 @@ def choose(exp) -> Choice:
         raise BestError(f"experiment {exp.id} has no SUCCEEDED trial with a final result")
     best = max(done, key=lambda t: (t.final["default"], -(t.sequence or 0)))
     tuner = config.get("tuner") or config.get("advisor") or {}
+    common = {
+        "experiment": exp.id,
+        "trial_id": best.trial_id,
+        "sequence": best.sequence,
+        "validation": float(best.final["default"]),
+        "test": best.final.get("test_accuracy"),
+        "finished": len(done),
+    }
     if nas:
         if not is_nas(best.parameters):
             raise BestError(f"experiment {exp.id}: trial {best.trial_id} holds no model space")
         symbol = str(best.parameters["model_symbol"].get("__nni_type__", "")).removeprefix("path:")
+        sample = dict(best.parameters["sample"])
         return Choice(
-            experiment=exp.id,
-            trial_id=best.trial_id,
-            sequence=best.sequence,
-            validation=float(best.final["default"]),
-            test=best.final.get("test_accuracy"),
-            parameters=dict(best.parameters["sample"]),
-            module=symbol,
-            args=[],
-            tuner="NAS strategy",
-            finished=len(done),
+            **common, parameters=sample, module=symbol, args=[], tuner="NAS strategy",
             nas=best.parameters,
-        )
+        )  # fmt: skip
     return Choice(
-        experiment=exp.id,
-        trial_id=best.trial_id,
-        sequence=best.sequence,
-        validation=float(best.final["default"]),
-        test=best.final.get("test_accuracy"),
+        **common,
         parameters=dict(best.parameters),
         module=trial.command.module,
         args=list(trial.command.args),
         tuner=str(tuner.get("name") or tuner.get("className") or "none"),
-        finished=len(done),
     )
 
 
