@@ -34,6 +34,8 @@ from pathlib import Path
 from launcher import nni_import
 from launcher.protocol import recv_message, send_message
 
+FOLDER_PREFIX = "nnisuite-launcher-"  # launcher.warm's folder for the socket and ready file
+
 # What `nni` imports, minus `nni` itself (it reads its trial variables at import): always
 # (numpy, scipy.stats and pandas are a second of every `import nni`).
 NNI_DEPENDENCIES = (
@@ -285,7 +287,19 @@ def main(argv=None) -> int:
         launcher.serve()
     finally:
         launcher.shutdown()
+        leave_nothing(Path(args.socket), args.ready_file)
     return 0
+
+
+def leave_nothing(sock: Path, ready_file: str | None) -> None:
+    """The ready file goes with the socket, and the folder launcher.warm made for both when it
+    is left empty: its maker (the runner) may have died without cleaning up (SIGKILL)."""
+    if ready_file:
+        with contextlib.suppress(FileNotFoundError):
+            Path(ready_file).unlink()
+    if sock.parent.name.startswith(FOLDER_PREFIX):
+        with contextlib.suppress(OSError):
+            sock.parent.rmdir()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from launcher import REPO, nni_import
+from launcher.server import FOLDER_PREFIX
 
 READY_TIMEOUT_S = 60.0
 
@@ -77,7 +78,7 @@ def warm_launcher(enabled: bool = True, stream=None, preload=None):
     if live(os.environ.get("NNISUITE_LAUNCHER")):
         yield os.environ["NNISUITE_LAUNCHER"]
         return
-    folder = Path(tempfile.mkdtemp(prefix="nnisuite-launcher-"))
+    folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
     sock, ready = folder / "launcher.sock", folder / "ready"
     proc = subprocess.Popen(
         [

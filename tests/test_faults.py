@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -240,11 +241,15 @@ def test_sigkill_the_runner_then_resume(tmp_path):
         r.wait_until(lambda: done_and_running(r, 1), what="a trial done, another running")
         tree = [p.pid for p in r.tree()]
         exp_id = experiment_id(r)
+        argv = r.launcher().cmdline()
+        folder = Path(argv[argv.index("--socket") + 1]).parent
+        assert folder.is_dir()
         killed = time.monotonic()
         os.kill(r.proc.pid, signal.SIGKILL)
         r.wait()
         assert not wait_dead(tree, 10), "processes outlived the runner by more than 10 s"
         cleaned = time.monotonic() - killed
+        assert not folder.exists()  # the launcher's socket folder went with it
     assert exp_id not in running_experiment_ids()
     stopped = load_experiment(exp_id, tmp_path / "nni")
     finished = {t.trial_id: t.final["default"] for t in stopped.trials if t.final}
