@@ -75,19 +75,28 @@ def run_via_launcher(
     request = {"argv": [module, *args], "cwd": str(REPO), "env": dict(os.environ)}
     if script:  # a user's script: from the folder NNI started us in, by its path
         request |= {"script": os.path.abspath(module), "cwd": os.getcwd()}
-    send_message(sock, request, fds=(0, 1, 2))
-    pid = recv_message(sock)[0]["pid"]
-    forwarded: list[int] = []
+    child: list[int] = []  # its pid, once the launcher has said it
+    pending: list[int] = []  # signals that came before that
 
-    def forward(signum, _frame):
-        forwarded.append(signum)
+    def send(pid: int, signum: int) -> None:
         try:
             os.killpg(pid, signum)
         except ProcessLookupError:
             pass
 
+    def forward(signum, _frame):
+        if child:
+            send(child[0], signum)
+        else:
+            pending.append(signum)
+
+    # in place before the child exists: a stop that comes while it starts still reaches it
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
+    send_message(sock, request, fds=(0, 1, 2))
+    child.append(recv_message(sock)[0]["pid"])
+    for signum in pending:
+        send(child[0], signum)
     try:
         result = recv_message(sock)[0]
     except ConnectionError:  # the launcher died: its children were killed with it
