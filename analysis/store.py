@@ -359,7 +359,11 @@ def add_metrics(trials: dict[str, Trial], rows, records: ParameterRecords) -> No
     not the order it recorded them (training_service/v3/compat.js, onRequestParameter), so at
     concurrency > 1 a trial can train on the parameters NNI lists for another. The
     parameter_id a trial's own metrics carry says which it trained on (its newest record at
-    the metric's time: ids repeat after a resume); that one wins."""
+    the metric's time: ids repeat after a resume); that one wins.
+
+    NNI stores metrics with node-sqlite3 in parallel mode, so two intermediates reported
+    milliseconds apart can land in either order (seen: step 1's row before step 0's). A step
+    seen again means the trial ran again (a resume): its earlier steps are dropped."""
     for ts, trial_id, kind, sequence, data, parameter_id in rows:
         trial = trials.setdefault(trial_id, Trial(trial_id))
         actual = records.at(parameter_id, ts) if parameter_id is not None else None
@@ -369,9 +373,10 @@ def add_metrics(trials: dict[str, Trial], rows, records: ParameterRecords) -> No
             trial.final = decode_metric(data)
         elif kind == "PERIODICAL":
             step = int(sequence)
-            if trial.intermediates and step <= trial.intermediates[-1]["step"]:
-                trial.intermediates = []  # steps start again: NNI re-ran it after a resume
+            if any(m["step"] == step for m in trial.intermediates):
+                trial.intermediates = []  # a step again: NNI re-ran it after a resume
             trial.intermediates.append({"step": step, **decode_metric(data)})
+            trial.intermediates.sort(key=lambda m: m["step"])
 
 
 def order(trials: dict[str, Trial]) -> list[Trial]:

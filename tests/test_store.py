@@ -85,3 +85,19 @@ def test_a_trial_stopped_as_it_exited_is_succeeded_one_cut_short_interrupted(tmp
     assert {t.trial_id: t.status for t in exp.trials} == {"done": "SUCCEEDED", "cut": "INTERRUPTED"}
     summary = export(exp, tmp_path / "out", plots=False, optuna=False).summary
     assert "cannot resume a NAS study" in summary and "a resume runs them again" not in summary
+
+
+def test_intermediates_stored_out_of_order_are_all_kept_and_a_rerun_replaces_them(tmp_path):
+    """NNI's node-sqlite3 inserts in parallel: step 1's row can precede step 0's (seen in a live
+    run). A step repeated is a trial run again after a resume: only the new run's steps stay."""
+    db = Database(tmp_path, "order", CONFIG)
+    db.start(0, "A", 0, 0, {"x": 0.1})
+    db.metric(100, "A", 0, "PERIODICAL", {"default": 0.2}, step=1)
+    db.metric(100, "A", 0, "PERIODICAL", {"default": 0.1}, step=0)
+    db.metric(101, "A", 0, "FINAL", {"default": 0.2})
+    db.start(0, "B", 1, 1, {"x": 0.2})
+    for ts, step, value in [(100, 0, 0.1), (110, 1, 0.2), (120, 2, 0.3), (900, 0, 0.5)]:
+        db.metric(ts, "B", 1, "PERIODICAL", {"default": value}, step=step)
+    exp = load_experiment(str(db.write()), live=False)
+    steps = {t.trial_id: [(m["step"], m["default"]) for m in t.intermediates] for t in exp.trials}
+    assert steps == {"A": [(0, 0.1), (1, 0.2)], "B": [(0, 0.5)]}
