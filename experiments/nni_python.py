@@ -10,7 +10,7 @@ nni to print four facts: about 2.3 s of CPU per experiment here, paid again by e
 repeated study. The script prints the same JSON (computed by this process, which has nni
 imported already), answers the remote service's `-c "import nni ; print(nni.__version__)"`
 (run once per SSH worker) the same way, starts the tuner's dispatcher (`python -m nni ...`)
-with scipy.stats deferred (launcher/nni_import.py; NNISUITE_LAZY_SCIPY=0: as NNI does) and
+through experiments/nni_dispatcher.py (scipy.stats deferred, a stop without NNI's 3 s wait) and
 hands every other command to this interpreter unchanged. NNI is fixed from the outside: its
 launcher's NniManagerArgs gets the script as `python_interpreter` while the block runs. Switch
 it off with NNISUITE_NNI_PYTHON=plain.
@@ -27,11 +27,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from launcher import nni_import
-
 MODULE = "nni.tools.nni_manager_scripts.collect_version_info"
 VERSION_SCRIPT = "import nni ; print(nni.__version__)"
-DISPATCHER = "from launcher import nni_import; nni_import.run_module('nni')"
+DISPATCHER = "from experiments import nni_dispatcher; nni_dispatcher.main()"
 
 
 def version_info() -> str:
@@ -62,17 +60,11 @@ def script(python: str, answer: str) -> str:
             f"  printf '%s\\n' {shlex.quote(json.loads(answer)['nniVersion'])}",
             "  exit 0",
             "fi",
-            *(
-                [
-                    "# the dispatcher: `import nni` without scipy.stats (launcher/nni_import.py)",
-                    'if [ "$1" = -m ] && [ "$2" = nni ]; then',
-                    "  shift 2",
-                    f'  exec {shlex.quote(python)} -c {shlex.quote(DISPATCHER)} "$@"',
-                    "fi",
-                ]
-                if nni_import.enabled()
-                else []
-            ),
+            "# the dispatcher, fixed from outside (experiments/nni_dispatcher.py)",
+            'if [ "$1" = -m ] && [ "$2" = nni ]; then',
+            "  shift 2",
+            f'  exec {shlex.quote(python)} -c {shlex.quote(DISPATCHER)} "$@"',
+            "fi",
             f'exec {shlex.quote(python)} "$@"',
             "",
         ]

@@ -90,11 +90,3 @@ def install() -> bool:
     if not installed():
         sys.meta_path.insert(0, _Finder())
     return True
-
-
-def run_module(name: str) -> None:
-    """`python -m NAME ARGS` with the hook in place: what the dispatcher's command becomes."""
-    import runpy
-
-    install()
-    runpy.run_module(name, run_name="__main__", alter_sys=True)

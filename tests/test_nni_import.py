@@ -49,7 +49,9 @@ def test_nni_imports_without_scipy_stats_and_samples_the_same():
 
 def test_the_dispatcher_command_goes_through_the_hook(tmp_path):
     """The manager's `python -m nni --exp_params ...` reaches NNI's own main through
-    nni_import.run_module, its arguments intact (a payload that is not JSON: NNI says so)."""
+    experiments.nni_dispatcher, its arguments intact (a payload that is not JSON: NNI says so);
+    with the hook switched off the dispatcher still goes there (its quick stop), and the hook
+    stays off (test above)."""
     path = tmp_path / "python"
     path.write_text(script(sys.executable, version_info()))
     path.chmod(0o700)
@@ -58,7 +60,7 @@ def test_the_dispatcher_command_goes_through_the_hook(tmp_path):
         [str(path), "-m", "nni", "--exp_params", bad], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode != 0
-    assert "nni_import.py" in proc.stderr and "run_module" in proc.stderr, proc.stderr[-2000:]
+    assert "nni_dispatcher.py" in proc.stderr and "run_module" in proc.stderr, proc.stderr[-2000:]
     assert "JSONDecodeError" in proc.stderr, proc.stderr[-2000:]
     code = (
         "from experiments.nni_python import script as s, version_info as v; print(s('python', v()))"
@@ -68,4 +70,4 @@ def test_the_dispatcher_command_goes_through_the_hook(tmp_path):
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
     )
     assert plain.returncode == 0 and "exec python" in plain.stdout, plain.stderr[-2000:]
-    assert "nni_import" not in plain.stdout  # switched off: the dispatcher runs as NNI runs it
+    assert "nni_dispatcher.main()" in plain.stdout
