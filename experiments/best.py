@@ -47,6 +47,8 @@ import sys
 import time
 from pathlib import Path
 
+from trials import costs
+
 CARD, MODEL, WEIGHTS = "card.md", "model.pt2", "weights.pt"
 RECIPE = (
     "epochs",
@@ -58,8 +60,6 @@ RECIPE = (
     "batch_size",
     "restore_best",
 )
-LATENCY_BATCHES = (1, 256)
-LATENCY_REPEATS = 30  # timed runs per batch size, after 5 of warm-up; the median is reported
 FASHION_CLASSES = (
     "T-shirt/top",
     "Trouser",
@@ -306,25 +306,6 @@ def predict(model, images, batch: int = 4096):
     return torch.cat(out)
 
 
-def latency(model, image_shape) -> dict[str, float]:
-    """Seconds per sample at batch 1 and 256: the median of LATENCY_REPEATS timed calls."""
-    import torch
-
-    result = {}
-    for batch in LATENCY_BATCHES:
-        x = torch.randint(0, 256, (batch, *image_shape), dtype=torch.uint8)
-        with torch.inference_mode():
-            for _ in range(5):
-                model(x)
-            times = []
-            for _ in range(LATENCY_REPEATS):
-                t0 = time.perf_counter()
-                model(x)
-                times.append(time.perf_counter() - t0)
-        result[f"latency_s_batch{batch}"] = statistics.median(times) / batch
-    return result
-
-
 def per_class(cm) -> list[float]:
     rows = cm.sum(dim=1).clamp(min=1)
     return (cm.diagonal().double() / rows.double()).tolist()
@@ -476,10 +457,10 @@ def card_text(record: dict) -> str:
         "",
         f"- parameters: {saved['parameters']:,}",
         f"- latency per sample on this machine's CPU ({record['machine']}, "
-        f"{saved['threads']} torch threads; median of {LATENCY_REPEATS} timed calls after 5 "
-        "of warm-up): "
+        f"{saved[costs.LATENCY_THREADS]} torch threads; median of {costs.LATENCY_REPEATS} "
+        f"timed calls after {costs.LATENCY_WARMUP} of warm-up): "
         + ", ".join(
-            f"batch {b}: {saved[f'latency_s_batch{b}'] * 1e6:.1f} us" for b in LATENCY_BATCHES
+            f"batch {b}: {saved[costs.latency_key(b)] * 1e6:.1f} us" for b in costs.LATENCY_BATCHES
         ),
         "",
         "## Reproduce",
@@ -587,9 +568,8 @@ def build(args, say=print) -> dict:
             "n": len(labels),
             "per_class": per_class(cm),
             "confusion": cm.tolist(),
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "threads": torch.get_num_threads(),
-            **latency(loaded, data.image_shape),
+            "parameters": costs.count_parameters(model),
+            **costs.latency(loaded, torch.zeros((1, *data.image_shape), dtype=torch.uint8)),
         }
         plot_confusion(
             cm,

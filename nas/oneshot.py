@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from nas.settings import INPUT_SIZES
+from trials import costs
 
 FIXED_WIDTH = 256  # the log's width of every layer but the first
 RETRAIN_SEEDS = 3
@@ -299,7 +300,7 @@ def run(
                 "depth": depth,
                 "default": acc,
                 "widths": "-".join([str(FIXED_WIDTH)] * depth),
-                "parameters": sum(p.numel() for p in model.parameters()),
+                "parameters": costs.count_parameters(model),
                 "nni_export": depth == int(pick["depth"]),
             }
         )
