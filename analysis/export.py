@@ -4,7 +4,9 @@
 
 EXPERIMENT: an experiment id (under ~/nni-experiments or --experiment-dir), a path to an
 `nni.sqlite`, or a running manager's URL (http://127.0.0.1:8080). Writes into DIR:
-trials.csv, intermediate.csv, summary.md, importance.csv (random-forest permutation
+trials.csv, intermediate.csv, summary.md, pareto.csv and pareto_<cost>.png (the trials on
+the front of `default` against each cost the trials report: analysis.pareto), importance.csv
+(random-forest permutation
 importance), importance_optuna.csv (fANOVA and PED-ANOVA through analysis.optuna, from 3
 finished trials on, unless --no-optuna), the plots of analysis.plots and Optuna's (optuna_*.png,
 from 3 finished trials on; --no-plots: none).
@@ -30,8 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.atomic import EXIT_WRITE, WriteError, staged
-from analysis.direction import direction
+from analysis.direction import MAXIMIZE, direction
 from analysis.importance import MIN_FIT, importance, importance_markdown
+from analysis.pareto import front_rows, log_choice, trade_offs
+from analysis.pareto import markdown as pareto_markdown
 from analysis.store import Experiment, ExportError, add_source_arguments, load_experiment
 from analysis.tables import (
     intermediate_table,
@@ -95,16 +99,21 @@ def make_folder(out) -> Path:
     return out
 
 
-def draw(exp: Experiment, trials, params: list[str], out: Path, plots: bool) -> list[str]:
+def draw(
+    exp: Experiment, trials, params: list[str], out: Path, plots: bool, fronts=(), chosen=()
+) -> list[str]:
     """intermediate.csv and the plots (matplotlib is imported here, in the worker)."""
     steps = intermediate_table(exp)
     steps.to_csv(out / "intermediate.csv", index=False)
     written = [out / "intermediate.csv"]
     if plots and not trials.empty:
-        from analysis.plots import plot_experiment
+        from analysis.plots import plot_experiment, plot_front
 
         label = metric_label(trials, exp.config)
         written += plot_experiment(trials, steps, params, out, label, direction(exp.config))
+        for front in fronts:
+            marked = [i in chosen for i in front.trial_ids]
+            written.append(plot_front(front, label, marked, out))
     return [str(p) for p in written]
 
 
@@ -173,7 +182,10 @@ def write_export(exp: Experiment, out: Path, plots: bool, parallel: bool, optuna
     params = parameter_names(exp)
     trials.to_csv(out / "trials.csv", index=False)
     n_finished = int(trials["default"].notna().sum()) if not trials.empty else 0
-    jobs = {"draw": lambda: draw(exp, trials, params, out, plots)}
+    fronts = trade_offs(exp.trials, direction(exp.config) == MAXIMIZE)
+    chosen = {t.trial_id for t in exp.trials if log_choice(t.parameters)}
+    pareto = front_rows(fronts, trials, params, chosen)
+    jobs = {"draw": lambda: draw(exp, trials, params, out, plots, fronts, chosen)}
     if optuna and n_finished >= MIN_FIT:  # fewer: nothing for Optuna's evaluators to rank
         jobs["optuna"] = lambda: optuna_analysis(exp, out, plots)
     fork = parallel and hasattr(os, "fork")
@@ -189,6 +201,9 @@ def write_export(exp: Experiment, out: Path, plots: bool, parallel: bool, optuna
             workers["optuna"] = Forked(jobs["optuna"])
     table, note = importance(trials, params) if n_finished else (None, "")
     files = [out / "trials.csv", out / "summary.md"]
+    if fronts:
+        pareto.to_csv(out / "pareto.csv", index=False)
+        files.append(out / "pareto.csv")
     if table is not None:
         table.to_csv(out / "importance.csv", index=False)
         files.append(out / "importance.csv")
@@ -208,6 +223,10 @@ def write_export(exp: Experiment, out: Path, plots: bool, parallel: bool, optuna
         else:
             sections += "\n\n" + optuna_markdown(found["importances"], table)
             files += [Path(p) for p in found["files"]]
+    if fronts:
+        sections = pareto_markdown(fronts, pareto, metric_label(trials, exp.config)) + (
+            "\n\n" + sections if sections else ""
+        )
     summary = summary_markdown(exp, trials, sections)
     files[1].write_text(summary)
     return ExportResult(exp, trials, summary, files + [Path(p) for p in done["draw"]])

@@ -152,3 +152,44 @@ def plot_experiment(
         if name in done and not done[name].isna().all():
             written.append(plot_parameter(done, name, label, out))
     return written
+
+
+def plot_front(front, label: str, chosen: list[bool], out: Path) -> Path:
+    """pareto_<cost>.png: every trial (objective against cost), the front as a step line, the
+    log's own choice circled where the space has it. `front`: an analysis.pareto.Front."""
+    from trials.costs import label as cost_label
+    from trials.costs import shown
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    x = [shown(front.cost, p[1]) for p in front.points]
+    y = [p[0] for p in front.points]
+    n = len(x)
+    scatter(ax, x, y, n, color="tab:gray", label=f"all {n} trials")
+    fx = [x[i] for i in front.members]
+    fy = [y[i] for i in front.members]
+    ax.step(fx, fy, where="post", color="tab:red", linewidth=1.2)
+    ax.scatter(fx, fy, s=22, color="tab:red", zorder=3, label=f"front ({len(fx)})")
+    marked = [i for i, c in enumerate(chosen) if c]
+    if marked:
+        ax.scatter(
+            [x[i] for i in marked],
+            [y[i] for i in marked],
+            s=90,
+            facecolors="none",
+            edgecolors="tab:blue",
+            linewidths=1.5,
+            zorder=4,
+            label="the log's choice (128-256)",
+        )
+    positive = [v for v in x if v > 0]
+    if positive and len(positive) == n and max(positive) / min(positive) > 20:
+        ax.set_xscale("log")
+    ax.set(
+        xlabel=cost_label(front.cost),
+        ylabel=label,
+        title=f"{label} against {cost_label(front.cost)}: hypervolume {front.hypervolume:.4f}",
+    )
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return save(fig, out / f"pareto_{front.cost}.png")

@@ -1,0 +1,161 @@
+"""analysis.pareto against brute force (the front by pairwise dominance, the hypervolume by
+cells of the coordinate grid), and the export's pareto.csv / summary / plot on databases in
+NNI's schema whose trials report costs: maximizing and minimizing, and a foreign experiment
+with no cost (no trade-off section)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pandas as pd
+import pytest
+
+from analysis.export import export
+from analysis.pareto import build_front, dominates, front, hypervolume, reference_for
+from analysis.store import load_experiment
+from tests.helpers.database import Database
+from trials import costs
+
+
+def brute_front(points, maximize):
+    return {
+        i
+        for i, p in enumerate(points)
+        if not any(dominates(q, p, maximize) for j, q in enumerate(points) if j != i)
+    }
+
+
+def grid_hypervolume(points, reference, maximize):
+    """The dominated area as a sum over the cells of the grid the points' coordinates make."""
+    ref_obj, ref_cost = reference
+    xs = sorted({p[1] for p in points if p[1] < ref_cost} | {ref_cost})
+    ys = sorted({p[0] for p in points} | {ref_obj})
+    area = 0.0
+    for x0, x1 in zip(xs, xs[1:]):
+        for y0, y1 in zip(ys, ys[1:]):
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2  # the cell's centre
+            inside = (cy > ref_obj) if maximize else (cy < ref_obj)
+            covered = any(p[1] <= cx and (p[0] >= cy if maximize else p[0] <= cy) for p in points)
+            if inside and covered:
+                area += (x1 - x0) * (y1 - y0)
+    return area
+
+
+@pytest.mark.parametrize("maximize", [True, False])
+@pytest.mark.parametrize("seed", range(6))
+def test_front_and_hypervolume_agree_with_brute_force(seed, maximize):
+    rng = random.Random(seed)
+    n = rng.randint(1, 40)
+    # ties on purpose: values on a coarse grid
+    points = [(rng.randint(0, 20) / 20, float(rng.randint(1, 15))) for _ in range(n)]
+    if seed == 0:
+        points += [points[0]]  # an exact duplicate: neither dominates the other
+    members = front(points, maximize)
+    assert set(members) == brute_front(points, maximize)
+    assert [points[i][1] for i in members] == sorted(points[i][1] for i in members)
+    ref = (0.0 if maximize else 1.05, 16.5)
+    assert hypervolume(points, ref, maximize) == pytest.approx(
+        grid_hypervolume(points, ref, maximize)
+    )
+    # only the front matters
+    assert hypervolume([points[i] for i in members], ref, maximize) == pytest.approx(
+        hypervolume(points, ref, maximize)
+    )
+
+
+def test_hypervolume_share_and_reference():
+    # one trial: accuracy 0.8 at cost 10, reference cost 11: the box is 1 x 11
+    f = build_front("parameters", [(0.8, 10.0)], maximize=True)
+    assert f.reference.objective == 0 and f.reference.cost == pytest.approx(11.0)
+    assert f.hypervolume == pytest.approx(0.8 * 1.0 / 11.0)
+    # a loss (minimized, not in [0, 1]): the worst value seen is the reference
+    g = build_front("parameters", [(2.0, 1.0), (3.0, 0.5)], maximize=False)
+    assert g.reference.objective == 3.0 and g.reference.ideal == 2.0
+    assert reference_for([0.5, 0.9], [1, 2], True).objective == 0.0
+
+
+CONFIG = {
+    "experimentName": "costs",
+    "searchSpace": {
+        "features1": {"_type": "choice", "_value": [128, 256, 512]},
+        "features2": {"_type": "choice", "_value": [256, 512]},
+        "value": {"_type": "uniform", "_value": [0, 1]},  # named like a pareto.csv column
+    },
+    "trialCommand": "python3 -m trials.mlp",
+    "trialConcurrency": 1,
+    "maxTrialNumber": 30,
+    "tuner": {"name": "Random", "classArgs": {"optimize_mode": "maximize"}},
+    "trainingService": {"platform": "local"},
+}
+
+
+def costly_database(tmp_path, mode="maximize", with_costs=True, n=24):
+    config = dict(CONFIG, tuner={"name": "Random", "classArgs": {"optimize_mode": mode}})
+    db = Database(tmp_path, f"costs-{mode}", config)
+    rng = random.Random(7)
+    for i in range(n):
+        trial = f"T{i:02d}"
+        f1, f2 = rng.choice([128, 256, 512]), rng.choice([256, 512])
+        db.start(i * 100, trial, i, i, {"features1": f1, "features2": f2, "value": rng.random()})
+        final = {"default": round(rng.uniform(0.8, 0.95), 3)}
+        if with_costs:
+            final |= {
+                costs.PARAMETERS: 784 * f1 + f1 * f2 + f2 * 10,
+                costs.latency_key(1): rng.uniform(2e-5, 9e-5),
+                costs.latency_key(256): rng.uniform(1e-6, 5e-6),
+                costs.LATENCY_THREADS: 2,
+            }
+        db.metric(i * 100 + 50, trial, i, "FINAL", final)
+        db.event(i * 100 + 60, trial, "SUCCEEDED", seq=i)
+    db.start(n * 100, "FAILED1", n, n, {"features1": 128, "features2": 256, "value": 0.5})
+    db.event(n * 100 + 10, "FAILED1", "FAILED", seq=n)  # no final: on no front
+    return db.write()
+
+
+@pytest.mark.parametrize("mode", ["maximize", "minimize"])
+def test_export_writes_the_front_of_every_cost_checked_against_trials_csv(tmp_path, mode):
+    exp = load_experiment(str(costly_database(tmp_path, mode)), live=False)
+    result = export(exp, tmp_path / "out", plots=True, parallel=False, optuna=False)
+    out = tmp_path / "out"
+    trials = pd.read_csv(out / "trials.csv")
+    pareto = pd.read_csv(out / "pareto.csv")
+    maximize = mode == "maximize"
+    keys = [costs.PARAMETERS, costs.latency_key(1), costs.latency_key(256)]
+    assert list(dict.fromkeys(pareto["cost"])) == keys  # threads are not a cost
+    done = trials[trials["status"] == "SUCCEEDED"].reset_index(drop=True)
+    for key in keys:
+        points = list(zip(done["default"], done[key]))
+        expected = {done["trial_id"][i] for i in brute_front(points, maximize)}
+        rows = pareto[pareto["cost"] == key]
+        assert set(rows["trial_id"]) == expected
+        assert list(rows["value"]) == sorted(rows["value"])
+        ref = reference_for([p[0] for p in points], [p[1] for p in points], maximize)
+        hv = hypervolume(points, (ref.objective, ref.cost), maximize) / ref.box()
+        assert f"hypervolume {hv:.4f}" in result.summary
+        assert (out / f"pareto_{key}.png").stat().st_size > 0
+    # the space's `value` parameter does not overwrite the cost's value column
+    assert "param.value" in pareto.columns
+    chosen = done[(done["features1"] == 128) & (done["features2"] == 256)]["trial_id"]
+    assert set(pareto[pareto["log_choice"]]["trial_id"]) <= set(chosen)
+    assert "## Trade-offs (Pareto fronts)" in result.summary
+
+
+def test_an_experiment_without_costs_has_no_trade_off_section(tmp_path):
+    exp = load_experiment(str(costly_database(tmp_path, with_costs=False)), live=False)
+    result = export(exp, tmp_path / "out", plots=False, parallel=False, optuna=False)
+    assert not (tmp_path / "out" / "pareto.csv").exists()
+    assert "Trade-offs" not in result.summary
+
+
+def test_costs_of_a_real_model_are_measured():
+    import torch
+
+    from models.mlp import MLP
+
+    model = MLP(64, [32, 16], 10).eval()
+    found = costs.measure(model, torch.zeros(1, 64))
+    assert found[costs.PARAMETERS] == 64 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10
+    assert found[costs.LATENCY_THREADS] == torch.get_num_threads()
+    b1, b256 = found[costs.latency_key(1)], found[costs.latency_key(256)]
+    assert 0 < b256 < b1 < 1 and math.isfinite(b1)  # per sample: a batch amortises the call
