@@ -287,7 +287,9 @@ def algorithm_problems(kind: str, spec, space, file: str) -> list[Problem]:
                     "give an existing folder",
                 )
             )
-        return problems
+        if problems:
+            return problems
+        return custom_problems(kind, class_name, str(resolve(code_dir, file)), args, space, file)
     if not isinstance(name, str) or not name:
         return problems + [
             Problem(file, f"{kind}.name", f"must be a built-in name, got {name!r}", "e.g. TPE")
@@ -346,3 +348,52 @@ def algorithm_problems(kind: str, spec, space, file: str) -> list[Problem]:
             return [Problem(file, "search space", f"{meta.name}: {exc}", "see NNI's docs")]
         return []
     return space_problems(meta, meta.name, args, space, file, kind)
+
+
+def custom_problems(kind: str, class_name: str, folder: str, args: dict, space, file: str):
+    """A custom class checked as NNI's dispatcher would meet it: imported from its
+    codeDirectory, its classArgs against its constructor (and the module's own
+    `validate_class_args(**args)` where it has one: experiments.optuna_tuner), and a tuner
+    (not an advisor) built and handed the search space."""
+    import sys
+    from types import SimpleNamespace
+
+    module_name, _, short = class_name.rpartition(".")
+    sys.path.insert(0, folder)
+    try:
+        try:
+            with (
+                contextlib.redirect_stdout(io.StringIO()),
+                contextlib.redirect_stderr(io.StringIO()),
+            ):
+                module = importlib.import_module(module_name)
+            cls = getattr(module, short)
+        except (ImportError, AttributeError) as exc:
+            return [
+                Problem(
+                    file,
+                    f"{kind}.className",
+                    f"cannot import {class_name} from {folder} ({exc})",
+                    "check className (module.Class) and codeDirectory",
+                )
+            ]
+        problems = signature_problems(cls, short, args, file, kind)
+        check = getattr(module, "validate_class_args", None)
+        if not problems and callable(check):
+            try:
+                check(**args)
+            except ValueError as exc:
+                problems.append(Problem(file, f"{kind}.classArgs", f"{short}: {exc}", "fix it"))
+        if problems or kind == "assessor" or advisor_class(cls):
+            return problems
+        meta = SimpleNamespace(class_name=class_name, class_args=None)
+        return space_problems(meta, short, args, space, file, kind)
+    finally:
+        sys.path.remove(folder)
+
+
+def advisor_class(cls) -> bool:
+    """Hyperband and BOHB are message dispatchers (advisors): they need a live channel."""
+    from nni.runtime.msg_dispatcher_base import MsgDispatcherBase
+
+    return isinstance(cls, type) and issubclass(cls, MsgDispatcherBase)

@@ -111,6 +111,7 @@ def nni_accepts(raw: dict, path: Path) -> bool:
 
 
 def ask_nni(raw: dict, path: Path) -> bool:
+    from nni.runtime.msg_dispatcher_base import MsgDispatcherBase
     from nni.tools.package_utils.tuner_factory import create_builtin_class_instance
 
     from experiments.search_space import load_space
@@ -129,6 +130,8 @@ def ask_nni(raw: dict, path: Path) -> bool:
                         algo = getattr(importlib.import_module(module), cls)(
                             **dict(spec.get("classArgs") or {})
                         )
+                    if kind == "tuner" and not isinstance(algo, MsgDispatcherBase):
+                        algo.update_search_space(space)  # NNI's dispatcher: on initialize
                 elif spec:
                     algo = create_builtin_class_instance(
                         spec["name"], dict(spec.get("classArgs") or {}), algo_type

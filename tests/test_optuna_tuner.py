@@ -1,0 +1,212 @@
+"""experiments.optuna_tuner driven by NNI 3.0's own MsgDispatcher in this process (its unittest
+channel: the commands it would send are captured), as the manager drives it: the search space,
+requests for parameters with trials pending, final results, end events (EARLY_STOPPED is
+PRUNED, FAILED is FAIL), a resume's import_data, several objectives. Through real NNI
+managers: tests/test_optuna_tuner_nni.py."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from nni.runtime.msg_dispatcher import MsgDispatcher
+
+from analysis.pareto import front
+from experiments.optuna_tuner import (
+    SAMPLERS,
+    ArgsError,
+    OptunaTuner,
+    SpaceError,
+    validate_class_args,
+)
+
+SPACE = {
+    "features1": {"_type": "choice", "_value": [128, 256, 512, 1024]},
+    "lr": {"_type": "loguniform", "_value": [1e-4, 0.1]},
+    "optimizer": {
+        "_type": "choice",
+        "_value": [
+            {"_name": "sgd", "momentum": {"_type": "uniform", "_value": [0, 0.9]}},
+            {"_name": "adam"},
+        ],
+    },
+    "layers": {"_type": "randint", "_value": [1, 4]},
+    "dropout": {"_type": "quniform", "_value": [0, 0.5, 0.125]},
+    "activation": {"_type": "choice", "_value": [[1, 2], "relu"]},  # not Optuna's own kinds
+}
+
+
+class Driver:
+    """NNI's dispatcher around a tuner, its outgoing commands captured."""
+
+    def __init__(self, tuner):
+        self.tuner = tuner
+        self.dispatcher = MsgDispatcher("ws://_unittest_", tuner)
+        self.sent: list = []
+        self.dispatcher.send = lambda kind, data: self.sent.append(data)
+        self.dispatcher.handle_initialize(SPACE)
+        self.sent.clear()
+
+    def ask(self, n: int = 1) -> list[dict]:
+        self.dispatcher.handle_request_trial_jobs(n)
+        out, self.sent = [json.loads(d) for d in self.sent], []
+        return out
+
+    def final(self, pid: int, value) -> None:
+        self.dispatcher.handle_report_metric_data(
+            {"parameter_id": pid, "type": "FINAL", "value": json.dumps(value), "trial_job_id": pid}
+        )
+
+    def end(self, pid: int, event: str = "SUCCEEDED") -> None:
+        self.dispatcher.handle_trial_end(
+            {"trial_job_id": pid, "event": event, "hyper_params": json.dumps({"parameter_id": pid})}
+        )
+
+
+def in_space(p: dict) -> bool:
+    opt = p["optimizer"]
+    return (
+        p["features1"] in (128, 256, 512, 1024)
+        and 1e-4 <= p["lr"] <= 0.1
+        and p["layers"] in (1, 2, 3)
+        and p["dropout"] in (0.0, 0.125, 0.25, 0.375, 0.5)
+        and p["activation"] in ([1, 2], "relu")
+        and (
+            (opt["_name"] == "sgd" and 0 <= opt["momentum"] <= 0.9 and len(opt) == 2)
+            or opt == {"_name": "adam"}
+        )
+    )
+
+
+def score(p: dict) -> float:
+    return 0.9 - 0.02 * (math.log10(p["lr"]) + 2.5) ** 2 + 0.01 * p["layers"]
+
+
+def run(tuner, trials: int = 12, concurrency: int = 2) -> list[dict]:
+    """Trials at `concurrency` pending, each told its score and, as `parameters`, 1000 x its
+    place in order; the parameters, in order."""
+    d = Driver(tuner)
+    pending, seen = d.ask(concurrency), []
+    while pending:
+        record = pending.pop(0)
+        pid = record["parameter_id"]  # NNI numbers ids per process: not from 0 here
+        d.final(pid, {"default": score(record["parameters"]), "parameters": 1000 * len(seen)})
+        seen.append(record["parameters"])
+        d.end(pid)
+        if len(seen) + len(pending) < trials:
+            pending += d.ask(1)
+    return seen
+
+
+def marked(samplers):
+    """GP's model (torch, an acquisition optimised per suggestion) takes seconds: slow."""
+    return [pytest.param(s, marks=pytest.mark.slow) if s == "gp" else s for s in samplers]
+
+
+@pytest.mark.parametrize("sampler", marked(SAMPLERS))
+def test_each_sampler_samples_the_space_and_is_told_every_result(sampler):
+    tuner = OptunaTuner(sampler=sampler, seed=3, sampler_args=small(sampler))
+    seen = run(tuner, trials=8)
+    assert len(seen) == 8 and all(in_space(p) for p in seen)
+    done = tuner.study.trials
+    assert [t.state.name for t in done] == ["COMPLETE"] * 8
+    assert [t.value for t in done] == pytest.approx([score(p) for p in seen])
+    assert not tuner.running
+
+
+def small(sampler: str) -> dict:
+    """Start-up trials cut to 4 so that the model-based part runs within a few trials."""
+    return {"n_startup_trials": 4} if sampler in ("tpe", "motpe", "gp", "cmaes") else {}
+
+
+@pytest.mark.parametrize("sampler", marked(["tpe", "cmaes", "gp", "qmc", "nsgaii"]))
+def test_a_seed_repeats_the_suggestions_and_another_seed_does_not(sampler):
+    def first(seed):
+        return run(OptunaTuner(sampler=sampler, seed=seed, sampler_args=small(sampler)), 6, 1)
+
+    assert first(1) == first(1)
+    assert first(1) != first(2)
+
+
+def test_early_stopped_is_pruned_failed_is_fail_and_a_late_final_still_counts():
+    tuner = OptunaTuner(sampler="tpe", seed=0)
+    d = Driver(tuner)
+    a, b, c, late = (r["parameter_id"] for r in d.ask(4))
+    d.final(a, {"default": 0.5})
+    d.end(a)
+    d.end(b, "EARLY_STOPPED")
+    d.end(c, "FAILED")
+    d.end(late)  # NNI can store the end before the final (node-sqlite3 in parallel)
+    d.final(late, {"default": 0.7})
+    states = [(t.state.name, t.value) for t in tuner.study.trials]
+    assert states == [("COMPLETE", 0.5), ("PRUNED", None), ("FAIL", None), ("COMPLETE", 0.7)]
+
+
+def test_a_final_without_the_objective_is_a_failed_trial_not_a_crash():
+    tuner = OptunaTuner(sampler="tpe", objectives=["default", "parameters"], seed=0)
+    d = Driver(tuner)
+    (pid,) = (r["parameter_id"] for r in d.ask(1))
+    d.final(pid, {"default": 0.5})  # no `parameters`
+    d.end(pid)
+    assert tuner.study.trials[0].state.name == "FAIL"
+
+
+@pytest.mark.parametrize("sampler", ["nsgaii", "motpe"])
+def test_several_objectives_are_told_and_the_study_front_is_the_pareto_front(sampler):
+    tuner = OptunaTuner(
+        sampler=sampler, objectives=["default", "parameters"], seed=0, sampler_args=small(sampler)
+    )
+    assert [d.name for d in tuner.study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    run(tuner, trials=16)
+    done = tuner.study.trials
+    points = [(t.values[0], t.values[1]) for t in done]
+    assert [t.values[1] for t in done] == [1000.0 * t.number for t in done]
+    expected = {done[i].number for i in front(points, maximize=True)}
+    assert {t.number for t in tuner.study.best_trials} == expected
+
+
+def test_import_data_adds_the_earlier_trials_as_nni_resumes_them():
+    earlier = run(OptunaTuner(sampler="random", seed=5), trials=6, concurrency=1)
+    tuner = OptunaTuner(sampler="tpe", seed=0)
+    d = Driver(tuner)
+    data = [{"parameter": p, "value": {"default": score(p)}} for p in earlier]
+    data.append({"parameter": dict(earlier[0], features1=99), "value": {"default": 1.0}})
+    data.append({"parameter": earlier[1], "value": "not a number"})
+    tuner.import_data(data)
+    done = tuner.study.trials
+    assert len(done) == 6  # the value outside the space and the text value skipped
+    assert [t.value for t in done] == pytest.approx([score(p) for p in earlier])
+    assert done[0].params["features1"] == earlier[0]["features1"]
+    assert all(in_space(r["parameters"]) for r in d.ask(3))
+
+
+@pytest.mark.parametrize("kind", ["normal", "qlognormal"])
+def test_an_unbounded_type_is_refused_naming_the_parameter(kind):
+    tuner = OptunaTuner(sampler="tpe")
+    space = {"ok": {"_type": "uniform", "_value": [0, 1]}, "x": {"_type": kind, "_value": [0, 1]}}
+    with pytest.raises(SpaceError, match=r"x: _type '" + kind):
+        tuner.update_search_space(space)
+    nested = {"c": {"_type": "choice", "_value": [{"_name": "a", "y": space["x"]}]}}
+    with pytest.raises(SpaceError, match=r"c/0/y"):
+        tuner.update_search_space(nested)
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        ({"sampler": "tpee"}, "sampler 'tpee' unknown"),
+        ({"sampler": "cmaes", "objectives": ["default", "parameters"]}, "takes one objective"),
+        ({"objectives": ["default", "loss"]}, "objective 'loss': give its direction"),
+        ({"objectives": ["default"], "directions": ["up"]}, "directions must be"),
+        ({"optimize_mode": "max"}, "optimize_mode must be"),
+        ({"seed": "1"}, "seed must be an integer"),
+        ({"samplr": "tpe"}, "no argument 'samplr'"),
+    ],
+)
+def test_class_args_it_cannot_run_with_are_one_line(args, fragment):
+    with pytest.raises(ArgsError, match=fragment):
+        validate_class_args(**args)
+    if "samplr" not in args:
+        with pytest.raises(ArgsError, match=fragment):
+            OptunaTuner(**args)

@@ -1,0 +1,132 @@
+"""experiments.optuna_tuner through real NNI managers: each sampler for a few trials (their
+dispatcher's log says what each was told, checked against NNI's database), the shipped
+experiment file under plain `nnictl create`, and a two-objective NSGA-II study stopped with
+Ctrl-C and resumed (`--resume`: NNI hands the tuner the finished trials with import_data) whose
+export has the Pareto front. The trial trains nothing (tests/fixtures/cost_trial.py): what is
+under test is the tuner in NNI, not training."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from analysis.store import load_experiment
+from experiments.manager import free_port, watch
+from launcher import REPO
+from tests.helpers.nni import experiment_config, nnictl, running_experiment, running_experiment_ids
+from tests.helpers.runner import runner, wait_dead
+
+pytestmark = pytest.mark.integration
+
+SHIPPED = REPO / "experiments" / "optuna_tpe_digits.yaml"
+TRIAL = f"{sys.executable} {REPO / 'tests' / 'fixtures' / 'cost_trial.py'}"  # nni's Python
+TOLD = re.compile(r"parameter id (\d+) told: (\[.*\])")
+
+
+def study_file(tmp_path: Path, class_args: dict, trials: int, concurrency: int, sleep=0.0):
+    raw = yaml.safe_load(SHIPPED.read_text())
+    raw.update(
+        maxTrialNumber=trials,
+        trialConcurrency=concurrency,
+        experimentWorkingDirectory=str(tmp_path / "nni"),
+        searchSpaceFile=str(REPO / "search_spaces" / "mlp_tpe.yaml"),
+        trialCodeDirectory=str(REPO),
+        trialCommand=f"{TRIAL} --sleep {sleep}",
+    )
+    raw["tuner"]["codeDirectory"] = str(REPO)
+    raw["tuner"]["classArgs"] = class_args
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def told(tmp_path: Path, exp_id: str) -> list[list[float]]:
+    """What the tuner was told, in order, from its dispatcher's log."""
+    text = (tmp_path / "nni" / exp_id / "log" / "dispatcher.log").read_text()
+    return [json.loads(values) for _, values in TOLD.findall(text)]
+
+
+def check_told(exp, tmp_path: Path, keys: list[str]) -> None:
+    """Every SUCCEEDED trial's final (NNI's record) was told to the tuner, nothing else."""
+    finals = sorted([t.final[k] for k in keys] for t in exp.trials if t.status == "SUCCEEDED")
+    assert finals and sorted(told(tmp_path, exp.id)) == finals  # JSON both ways: exact
+
+
+@pytest.mark.parametrize(
+    "class_args",
+    [
+        {"sampler": "cmaes", "seed": 1},
+        {"sampler": "gp", "seed": 1, "sampler_args": {"n_startup_trials": 2}},
+        {"sampler": "qmc", "seed": 1},
+        {"sampler": "random", "seed": 1},
+        {"sampler": "motpe", "seed": 1, "objectives": ["default", "parameters"]},
+    ],
+    ids=lambda a: a["sampler"],
+)
+def test_each_sampler_runs_as_an_nni_tuner(tmp_path, class_args):
+    config = experiment_config(study_file(tmp_path, class_args, trials=3, concurrency=2), tmp_path)
+    with running_experiment(config, timeout_s=240, launcher=False) as (exp, port, status):
+        assert status == "DONE"
+        found = load_experiment(f"http://127.0.0.1:{port}")
+    assert [t.status for t in found.trials] == ["SUCCEEDED"] * 3
+    check_told(found, tmp_path, class_args.get("objectives", ["default"]))
+    for t in found.trials:  # NNI's record of the parameters is the space's
+        assert {"features1", "features2", "lr", "batch_size"} == set(t.parameters)
+        assert 1e-4 <= t.parameters["lr"] <= 0.1
+
+
+def test_the_shipped_file_under_plain_nnictl_create(tmp_path):
+    config = study_file(tmp_path, yaml.safe_load(SHIPPED.read_text())["tuner"]["classArgs"], 3, 2)
+    port = free_port()
+    created = nnictl("create", "--config", str(config), "--port", str(port))
+    exp_id = None
+    try:
+        assert created.returncode == 0, created.stdout + created.stderr
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", created.stdout)
+        exp_id = re.search(r"Experiment ID: ([A-Za-z0-9_-]+)", plain).group(1)
+        status = watch(port, 3, poll_s=0.5, stream=io.StringIO(), timeout_s=240).status
+        found = load_experiment(f"http://127.0.0.1:{port}")
+        assert status == "DONE"
+        assert [t.status for t in found.trials] == ["SUCCEEDED"] * 3
+    finally:
+        nnictl("stop", "--port", str(port)) if exp_id is None else nnictl("stop", exp_id)
+        time.sleep(0.5)
+        assert not exp_id or exp_id not in running_experiment_ids()
+    check_told(found, tmp_path, ["default"])
+
+
+def test_two_objectives_stopped_and_resumed_keep_every_trial_and_draw_the_front(tmp_path):
+    args = {"sampler": "nsgaii", "seed": 0, "objectives": ["default", "parameters"]}
+    config = study_file(tmp_path, args, trials=5, concurrency=1, sleep=0.5)
+    common = ["--experiment-dir", str(tmp_path / "nni"), "--out", str(tmp_path / "out")]
+    with runner(str(config), *common) as r:
+        r.wait_until(lambda: re.search(r"trials [2-4]/5 done", r.output), what="two trials")
+        r.proc.send_signal(signal.SIGINT)
+        assert r.wait() == 130, r.output[-3000:]
+    exp_id = re.search(r"experiment (\w+): ", r.output).group(1)
+    assert exp_id not in running_experiment_ids() and wait_dead(r.seen) == []
+    before = len(told(tmp_path, exp_id))
+    with runner("--resume", exp_id, *common) as r:
+        assert r.wait() == 0, r.output[-3000:]
+    assert "trials 5/5 done, 5 succeeded" in r.output
+    assert exp_id not in running_experiment_ids() and wait_dead(r.seen) == []
+    log = (tmp_path / "nni" / exp_id / "log" / "dispatcher.log").read_text()
+    # NNI's resume hands the tuner the finished trials at once, and a trial that was running
+    # at the stop (run again) when its final arrives: every trial reached the tuner once
+    imported = [int(n) for n in re.findall(r"import_data: (\d+) of \d+ earlier", log)]
+    assert before >= 2 and imported and imported[0] == before, log[-2000:]
+    assert sum(imported) + len(told(tmp_path, exp_id)) - before == 5, log[-2000:]
+    trials = pd.read_csv(tmp_path / "out" / "trials.csv")
+    assert len(trials) == 5 and set(trials["status"]) == {"SUCCEEDED"}
+    pareto = pd.read_csv(tmp_path / "out" / "pareto.csv")
+    assert set(pareto["cost"]) == {"parameters"} and set(pareto["trial_id"]) <= set(trials.trial_id)
+    assert (tmp_path / "out" / "pareto_parameters.png").stat().st_size > 0
