@@ -183,7 +183,7 @@ def test_a_lost_host_fails_its_trials_and_a_short_outage_or_a_slow_host_stall_no
     with three_hosts(tmp_path) as (manager, hosts, machines):
         flaky, lost, slow = hosts
         config = fault_study(
-            tmp_path, manager, machines, trials=7, steps=25, extra=f"--slow-on {slow.address}"
+            tmp_path, manager, machines, trials=7, steps=10, extra=f"--slow-on {slow.address}"
         )
         run = Run(manager, config, tmp_path / "out")
         run.when(r"3 running")
@@ -205,8 +205,8 @@ def test_a_lost_host_fails_its_trials_and_a_short_outage_or_a_slow_host_stall_no
     assert (others["status"] == "SUCCEEDED").all(), others  # the outage lost nothing
     assert {flaky.address, slow.address} <= set(others["host"])
     duration = others.groupby("host")["duration_s"].median()
-    # that host was slow indeed: 25 steps of 2 s there against 0.2 s (start-up aside)
-    assert duration[slow.address] - duration[flaky.address] > 30
+    # that host was slow indeed: 10 steps of 2 s there against 0.2 s (start-up aside)
+    assert duration[slow.address] - duration[flaky.address] > 12
     detect = said_at - gone_at
     print(f"host lost at {gone_at:.0f} s, said at {said_at:.0f} s: {detect:.0f} s to detect")
     assert detect < 120
