@@ -9,7 +9,10 @@ validation accuracy, its test accuracy, trials to get within 0.5 points of that 
 best, wall time). Groups (the runs of one variant, in seed order): runs.csv, comparison.csv,
 pairwise.csv, comparison.md and best_so_far_mean.png / best_so_far_time.png (mean +- standard
 error bands over the runs, against trials and against wall seconds); the method is written in
-comparison.md (analysis.statistics.METHOD). `python -m experiments.repeat` writes the same
+comparison.md (analysis.statistics.METHOD). Where every run's trials report costs
+(trials.costs), each run's hypervolume of accuracy against each cost (one reference point for
+all runs: analysis.pareto) is a runs.csv column `hypervolume_<cost>`, and the variants are
+compared on it with the same statistics (comparison.md, pairwise_hypervolume.csv). `python -m experiments.repeat` writes the same
 files for the studies it runs. The table is printed.
 """
 
@@ -40,6 +43,7 @@ from analysis.tables import (  # noqa: E402
     ranked,
     trials_table,
 )
+from trials.costs import present  # noqa: E402
 
 WITHIN = 0.005  # 0.5 points of accuracy
 
@@ -170,6 +174,7 @@ class Run:
     wall_s: float | None = None
     trials: int = 0  # trials the run submitted
     mode: str = MAXIMIZE  # the experiment's optimize mode
+    costs: dict = field(default_factory=dict)  # cost key -> (default, cost) per SUCCEEDED trial
 
     @classmethod
     def of(cls, exp, variant: str, seed: int, wall_s: float | None = None) -> Run:
@@ -180,6 +185,7 @@ class Run:
             key=lambda t: (t.sequence if t.sequence is not None else 0, t.end_time or 0),
         )
         ends = [t.end_time for t in exp.trials if t.end_time]
+        succeeded = [t for t in done if t.status == "SUCCEEDED"]
         return cls(
             variant,
             seed,
@@ -190,6 +196,10 @@ class Run:
             wall_s if wall_s is not None else (max(ends) - t0 if ends else None),
             len(exp.trials),
             direction(exp.config),
+            {
+                k: [(float(t.final["default"]), float(t.final[k])) for t in succeeded]
+                for k in present(t.final for t in succeeded)
+            },
         )
 
     def to_json(self) -> dict:
@@ -441,10 +451,96 @@ def write_aggregate(runs, budget, out: Path, title, plots, label) -> str:
     pd.DataFrame(pairs, columns=columns).to_csv(out / "pairwise.csv", index=False)
     mode = runs_mode(runs)
     text = comparison_markdown(title, comparison, pairs, mode)
+    volumes = hypervolumes(runs)
+    if volumes:
+        text += "\n" + write_hypervolumes(volumes, rows, out)
     (out / "comparison.md").write_text(text)
     if plots and runs:
         plot_bands(runs, budget, out, label)
     return text
+
+
+def hypervolumes(runs: list[Run]) -> dict:
+    """{cost: ({(variant, seed): hypervolume}, Reference)} for every cost all runs report: one
+    reference for all runs of a cost (analysis.pareto), so that their hypervolumes compare."""
+    from analysis.pareto import build_front, common_reference
+
+    if not runs or any(not r.costs for r in runs):
+        return {}
+    keys = [k for k in runs[0].costs if all(k in r.costs for r in runs)]
+    maximize = runs_mode(runs) == MAXIMIZE
+    found = {}
+    for key in keys:
+        fronts = [build_front(key, r.costs[key], maximize) for r in runs if r.costs[key]]
+        reference = common_reference(fronts)
+        if reference is None:
+            continue
+        found[key] = (
+            {
+                (r.variant, r.seed): (
+                    build_front(key, r.costs[key], maximize, reference=reference).hypervolume
+                    if r.costs[key]
+                    else 0.0
+                )
+                for r in runs
+            },
+            reference,
+        )
+    return found
+
+
+def write_hypervolumes(volumes: dict, rows: list[dict], out: Path) -> str:
+    """runs.csv's hypervolume_<cost> columns (rewritten), pairwise_hypervolume.csv, and the
+    markdown: per cost, each variant's hypervolume over its runs (mean +- standard error, mean
+    rank) and Holm-corrected Mann-Whitney p between variants, as for final best."""
+    import pandas as pd
+
+    from trials.costs import label as cost_label
+    from trials.costs import shown
+
+    for key, (by_run, _) in volumes.items():
+        for row in rows:
+            row[f"hypervolume_{key}"] = by_run[(row["variant"], row["seed"])]
+    pd.DataFrame(rows).to_csv(out / "runs.csv", index=False)
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    lines, all_pairs = [], []
+    for key, (by_run, ref) in volumes.items():
+        by_variant = {
+            v: [by_run[(r["variant"], r["seed"])] for r in rows if r["variant"] == v]
+            for v in variants
+        }
+        ranks = S.mean_ranks(by_variant, MAXIMIZE)
+        pairs = S.pairwise_mann_whitney(by_variant)
+        all_pairs += [{"cost": key, **p} for p in pairs]
+        lines += [
+            f"## Hypervolume: accuracy against {cost_label(key)}",
+            "",
+            f"Reference point for every run: {ref.objective:g} and "
+            f"{shown(key, ref.cost):.4g} (1.1 x the largest seen in any run); the share of the "
+            "box up to the ideal corner (analysis.pareto).",
+            "",
+            "| variant | runs | hypervolume | mean rank |",
+            "|---|---|---|---|",
+        ]
+        for v in sorted(variants, key=ranks.get):
+            mean, se = S.mean_se(by_variant[v])
+            lines.append(f"| {v} | {len(by_variant[v])} | {pm(mean, se)} | {ranks[v]:.2f} |")
+        significant = [p for p in pairs if p["p_holm"] < 0.05]
+        lines.append("")
+        for p in significant:
+            a, b = p["variant_a"], p["variant_b"]
+            ma, mb = (S.mean_se(by_variant[x])[0] for x in (a, b))
+            better, worse = (a, b) if ma > mb else (b, a)
+            lines.append(f"- {better} beats {worse} on hypervolume (p_holm = {p['p_holm']:.3f}).")
+        if not significant:
+            lines.append(
+                "- No difference in hypervolume is significant (every Holm-corrected p >= "
+                "0.05 of two-sided Mann-Whitney U): within the seed noise, the same."
+            )
+        lines.append("")
+    columns = ["cost", "variant_a", "variant_b", "u", "p", "p_holm"]
+    pd.DataFrame(all_pairs, columns=columns).to_csv(out / "pairwise_hypervolume.csv", index=False)
+    return "\n".join(lines)
 
 
 def compare_groups(groups: dict[str, list[str]], out, experiment_dir=None, plots=True) -> str:

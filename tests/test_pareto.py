@@ -159,3 +159,36 @@ def test_costs_of_a_real_model_are_measured():
     assert found[costs.LATENCY_THREADS] == torch.get_num_threads()
     b1, b256 = found[costs.latency_key(1)], found[costs.latency_key(256)]
     assert 0 < b256 < b1 < 1 and math.isfinite(b1)  # per sample: a batch amortises the call
+
+
+def test_repeated_runs_are_compared_on_hypervolume_with_one_reference(tmp_path):
+    """Two variants x 3 seeds of databases whose trials report costs: runs.csv's hypervolume
+    per run, recomputed here from each run's trials.csv with the reference of all runs."""
+    from analysis.compare import compare_groups
+
+    groups = {"a": [], "b": []}
+    for variant, n in (("a", 12), ("b", 24)):
+        for seed in range(3):
+            root = tmp_path / f"{variant}{seed}"
+            path = costly_database(root, n=n - seed)
+            groups[variant].append(str(path))
+    text = compare_groups(groups, tmp_path / "out", plots=False)
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    tables = []
+    for variant, paths in groups.items():
+        for seed, path in enumerate(paths):
+            exp = load_experiment(path, live=False)
+            export(exp, tmp_path / f"x-{variant}{seed}", plots=False, parallel=False, optuna=False)
+            trials = pd.read_csv(tmp_path / f"x-{variant}{seed}" / "trials.csv")
+            tables.append((variant, seed, trials[trials["status"] == "SUCCEEDED"]))
+    key = costs.PARAMETERS
+    everything = pd.concat([t for _, _, t in tables])
+    ref = reference_for(list(everything["default"]), list(everything[key]), True)
+    for variant, seed, trials in tables:
+        points = list(zip(trials["default"], trials[key]))
+        expected = hypervolume(points, (ref.objective, ref.cost), True) / ref.box()
+        row = runs[(runs["variant"] == variant) & (runs["seed"] == seed)]
+        assert row[f"hypervolume_{key}"].item() == pytest.approx(expected)
+    pairs = pd.read_csv(tmp_path / "out" / "pairwise_hypervolume.csv")
+    assert set(pairs["cost"]) == {key, costs.latency_key(1), costs.latency_key(256)}
+    assert "## Hypervolume: accuracy against parameters" in text
