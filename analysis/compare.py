@@ -10,10 +10,11 @@ best, wall time). Groups (the runs of one variant, in seed order): runs.csv, com
 pairwise.csv, comparison.md and best_so_far_mean.png / best_so_far_time.png (mean +- standard
 error bands over the runs, against trials and against wall seconds); the method is written in
 comparison.md (analysis.statistics.METHOD). Where every run's trials report costs
-(trials.costs), each run's hypervolume of accuracy against each cost (one reference point for
+(models.costs), each run's hypervolume of accuracy against each cost (one reference point for
 all runs: analysis.pareto) is a runs.csv column `hypervolume_<cost>`, and the variants are
-compared on it with the same statistics (comparison.md, pairwise_hypervolume.csv). `python -m experiments.repeat` writes the same
-files for the studies it runs. The table is printed.
+compared on it with the same statistics (comparison.md, pairwise_hypervolume.csv).
+`python -m experiments.repeat` writes the same files for the studies it runs. The table is
+printed.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from analysis.tables import (  # noqa: E402
     ranked,
     trials_table,
 )
-from trials.costs import present  # noqa: E402
+from models.costs import present  # noqa: E402
 
 WITHIN = 0.005  # 0.5 points of accuracy
 
@@ -495,8 +496,8 @@ def write_hypervolumes(volumes: dict, rows: list[dict], out: Path) -> str:
     rank) and Holm-corrected Mann-Whitney p between variants, as for final best."""
     import pandas as pd
 
-    from trials.costs import label as cost_label
-    from trials.costs import shown
+    from models.costs import label as cost_label
+    from models.costs import shown
 
     for key, (by_run, _) in volumes.items():
         for row in rows:

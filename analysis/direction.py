@@ -7,11 +7,19 @@
 The mode is the tuner's (or advisor's) `optimize_mode`, else its constructor's default, else
 maximize; a NAS experiment of nnisuite's maximizes validation accuracy. Every table, plot,
 statistic and ranking of analysis/ takes it from here.
+
+    objectives(exp.config)   # Objectives(keys=["default", "parameters"], directions=[...])
+
+An experiment can optimize several keys of its trials' final result (experiments.optuna_tuner's
+classArgs `objectives` and `directions`): `default` goes the optimize mode's way, models.costs'
+keys are minimized, any other key needs its direction.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -67,3 +75,70 @@ def within(value: float, target: float, tolerance: float, mode: str) -> bool:
 def word(mode: str) -> str:
     """For titles: what better means."""
     return "lower is better" if mode == MINIMIZE else "higher is better"
+
+
+class ObjectiveError(ValueError):
+    """Objectives that cannot be optimized as given (the message says why)."""
+
+
+@dataclass
+class Objectives:
+    keys: list[str]
+    directions: list[str]
+
+    def values(self, result) -> list[float] | None:
+        """The objectives from a final result (a bare number is `default`); None when one is
+        missing or not a finite number."""
+        out = []
+        for key in self.keys:
+            value = (
+                result.get(key)
+                if isinstance(result, dict)
+                else (result if key == "default" else None)
+            )
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return None
+            if not math.isfinite(value):
+                return None
+            out.append(float(value))
+        return out
+
+
+def objectives_of(optimize_mode: str, keys=None, directions=None) -> Objectives:
+    """Objectives from a tuner's classArgs; ObjectiveError when they cannot be."""
+    from models.costs import COSTS
+
+    if optimize_mode not in (MAXIMIZE, MINIMIZE):
+        raise ObjectiveError(f"optimize_mode must be maximize or minimize, got {optimize_mode!r}")
+    keys = list(keys) if keys else ["default"]
+    if not all(isinstance(k, str) and k for k in keys) or len(set(keys)) != len(keys):
+        raise ObjectiveError(f"objectives must be distinct keys of the final result, got {keys!r}")
+    if directions is None:
+        directions = []
+        for k in keys:
+            if k not in ("default", *COSTS):
+                raise ObjectiveError(
+                    f"objective {k!r}: give its direction (directions: [...], one per objective)"
+                )
+            directions.append(optimize_mode if k == "default" else MINIMIZE)
+    directions = list(directions)
+    if len(directions) != len(keys) or any(d not in (MAXIMIZE, MINIMIZE) for d in directions):
+        raise ObjectiveError(
+            f"directions must be maximize or minimize, one per objective ({len(keys)}), "
+            f"got {directions!r}"
+        )
+    return Objectives(keys, directions)
+
+
+def objectives(config: dict) -> Objectives:
+    """What an experiment optimized: its tuner's `objectives` (experiments.optuna_tuner), else
+    `default` alone, in direction(config)."""
+    tuner = config.get("tuner") or config.get("advisor") or {}
+    args = (tuner.get("classArgs") or {}) if isinstance(tuner, dict) else {}
+    mode = direction(config)
+    if isinstance(args.get("objectives"), list) and len(args["objectives"]) > 1:
+        try:
+            return objectives_of(mode, args["objectives"], args.get("directions"))
+        except ObjectiveError:
+            pass  # validation says so; here: default alone
+    return Objectives(["default"], [mode])

@@ -10,7 +10,10 @@ the experiment's search space (choice -> categorical, held as JSON text when two
 equal to Python across types, like true and 1; uniform / loguniform -> float, randint and
 integer quniform -> int, quniform -> float, stepped where NNI's values are the step's grid;
 nested choices and NAS choices -> categorical over what the trials took; any other _type is an
-error naming it), the final `default` as the value, the intermediate `default`s as
+error naming it), the final `default` as the value (for an experiment that optimized several
+keys, experiments.optuna_tuner's `objectives`: every one, so the dashboard draws the Pareto
+front; each objective named, e.g. "validation accuracy", "parameters"), the intermediate
+`default`s as
 intermediate values, the other final keys as user attributes, state COMPLETE (a final result,
 whatever NNI's status), PRUNED (EARLY_STOPPED), FAIL (failed, timed out, interrupted, no final
 result) or RUNNING, the
@@ -33,7 +36,9 @@ import subprocess
 import sys
 import time
 
+from analysis.direction import Objectives
 from analysis.direction import direction as optimize_mode
+from analysis.direction import objectives as experiment_objectives
 from analysis.store import (
     Experiment,
     ExportError,
@@ -41,6 +46,8 @@ from analysis.store import (
     flatten_parameters,
     load_experiment,
 )
+from models.costs import COSTS
+from models.costs import label as cost_label
 
 NNI_EXPERIMENT = "nni_experiment"  # study user attribute: the experiment it was made from
 STATES = {"SUCCEEDED": "COMPLETE", "EARLY_STOPPED": "PRUNED"}
@@ -116,9 +123,11 @@ def when(ts: float | None):
     return dt.datetime.fromtimestamp(ts) if ts else None
 
 
-def frozen_trials(exp: Experiment, dists: dict, labelled: set[str]) -> tuple[list, list[str]]:
-    """(FrozenTrials, notes). A trial that reported a final result is COMPLETE whatever its
-    status (analysis.tables' rule: NNI's tuner got that result too)."""
+def frozen_trials(
+    exp: Experiment, dists: dict, labelled: set[str], objectives: Objectives
+) -> tuple[list, list[str]]:
+    """(FrozenTrials, notes). A trial that reported a final result (every objective) is
+    COMPLETE whatever its status (analysis.tables' rule: NNI's tuner got that result too)."""
     from optuna.trial import FrozenTrial, TrialState
 
     from experiments.search_space import choice_label
@@ -129,10 +138,8 @@ def frozen_trials(exp: Experiment, dists: dict, labelled: set[str]) -> tuple[lis
         params = {
             k: (choice_label(v) if k in labelled else v) for k, v in flat.items() if k in dists
         }
-        final = t.final.get("default")
-        has_value = (
-            isinstance(final, (int, float)) and not isinstance(final, bool) and math.isfinite(final)
-        )
+        values = objectives.values(t.final)
+        has_value = values is not None
         if t.status in ACTIVE:
             state = TrialState.RUNNING
         elif has_value:
@@ -169,7 +176,8 @@ def frozen_trials(exp: Experiment, dists: dict, labelled: set[str]) -> tuple[lis
             FrozenTrial(
                 number=number,
                 state=state,
-                value=float(final) if state == TrialState.COMPLETE else None,
+                value=None,
+                values=values if state == TrialState.COMPLETE else None,
                 datetime_start=start,
                 datetime_complete=end,
                 params=params,
@@ -194,15 +202,34 @@ def open_storage(url: str):
         raise BridgeError(f"Optuna cannot open storage {url!r}: {first}") from None
 
 
-def to_study(exp: Experiment, storage=None, study_name: str | None = None):
+def metric_names(exp: Experiment, objectives: Objectives) -> list[str]:
+    """What each objective is, for Optuna's dashboard ("Objective 0" without them)."""
+    ours = "trials." in str(exp.config.get("trialCommand", "")) or (
+        exp.config.get("experimentType") == "nas"
+    )
+    accuracy = ours or any("test_accuracy" in t.final for t in exp.trials)
+    names = []
+    for key in objectives.keys:
+        if key == "default":
+            names.append("validation accuracy" if accuracy else "default")
+        else:
+            names.append(cost_label(key) if key in COSTS else key)
+    return names
+
+
+def to_study(exp: Experiment, storage=None, study_name: str | None = None, objectives=None):
     """The Optuna study of `exp` in `storage` (a URL, a storage, or None: in memory). Returns
-    (study, notes). Replaces a study of the same name made from the same experiment."""
+    (study, notes). Replaces a study of the same name made from the same experiment.
+    `objectives` (analysis.direction.Objectives): what the study's values are; None: `default`
+    alone (what the importance evaluators and plots take); the command line passes what the
+    experiment optimized (analysis.direction.objectives: several for a multi-objective one)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    objectives = objectives or Objectives(["default"], [direction(exp)])
     dists, labelled = distributions(exp, exp.trials)
     trials, notes = frozen_trials(
-        exp, dists, labelled
+        exp, dists, labelled, objectives
     )  # everything checked before anything is written
     if isinstance(storage, str):
         storage = open_storage(storage)
@@ -221,8 +248,9 @@ def to_study(exp: Experiment, storage=None, study_name: str | None = None):
             )
         notes.append(f"replaced study {name!r} ({len(existing.trials)} trials) by a fresh copy")
         optuna.delete_study(study_name=name, storage=storage)
-    study = optuna.create_study(study_name=name, storage=storage, direction=direction(exp))
+    study = optuna.create_study(study_name=name, storage=storage, directions=objectives.directions)
     try:
+        study.set_metric_names(metric_names(exp, objectives))
         study.set_user_attr(NNI_EXPERIMENT, exp.id)
         study.set_user_attr("nni_source", exp.source)
         study.set_user_attr("nni_search_space", exp.config.get("searchSpace") or {})
@@ -482,7 +510,9 @@ def main(argv=None) -> int:
     try:
         exp = load_experiment(args.experiment, args.experiment_dir)
         t0 = time.perf_counter()
-        study, notes = to_study(exp, args.storage, args.study_name)
+        study, notes = to_study(
+            exp, args.storage, args.study_name, experiment_objectives(exp.config)
+        )
     except (ExportError, BridgeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -492,14 +522,22 @@ def main(argv=None) -> int:
     for t in study.trials:
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
     best = ""
-    try:
-        best = f"; best value {study.best_value:.4f} (trial {study.best_trial.number})"
-    except ValueError:
-        pass
+    if len(study.directions) > 1:
+        front = len(study.best_trials)
+        how = ", ".join(
+            f"{n} ({d.name.lower()})" for n, d in zip(study.metric_names, study.directions)
+        )
+        best = f"; {front} trial(s) on the Pareto front"
+    else:
+        how = f"{study.metric_names[0]}, {study.direction.name.lower()}"
+        try:
+            best = f"; best value {study.best_value:.4f} (trial {study.best_trial.number})"
+        except ValueError:
+            pass
     print(
         f"study {study.study_name!r} in {args.storage}: {len(study.trials)} trials "
         f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}), "
-        f"{study.direction.name.lower()}{best} ({time.perf_counter() - t0:.1f} s)"
+        f"{how}{best} ({time.perf_counter() - t0:.1f} s)"
     )
     if args.dashboard:
         return serve_dashboard(args.storage, args.port, args.host)

@@ -5,7 +5,7 @@
     hypervolume(points, reference, maximize=True)       # 2-D, exact
 
 The objective is NNI's `default` (maximized or minimized as the experiment says); the costs are
-trials.costs' keys (parameters, latency per sample at batch 1 and 256, KV-cache bytes per
+models.costs' keys (parameters, latency per sample at batch 1 and 256, KV-cache bytes per
 token), all minimized, each present in every SUCCEEDED trial's final or left out.
 
 A trial is on the front when no other trial is at least as good on both and better on one
@@ -39,7 +39,7 @@ class Reference:
 
 @dataclass
 class Front:
-    cost: str  # a trials.costs key
+    cost: str  # a models.costs key
     maximize: bool
     points: list[tuple[float, float]]  # (objective, cost) of every trial considered
     members: list[int]  # indices into points, by cost ascending
@@ -132,7 +132,7 @@ def build_front(
 def trade_offs(trials, maximize: bool = True, reference: dict | None = None) -> list[Front]:
     """One Front per cost every SUCCEEDED trial with a numeric `default` reports.
     `reference`: {cost: Reference} to use instead of each front's own."""
-    from trials.costs import present
+    from models.costs import present
 
     done = [
         t
@@ -188,8 +188,8 @@ def front_rows(fronts: list[Front], trials, params: list[str], chosen=frozenset(
 def markdown(fronts: list[Front], table, label: str) -> str:
     """The summary's trade-off section: per cost, the front's trials and the hypervolume."""
     from analysis.tables import markdown_table
-    from trials.costs import label as cost_label
-    from trials.costs import shown
+    from models.costs import label as cost_label
+    from models.costs import shown
 
     if not fronts:
         return ""

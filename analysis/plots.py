@@ -157,8 +157,8 @@ def plot_experiment(
 def plot_front(front, label: str, chosen: list[bool], out: Path) -> Path:
     """pareto_<cost>.png: every trial (objective against cost), the front as a step line, the
     log's own choice circled where the space has it. `front`: an analysis.pareto.Front."""
-    from trials.costs import label as cost_label
-    from trials.costs import shown
+    from models.costs import label as cost_label
+    from models.costs import shown
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     x = [shown(front.cost, p[1]) for p in front.points]

@@ -47,7 +47,7 @@ import sys
 import time
 from pathlib import Path
 
-from trials import costs
+from models import costs
 
 CARD, MODEL, WEIGHTS = "card.md", "model.pt2", "weights.pt"
 RECIPE = (

@@ -16,7 +16,7 @@ go to the sampler's constructor as they are (e.g. {n_startup_trials: 5}).
 
 Objectives: `optimize_mode` for NNI's `default` alone (NNI's tuners' argument), or
 `objectives` (keys of the final result dict) with `directions` (maximize / minimize per key;
-default: trials.costs' keys minimized, `default` as optimize_mode, any other key required).
+default: models.costs' keys minimized, `default` as optimize_mode, any other key required).
 
 As an NNI tuner: the search space is converted parameter by parameter (choice, also nested
 with `_name`; randint; uniform, quniform; loguniform, qloguniform: a q-type is sampled
@@ -37,14 +37,14 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-from dataclasses import dataclass
 
 from nni.tuner import Tuner
 
+from analysis import direction
+from analysis.direction import Objectives
+
 SAMPLERS = ("tpe", "cmaes", "gp", "qmc", "random", "nsgaii", "motpe")
 SINGLE_ONLY = ("cmaes",)
-DIRECTIONS = ("maximize", "minimize")
 UNBOUNDED = ("normal", "qnormal", "lognormal", "qlognormal")
 EARLY_STOPPED = "EARLY_STOPPED"
 
@@ -155,53 +155,12 @@ def suggest(trial, name: str, dist):
 # ---------------------------------------------------------------- objectives
 
 
-@dataclass
-class Objectives:
-    keys: list[str]
-    directions: list[str]
-
-    def values(self, result) -> list[float] | None:
-        """The objectives from NNI's final result (a number is `default`); None if one lacks."""
-        out = []
-        for key in self.keys:
-            if isinstance(result, dict):
-                value = result.get(key)
-            else:
-                value = result if key == "default" else None
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                return None
-            if not math.isfinite(value):
-                return None
-            out.append(float(value))
-        return out
-
-
 def objectives_of(optimize_mode: str, objectives, directions) -> Objectives:
-    from trials.costs import COSTS
-
-    if optimize_mode not in DIRECTIONS:
-        raise ArgsError(f"optimize_mode must be maximize or minimize, got {optimize_mode!r}")
-    keys = list(objectives) if objectives else ["default"]
-    if not all(isinstance(k, str) and k for k in keys) or len(set(keys)) != len(keys):
-        raise ArgsError(f"objectives must be distinct keys of the final result, got {objectives!r}")
-    if directions is None:
-        directions = []
-        for k in keys:
-            if k == "default":
-                directions.append(optimize_mode)
-            elif k in COSTS:
-                directions.append("minimize")
-            else:
-                raise ArgsError(
-                    f"objective {k!r}: give its direction (directions: [...], one per objective)"
-                )
-    directions = list(directions)
-    if len(directions) != len(keys) or any(d not in DIRECTIONS for d in directions):
-        raise ArgsError(
-            f"directions must be maximize or minimize, one per objective ({len(keys)}), "
-            f"got {directions!r}"
-        )
-    return Objectives(keys, directions)
+    """analysis.direction's objectives, its errors as ArgsError."""
+    try:
+        return direction.objectives_of(optimize_mode, objectives, directions)
+    except direction.ObjectiveError as exc:
+        raise ArgsError(str(exc)) from None
 
 
 def make_sampler(name: str, seed, n_objectives: int, args: dict):

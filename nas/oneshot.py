@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
+from models import costs
 from nas.settings import INPUT_SIZES
-from trials import costs
 
 FIXED_WIDTH = 256  # the log's width of every layer but the first
 RETRAIN_SEEDS = 3

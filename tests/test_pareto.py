@@ -14,8 +14,8 @@ import pytest
 from analysis.export import export
 from analysis.pareto import build_front, dominates, front, hypervolume, reference_for
 from analysis.store import load_experiment
+from models import costs
 from tests.helpers.database import Database
-from trials import costs
 
 
 def brute_front(points, maximize):
@@ -192,3 +192,27 @@ def test_repeated_runs_are_compared_on_hypervolume_with_one_reference(tmp_path):
     pairs = pd.read_csv(tmp_path / "out" / "pairwise_hypervolume.csv")
     assert set(pairs["cost"]) == {key, costs.latency_key(1), costs.latency_key(256)}
     assert "## Hypervolume: accuracy against parameters" in text
+
+
+def test_the_optuna_bridge_carries_every_objective_and_its_name(tmp_path):
+    """An experiment whose tuner optimized accuracy and size (experiments.optuna_tuner's
+    objectives) becomes a two-objective study, objectives named; its best trials are the
+    Pareto front computed here from the trials."""
+    from analysis.direction import objectives
+    from analysis.optuna import to_study
+
+    path = costly_database(tmp_path)
+    exp = load_experiment(str(path), live=False)
+    exp.config["tuner"] = {
+        "className": "experiments.optuna_tuner.OptunaTuner",
+        "classArgs": {"sampler": "nsgaii", "objectives": ["default", "parameters"]},
+    }
+    study, _ = to_study(exp, objectives=objectives(exp.config))
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert study.metric_names == ["validation accuracy", "parameters"]
+    done = [t for t in exp.trials if t.status == "SUCCEEDED"]
+    points = [(t.final["default"], t.final["parameters"]) for t in done]
+    expected = {done[i].trial_id for i in front(points, maximize=True)}
+    assert {t.user_attrs["nni_trial_id"] for t in study.best_trials} == expected
+    single, _ = to_study(exp)  # what the importance evaluators take: default alone
+    assert single.metric_names == ["validation accuracy"] and len(single.directions) == 1

@@ -9,7 +9,7 @@ number it returns is finite. `restore_best` ends on the weights of the epoch wit
 validation accuracy (one copy of the weights per improvement): the final's validation and test
 figures are that epoch's, `restored_epoch` says which; `best_epoch` is recorded either way.
 `schedule` "cosine" sets each epoch's learning rate (epoch_lr); `weight_decay` is torch.optim's.
-The final also carries what the model costs (trials.costs: parameters, latency per sample at
+The final also carries what the model costs (models.costs: parameters, latency per sample at
 batch 1 and 256 and the threads it was timed with).
 
 Fast path, chosen visibly: a ReLU MLP under plain SGD trains with trials.fused's epoch (the
@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from trials.costs import measure
+from models.costs import measure
 from trials.fused import fused_forward, fused_sgd_epoch, fused_supported
 from trials.metrics import classification_metrics, confusion_matrix
 from trials.params import OPTIMIZERS
@@ -288,7 +288,7 @@ def fit(model: nn.Module, data, config: FitConfig, on_epoch: Callable[[dict], No
         "diverged": result.diverged,
         "fused": fused,
     }
-    result.final |= measure(model, data.test_x[:1])  # parameters, latency (trials.costs)
+    result.final |= measure(model, data.test_x[:1])  # parameters, latency (models.costs)
     if result.best_epoch is not None:
         result.final["best_epoch"] = result.best_epoch
         if best_state is not None:
