@@ -110,15 +110,23 @@ def nas_settings(plan: dict, variant: str, seed: int, dataset: str | None = None
 
 
 def takes(algorithm: dict, argument: str) -> bool:
-    """Whether the tuner's (assessor's) constructor has `argument`."""
+    """Whether the tuner's (assessor's) constructor has `argument`: a built-in one's, or a
+    custom `className` importable from here (experiments.optuna_tuner.OptunaTuner)."""
+    import importlib
+
     from experiments.algorithms import algorithm_class, lookup
 
-    meta = lookup(str(algorithm.get("name", "")))
-    if meta is None or not meta.accept_class_args:  # GridSearch: NNI refuses any classArgs
-        return False
     try:
-        return argument in inspect.signature(algorithm_class(meta).__init__).parameters
-    except (ImportError, TypeError, ValueError):
+        if algorithm.get("className"):
+            module, _, name = str(algorithm["className"]).rpartition(".")
+            cls = getattr(importlib.import_module(module), name)
+        else:
+            meta = lookup(str(algorithm.get("name", "")))
+            if meta is None or not meta.accept_class_args:  # GridSearch: no classArgs at all
+                return False
+            cls = algorithm_class(meta)
+        return argument in inspect.signature(cls.__init__).parameters
+    except (AttributeError, ImportError, TypeError, ValueError):
         return False
 
 

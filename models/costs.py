@@ -34,6 +34,9 @@ def latency_key(batch: int) -> str:
     return f"latency_s_batch{batch}"
 
 
+# measured times: they differ between two runs of the same trial (nothing else does)
+TIMINGS = tuple(latency_key(b) for b in LATENCY_BATCHES)
+
 # key -> (what it is, unit shown in tables, scale from the stored unit to the shown one)
 COSTS = {
     PARAMETERS: ("parameters", "", 1.0),

@@ -45,8 +45,10 @@ def mutants(raw: dict) -> list[tuple[str, dict]]:
         spec = raw.get(kind)
         if not isinstance(spec, dict):
             continue
-        for typo in misspell(spec["name"]):
-            out.append((f"{kind} {typo}", {**raw, kind: {**spec, "name": typo}}))
+        for field in ("name", "className"):  # a built-in, or a custom class (Optuna's tuner)
+            if isinstance(spec.get(field), str):
+                for typo in misspell(spec[field]):
+                    out.append((f"{kind} {typo}", {**raw, kind: {**spec, field: typo}}))
         for key in list(spec):
             for typo in misspell(key):
                 bad = {(typo if k == key else k): v for k, v in spec.items()}
