@@ -209,6 +209,7 @@ class OptunaTuner(Tuner):
         if sampler_args is not None and not isinstance(sampler_args, dict):
             raise ArgsError(f"sampler_args must be a mapping, got {sampler_args!r}")
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        to_nni_log()  # Optuna's warnings go to the dispatcher's log, not the user's terminal
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         self.sampler_name = sampler
         try:
@@ -298,6 +299,16 @@ class OptunaTuner(Tuner):
             self.study.add_trial(frozen)
             added += 1
         log.info("import_data: %d of %d earlier trials added", added, len(data or []))
+
+
+def to_nni_log() -> None:
+    """Optuna's logger writes where NNI's dispatcher does (its handler on the root logger:
+    log/dispatcher.log): Optuna's own handler wrote its warnings (CMA-ES sampling a categorical
+    at random, each trial) to the stderr the dispatcher shares with the user's terminal."""
+    import optuna
+
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
 
 
 def remember_end_events() -> None:
