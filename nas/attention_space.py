@@ -25,6 +25,7 @@ from nni.nas.nn.pytorch import ModelSpace, Repeat  # noqa: E402
 from nni.nas.space import model_context  # noqa: E402
 from torch import nn  # noqa: E402
 
+from models.costs import KV_CACHE  # noqa: E402
 from models.transformer import EncoderBlock  # noqa: E402
 from nas.settings import ATTENTION_CHOICES  # noqa: E402
 
@@ -75,7 +76,7 @@ class AttentionSpace(ModelSpace):
             "embed_dim": self.embed_dim,
             "depth": depth,
             # keys and values of every block, float32
-            "kv_cache_bytes_per_token": 2 * self.kv_heads * head_dim * depth * 4,
+            KV_CACHE: 2 * self.kv_heads * head_dim * depth * 4,
             "transformer_kwargs": {
                 "rows": self.rows,
                 "columns": self.columns,
