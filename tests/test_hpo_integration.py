@@ -66,6 +66,9 @@ def test_every_trial_succeeds_with_one_final_and_per_epoch_intermediates(digits_
         assert trial.status == "SUCCEEDED"
         assert len(trial.intermediates) == 2  # one per epoch
         assert {"default", "test_accuracy"} <= set(trial.final)
+        # what the model costs (models.costs): per-sample latency, a batch amortising the call
+        assert trial.final["parameters"] > 0 and trial.final["latency_threads"] >= 1
+        assert 0 < trial.final["latency_s_batch256"] < trial.final["latency_s_batch1"] < 1
         assert set(trial.parameters) == {"features1", "features2", "lr", "batch_size"}
     # exactly one FINAL per trial in NNI's own metric store
     rows = json.loads(
