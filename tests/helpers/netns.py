@@ -81,22 +81,13 @@ def two_machines(prefix: str = "nns"):
     """Namespaces A (192.0.2.1) and B (192.0.2.2) joined by a veth pair, loopback up in each."""
     tag = f"{prefix}{os.getpid() % 100000}x{next(_made)}"
     a, b = Machine(f"{tag}a", "192.0.2.1"), Machine(f"{tag}b", "192.0.2.2")
-    made = []
-    try:
-        for m in (a, b):
-            ip("netns", "add", m.name)
-            made.append(m.name)
-            ip("-n", m.name, "link", "set", "lo", "up")
+    with namespaces(a, b):
         ip("link", "add", f"{tag}va", "netns", a.name, "type", "veth", "peer", "name",
            f"{tag}vb", "netns", b.name)  # fmt: skip
         for m, dev in ((a, f"{tag}va"), (b, f"{tag}vb")):
             ip("-n", m.name, "addr", "add", f"{m.address}/24", "dev", dev)
             ip("-n", m.name, "link", "set", dev, "up")
         yield a, b
-    finally:
-        for name in made:
-            with contextlib.suppress(subprocess.CalledProcessError):
-                ip("netns", "del", name)
 
 
 @contextlib.contextmanager
@@ -106,12 +97,7 @@ def star(n: int, prefix: str = "nst"):
     tag = f"{prefix}{os.getpid() % 100000}x{next(_made)}"
     manager = Machine(f"{tag}m", "192.0.2.1", f"{tag}br")
     hosts = [Machine(f"{tag}h{i}", f"192.0.2.{11 + i}", f"{tag}e{i}") for i in range(n)]
-    made = []
-    try:
-        for m in (manager, *hosts):
-            ip("netns", "add", m.name)
-            made.append(m.name)
-            ip("-n", m.name, "link", "set", "lo", "up")
+    with namespaces(manager, *hosts):
         ip("-n", manager.name, "link", "add", manager.link, "type", "bridge")
         ip("-n", manager.name, "addr", "add", f"{manager.address}/24", "dev", manager.link)
         ip("-n", manager.name, "link", "set", manager.link, "up")
@@ -124,6 +110,19 @@ def star(n: int, prefix: str = "nst"):
             ip("-n", manager.name, "link", "set", port, "master", manager.link)
             ip("-n", manager.name, "link", "set", port, "up")
         yield manager, hosts
+
+
+@contextlib.contextmanager
+def namespaces(*machines):
+    """The machines' namespaces made, loopback up in each; all deleted afterwards, also when
+    making one or the block fails (deleting a namespace deletes its links)."""
+    made = []
+    try:
+        for m in machines:
+            ip("netns", "add", m.name)
+            made.append(m.name)
+            ip("-n", m.name, "link", "set", "lo", "up")
+        yield
     finally:
         for name in made:
             with contextlib.suppress(subprocess.CalledProcessError):
