@@ -38,6 +38,7 @@ be written.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import importlib
 import json
@@ -580,14 +581,10 @@ def build(args, say=print) -> dict:
         )
         (folder / CARD).write_text(card_text(record))
         (folder / "best.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
-        header = list(rows[0])
-        (folder / "seeds.csv").write_text(
-            "\n".join(
-                [",".join(header)]
-                + [",".join("" if r[k] is None else str(r[k]) for k in header) for r in rows]
-            )
-            + "\n"
-        )
+        with open(folder / "seeds.csv", "w", newline="") as f:  # csv quotes what needs it
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
     say(
         f"saved model (seed {record['saved']['seed']}): test accuracy "
         f"{record['saved']['test_accuracy']:.4f}; over {args.seeds} seeds: test "
