@@ -9,7 +9,9 @@ evaluator receives every value from here.
 
 from __future__ import annotations
 
-STRATEGIES = ("grid", "random", "evolution", "tpe")  # multi-trial, through NNI's manager
+# multi-trial, through NNI's manager; optuna_*: Optuna's samplers (experiments.optuna_tuner) in
+# NNI's HPOTunerStrategy
+STRATEGIES = ("grid", "random", "evolution", "tpe", "optuna_tpe", "optuna_gp")
 ONE_SHOT = ("random-oneshot", "darts", "gumbel-darts", "enas")  # one supernet, in-process
 SPACES = ("depth", "attention")  # nas.space.DepthSpace, nas.attention_space.AttentionSpace
 IMAGE_SHAPES = {"digits": (8, 8), "mnist": (28, 28), "fashion-mnist": (28, 28)}  # rows, cols

@@ -25,9 +25,19 @@ from nas.settings import IMAGE_SHAPES, INPUT_SIZES, max_trials, space_size
 
 def make_strategy(name: str, seed: int):
     """NNI's multi-trial strategies. TPE maximizes: NNI's TPE strategy minimizes by default,
-    which would search for the worst architecture."""
+    which would search for the worst architecture. optuna_tpe / optuna_gp: Optuna's
+    multivariate TPE / GP (experiments.optuna_tuner, Optuna's default 10 random architectures
+    first) in NNI's own HPOTunerStrategy, maximizing. (CMA-ES is not offered: every choice of
+    these spaces is categorical, which it samples at random: it would be Random.)"""
     from nni.nas import strategy
 
+    if name.startswith("optuna_"):
+        from nni.nas.strategy.hpo import HPOTunerStrategy
+
+        from experiments.optuna_tuner import OptunaTuner
+
+        sampler = name.removeprefix("optuna_")
+        return HPOTunerStrategy(OptunaTuner(sampler=sampler, optimize_mode="maximize", seed=seed))
     if name == "grid":
         return strategy.GridSearch(shuffle=False)
     if name == "random":

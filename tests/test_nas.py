@@ -362,3 +362,15 @@ def test_attention_search_through_nni(tmp_path, capsys):
     assert attention.main(maps) == 0
     (drawn,) = (tmp_path / "maps2").glob("attention_trained_*.png")
     assert drawn.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_an_optuna_strategy_maximizes_through_nnis_hpo_strategy():
+    """Optuna's multivariate TPE as a NAS strategy (NNI's HPOTunerStrategy around
+    experiments.optuna_tuner): after its 10 random architectures its suggestions reach near the
+    best of the toy space (sum 24; the random start stays low)."""
+    from nas.study import make_strategy
+
+    sums = strategy_choices(make_strategy("optuna_tpe", seed=0), 20)
+    assert len(sums) == 20
+    assert max(sums[10:]) >= 18 and max(sums[10:]) > max(sums[:10]), sums
