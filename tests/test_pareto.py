@@ -73,6 +73,9 @@ def test_hypervolume_share_and_reference():
     g = build_front("parameters", [(2.0, 1.0), (3.0, 0.5)], maximize=False)
     assert g.reference.objective == 3.0 and g.reference.ideal == 2.0
     assert reference_for([0.5, 0.9], [1, 2], True).objective == 0.0
+    # a maximized score beyond [0, 1] (a reward): from the worst value seen to the best
+    reward = reference_for([5.0, 20.0, 12.0], [1, 2, 3], True)
+    assert (reward.objective, reward.ideal) == (5.0, 20.0)
 
 
 CONFIG = {
