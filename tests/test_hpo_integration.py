@@ -120,18 +120,22 @@ def test_web_ui_lists_each_trial_in_a_real_browser(digits_study):
 
 
 def test_shipped_yaml_through_nnictl_create(tmp_path):
-    """The file users run is the file tested: experiments/mlp_tpe_digits.yaml with smaller
-    numbers, through `nnictl create`."""
-    raw = yaml.safe_load(DIGITS_YAML.read_text())
+    """The file users run is the file tested, through plain `nnictl create`, with smaller
+    numbers: experiments/optuna_tpe_digits.yaml (mlp_tpe_digits.yaml's study with Optuna's
+    TPE as a custom tuner; the runner's tests run mlp_tpe_digits.yaml itself). Its dispatcher's
+    log says what the tuner was told: each trial's final, as NNI stored it."""
+    shipped = REPO / "experiments" / "optuna_tpe_digits.yaml"
+    raw = yaml.safe_load(shipped.read_text())
     raw.update(
         maxTrialNumber=2,
         experimentWorkingDirectory=str(tmp_path / "nni"),
         searchSpaceFile=str(REPO / "search_spaces" / "mlp_tpe.yaml"),
         trialCodeDirectory=str(REPO),
     )
+    raw["tuner"]["codeDirectory"] = str(REPO)
     raw["trialCommand"] = raw["trialCommand"].replace("--epochs 10", "--epochs 1")
-    assert raw["trialCommand"] != yaml.safe_load(DIGITS_YAML.read_text())["trialCommand"]
-    config = tmp_path / "mlp_tpe_digits.yaml"
+    assert raw["trialCommand"] != yaml.safe_load(shipped.read_text())["trialCommand"]
+    config = tmp_path / "optuna_tpe_digits.yaml"
     config.write_text(yaml.safe_dump(raw))
     from experiments.manager import free_port
 
@@ -151,6 +155,9 @@ def test_shipped_yaml_through_nnictl_create(tmp_path):
         nnictl("stop", "--port", str(port)) if exp_id is None else nnictl("stop", exp_id)
         time.sleep(0.5)
         assert not exp_id or exp_id not in running_experiment_ids()
+    log = (tmp_path / "nni" / exp_id / "log" / "dispatcher.log").read_text()
+    told = sorted(json.loads(v)[0] for v in re.findall(r"parameter id \d+ told: (\[.*\])", log))
+    assert told == sorted(t.final["default"] for t in exp.trials), log[-2000:]
 
 
 def test_medianstop_early_stops_bad_trials_not_as_failures(tmp_path):

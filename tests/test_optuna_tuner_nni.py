@@ -1,18 +1,15 @@
 """experiments.optuna_tuner through real NNI managers: each sampler for a few trials (their
-dispatcher's log says what each was told, checked against NNI's database), the shipped
-experiment file under plain `nnictl create`, and a two-objective NSGA-II study stopped with
+dispatcher's log says what each was told, checked against NNI's database; the shipped file
+under plain `nnictl create`: test_hpo_integration), and a two-objective NSGA-II study stopped with
 Ctrl-C and resumed (`--resume`: NNI hands the tuner the finished trials with import_data) whose
 export has the Pareto front. The trial trains nothing (tests/fixtures/cost_trial.py): what is
 under test is the tuner in NNI, not training."""
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import signal
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -20,15 +17,14 @@ import pytest
 import yaml
 
 from analysis.store import load_experiment
-from experiments.manager import free_port, watch
 from launcher import REPO
-from tests.helpers.nni import experiment_config, nnictl, running_experiment, running_experiment_ids
+from tests.helpers.nni import experiment_config, running_experiment, running_experiment_ids
 from tests.helpers.runner import runner, wait_dead
 
 pytestmark = pytest.mark.integration
 
 SHIPPED = REPO / "experiments" / "optuna_tpe_digits.yaml"
-TRIAL = f"{sys.executable} {REPO / 'tests' / 'fixtures' / 'cost_trial.py'}"  # nni's Python
+TRIAL = "python3 -m launcher tests.fixtures.cost_trial"  # the project's Python, found
 TOLD = re.compile(r"parameter id (\d+) told: (\[.*\])")
 
 
@@ -73,11 +69,14 @@ def check_told(exp, tmp_path: Path, keys: list[str]) -> None:
     ids=lambda a: a["sampler"],
 )
 def test_each_sampler_runs_as_an_nni_tuner(tmp_path, class_args):
-    config = experiment_config(study_file(tmp_path, class_args, trials=4, concurrency=2), tmp_path)
+    # CMA-ES warns (categorical sampled at random) once it has a result: a third trial
+    n = 3 if class_args["sampler"] == "cmaes" else 2
+    config = experiment_config(study_file(tmp_path, class_args, trials=n, concurrency=2), tmp_path)
+    # no warm launcher: it would import torch for trials that do not
     with running_experiment(config, timeout_s=240, launcher=False) as (exp, port, status):
         assert status == "DONE"
         found = load_experiment(f"http://127.0.0.1:{port}")
-    assert [t.status for t in found.trials] == ["SUCCEEDED"] * 4
+    assert [t.status for t in found.trials] == ["SUCCEEDED"] * n
     check_told(found, tmp_path, class_args.get("objectives", ["default"]))
     if class_args["sampler"] == "cmaes":  # Optuna's warnings land in the dispatcher's log
         log = (tmp_path / "nni" / found.id / "log" / "dispatcher.log").read_text()
@@ -85,26 +84,6 @@ def test_each_sampler_runs_as_an_nni_tuner(tmp_path, class_args):
     for t in found.trials:  # NNI's record of the parameters is the space's
         assert {"features1", "features2", "lr", "batch_size"} == set(t.parameters)
         assert 1e-4 <= t.parameters["lr"] <= 0.1
-
-
-def test_the_shipped_file_under_plain_nnictl_create(tmp_path):
-    config = study_file(tmp_path, yaml.safe_load(SHIPPED.read_text())["tuner"]["classArgs"], 3, 2)
-    port = free_port()
-    created = nnictl("create", "--config", str(config), "--port", str(port))
-    exp_id = None
-    try:
-        assert created.returncode == 0, created.stdout + created.stderr
-        plain = re.sub(r"\x1b\[[0-9;]*m", "", created.stdout)
-        exp_id = re.search(r"Experiment ID: ([A-Za-z0-9_-]+)", plain).group(1)
-        status = watch(port, 3, poll_s=0.5, stream=io.StringIO(), timeout_s=240).status
-        found = load_experiment(f"http://127.0.0.1:{port}")
-        assert status == "DONE"
-        assert [t.status for t in found.trials] == ["SUCCEEDED"] * 3
-    finally:
-        nnictl("stop", "--port", str(port)) if exp_id is None else nnictl("stop", exp_id)
-        time.sleep(0.5)
-        assert not exp_id or exp_id not in running_experiment_ids()
-    check_told(found, tmp_path, ["default"])
 
 
 def test_two_objectives_stopped_and_resumed_keep_every_trial_and_draw_the_front(tmp_path):
