@@ -204,10 +204,9 @@ def open_storage(url: str):
 
 def metric_names(exp: Experiment, objectives: Objectives) -> list[str]:
     """What each objective is, for Optuna's dashboard ("Objective 0" without them)."""
-    ours = "trials." in str(exp.config.get("trialCommand", "")) or (
-        exp.config.get("experimentType") == "nas"
-    )
-    accuracy = ours or any("test_accuracy" in t.final for t in exp.trials)
+    from analysis.tables import reports_accuracy
+
+    accuracy = reports_accuracy(exp.config, {k for t in exp.trials for k in t.final})
     names = []
     for key in objectives.keys:
         if key == "default":

@@ -212,12 +212,18 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join([header, sep, *body])
 
 
-def metric_label(trials: pd.DataFrame, config: dict | None = None) -> str:
-    """What `default` means: nnisuite's trials (trials.*, NAS) report validation accuracy
-    there, with `test_accuracy` beside it; another trial's `default` is whatever it reported."""
+def reports_accuracy(config: dict | None, keys) -> bool:
+    """Whether `default` is a validation accuracy: nnisuite's trials (trials.*, NAS) report it
+    there, with `test_accuracy` (one of `keys`, the reported keys) beside it."""
     config = config or {}
     ours = "trials." in str(config.get("trialCommand", "")) or config.get("experimentType") == "nas"
-    return "validation accuracy" if ours or "test_accuracy" in trials.columns else "default metric"
+    return ours or "test_accuracy" in keys
+
+
+def metric_label(trials: pd.DataFrame, config: dict | None = None) -> str:
+    """What `default` means (reports_accuracy); another trial's `default` is whatever it
+    reported."""
+    return "validation accuracy" if reports_accuracy(config, trials.columns) else "default metric"
 
 
 def report_columns(trials: pd.DataFrame, params: list[str]) -> list[str]:

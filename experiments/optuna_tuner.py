@@ -163,14 +163,21 @@ def objectives_of(optimize_mode: str, objectives, directions) -> Objectives:
         raise ArgsError(str(exc)) from None
 
 
+def check_args(sampler: str, n_objectives: int, seed) -> None:
+    """ArgsError for a sampler, objective count and seed OptunaTuner cannot run with."""
+    if sampler not in SAMPLERS:
+        raise ArgsError(f"sampler {sampler!r} unknown; choose one of {', '.join(SAMPLERS)}")
+    if sampler in SINGLE_ONLY and n_objectives > 1:
+        raise ArgsError(f"sampler {sampler!r} takes one objective; for several use nsgaii or motpe")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ArgsError(f"seed must be an integer, got {seed!r}")
+
+
 def make_sampler(name: str, seed, n_objectives: int, args: dict):
     import optuna
 
     s = optuna.samplers
-    if name not in SAMPLERS:
-        raise ArgsError(f"sampler {name!r} unknown; choose one of {', '.join(SAMPLERS)}")
-    if name in SINGLE_ONLY and n_objectives > 1:
-        raise ArgsError(f"sampler {name!r} takes one objective; for several use nsgaii or motpe")
+    check_args(name, n_objectives, seed)
     args = dict(args or {})
     if name in ("tpe", "motpe"):
         args = {"multivariate": True, "group": True, "constant_liar": True} | args
@@ -204,8 +211,6 @@ class OptunaTuner(Tuner):
         import optuna
 
         self.objectives = objectives_of(optimize_mode, objectives, directions)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ArgsError(f"seed must be an integer, got {seed!r}")
         if sampler_args is not None and not isinstance(sampler_args, dict):
             raise ArgsError(f"sampler_args must be a mapping, got {sampler_args!r}")
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -341,11 +346,4 @@ def validate_class_args(**args) -> None:
     objectives = objectives_of(
         args.get("optimize_mode", "maximize"), args.get("objectives"), args.get("directions")
     )
-    sampler = args.get("sampler", "tpe")
-    if sampler not in SAMPLERS:
-        raise ArgsError(f"sampler {sampler!r} unknown; choose one of {', '.join(SAMPLERS)}")
-    if sampler in SINGLE_ONLY and len(objectives.keys) > 1:
-        raise ArgsError(f"sampler {sampler!r} takes one objective; for several use nsgaii or motpe")
-    seed = args.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ArgsError(f"seed must be an integer, got {seed!r}")
+    check_args(args.get("sampler", "tpe"), len(objectives.keys), args.get("seed"))
