@@ -201,6 +201,21 @@ def snapshot(db: Path, attempts: int = 8) -> Path:
     raise ExportError(f"{db}: not a readable NNI database ({last_error})")
 
 
+@contextlib.contextmanager
+def opened(db: Path):
+    """A read-only connection to a consistent snapshot of `db` (see snapshot), removed
+    afterwards. Reads beside a live manager, and after one killed in the middle of a write: its
+    hot journal makes a plain `mode=ro` connection fail ("attempt to write a readonly
+    database"), while NNI's resume (read-write) rolls it back and goes on. ExportError when
+    there is no readable database."""
+    copy = snapshot(db)
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{copy}?immutable=1", uri=True)) as conn:
+            yield conn
+    finally:
+        shutil.rmtree(copy.parent, ignore_errors=True)
+
+
 def has_content(path: Path) -> bool:
     try:
         return path.stat().st_size > 0
@@ -306,9 +321,7 @@ def read_sqlite(db: Path, live: bool | None = None) -> Experiment:
     rows are streamed from the cursor, never all held as text and as records at once."""
     if not db.is_file():
         raise ExportError(f"{db}: no such database file")
-    copy = snapshot(db)
-    try:
-        conn = sqlite3.connect(f"file:{copy}?immutable=1", uri=True)
+    with opened(db) as conn:
         try:
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
             if not TABLES <= names:
@@ -327,10 +340,6 @@ def read_sqlite(db: Path, live: bool | None = None) -> Experiment:
             add_metrics(trials, metrics, records)
         except sqlite3.DatabaseError as exc:
             raise ExportError(f"{db}: not a readable NNI database ({exc})") from exc
-        finally:
-            conn.close()
-    finally:
-        shutil.rmtree(copy.parent, ignore_errors=True)
     params, exp_id, exec_duration, start, end, revision = profile_row
     profile = {
         "params": json.loads(params) if params else {},
@@ -490,7 +499,12 @@ def manifest_entry(exp_id: str) -> dict:
 
 def live_manager(exp_id: str) -> tuple[int, int] | None:
     """(pid, port) of a manager process still running `exp_id`, else None."""
-    entry = manifest_entry(exp_id)
+    return running_manager(exp_id, manifest_entry(exp_id))
+
+
+def running_manager(exp_id: str, entry: dict) -> tuple[int, int] | None:
+    """(pid, port) of the manager that manifest `entry` names when it still runs `exp_id`:
+    not marked STOPPED, and the pid is NNI's main.js for that experiment (not a reused pid)."""
     pid, port = entry.get("pid"), entry.get("port")
     if not isinstance(pid, int) or entry.get("status") == "STOPPED":
         return None

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analysis.atomic import EXIT_WRITE, WriteError
+from analysis.store import ExportError, opened
 from experiments.binding import addresses, exposure, node_environment, portal_urls
 from experiments.claim import Held, claim
 from experiments.nni_python import quick_version_query
@@ -430,7 +431,7 @@ def watch(
     `disk`: the experiment directory; its disk filling (or the manager logging SQLITE_FULL /
     ENOSPC) ends the study as DISK_FULL before NNI fails more writes."""
     from analysis.direction import direction
-    from analysis.store import ExportError, read_rest
+    from analysis.store import read_rest
 
     started = time.monotonic()
     last_line, last_sig, last_change = None, None, started
@@ -544,12 +545,12 @@ def database_kept(exp_dir: Path, exp_id: str) -> str:
     """What NNI's database of the experiment holds, read-only: finals and sqlite's check."""
     db = exp_dir / exp_id / "db" / "nni.sqlite"
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        with opened(db) as conn:
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             finals = conn.execute(
                 "SELECT COUNT(DISTINCT trialJobId) FROM MetricData WHERE type = 'FINAL'"
             ).fetchone()[0]
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, ExportError, OSError) as exc:
         return f"{db}: cannot be read ({exc})"
     return f"{finals} trial(s) with a final result in {db} (sqlite quick_check: {check})"
 
@@ -568,14 +569,16 @@ def stopped_from_outside(logs: Path | None) -> bool:
 
 
 def resumable(exp_dir: Path, exp_id: str) -> bool:
-    """Whether NNI recorded enough of the experiment to resume it (its profile)."""
+    """Whether NNI recorded enough of the experiment to resume it (its profile). Read from a
+    snapshot: a manager killed while it wrote leaves a hot journal that NNI's resume rolls back,
+    but that a read-only connection refuses."""
     db = exp_dir / exp_id / "db" / "nni.sqlite"
     if not db.is_file():
         return False
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        with opened(db) as conn:
             return conn.execute("SELECT COUNT(*) FROM ExperimentProfile").fetchone()[0] > 0
-    except sqlite3.Error:
+    except (sqlite3.Error, ExportError, OSError):
         return False
 
 

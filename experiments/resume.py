@@ -39,6 +39,7 @@ from analysis.store import (
     live_manager,
     load_experiment,
     manifest_entry,
+    opened,
 )
 from experiments.guard import stop_manager
 
@@ -135,7 +136,7 @@ def prepare_resume(exp_id: str, experiment_dir: str | None = None):
     stop_live_manager(exp_id)
     check_not_finished(exp_id, root)
     db = root / exp_id / "db" / "nni.sqlite"
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+    with opened(db) as conn:  # a snapshot: a killed manager may have left a hot journal
         (trials_so_far,) = conn.execute(
             "SELECT COUNT(DISTINCT trialJobId) FROM TrialJobEvent WHERE trialJobId != ''"
         ).fetchone()

@@ -5,12 +5,14 @@ or half-written (docs/what-happens-when.md has the table)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import socket
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +20,7 @@ import pytest
 
 from analysis.atomic import EXIT_WRITE
 from analysis.export import export_experiment
+from experiments.manager import database_kept, resumable
 from tests.helpers.database import Database
 from tests.helpers.mounts import cannot_mount, fill, tmpfs
 from tests.helpers.nni import running_experiment_ids
@@ -128,6 +131,33 @@ def test_an_export_while_a_writer_holds_the_database_reads_what_was_committed(tm
     trials = pd.read_csv(tmp_path / "out" / "trials.csv")
     assert len(trials) == 6 and trials["default"].max() == pytest.approx(0.75)
     assert len(result.experiment.trials) == 6
+
+
+def test_a_writer_killed_mid_transaction_leaves_a_database_that_is_still_read(tmp_path):
+    """A manager SIGKILLed while it writes leaves a hot journal: a read-only connection refuses
+    the file; the runner must still find it resumable (CI saw 'nothing to resume' there)."""
+    db = small_experiment(tmp_path)
+    writer = (
+        "import os, signal, sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "c.execute('PRAGMA cache_size = 1'); c.execute('BEGIN EXCLUSIVE')\n"
+        "c.executemany(\"INSERT INTO MetricData VALUES (?, ?, '9', 'FINAL', 0, '0.99')\", "
+        "[(i, f'u{i}') for i in range(3000)])\n"
+        "c.execute('DELETE FROM ExperimentProfile')\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    subprocess.run([sys.executable, "-c", writer, str(db)], check=False)
+    assert db.with_name("nni.sqlite-journal").stat().st_size > 0  # hot: the kill was mid-write
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            conn.execute("SELECT COUNT(*) FROM ExperimentProfile").fetchone()
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    assert resumable(tmp_path, "small")  # the committed profile, the deletion rolled back
+    assert "6 trial(s) with a final result" in database_kept(tmp_path, "small")
+    result = export_experiment(str(db), tmp_path / "out", plots=False, optuna=False)
+    assert len(result.experiment.trials) == 6
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before  # NNI's file left to NNI
+    assert db.with_name("nni.sqlite-journal").stat().st_size > 0
 
 
 @pytest.mark.integration

@@ -1,5 +1,5 @@
 """Real NNI managers for integration tests: a free port, an experiment folder under tmp_path,
-and a stop that always runs, checked against `nnictl experiment list`; and the reader of the
+and a stop that always runs, checked as `nnictl experiment list` checks; and the reader of the
 metrics file NNI's trial SDK writes."""
 
 from __future__ import annotations
@@ -9,8 +9,10 @@ import io
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+from analysis.store import MANIFEST, running_manager
 from experiments.config import apply_overrides, load_yaml, to_nni_config
 from experiments.manager import free_port, watch
 from launcher import REPO
@@ -25,8 +27,28 @@ def nnictl(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
 
 
 def running_experiment_ids() -> str:
-    """What `nnictl experiment list` says is running (its text, ids included)."""
-    return nnictl("experiment", "list").stdout
+    """One line per experiment still running by `nnictl experiment list`'s own rule: NNI's
+    manifest (~/nni-experiments/.experiment) does not say STOPPED and its manager process is
+    alive. Read here, not through nnictl: a listing costs 3.3 s of CPU (it imports NNI), and
+    its text can show an experiment already stopped (NNI's manifest lock breaks after 2 s, so
+    under load a manager of another test can write back a stale copy of the entry: CI saw one).
+    The manifest is rewritten in place: a torn read is read again."""
+    for _ in range(50):
+        try:
+            manifest = json.loads(MANIFEST.read_text())
+            break
+        except ValueError:
+            time.sleep(0.1)
+        except FileNotFoundError:
+            return ""
+    else:
+        raise AssertionError(f"{MANIFEST}: not readable JSON for 5 s")
+    return "\n".join(
+        f"Id: {exp_id}  Name: {entry.get('experimentName')}  Status: {entry.get('status')}  "
+        f"Port: {entry.get('port')}  pid: {entry.get('pid')}"
+        for exp_id, entry in sorted(manifest.items())
+        if isinstance(entry, dict) and running_manager(exp_id, entry) is not None
+    )
 
 
 def experiment_config(yaml_path: str | Path, tmp_path: Path, **overrides):
