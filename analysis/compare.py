@@ -35,7 +35,7 @@ from analysis import statistics as S  # noqa: E402
 from analysis.atomic import EXIT_WRITE, WriteError, staged  # noqa: E402
 from analysis.direction import MAXIMIZE, MINIMIZE, direction, word  # noqa: E402
 from analysis.export import make_folder  # noqa: E402
-from analysis.plots import best_so_far, save  # noqa: E402
+from analysis.plots import best_so_far, plot_run_fronts, save  # noqa: E402
 from analysis.store import ExportError, load_experiment  # noqa: E402
 from analysis.tables import (  # noqa: E402
     algorithm,
@@ -458,12 +458,16 @@ def write_aggregate(runs, budget, out: Path, title, plots, label) -> str:
     (out / "comparison.md").write_text(text)
     if plots and runs:
         plot_bands(runs, budget, out, label)
+        for _, _, fronts in volumes.values():
+            if fronts:
+                plot_run_fronts(fronts, label, out)
     return text
 
 
 def hypervolumes(runs: list[Run]) -> dict:
-    """{cost: ({(variant, seed): hypervolume}, Reference)} for every cost all runs report: one
-    reference for all runs of a cost (analysis.pareto), so that their hypervolumes compare."""
+    """{cost: ({(variant, seed): hypervolume}, Reference, {(variant, seed): Front})} for every
+    cost all runs report: one reference for all runs of a cost (analysis.pareto), so that their
+    hypervolumes compare."""
     from analysis.pareto import build_front, common_reference
 
     if not runs or any(not r.costs for r in runs):
@@ -476,17 +480,18 @@ def hypervolumes(runs: list[Run]) -> dict:
         reference = common_reference(fronts)
         if reference is None:
             continue
-        found[key] = (
-            {
-                (r.variant, r.seed): (
-                    build_front(key, r.costs[key], maximize, reference=reference).hypervolume
-                    if r.costs[key]
-                    else 0.0
-                )
-                for r in runs
-            },
-            reference,
-        )
+        fronts = {
+            (r.variant, r.seed): build_front(key, r.costs[key], maximize, reference=reference)
+            for r in runs
+            if r.costs[key]
+        }
+        by_run = {
+            (r.variant, r.seed): fronts[(r.variant, r.seed)].hypervolume
+            if (r.variant, r.seed) in fronts
+            else 0.0
+            for r in runs
+        }
+        found[key] = (by_run, reference, fronts)
     return found
 
 
@@ -499,13 +504,13 @@ def write_hypervolumes(volumes: dict, rows: list[dict], out: Path) -> str:
     from models.costs import label as cost_label
     from models.costs import shown
 
-    for key, (by_run, _) in volumes.items():
+    for key, (by_run, _, _) in volumes.items():
         for row in rows:
             row[f"hypervolume_{key}"] = by_run[(row["variant"], row["seed"])]
     pd.DataFrame(rows).to_csv(out / "runs.csv", index=False)
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     lines, all_pairs = [], []
-    for key, (by_run, ref) in volumes.items():
+    for key, (by_run, ref, _) in volumes.items():
         by_variant = {
             v: [by_run[(r["variant"], r["seed"])] for r in rows if r["variant"] == v]
             for v in variants

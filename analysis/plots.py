@@ -193,3 +193,49 @@ def plot_front(front, label: str, chosen: list[bool], out: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return save(fig, out / f"pareto_{front.cost}.png")
+
+
+def plot_run_fronts(fronts: dict[tuple[str, int], object], label: str, out: Path) -> Path:
+    """pareto_<cost>.png of a comparison: for each variant (a colour), every trial of its runs
+    faint and each run's own front as a thin step line, so the spread over seeds shows (a
+    front pooled over runs would flatter the variant with the widest spread). `fronts`:
+    (variant, seed) -> analysis.pareto.Front of one cost, one reference."""
+    from models.costs import label as cost_label
+    from models.costs import shown
+
+    first = next(iter(fronts.values()))
+    variants = list(dict.fromkeys(v for v, _ in fronts))
+    colors = plt.get_cmap("tab10" if len(variants) <= 10 else "tab20").colors
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    xs = []
+    for i, variant in enumerate(variants):
+        color = colors[i % len(colors)]
+        runs = [f for (v, _), f in fronts.items() if v == variant]
+        x = [shown(first.cost, p[1]) for f in runs for p in f.points]
+        y = [p[0] for f in runs for p in f.points]
+        xs += x
+        ax.scatter(x, y, s=6, color=color, alpha=0.25, rasterized=len(x) > SMALL)
+        for k, f in enumerate(runs):
+            fx = [shown(first.cost, f.points[j][1]) for j in f.members]
+            fy = [f.points[j][0] for j in f.members]
+            ax.step(
+                fx,
+                fy,
+                where="post",
+                color=color,
+                linewidth=1.0,
+                alpha=0.8,
+                label=f"{variant}: each of {len(runs)} runs' front" if k == 0 else None,
+            )
+    positive = [v for v in xs if v > 0]
+    if positive and len(positive) == len(xs) and max(positive) / min(positive) > 20:
+        ax.set_xscale("log")
+    ax.set(
+        xlabel=cost_label(first.cost),
+        ylabel=label,
+        title=f"{label} against {cost_label(first.cost)}: every run's Pareto front",
+    )
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return save(fig, out / f"pareto_{first.cost}.png")

@@ -61,7 +61,25 @@ def grouped(trials: pd.DataFrame, keys: list[str], row_of) -> pd.DataFrame:
         row["_mean"] = float(group["default"].astype(float).mean())
         rows.append(row)
     table = pd.DataFrame(rows).sort_values("_mean", ascending=False, kind="stable")
-    return table.drop(columns="_mean").reset_index(drop=True)
+    return with_fronts(table).drop(columns="_mean").reset_index(drop=True)
+
+
+def with_fronts(table: pd.DataFrame) -> pd.DataFrame:
+    """Column `pareto_front`: the costs (parameters, KV cache: fixed by the architecture) against
+    which the architecture is on the Pareto front of mean validation accuracy: no other
+    architecture is at least as accurate and as cheap, and better in one (analysis.pareto)."""
+    from analysis.pareto import front
+    from models.costs import KV_CACHE, PARAMETERS
+
+    marks: list[list[str]] = [[] for _ in range(len(table))]
+    for cost in (PARAMETERS, KV_CACHE):
+        if cost not in table:
+            continue
+        points = list(zip(table["_mean"].astype(float), table[cost].astype(float)))
+        for i in front(points, maximize=True):
+            marks[i].append(cost)
+    table["pareto_front"] = [", ".join(m) for m in marks]
+    return table
 
 
 def depth_table(trials: pd.DataFrame) -> pd.DataFrame:
@@ -78,7 +96,15 @@ def depth_table(trials: pd.DataFrame) -> pd.DataFrame:
         }
 
     table = grouped(trials, arch_columns(trials), row_of)
-    order = ["widths", "parameters", "runs", "val_accuracy", "test_accuracy", "train_s"]
+    order = [
+        "widths",
+        "parameters",
+        "runs",
+        "val_accuracy",
+        "test_accuracy",
+        "train_s",
+        "pareto_front",
+    ]
     return table[[c for c in table.columns if c not in order] + order] if len(table) else table
 
 
@@ -105,11 +131,19 @@ def attention_table(trials: pd.DataFrame) -> pd.DataFrame:
         "val_accuracy",
         "test_accuracy",
         "epoch_s",
+        "pareto_front",
     ]
     return table[[c for c in order if c in table]] if len(table) else table
+
+
+FRONT_NOTE = (
+    "pareto_front: the costs against which no other architecture has a mean validation "
+    "accuracy at least as high at a cost at most as high (one of them strictly)."
+)
 
 
 def table_markdown(table: pd.DataFrame) -> str:
     from analysis.tables import markdown_table
 
-    return markdown_table(table)
+    note = f"\n{FRONT_NOTE}\n" if "pareto_front" in table else ""
+    return markdown_table(table) + note

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -173,6 +174,48 @@ def test_depth_table_means_and_spreads_over_seeds():
     assert row["val_accuracy"] == "0.9400 +- 0.0141"  # std with ddof=1
     assert table.iloc[1]["train_s"] == "2.0000 +- 1.4142"
     assert depth_table(trials[trials["status"] == "FAILED"]).empty
+
+
+def test_attention_table_marks_each_costs_pareto_front_on_mean_accuracy():
+    """A row is on a cost's front when no architecture is as accurate (mean over its seeds) and
+    as cheap, one strictly; checked here pairwise, by brute force."""
+    from nas.table import attention_table
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for a in range(12):
+        params, kv = int(rng.integers(1, 6)) * 1000, int(rng.choice([128, 256, 512]))
+        for seed in range(2):
+            rows.append(
+                {
+                    "kind": f"K{a}",
+                    "heads": 4,
+                    "embed_dim": 32,
+                    "depth": 1,
+                    "kv_heads": 1,
+                    "seed": seed,
+                    "status": "SUCCEEDED",
+                    "default": round(float(rng.uniform(0.8, 0.9)), 2),
+                    "test_accuracy": 0.8,
+                    "parameters": params,
+                    "kv_cache_bytes_per_token": kv,
+                    "epoch_seconds": 1.0,
+                }
+            )
+    trials = pd.DataFrame(rows)
+    table = attention_table(trials)
+    means = trials.groupby("kind")["default"].mean()
+    for cost in ("parameters", "kv_cache_bytes_per_token"):
+        for _, row in table.iterrows():
+            mine = (means[row["kind"]], row[cost])
+            beaten = any(
+                means[o["kind"]] >= mine[0]
+                and o[cost] <= mine[1]
+                and (means[o["kind"]] > mine[0] or o[cost] < mine[1])
+                for _, o in table.iterrows()
+            )
+            assert (cost in row["pareto_front"].split(", ")) == (not beaten), (cost, row.to_dict())
+    assert table["pareto_front"].str.contains("kv_cache").any()
 
 
 def test_settings_file_keys_all_have_flags():

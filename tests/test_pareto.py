@@ -219,3 +219,19 @@ def test_the_optuna_bridge_carries_every_objective_and_its_name(tmp_path):
     assert {t.user_attrs["nni_trial_id"] for t in study.best_trials} == expected
     single, _ = to_study(exp)  # what the importance evaluators take: default alone
     assert single.metric_names == ["validation accuracy"] and len(single.directions) == 1
+
+
+def test_a_compared_study_draws_every_runs_front_per_cost(tmp_path):
+    """compare with plots: one pareto_<cost>.png per cost every run reports (each run's front
+    in its variant's colour), beside the best-so-far bands; none for a key no trial reports."""
+    from analysis.compare import compare_groups
+
+    groups = {
+        v: [str(costly_database(tmp_path / f"{v}{s}", n=8 + s)) for s in range(2)] for v in "ab"
+    }
+    compare_groups(groups, tmp_path / "out", plots=True)
+    drawn = sorted(p.name for p in (tmp_path / "out").glob("pareto_*.png"))
+    keys = [costs.PARAMETERS, costs.latency_key(1), costs.latency_key(256)]
+    assert drawn == sorted(f"pareto_{k}.png" for k in keys)
+    for name in drawn:
+        assert (tmp_path / "out" / name).read_bytes()[:4] == b"\x89PNG"
