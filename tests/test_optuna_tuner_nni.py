@@ -97,7 +97,7 @@ def test_two_objectives_stopped_and_resumed_keep_every_trial_and_draw_the_front(
     exp_id = re.search(r"experiment (\w+): ", r.output).group(1)
     assert exp_id not in running_experiment_ids() and wait_dead(r.seen) == []
     before = len(told(tmp_path, exp_id))
-    with runner("--resume", exp_id, *common) as r:
+    with runner("--resume", exp_id, *common, plots=True) as r:  # the export as users get it
         assert r.wait() == 0, r.output[-3000:]
     assert "trials 5/5 done, 5 succeeded" in r.output
     assert exp_id not in running_experiment_ids() and wait_dead(r.seen) == []
@@ -112,3 +112,4 @@ def test_two_objectives_stopped_and_resumed_keep_every_trial_and_draw_the_front(
     pareto = pd.read_csv(tmp_path / "out" / "pareto.csv")
     assert set(pareto["cost"]) == {"parameters"} and set(pareto["trial_id"]) <= set(trials.trial_id)
     assert (tmp_path / "out" / "pareto_parameters.png").stat().st_size > 0
+    assert (tmp_path / "out" / "importance_optuna.csv").is_file()  # Optuna's part ran too

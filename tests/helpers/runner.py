@@ -26,7 +26,10 @@ RUN_MODULE = [sys.executable, "-m", "experiments.run"]
 
 class Runner:
     """port=None: the runner chooses its own (no --port). `program` and `cwd`: how and where it
-    runs (default `python -m experiments.run` in the repo; NNISUITE: the console script)."""
+    runs (default `python -m experiments.run` in the repo; NNISUITE: the console script).
+    plots=False (the default here) exports with --no-plots --no-optuna: these tests are about
+    what happens to a study, and the plots cost 2-3 s of CPU per export (the export's own tests,
+    and the tests that pass plots=True, draw them)."""
 
     def __init__(
         self,
@@ -35,9 +38,11 @@ class Runner:
         port: int | None = 0,
         program: list[str] = RUN_MODULE,
         cwd: Path = REPO,
+        plots: bool = False,
     ):
         self.port = free_port() if port == 0 else port
         flags = ["--port", str(self.port)] if self.port else []
+        flags += [] if plots else ["--no-plots", "--no-optuna"]
         self.proc = subprocess.Popen(
             [*program, *args, *flags],
             cwd=cwd,
