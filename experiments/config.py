@@ -24,12 +24,17 @@ class ConfigError(ValueError):
     """An experiment file that cannot be read at all."""
 
 
+# libyaml's safe loader where PyYAML was built with it (the wheels are): the same documents
+# as yaml.safe_load, ~10x faster (the validation fuzz spent half its time scanning YAML)
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such experiment file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)  # noqa: S506
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

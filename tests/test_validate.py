@@ -222,3 +222,24 @@ def test_nas_settings_mistakes(tmp_path):
         path.write_text(yaml.safe_dump(settings))
         (problem,) = validate(path)
         assert fragment in str(problem), problem
+
+
+def test_the_cached_algorithm_registry_is_nnis_and_sees_a_registration(tmp_path, monkeypatch):
+    """experiments.algorithms reads NNI's registry once per state of its files: the same
+    entries and lookups as NNI's config_manager, and an `nnictl algo register` seen at once."""
+    from nni.tools.package_utils import config_manager
+    from nni.tools.package_utils.common import AlgoMeta
+
+    from experiments import algorithms
+
+    monkeypatch.setenv("NNI_CONFIG_DIR", str(tmp_path))
+    assert algorithms.registry() == config_manager.get_all_algo_meta()
+    for name in ("TPE", "tpe", "Medianstop", "hyperband", "nosuch"):
+        assert algorithms.lookup(name) == config_manager.get_algo_meta(name)
+    assert algorithms.lookup("MyOwnTuner") is None
+    mine = AlgoMeta(
+        "MyOwnTuner", None, "my.module.Tuner", True, None, None, "tuner", False, False, None
+    )
+    config_manager.register_algo_meta(mine)
+    assert algorithms.lookup("myowntuner") == mine == config_manager.get_algo_meta("MyOwnTuner")
+    assert "MyOwnTuner" in algorithms.names("tuner")
