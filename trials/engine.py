@@ -55,6 +55,7 @@ class FitConfig:
     fused: bool | None = None  # None: the fused ReLU-MLP SGD path where it applies
     resume_from: str | None = None  # a checkpoint folder to continue from (NNI's PBT)
     save_to: str | None = None  # the checkpoint folder to write at the end
+    test_each_epoch: bool = False  # also evaluate the test set after every epoch (not timed)
 
 
 @dataclass
@@ -203,7 +204,8 @@ def fit(model: nn.Module, data, config: FitConfig, on_epoch: Callable[[dict], No
     """Train `model` on data.train, validate each epoch, test once at the end.
 
     `on_epoch` receives {"epoch", "default" (validation accuracy), "val_loss", "train_loss",
-    "val_precision", "val_recall", "val_f1", "epoch_seconds"} after each finite epoch.
+    "val_precision", "val_recall", "val_f1", "epoch_seconds"} after each finite epoch, and
+    with `test_each_epoch` "test_accuracy" and "test_loss" too.
     """
     device = pick_device(config.device)
     model.to(device)
@@ -266,6 +268,9 @@ def fit(model: nn.Module, data, config: FitConfig, on_epoch: Callable[[dict], No
             "val_f1": val["f1"],
             "epoch_seconds": seconds,
         }
+        if config.test_each_epoch:  # outside epoch_seconds: a tuned trial does not pay it
+            test = evaluate(model, data.test_x, data.test_y, data.num_classes, fused)
+            row |= {"test_accuracy": test["accuracy"], "test_loss": test["loss"]}
         result.history.append(row)
         if on_epoch:
             on_epoch(row)

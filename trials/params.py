@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 # Fields a user sets on the command line but a search space must not tune.
-CLI_ONLY = {"out", "data_dir", "threads", "device", "fused"}
+CLI_ONLY = {"out", "data_dir", "threads", "device", "fused", "test_each_epoch"}
 OPTIMIZERS = ("sgd", "adam")  # what trials.engine.make_optimizer builds
 SCHEDULES = ("constant", "cosine")  # trials.engine.epoch_lr: the learning rate of each epoch
 DEVICE = re.compile(r"cpu|cuda(:\d+)?")
@@ -82,6 +82,7 @@ class TrainingParams(TrialParams):
     weight_decay: float = 0.0  # L2 penalty, as torch.optim's weight_decay (biases included)
     schedule: str = "constant"  # or "cosine": lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2
     restore_best: bool = False  # end with the weights of the best validation epoch
+    test_each_epoch: bool = False  # also test every epoch (benchmarks.tabular's tables)
 
     def check(self) -> None:
         super().check()

@@ -42,7 +42,8 @@ class Runner:
     ):
         self.port = free_port() if port == 0 else port
         flags = ["--port", str(self.port)] if self.port else []
-        flags += [] if plots else ["--no-plots", "--no-optuna"]
+        runs = program == RUN_MODULE or program[-1] == "run"  # experiments.run's flags
+        flags += [] if plots or not runs else ["--no-plots", "--no-optuna"]
         self.proc = subprocess.Popen(
             [*program, *args, *flags],
             cwd=cwd,
