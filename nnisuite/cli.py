@@ -26,7 +26,7 @@ COMMANDS = {
     "compare": ("analysis.compare", "compare studies or runs over seeds, with statistics"),
     "optuna": ("analysis.optuna", "an NNI experiment as an Optuna study: plots, dashboard"),
     "attention": ("analysis.attention", "MHA / MQA / GQA: attention maps, KV-cache sizes"),
-    "bench": (None, "speed benchmarks: bench epoch | export | study | launcher | manager"),
+    "bench": (None, "benchmarks: bench epoch | export | study | launcher | manager | tabular"),
 }
 BENCHMARKS = {
     "epoch": ("benchmarks.epoch", "one training epoch against the log's pipeline"),
@@ -34,6 +34,10 @@ BENCHMARKS = {
     "study": ("benchmarks.study", "a study three ways: Optuna, NNI warm, NNI fresh"),
     "launcher": ("benchmarks.launcher", "what the warm launcher saves on your own script"),
     "manager": ("benchmarks.manager", "how far one NNI manager goes: 1,000 trivial trials"),
+    "tabular": (
+        "benchmarks.tabular.__main__",
+        "a table of the 3.17 space; NNI's tuners simulated on it",
+    ),
 }
 
 

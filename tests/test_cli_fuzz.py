@@ -60,7 +60,27 @@ ENTRIES = {
     "benchmarks.export": (["benchmarks.export.measure"], ["--out", "{out}"]),
     "benchmarks.study": (["benchmarks.study.run"], ["--out", "{out}"]),
     "benchmarks.manager": (["benchmarks.manager.run"], ["--out", "{out}"]),
+    "benchmarks.tabular build": (
+        ["benchmarks.tabular.build.build"],
+        ["--dataset", "digits", "--out", "{out}"],
+    ),
+    "benchmarks.tabular run": (
+        ["benchmarks.tabular.study.one_run"],
+        ["{plan}", "--table", "{table}", "--out", "{out}", "--seeds", "1", "--workers", "1"],
+    ),
 }
+
+
+def module_and_prefix(entry: str) -> tuple[str, list[str]]:
+    """The module an entry runs and the subcommand it starts its argv with."""
+    name, _, sub = entry.partition(" ")
+    if name == "nas":
+        return "nas.__main__", []
+    if sub:
+        return f"{name}.__main__", [sub]
+    return name, []
+
+
 BAD = ["0", "-1", "1e12", "99999999999", "abc", "", "{missing}", "{file}", "nonsense-name"]
 PAIRS = {  # incompatible pairs: both flags together
     "trials.mlp": [["--optimizer", "adam", "--momentum", "0.9"], ["--dataset", "mnist"]],
@@ -75,9 +95,13 @@ PAIRS = {  # incompatible pairs: both flags together
 }
 
 
-def parser_of(module):
+def parser_of(module, prefix=()):
     if hasattr(module, "build_parser"):
-        return module.build_parser()
+        parser = module.build_parser()
+        for sub in prefix:  # a subcommand's own parser
+            (subs,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            parser = subs.choices[sub]
+        return parser
     if module.__name__ in ("trials.mlp", "trials.rnn"):
         from trials.params import build_parser
 
@@ -122,6 +146,7 @@ def world(tmp_path_factory):
         "yaml": str(REPO / "experiments" / "mlp_tpe_digits.yaml"),
         "nas": str(REPO / "experiments" / "nas_depth.yaml"),
         "plan": str(plan),
+        "table": str(REPO / "benchmarks" / "tables" / "digits"),
         "db": str(db.write()),
         "storage": f"sqlite:///{root / 'optuna.db'}",
         "missing": str(root / "no" / "such" / "thing"),
@@ -136,7 +161,9 @@ def fill(args, world, out):
 
 def run_in_process(entry: str, argv: list[str], monkeypatch) -> tuple[str, int | None, str]:
     """(outcome, exit code, stderr): outcome 'work', 'exit' or 'traceback: ...'."""
-    module = importlib.import_module("nas.__main__" if entry == "nas" else entry)
+    name, prefix = module_and_prefix(entry)
+    module = importlib.import_module(name)
+    argv = prefix + argv
     for target in ENTRIES[entry][0]:
         owner, name = target.rsplit(".", 1)
         monkeypatch.setattr(importlib.import_module(owner), name, stop_at_work)
@@ -172,8 +199,9 @@ def repo_state() -> str:
 
 def commands(world):
     for entry, (_, required) in ENTRIES.items():
-        module = importlib.import_module("nas.__main__" if entry == "nas" else entry)
-        for flag, takes_value in flags_of(parser_of(module)):
+        name, prefix = module_and_prefix(entry)
+        module = importlib.import_module(name)
+        for flag, takes_value in flags_of(parser_of(module, prefix)):
             for value in BAD if takes_value else [None]:
                 yield entry, required, [flag] if value is None else [flag, value]
         for pair in PAIRS.get(entry, []):

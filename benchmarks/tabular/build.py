@@ -1,0 +1,133 @@
+"""`python -m benchmarks.tabular build`: train every cell of the grid through real NNI experiments
+(nnisuite's runner: validation, the warm launcher, the watchdog, Ctrl-C), then write the table.
+
+Resumable: OUT/build.json lists the build's experiments; run the same command again and a new
+experiment trains only the cells no earlier one finished (benchmarks.tabular.cells_tuner), and
+the table is written once every cell has a finished trial. A folder holding another grid's
+build is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from benchmarks.tabular.table import (
+    Build,
+    TableError,
+    cell_key,
+    grid_size,
+    rows_of,
+    write_table,
+)
+from launcher import REPO
+
+BUILD_FILE, CELLS_FILE, EXPERIMENT_FILE = "build.json", "cells.json", "grid.yaml"
+EXIT_UNFINISHED = 3  # the grid is not complete yet: run the same command again
+
+
+def trial_command(build: Build) -> str:
+    return (
+        f"python3 -m launcher trials.mlp --dataset {build.dataset} --epochs {build.epochs} "
+        "--threads 1 --test-each-epoch"
+    )
+
+
+def experiment_yaml(build: Build, grid: dict, remaining: list[dict]) -> Path:
+    """grid.yaml and cells.json for an experiment over the `remaining` cells."""
+    cells = build.out / CELLS_FILE
+    cells.write_text(json.dumps(remaining) + "\n")
+    config = {
+        "experimentName": f"tabular_{build.dataset}",
+        "searchSpace": grid,
+        "trialCommand": trial_command(build),
+        "trialCodeDirectory": str(REPO),
+        "trialConcurrency": build.concurrency,
+        "maxTrialNumber": len(remaining),
+        "tuner": {
+            "className": "benchmarks.tabular.cells_tuner.CellsTuner",
+            "codeDirectory": str(REPO),
+            "classArgs": {"cells_file": str(cells.resolve())},
+        },
+        "trainingService": {"platform": "local"},
+    }
+    if build.experiment_dir:
+        config["experimentWorkingDirectory"] = str(Path(build.experiment_dir).resolve())
+    path = build.out / EXPERIMENT_FILE
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def record(build: Build, grid: dict) -> dict:
+    """build.json: the grid and the experiments so far (a new record when there is none)."""
+    path = build.out / BUILD_FILE
+    if not path.is_file():
+        return {"grid": grid, "experiments": []}
+    found = json.loads(path.read_text())
+    if found.get("grid") != grid:
+        raise TableError(
+            f"{build.out} holds the build of another grid ({path}): give another --out, or "
+            "the same --lr-values / --seeds / --choices as before"
+        )
+    return found
+
+
+def load_all(found: dict) -> list:
+    from analysis.store import ExportError, load_experiment
+
+    exps = []
+    for exp_id, exp_dir in found["experiments"]:
+        with contextlib.suppress(ExportError):  # stopped before NNI recorded anything
+            exps.append(load_experiment(exp_id, exp_dir, live=False))
+    return exps
+
+
+def run_cells(yaml_path: Path, build: Build, found: dict) -> int:
+    """One NNI experiment over the cells in yaml_path, through nnisuite's runner; recorded in
+    build.json as soon as it exists (a Ctrl-C keeps what it finished)."""
+    from experiments.manager import run_study
+    from experiments.run import build_parser, new_study
+
+    argv = [str(yaml_path), "--out", str(build.out / "export")]
+    if build.experiment_dir:
+        argv += ["--experiment-dir", build.experiment_dir]
+    args = build_parser().parse_args(argv)
+    study = new_study(args)
+    if isinstance(study, int):
+        return study
+    found["experiments"].append([study.exp.id, str(study.exp_dir)])
+    (build.out / BUILD_FILE).write_text(json.dumps(found, indent=1) + "\n")
+    return run_study(study, export=lambda *_: None, launcher=args.warm)
+
+
+def build(b: Build) -> int:
+    b.out.mkdir(parents=True, exist_ok=True)
+    grid = b.grid()
+    found = record(b, grid)
+    _, remaining = rows_of(load_all(found), grid)
+    if remaining:
+        print(
+            f"{len(remaining)} of {grid_size(grid)} cells to train "
+            f"({len(found['experiments'])} earlier experiment(s) of this build)",
+            flush=True,
+        )
+        code = run_cells(experiment_yaml(b, grid, remaining), b, found)
+        _, remaining = rows_of(load_all(found), grid)
+        if remaining:
+            first = cell_key(remaining[0], grid)
+            print(
+                f"{len(remaining)} cell(s) still missing (first {first}; exit {code}): run the "
+                f"same command again to continue: {b.command()}",
+                file=sys.stderr,
+            )
+            return code or EXIT_UNFINISHED
+    meta = write_table(load_all(found), b, grid, trial_command(b))
+    print(
+        f"table: {b.out}/table.csv.gz ({meta['cells']} cells x {meta['epochs']} epochs, "
+        f"sha256 {meta['sha256'][:12]}...; median dispatch gap {meta['dispatch_gap_s']} s)"
+    )
+    return 0

@@ -1,0 +1,291 @@
+"""benchmarks.tabular: the grid of the 3.17 space; a table built through real NNI experiments
+(a reduced grid, stopped with Ctrl-C and continued), its values against NNI's own database; the
+simulated NNI on the committed digits table: its tuner told the table's values, NNI's poll
+clock, an assessor's kill, Hyperband's budgets as epochs, seeds that repeat."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import math
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmarks.tabular.table import Table, TableError, grid_space, load_space_file, snap
+from launcher import REPO
+from tests.helpers.nni import running_experiment_ids
+from tests.helpers.runner import wait_dead
+
+DIGITS = REPO / "benchmarks" / "tables" / "digits"
+
+
+def test_the_grid_of_the_317_space():
+    space = load_space_file()
+    grid = grid_space(space, lr_values=8, seeds=3)
+    assert [grid[p]["_value"] for p in ("features1", "features2", "batch_size")] == [
+        space[p]["_value"] for p in ("features1", "features2", "batch_size")
+    ]
+    lrs = grid["lr"]["_value"]
+    assert len(lrs) == 8 and lrs[0] == 1e-4 and lrs[-1] == 0.1
+    ratios = [b / a for a, b in zip(lrs, lrs[1:])]
+    assert max(ratios) / min(ratios) < 1.001  # geometric: equal steps on a log scale
+    assert grid["seed"]["_value"] == [0, 1, 2]
+    assert math.prod(len(s["_value"]) for s in grid.values()) == 4 * 4 * 8 * 4 * 3
+    reduced = grid_space(space, lr_values=2, seeds=1, choices=1)
+    assert {p: s["_value"] for p, s in reduced.items()} == {
+        "features1": [128],
+        "features2": [128],
+        "lr": [1e-4, 0.1],
+        "batch_size": [32],
+        "seed": [0],
+    }
+    assert snap(0.003, lrs) == min(lrs, key=lambda v: abs(math.log(v / 0.003)))
+    assert snap(0.0011, [0.001, 0.1]) == 0.001 and snap(0.011, [0.001, 0.1]) == 0.1  # log scale
+    assert snap(300, [128, 256, 512]) == 256
+    with pytest.raises(TableError, match="normal"):
+        grid_space({"x": {"_type": "normal", "_value": [0, 1]}})
+
+
+def database_curves(db: Path) -> dict:
+    """(parameters as JSON, seed) -> per-epoch intermediate dicts, read from NNI's sqlite."""
+    conn = sqlite3.connect(db)
+    try:
+        params = {}
+        for trial, data in conn.execute(
+            "SELECT trialJobId, data FROM TrialJobEvent WHERE event = 'RUNNING'"
+        ):
+            params[trial] = json.loads(data)["parameters"]
+        curves: dict = {}
+        for trial, _seq, data in conn.execute(
+            "SELECT trialJobId, sequence, data FROM MetricData WHERE type = 'PERIODICAL' "
+            "ORDER BY trialJobId, sequence"
+        ):
+            curves.setdefault(trial, []).append(json.loads(json.loads(data)))
+    finally:
+        conn.close()
+    return {json.dumps(params[t], sort_keys=True): c for t, c in curves.items() if t in params}
+
+
+def build(out: Path, nni: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "benchmarks.tabular",
+        "build",
+        "--dataset",
+        "digits",
+        "--out",
+        str(out),
+        "--experiment-dir",
+        str(nni),
+        "--choices",
+        "1",
+        "--epochs",
+        "2",
+        "--concurrency",
+        "1",
+        *extra,
+    ]
+
+
+@pytest.mark.integration
+def test_a_build_through_nni_is_stopped_continued_and_holds_nnis_values(tmp_path):
+    out, nni = tmp_path / "table", tmp_path / "nni"
+    command = build(out, nni, "--lr-values", "3", "--seeds", "3")  # 9 cells, one at a time
+    proc = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if re.search(r"trials [2-7]/9 done", line):
+                proc.send_signal(signal.SIGINT)
+                break
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = "".join(lines) + rest
+    assert proc.returncode == 130, output[-3000:]
+    assert "run the same command again to continue" in output
+    assert not (out / "table.csv.gz").exists()
+    first = json.loads((out / "build.json").read_text())["experiments"]
+    again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    remaining = int(re.search(r"(\d+) of 9 cells to train", again.stdout).group(1))
+    assert 0 < remaining < 9  # only what the stopped experiment had not finished
+    experiments = json.loads((out / "build.json").read_text())["experiments"]
+    assert experiments[: len(first)] == first and len(experiments) == len(first) + 1
+    assert len(json.loads((out / "cells.json").read_text())) == remaining
+    table = Table.load(out)
+    assert table.seeds == [0, 1, 2] and len(table.rows) == 9 and table.epochs == 2
+    # every cell's curve is what NNI's database holds for the trial of those parameters
+    stored = {}
+    for exp_id, _ in experiments:
+        stored |= database_curves(nni / exp_id / "db" / "nni.sqlite")
+    grid = table.meta["grid"]
+    for (cell, seed), curve in table.rows.items():
+        params = dict(zip(table.parameters, cell)) | {"seed": seed}
+        nni_curve = stored[json.dumps(params, sort_keys=True)]
+        assert len(curve) == len(nni_curve) == 2
+        for ours, theirs in zip(curve, nni_curve):
+            assert ours["val_accuracy"] == pytest.approx(theirs["default"], rel=1e-5)
+            assert ours["test_accuracy"] == pytest.approx(theirs["test_accuracy"], rel=1e-5)
+            assert ours["test_loss"] == pytest.approx(theirs["test_loss"], rel=1e-5)
+            assert ours["epoch_s"] == pytest.approx(theirs["epoch_seconds"], rel=1e-5)
+        assert 0 <= table.startup[(cell, seed)] < 60
+    assert grid["lr"]["_value"] == [1e-4, 0.003162, 0.1]
+    sha = table.meta["sha256"]
+    # a third run trains nothing and writes the same table; another grid is refused
+    third = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert third.returncode == 0 and "cells to train" not in third.stdout, third.stderr
+    assert Table.load(out).meta["sha256"] == sha
+    other = subprocess.run(
+        build(out, nni, "--lr-values", "3", "--seeds", "2"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert other.returncode == 2 and "holds the build of another grid" in other.stderr
+    for exp_id, _ in experiments:
+        assert exp_id not in running_experiment_ids()
+    assert wait_dead([proc.pid]) == []
+
+
+def test_a_table_whose_file_changed_is_refused(tmp_path):
+    for name in ("table.csv.gz", "table.json"):
+        (tmp_path / name).write_bytes((DIGITS / name).read_bytes())
+    raw = gzip.decompress((tmp_path / "table.csv.gz").read_bytes()).decode()
+    frame = pd.read_csv(io.StringIO(raw))
+    frame.loc[0, "val_accuracy"] = 0.5
+    (tmp_path / "table.csv.gz").write_bytes(gzip.compress(frame.to_csv(index=False).encode()))
+    with pytest.raises(TableError, match="sha256"):
+        Table.load(tmp_path)
+
+
+def plan_file(tmp_path: Path, variants: dict, trials: int = 12, concurrency: int = 2) -> Path:
+    base = REPO / "experiments" / "mlp_tpe_digits.yaml"
+    plan = {
+        "base": str(base),
+        "trials": trials,
+        "concurrency": concurrency,
+        "epochs": 10,
+        "variants": variants,
+    }
+    path = tmp_path / "plan.yaml"
+    path.write_text(json.dumps(plan))
+    return path
+
+
+RECORDING = {
+    "className": "tests.fixtures.recording_tuner.RecordingTuner",
+    "codeDirectory": str(REPO),
+    "classArgs": {"optimize_mode": "maximize"},
+}
+
+
+def simulated_trials(out: Path) -> pd.DataFrame:
+    return pd.read_csv(io.BytesIO(gzip.decompress((out / "trials.csv.gz").read_bytes())))
+
+
+def test_a_simulated_tuner_is_told_the_tables_values_for_what_it_asked(tmp_path):
+    from benchmarks.tabular.study import simulate
+    from tests.fixtures import recording_tuner
+
+    recording_tuner.HANDED.clear()
+    recording_tuner.TOLD.clear()
+    plan = plan_file(tmp_path, {"rec": {"tuner": RECORDING}})
+    simulate(plan, DIGITS, seeds=2, out=tmp_path / "out", workers=1, plots=False)
+    table = Table.load(DIGITS)
+    trials = simulated_trials(tmp_path / "out")
+    assert len(trials) == 24 and set(trials["status"]) == {"SUCCEEDED"}
+    assert len(recording_tuner.HANDED) == len(recording_tuner.TOLD) == 24
+    handed = dict(recording_tuner.HANDED)
+    for pid, value in recording_tuner.TOLD:
+        params = handed[pid]
+        row = trials[(trials["param.lr"] - params["lr"]).abs() < 1e-12].iloc[0]
+        assert all(row[f"param.{k}"] == v for k, v in params.items() if k != "lr")
+        cell = table.key(params)  # snapped here, independently of the simulator's record
+        assert cell == tuple(row[f"cell.{p}"] for p in table.parameters)
+        expected = table.rows[(cell, int(row["table_seed"]))][9]
+        assert value["default"] == expected["val_accuracy"] == row["default"]
+        assert value["test_accuracy"] == expected["test_accuracy"]
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    best = trials.groupby("seed")["default"].max()
+    assert list(runs["final_best"]) == pytest.approx(list(best))
+
+
+def test_the_simulated_clock_is_nnis_poll_and_the_tables_seconds(tmp_path):
+    from benchmarks.tabular.study import simulate
+
+    plan = plan_file(tmp_path, {"random": {"tuner": {"name": "Random"}}}, trials=8, concurrency=1)
+    simulate(plan, DIGITS, seeds=1, out=tmp_path / "out", workers=1, plots=False)
+    table = Table.load(DIGITS)
+    trials = simulated_trials(tmp_path / "out").sort_values("sequence")
+    assert trials["start_s"].iloc[0] == 0
+    for prev, (_, row) in zip([None, *trials.itertuples()], trials.iterrows()):
+        cell = tuple(row[f"cell.{p}"] for p in table.parameters)
+        key = (cell, int(row["table_seed"]))
+        seconds = table.startup[key] + sum(r["epoch_s"] for r in table.rows[key][:10])
+        assert row["end_s"] == pytest.approx(row["start_s"] + seconds, abs=2e-3)
+        if prev is not None:  # asked at the first poll after the end, submitted at the next
+            asked = math.ceil(prev.end_s / 0.5 - 1e-9) * 0.5
+            assert row["start_s"] == pytest.approx(asked + 0.5, abs=2e-3)
+
+
+def test_an_assessor_stops_trials_without_a_final_and_hyperband_budgets_are_epochs(tmp_path):
+    from benchmarks.tabular.study import simulate
+
+    median = {"name": "Medianstop", "classArgs": {"optimize_mode": "maximize", "start_step": 2}}
+    hyperband = {
+        "className": "experiments.nni_fixes.Hyperband",
+        "codeDirectory": str(REPO),
+        "classArgs": {"optimize_mode": "maximize", "R": 9, "eta": 3},
+    }
+    variants = {"median": {"tuner": {"name": "Random"}, "assessor": median}}
+    variants["hyperband"] = {"tuner": hyperband}
+    plan = plan_file(tmp_path, variants, trials=20)
+    simulate(plan, DIGITS, seeds=2, out=tmp_path / "out", workers=2, plots=False)
+    table = Table.load(DIGITS)
+    trials = simulated_trials(tmp_path / "out")
+    stopped = trials[(trials["variant"] == "median") & (trials["status"] == "EARLY_STOPPED")]
+    assert len(stopped) > 0 and stopped["default"].isna().all()
+    assert (stopped["intermediates"] >= 2).all() and (stopped["intermediates"] < 10).all()
+    for _, row in stopped.iterrows():  # it ended at the epoch it was stopped
+        key = (tuple(row[f"cell.{p}"] for p in table.parameters), int(row["table_seed"]))
+        ran = table.startup[key] + sum(
+            r["epoch_s"] for r in table.rows[key][: row["intermediates"]]
+        )
+        assert row["end_s"] == pytest.approx(row["start_s"] + ran, abs=2e-3)
+    hb = trials[trials["variant"] == "hyperband"]
+    assert set(hb["epochs"]) <= {1, 3, 9} and len(set(hb["epochs"])) > 1
+    for _, row in hb.iterrows():
+        key = (tuple(row[f"cell.{p}"] for p in table.parameters), int(row["table_seed"]))
+        assert row["default"] == table.rows[key][row["epochs"] - 1]["val_accuracy"]
+
+
+def test_a_seed_repeats_a_simulated_run_and_the_files_are_repeats(tmp_path):
+    from benchmarks.tabular.study import simulate
+
+    variants = {"tpe": {"tuner": {"name": "TPE", "classArgs": {"optimize_mode": "maximize"}}}}
+    plan = plan_file(tmp_path, variants, trials=10)
+    for out in ("a", "b"):
+        simulate(plan, DIGITS, seeds=3, out=tmp_path / out, workers=2, plots=False)
+    a, b = simulated_trials(tmp_path / "a"), simulated_trials(tmp_path / "b")
+    pd.testing.assert_frame_equal(a, b)
+    by_seed = [tuple(g["param.lr"]) for _, g in a.groupby("seed")]
+    assert len(set(by_seed)) == 3  # another seed, other suggestions
+    runs = pd.read_csv(tmp_path / "a" / "runs.csv")
+    for column in ("variant", "seed", "final_best", "auc", "wall_s", "trials"):
+        assert column in runs  # experiments.repeat's columns
+    assert (tmp_path / "a" / "pairwise.csv").is_file()
