@@ -209,7 +209,9 @@ def test_a_simulated_tuner_is_told_the_tables_values_for_what_it_asked(tmp_path)
     table = Table.load(DIGITS)
     trials = simulated_trials(tmp_path / "out")
     assert len(trials) == 24 and set(trials["status"]) == {"SUCCEEDED"}
-    assert len(recording_tuner.HANDED) == len(recording_tuner.TOLD) == 24
+    # NNI's manager asks for as many trials as ended, even past its budget: a few handed out
+    # at the end never run (as in NNI); every trial that ran was told
+    assert len(recording_tuner.TOLD) == 24 <= len(recording_tuner.HANDED) <= 24 + 2 * 2
     handed = dict(recording_tuner.HANDED)
     for pid, value in recording_tuner.TOLD:
         params = handed[pid]
