@@ -291,3 +291,16 @@ def test_a_seed_repeats_a_simulated_run_and_the_files_are_repeats(tmp_path):
     for column in ("variant", "seed", "final_best", "auc", "wall_s", "trials"):
         assert column in runs  # experiments.repeat's columns
     assert (tmp_path / "a" / "pairwise.csv").is_file()
+
+
+def test_the_command_line_sets_trials_and_the_trials_training_seed(tmp_path):
+    from benchmarks.tabular.__main__ import main
+
+    plan = plan_file(tmp_path, {"random": {"tuner": {"name": "Random"}}}, trials=12)
+    out = tmp_path / "out"
+    argv = ["run", str(plan), "--table", str(DIGITS), "--seeds", "3", "--out", str(out)]
+    assert main([*argv, "--max-trials", "5", "--trial-seed", "study", "--no-plots"]) == 0
+    trials = simulated_trials(out)
+    assert (trials.groupby("seed").size() == 5).all()
+    assert (trials["table_seed"] == trials["seed"]).all()  # every trial trains with its run's
+    assert main([*argv[:4], "--seeds", "4", "--out", str(out), "--trial-seed", "study"]) == 2

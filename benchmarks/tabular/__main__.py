@@ -158,7 +158,15 @@ def main(argv=None) -> int:
         variants = [v for v in (args.variants or "").split(",") if v] or None
         print(
             simulate(
-                args.plan, args.table, args.seeds, args.out, variants, args.workers, args.plots
+                args.plan,
+                args.table,
+                args.seeds,
+                args.out,
+                variants,
+                args.workers,
+                args.plots,
+                trial_seed=args.trial_seed,
+                max_trials=args.max_trials,
             )
         )
         return 0
