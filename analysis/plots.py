@@ -157,7 +157,6 @@ def plot_experiment(
 def plot_front(front, label: str, chosen: list[bool], out: Path) -> Path:
     """pareto_<cost>.png: every trial (objective against cost), the front as a step line, the
     log's own choice circled where the space has it. `front`: an analysis.pareto.Front."""
-    from models.costs import label as cost_label
     from models.costs import shown
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
@@ -181,18 +180,24 @@ def plot_front(front, label: str, chosen: list[bool], out: Path) -> Path:
             zorder=4,
             label="the log's choice (128-256)",
         )
+    return save_front(fig, ax, x, front.cost, label, f"hypervolume {front.hypervolume:.4f}", out)
+
+
+def save_front(fig, ax, x, cost: str, label: str, what: str, out: Path) -> Path:
+    """A Pareto plot's axes (a log x axis where the costs span more than 20x), title, legend,
+    saved as pareto_<cost>.png."""
+    from models.costs import label as cost_label
+
     positive = [v for v in x if v > 0]
-    if positive and len(positive) == n and max(positive) / min(positive) > 20:
+    if positive and len(positive) == len(x) and max(positive) / min(positive) > 20:
         ax.set_xscale("log")
     ax.set(
-        xlabel=cost_label(front.cost),
-        ylabel=label,
-        title=f"{label} against {cost_label(front.cost)}: hypervolume {front.hypervolume:.4f}",
+        xlabel=cost_label(cost), ylabel=label, title=f"{label} against {cost_label(cost)}: {what}"
     )
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    return save(fig, out / f"pareto_{front.cost}.png")
+    return save(fig, out / f"pareto_{cost}.png")
 
 
 def plot_run_fronts(fronts: dict[tuple[str, int], object], label: str, out: Path) -> Path:
@@ -200,7 +205,6 @@ def plot_run_fronts(fronts: dict[tuple[str, int], object], label: str, out: Path
     faint and each run's own front as a thin step line, so the spread over seeds shows (a
     front pooled over runs would flatter the variant with the widest spread). `fronts`:
     (variant, seed) -> analysis.pareto.Front of one cost, one reference."""
-    from models.costs import label as cost_label
     from models.costs import shown
 
     first = next(iter(fronts.values()))
@@ -227,15 +231,4 @@ def plot_run_fronts(fronts: dict[tuple[str, int], object], label: str, out: Path
                 alpha=0.8,
                 label=f"{variant}: each of {len(runs)} runs' front" if k == 0 else None,
             )
-    positive = [v for v in xs if v > 0]
-    if positive and len(positive) == len(xs) and max(positive) / min(positive) > 20:
-        ax.set_xscale("log")
-    ax.set(
-        xlabel=cost_label(first.cost),
-        ylabel=label,
-        title=f"{label} against {cost_label(first.cost)}: every run's Pareto front",
-    )
-    ax.title.set_fontsize(9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return save(fig, out / f"pareto_{first.cost}.png")
+    return save_front(fig, ax, xs, first.cost, label, "every run's Pareto front", out)
