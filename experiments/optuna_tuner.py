@@ -327,13 +327,16 @@ def remember_end_events() -> None:
     if getattr(original, "nnisuite_wrapped", False):
         return
 
+    from experiments.nni_dispatcher import tells_tuner
+
     def handle_trial_end(self, data):
         tuner = getattr(self, "tuner", None)
-        if isinstance(tuner, OptunaTuner) and isinstance(data, dict):
-            tuner.event = data.get("event")
+        if isinstance(tuner, OptunaTuner) and isinstance(data, dict) and tells_tuner(data):
+            tuner.event = data.get("event")  # set on the thread that calls its trial_end next
         return original(self, data)
 
     handle_trial_end.nnisuite_wrapped = True
+    handle_trial_end.nni_original = original
     MsgDispatcher.handle_trial_end = handle_trial_end
 
 

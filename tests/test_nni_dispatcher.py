@@ -1,17 +1,24 @@
-"""experiments.nni_dispatcher's quick stop, on NNI 3.0's own MsgDispatcher in this process (its
-unittest channel): setting `stopping` ends both command workers at once, not after NNI's 3 s
-queue timeout; the command being handled is finished and the rest dropped, as NNI's own loop
-does (`_worker_fast_exit_on_terminate`)."""
+"""experiments.nni_dispatcher's fixes, on NNI 3.0's own MsgDispatcher in this process (its
+unittest channel), both workers running as in NNI's dispatcher process:
+- quick stop: setting `stopping` ends both command workers at once, not after NNI's 3 s queue
+  timeout; the command being handled is finished and the rest dropped, as NNI's own loop does
+  (`_worker_fast_exit_on_terminate`);
+- ordered trial end: a trial's end that arrives while the default worker is busy no longer
+  overtakes its final result (NNI's TPE then dies of a KeyError)."""
 
 from __future__ import annotations
 
+import json
 import time
 
+import pytest
+from nni.algorithms.hpo.tpe_tuner import TpeTuner
 from nni.runtime.msg_dispatcher import MsgDispatcher
 from nni.runtime.tuner_command_channel import CommandType
 from nni.tuner import Tuner
 
-from experiments.nni_dispatcher import quick_stop
+from experiments import nni_dispatcher
+from experiments.nni_dispatcher import ordered_trial_end, quick_stop
 
 
 class Recording(Tuner):
@@ -41,3 +48,80 @@ def test_stopping_ends_the_workers_at_once_as_nni_would_end_them():
     assert tuner.spaces == [{"x": 0}]  # the one in hand finished; NNI drops the rest
     assert took < 1.5, f"{took:.2f} s: NNI's own wait is up to 3 s"  # 0.2 s of handling
     assert not dispatcher.worker_exceptions
+
+
+class SlowTPE(TpeTuner):
+    """NNI's TPE choosing its parameters slowly, as on a loaded machine."""
+
+    def generate_parameters(self, *args, **kwargs):
+        time.sleep(0.6)
+        return super().generate_parameters(*args, **kwargs)
+
+
+@pytest.fixture
+def as_shipped():
+    """MsgDispatcher's handle_trial_end as NNI ships it, put back afterwards."""
+    saved, on = MsgDispatcher.handle_trial_end, dict(nni_dispatcher.ORDERED)
+    while hasattr(MsgDispatcher.handle_trial_end, "nni_original"):
+        MsgDispatcher.handle_trial_end = MsgDispatcher.handle_trial_end.nni_original
+    nni_dispatcher.ORDERED["on"] = False
+    yield
+    MsgDispatcher.handle_trial_end = saved
+    nni_dispatcher.ORDERED.update(on)
+
+
+def end_overtakes_final(fixed: bool) -> tuple[SlowTPE, list]:
+    """A trial's final result, then its end, both received while the default worker is busy
+    choosing the next trial's parameters. (tuner, the workers' exceptions)."""
+    quick_stop()
+    if fixed:
+        ordered_trial_end()
+    tuner = SlowTPE(optimize_mode="maximize", seed=0)
+    dispatcher = MsgDispatcher("ws://_unittest_", tuner)
+    sent = []
+    dispatcher.send = lambda kind, data: sent.append((kind, data))
+    dispatcher.default_worker.start()
+    dispatcher.assessor_worker.start()
+    try:
+        dispatcher.enqueue_command(
+            CommandType.Initialize, {"x": {"_type": "uniform", "_value": [0, 1]}}
+        )
+        dispatcher.enqueue_command(CommandType.RequestTrialJobs, 1)
+        deadline = time.monotonic() + 20
+        while not any(kind == CommandType.NewTrialJob for kind, _ in sent):
+            assert time.monotonic() < deadline, sent
+            time.sleep(0.05)
+        trial = json.loads(next(d for k, d in sent if k == CommandType.NewTrialJob))
+        dispatcher.enqueue_command(CommandType.RequestTrialJobs, 1)  # the default worker: busy
+        time.sleep(0.1)
+        final = {"parameter_id": trial["parameter_id"], "trial_job_id": "A", "type": "FINAL"}
+        dispatcher.enqueue_command(
+            CommandType.ReportMetricData, final | {"sequence": 0, "value": json.dumps(0.75)}
+        )
+        end = {"parameter_id": trial["parameter_id"], "parameter_source": "algorithm"}
+        dispatcher.enqueue_command(
+            CommandType.TrialEnd,
+            {"trial_job_id": "A", "event": "SUCCEEDED", "hyper_params": json.dumps(end)},
+        )
+        while sum(kind == CommandType.NewTrialJob for kind, _ in sent) < 2:
+            assert time.monotonic() < deadline and not dispatcher.worker_exceptions, sent
+            time.sleep(0.05)
+        time.sleep(0.3)  # the final and the end handled
+    finally:
+        dispatcher.stopping = True
+        dispatcher.default_worker.join(timeout=10)
+        dispatcher.assessor_worker.join(timeout=10)
+    return tuner, dispatcher.worker_exceptions
+
+
+def test_a_trials_end_never_overtakes_its_final(as_shipped):
+    tuner, errors = end_overtakes_final(fixed=True)
+    assert not errors
+    assert [r.loss for r in tuner._history[("x",)]] == [-0.75]  # TPE has the result
+    assert len(tuner._running_params) == 1  # and the end: only the second trial runs
+
+
+def test_as_nni_ships_it_the_end_overtakes_the_final_and_tpe_dies(as_shipped):
+    """What the fix is for: without it the same commands kill NNI's TPE worker."""
+    _, errors = end_overtakes_final(fixed=False)
+    assert [type(e) for e in errors] == [KeyError], errors
