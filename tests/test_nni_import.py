@@ -1,5 +1,6 @@
-"""`import nni` with scipy.stats deferred (launcher/nni_import.py): the same distributions, the
-real scipy.stats for everyone else, the switch, and the dispatcher's route through it."""
+"""`import nni` with scipy.stats and pandas deferred (launcher/nni_import.py): the same
+distributions, the same JSON for NNI's serializer (a DataFrame and a numpy scalar included), the
+real modules for everyone else, the switch, and the dispatcher's route through it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ import nni
 from nni.mutable import Numerical
 from numpy.random import RandomState
 deferred = 'scipy.stats' not in sys.modules
+pandas_deferred = 'pandas' not in sys.modules
+import numpy
+plain_json = nni.dump({"n": numpy.int64(3), "x": [0.5, "a"]})
+import pandas
+frame_json = nni.dump({"frame": pandas.DataFrame({"a": [1, 2], "b": [0.5, None]})})
+back = nni.load(frame_json)["frame"]
 kinds = [dict(low=0.001, high=0.1, log_distributed=True), dict(low=2, high=9),
          dict(mu=0.5, sigma=0.2), dict(mu=0.0, sigma=0.5, log_distributed=True)]
 rng = RandomState(7)
@@ -27,7 +34,9 @@ samples = [[Numerical(**k).random(random_state=rng) for _ in range(3)] for k in 
 import scipy.stats
 print(json.dumps({"deferred": deferred, "samples": samples,
                   "real": hasattr(scipy.stats, "ttest_ind"),
-                  "stats_after": "scipy.stats" in sys.modules}))
+                  "stats_after": "scipy.stats" in sys.modules,
+                  "pandas_deferred": pandas_deferred, "json": [plain_json, frame_json],
+                  "frame_back": isinstance(back, pandas.DataFrame) and back.shape == (2, 2)}))
 """
 
 
@@ -45,6 +54,8 @@ def test_nni_imports_without_scipy_stats_and_samples_the_same():
     assert lazy["deferred"] and not plain["deferred"]  # the hook, and its switch
     assert lazy["samples"] == plain["samples"]  # every distribution, the real scipy's draws
     assert lazy["real"] and lazy["stats_after"]  # no stand-in left for anyone else
+    assert lazy["pandas_deferred"] and not plain["pandas_deferred"]
+    assert lazy["json"] == plain["json"] and lazy["frame_back"]  # what NNI writes and reads
 
 
 def test_the_dispatcher_command_goes_through_the_hook(tmp_path):
