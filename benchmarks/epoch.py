@@ -256,8 +256,9 @@ def measure_gflops(device, quick: bool, repeats: int, fused: bool | None) -> dic
     return {"sgemm_gflops": peak, "configs": configs}
 
 
-def measure_startup(root: Path, workdir: Path, source: str, repeats: int) -> dict:
-    """Seconds from launching a trial to its first training step, dataset cache warm."""
+def measure_startup(root: Path, workdir: Path, source: str, repeats: int, quick: bool) -> dict:
+    """Seconds from launching a trial to its first training step, dataset cache warm (--quick,
+    a harness check: no warm-up run)."""
     env = os.environ | {"NNISUITE_FIRST_STEP_PROBE": "1"}
     trial = [sys.executable, "-m", "trials.mlp", "--epochs", "1", "--out", str(workdir / "trial")]
     trial += (
@@ -265,7 +266,8 @@ def measure_startup(root: Path, workdir: Path, source: str, repeats: int) -> dic
         if "Fashion" in source
         else ["--dataset", "mnist", "--data-dir", str(root / "FashionMNIST" / "raw")]
     )
-    subprocess.run(trial, env=env, cwd=REPO, capture_output=True, timeout=600)  # warm cache
+    if not quick:
+        subprocess.run(trial, env=env, cwd=REPO, capture_output=True, timeout=600)  # warm cache
     ours = statistics.median(
         startup_seconds(trial, env, "NNISUITE_FIRST_STEP") for _ in range(repeats)
     )
@@ -303,7 +305,7 @@ def run(
         results["train_speedup"] = results["seed_train_s"] / results["ours_train_s"]
         results["eval_speedup"] = results["seed_eval_s"] / results["ours_eval_s"]
         results |= measure_gflops(device, quick, repeats, fused)
-        results |= measure_startup(root, workdir, source, repeats)
+        results |= measure_startup(root, workdir, source, repeats, quick)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
