@@ -157,26 +157,33 @@ def optuna_analysis(exp: Experiment, out: Path, plots: bool) -> dict:
     return {"importances": result, "files": files}
 
 
+NO_FOREST = "## Parameter importance\n\nNot computed (--no-importance)."
+
+
 def export(
     exp: Experiment,
     out: str | Path,
     plots: bool = True,
     parallel: bool = True,
     optuna: bool = True,
+    forest: bool = True,
 ) -> ExportResult:
-    """Tables, summary, importance (random forest here; fANOVA and PED-ANOVA through Optuna
-    unless optuna=False), and unless plots=False the plots of `exp` into `out`. `parallel`:
-    the plots and the Optuna part each in a forked worker while this process fits the forest.
+    """Tables, summary, importance (random forest here unless forest=False; fANOVA and PED-ANOVA
+    through Optuna unless optuna=False), and unless plots=False the plots of `exp` into `out`.
+    `parallel`: the plots and the Optuna part each in a forked worker while this process fits
+    the forest.
     Written whole or not at all (trials.outputs.staged): WriteError when a file cannot be
     written, and the files already in `out` stay as they were."""
     out = make_folder(out)
     with staged(out) as stage:
-        result = write_export(exp, stage, plots, parallel, optuna)
+        result = write_export(exp, stage, plots, parallel, optuna, forest)
     result.files = [out / Path(p).name for p in result.files]
     return result
 
 
-def write_export(exp: Experiment, out: Path, plots: bool, parallel: bool, optuna: bool):
+def write_export(
+    exp: Experiment, out: Path, plots: bool, parallel: bool, optuna: bool, forest: bool = True
+):
     """export() into the staging folder `out`."""
     trials = trials_table(exp)
     params = parameter_names(exp)
@@ -195,11 +202,11 @@ def write_export(exp: Experiment, out: Path, plots: bool, parallel: bool, optuna
         # Optuna worker forks, so that it and this process's forest share one import
         workers["draw"] = Forked(jobs["draw"])
         if "optuna" in jobs:
-            if n_finished >= MIN_FIT:  # the forest will be fit here
+            if forest and n_finished >= MIN_FIT:  # the forest will be fit here
                 from sklearn.ensemble import RandomForestRegressor  # noqa: F401
 
             workers["optuna"] = Forked(jobs["optuna"])
-    table, note = importance(trials, params) if n_finished else (None, "")
+    table, note = importance(trials, params) if n_finished and forest else (None, "")
     files = [out / "trials.csv", out / "summary.md"]
     if fronts:
         pareto.to_csv(out / "pareto.csv", index=False)
@@ -208,7 +215,7 @@ def write_export(exp: Experiment, out: Path, plots: bool, parallel: bool, optuna
         table.to_csv(out / "importance.csv", index=False)
         files.append(out / "importance.csv")
     done = {name: (workers[name].result() if fork else job()) for name, job in jobs.items()}
-    sections = importance_markdown(table, n_finished, note)
+    sections = importance_markdown(table, n_finished, note) if forest else NO_FOREST
     if optuna and "optuna" not in jobs:
         sections += (
             f"\n\nOptuna's importance evaluators and plots: not computed: {n_finished} finished "
@@ -240,10 +247,11 @@ def export_experiment(
     plots: bool = True,
     parallel: bool = True,
     optuna: bool = True,
+    forest: bool = True,
 ) -> ExportResult:
     """`live`: whether the experiment's manager still runs (None: NNI's manifest says)."""
     exp = load_experiment(experiment, experiment_dir, live)
-    return export(exp, out, plots, parallel, optuna)
+    return export(exp, out, plots, parallel, optuna, forest)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,6 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-optuna",
         action="store_true",
         help="skip fANOVA / PED-ANOVA importance and Optuna's plots (needs nnisuite[optuna])",
+    )
+    parser.add_argument(
+        "--no-importance",
+        action="store_true",
+        help="skip the random-forest importance (importance.csv and its section: scikit-learn's "
+        "import and a 200-tree fit, 1-2 s of CPU)",
     )
     parser.add_argument(
         "--serial",
@@ -279,6 +293,7 @@ def main(argv=None) -> int:
             plots=not args.no_plots,
             parallel=not args.serial,
             optuna=not args.no_optuna,
+            forest=not args.no_importance,
         )
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)

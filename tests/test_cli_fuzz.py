@@ -49,7 +49,10 @@ ENTRIES = {
     "experiments.validate": ([], ["{yaml}"]),
     "experiments.best": (["experiments.best.retrain"], ["{db}", "--out", "{out}"]),
     "nas": (["nas.study.run", "nas.oneshot.run"], ["--config", "{nas}"]),
-    "analysis.export": ([], ["{db}", "--out", "{out}", "--no-plots", "--no-optuna"]),
+    "analysis.export": (
+        [],
+        ["{db}", "--out", "{out}", "--no-plots", "--no-optuna", "--no-importance"],
+    ),
     "analysis.compare": ([], ["{db}", "{db}", "--out", "{out}", "--no-plots"]),
     "analysis.optuna": (["analysis.optuna.serve_dashboard"], ["{db}", "--storage", "{storage}"]),
     "analysis.attention": (

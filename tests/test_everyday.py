@@ -193,6 +193,9 @@ def test_nnictl_stop_during_a_study_is_a_stop_not_a_crash(tmp_path):
     trials = pd.read_csv(tmp_path / "out" / "trials.csv")
     assert "RUNNING" not in set(trials["status"])
     assert exp_id not in running_experiment_ids()
-    # the runner helper's --no-plots --no-optuna: tables, no plot, no Optuna section
+    # the runner helper's --no-plots --no-optuna --no-importance: tables, no plot, no Optuna
+    # section, no forest
     assert "no plots: --no-plots" in r.output and not list((tmp_path / "out").glob("*.png"))
-    assert "Optuna" not in (tmp_path / "out" / "summary.md").read_text()
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "Optuna" not in summary and "Not computed (--no-importance)" in summary
+    assert not (tmp_path / "out" / "importance.csv").exists()

@@ -153,3 +153,11 @@ def test_serial_and_parallel_exports_write_the_same_tables(tmp_path, two_experim
         assert (tmp_path / "a" / name).read_text() == (tmp_path / "b" / name).read_text()
     none = export_experiment("expa", tmp_path / "c", two_experiments, plots=False)
     assert not [p for p in none.files if p.suffix == ".png"]
+    # --no-importance: the same tables, no forest (its file and numbers), and the summary says so
+    bare = export_experiment("expa", tmp_path / "d", two_experiments, plots=False, forest=False)
+    assert "importance.csv" not in {p.name for p in bare.files}
+    assert not (tmp_path / "d" / "importance.csv").exists()
+    assert "Not computed (--no-importance)" in bare.summary
+    assert "drop in R^2" in a.summary and "drop in R^2" not in bare.summary
+    for name in ("trials.csv", "intermediate.csv"):
+        assert (tmp_path / "a" / name).read_text() == (tmp_path / "d" / name).read_text()

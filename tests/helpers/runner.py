@@ -27,9 +27,9 @@ RUN_MODULE = [sys.executable, "-m", "experiments.run"]
 class Runner:
     """port=None: the runner chooses its own (no --port). `program` and `cwd`: how and where it
     runs (default `python -m experiments.run` in the repo; NNISUITE: the console script).
-    plots=False (the default here) exports with --no-plots --no-optuna: these tests are about
-    what happens to a study, and the plots cost 2-3 s of CPU per export (the export's own tests,
-    and the tests that pass plots=True, draw them)."""
+    plots=False (the default here) exports with --no-plots --no-optuna --no-importance: these
+    tests are about what happens to a study, and the plots cost 2-3 s of CPU per export, the
+    forest 1-2 s (the export's own tests, and the tests that pass plots=True, make them)."""
 
     def __init__(
         self,
@@ -43,7 +43,7 @@ class Runner:
         self.port = free_port() if port == 0 else port
         flags = ["--port", str(self.port)] if self.port else []
         runs = program == RUN_MODULE or program[-1] == "run"  # experiments.run's flags
-        flags += [] if plots or not runs else ["--no-plots", "--no-optuna"]
+        flags += [] if plots or not runs else ["--no-plots", "--no-optuna", "--no-importance"]
         self.proc = subprocess.Popen(
             [*program, *args, *flags],
             cwd=cwd,
