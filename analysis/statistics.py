@@ -122,3 +122,22 @@ def pairwise_mann_whitney(by_variant: dict[str, list[float]]) -> list[dict]:
     for row, adjusted in zip(rows, holm([r["p"] for r in rows])):
         row["p_holm"] = adjusted
     return rows
+
+
+def detection_rates(
+    a, b, sizes, draws: int = 2000, alpha: float = 0.05, seed: int = 0
+) -> list[float]:
+    """For each n in `sizes`: how often a study of n runs per side would see a difference
+    between the runs `a` and `b` (values of a metric, one per run): the share of `draws`
+    resamplings (n of each, with replacement, seeded) whose two-sided Mann-Whitney p < alpha.
+    The runs stand in for the tuner's distribution: a rate for n near len(a) is optimistic."""
+    rng = np.random.default_rng(seed)
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    rates = []
+    for n in sizes:
+        x = rng.choice(a, size=(draws, n), replace=True)
+        y = rng.choice(b, size=(draws, n), replace=True)
+        with np.errstate(all="ignore"):
+            p = stats.mannwhitneyu(x, y, alternative="two-sided", axis=1).pvalue
+        rates.append(float(np.mean(np.nan_to_num(p, nan=1.0) < alpha)))
+    return rates

@@ -10,8 +10,9 @@ evaluator receives every value from here.
 from __future__ import annotations
 
 # multi-trial, through NNI's manager; optuna_*: Optuna's samplers (experiments.optuna_tuner) in
-# NNI's HPOTunerStrategy
-STRATEGIES = ("grid", "random", "evolution", "tpe", "optuna_tpe", "optuna_gp")
+# NNI's HPOTunerStrategy (CMA-ES samples these spaces' categorical choices independently: it is
+# offered so that a study can show it, docs/results.md)
+STRATEGIES = ("grid", "random", "evolution", "tpe", "optuna_tpe", "optuna_gp", "optuna_cmaes")
 ONE_SHOT = ("random-oneshot", "darts", "gumbel-darts", "enas")  # one supernet, in-process
 SPACES = ("depth", "attention")  # nas.space.DepthSpace, nas.attention_space.AttentionSpace
 IMAGE_SHAPES = {"digits": (8, 8), "mnist": (28, 28), "fashion-mnist": (28, 28)}  # rows, cols

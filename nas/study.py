@@ -25,10 +25,11 @@ from nas.settings import IMAGE_SHAPES, INPUT_SIZES, max_trials, space_size
 
 def make_strategy(name: str, seed: int):
     """NNI's multi-trial strategies. TPE maximizes: NNI's TPE strategy minimizes by default,
-    which would search for the worst architecture. optuna_tpe / optuna_gp: Optuna's
-    multivariate TPE / GP (experiments.optuna_tuner, Optuna's default 10 random architectures
-    first) in NNI's own HPOTunerStrategy, maximizing. (CMA-ES is not offered: every choice of
-    these spaces is categorical, which it samples at random: it would be Random.)"""
+    which would search for the worst architecture. optuna_tpe / optuna_gp / optuna_cmaes:
+    Optuna's multivariate TPE / GP / CMA-ES (experiments.optuna_tuner, Optuna's default 10
+    random architectures first) in NNI's own HPOTunerStrategy, maximizing. (Every choice of
+    these spaces is categorical, which CMA-ES samples independently at random, saying so in the
+    log: expect Random.)"""
     from nni.nas import strategy
 
     if name.startswith("optuna_"):

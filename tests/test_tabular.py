@@ -304,3 +304,32 @@ def test_the_command_line_sets_trials_and_the_trials_training_seed(tmp_path):
     assert (trials.groupby("seed").size() == 5).all()
     assert (trials["table_seed"] == trials["seed"]).all()  # every trial trains with its run's
     assert main([*argv[:4], "--seeds", "4", "--out", str(out), "--trial-seed", "study"]) == 2
+
+
+def test_how_many_seeds_see_two_variants_apart(tmp_path, capsys):
+    """`seeds` on a runs.csv: a clear difference is seen by 10 seeds always, none by 3 (a
+    Mann-Whitney test of 3 against 3 cannot reach p < 0.05), and two variants drawn from one
+    distribution are seen apart about as often as alpha says."""
+    import numpy as np
+
+    from benchmarks.tabular.__main__ import main
+
+    rng = np.random.default_rng(1)
+    rows = [("good", s, 0.95 + 0.005 * rng.standard_normal()) for s in range(40)]
+    rows += [("bad", s, 0.90 + 0.005 * rng.standard_normal()) for s in range(40)]
+    rows += [("twin", s, 0.90 + 0.005 * rng.standard_normal()) for s in range(40)]
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    pd.DataFrame(rows, columns=["variant", "seed", "final_best"]).to_csv(runs / "runs.csv")
+    assert main(["seeds", str(runs), "--variants", "good,bad", "--out", str(tmp_path / "a")]) == 0
+    apart = pd.read_csv(tmp_path / "a" / "seeds.csv").set_index("seeds")["detected"]
+    assert list(apart.index) == [3, 5, 10, 15, 20, 30]  # sizes up to the runs there are
+    assert apart[3] == 0 and apart[10] == 1
+    assert "| 10 | 100% |" in (tmp_path / "a" / "seeds.md").read_text()
+    code = main(["seeds", str(runs), "--variants", "bad,twin", "--out", str(tmp_path / "b")])
+    assert code == 0
+    same = pd.read_csv(tmp_path / "b" / "seeds.csv").set_index("seeds")["detected"]
+    assert same[30] < 0.15  # 0.05 expected; never 1 as for a real difference
+    capsys.readouterr()
+    assert main(["seeds", str(runs), "--variants", "good,none", "--out", str(tmp_path / "c")]) == 2
+    assert "variant 'none': 0 run(s)" in capsys.readouterr().err

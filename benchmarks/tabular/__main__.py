@@ -10,7 +10,8 @@ same command again; exit 3 while cells are missing). `run` takes experiments.rep
 files and simulates every (variant, seed) run with NNI's own tuner / assessor / advisor classes
 against the table (benchmarks/tabular/simulator.py says what is simulated and how), writing what
 experiments.repeat writes. `agree` compares a plan's real runs (experiments.repeat's folder)
-with its simulated ones.
+with its simulated ones. `seeds` says how many seeds a study needs to see two variants of a
+runs.csv apart (resampling its runs).
 Exit codes: 0 done; 2 bad input; 3 a build with cells still missing.
 """
 
@@ -76,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help="seeds whose parameter sequences are compared trial by trial (e.g. 0,1,2)",
     )
+    s = sub.add_parser("seeds", help="how many seeds a study needs to see two variants apart")
+    s.add_argument("runs", help="a folder with runs.csv (experiments.repeat's or run's --out)")
+    s.add_argument("--variants", required=True, help="the two variants, as tpe,random")
+    s.add_argument("--out", required=True, help="folder for seeds.csv and seeds.md")
+    s.add_argument("--metric", default="final_best", help="a runs.csv column (default final_best)")
+    s.add_argument(
+        "--draws", type=positive_int, default=2000, help="resamplings per size (default 2000)"
+    )
     return p
 
 
@@ -87,6 +96,7 @@ LIMITS = {
     "concurrency": 64,
     "workers": 64,
     "max_trials": 10_000,
+    "draws": 1_000_000,
 }
 
 
@@ -103,6 +113,8 @@ def problems(args) -> list[str]:
         x.strip().isdigit() for x in args.same_seeds.split(",") if x.strip()
     ):
         found.append(f"--same-seeds {args.same_seeds!r}: seeds as 0,1,2")
+    if args.command == "seeds" and len([v for v in args.variants.split(",") if v]) != 2:
+        found.append(f"--variants {args.variants!r}: two variants, as tpe,random")
     if args.command == "build" and args.seeds > 100:
         found.append(f"--seeds {args.seeds}: a table holds at most 100 training seeds")
     found += [
@@ -152,6 +164,12 @@ def main(argv=None) -> int:
 
             seeds = [int(x) for x in args.same_seeds.split(",") if x.strip()]
             print(agree(Path(args.real), Path(args.simulated), Path(args.out), seeds))
+            return 0
+        if args.command == "seeds":
+            from benchmarks.tabular.study import seeds_to_see
+
+            variants = [v for v in args.variants.split(",") if v]
+            print(seeds_to_see(Path(args.runs), variants, Path(args.out), args.metric, args.draws))
             return 0
         from benchmarks.tabular.study import simulate
 

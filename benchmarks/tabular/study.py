@@ -159,3 +159,48 @@ def simulate(
         + "\n"
     )
     return text + note
+
+
+SIZES = (3, 5, 10, 15, 20, 30, 50)
+
+
+def seeds_to_see(
+    runs: Path, variants: list[str], out: Path, metric: str = "final_best", draws: int = 2000
+) -> str:
+    """How many seeds a study needs to see two variants of `runs` (a folder with runs.csv:
+    experiments.repeat's or this simulator's) apart: seeds.csv and seeds.md in `out`, the
+    markdown returned."""
+    import pandas as pd
+
+    from analysis.statistics import detection_rates
+
+    try:
+        table = pd.read_csv(Path(runs) / "runs.csv")
+    except (OSError, ValueError) as exc:
+        raise SimulationError(f"{runs}: no runs.csv to read ({exc})") from None
+    if metric not in table.columns:
+        raise SimulationError(f"--metric {metric!r}: runs.csv has no such column")
+    values = [table.loc[table["variant"] == v, metric].dropna().to_numpy() for v in variants]
+    for name, found in zip(variants, values):
+        if len(found) < 2:
+            raise SimulationError(f"variant {name!r}: {len(found)} run(s) in runs.csv, need 2+")
+    sizes = [n for n in SIZES if n <= max(len(v) for v in values)]
+    rates = detection_rates(values[0], values[1], sizes, draws=draws)
+    a, b = variants
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = pd.DataFrame({"seeds": sizes, "detected": rates})
+    rows.to_csv(out / "seeds.csv", index=False)
+    lines = [
+        f"How often a study of n seeds per variant sees {a} and {b} apart on {metric} "
+        f"(two-sided Mann-Whitney p < 0.05), over {draws} seeded resamplings of the "
+        f"{len(values[0])} and {len(values[1])} runs in {runs}/runs.csv "
+        f"(mean {values[0].mean():.4f} and {values[1].mean():.4f}):",
+        "",
+        "| seeds per variant | seen apart |",
+        "|---|---|",
+        *[f"| {n} | {rate:.0%} |" for n, rate in zip(sizes, rates)],
+    ]
+    text = "\n".join(lines) + "\n"
+    (out / "seeds.md").write_text(text)
+    return text
