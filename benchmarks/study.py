@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="3 trials, 1 epoch, concurrency 1 (not with --trials / --epochs / --concurrency)",
+        help="2 trials, 1 epoch, concurrency 1 (not with --trials / --epochs / --concurrency)",
     )
     return p
 
@@ -251,7 +251,7 @@ def main(argv=None) -> int:
     trials, epochs = args.trials or trials, args.epochs or epochs
     concurrencies = args.concurrency or concurrencies
     if args.quick:
-        trials, epochs, concurrencies = 3, 1, [1]
+        trials, epochs, concurrencies = 2, 1, [1]
     result = run(Path(args.out), trials, epochs, concurrencies, args.case, systems)
     print(markdown(result))
     return 0
