@@ -245,6 +245,34 @@ def test_the_simulated_clock_is_nnis_poll_and_the_tables_seconds(tmp_path):
             assert row["start_s"] == pytest.approx(asked + 0.5, abs=2e-3)
 
 
+def test_a_time_budget_cuts_every_run_at_the_same_simulated_second(tmp_path):
+    """--max-seconds: the same run, cut in the middle of its last trial: the trials that ended
+    by then as before, the ones running then cut without a final, none started after; the
+    run's wall is the budget."""
+    from benchmarks.tabular.study import simulate
+
+    plan = plan_file(tmp_path, {"random": {"tuner": {"name": "Random"}}}, trials=8, concurrency=2)
+    simulate(plan, DIGITS, seeds=1, out=tmp_path / "full", workers=1, plots=False)
+    full = simulated_trials(tmp_path / "full").set_index("sequence").sort_values("end_s")
+    last = full.iloc[-1]
+    budget = round((last["start_s"] + last["end_s"]) / 2, 3)
+    assert last["start_s"] < budget < last["end_s"]
+    simulate(
+        plan, DIGITS, seeds=1, out=tmp_path / "cut", workers=1, plots=False, max_seconds=budget
+    )
+    cut = simulated_trials(tmp_path / "cut").set_index("sequence")
+    assert (cut["start_s"] < budget).all() and set(full.index) >= set(cut.index)
+    ended = cut[cut["status"] == "SUCCEEDED"]
+    assert (ended["end_s"] <= budget).all() and len(ended)
+    pd.testing.assert_frame_equal(ended, full.loc[ended.index])
+    assert set(full.index[full["end_s"] <= budget]) == set(ended.index)  # none lost
+    running = cut[cut["status"] != "SUCCEEDED"]
+    assert last.name in running.index and (running["status"] == "USER_CANCELED").all()
+    assert running["default"].isna().all() and (running["end_s"] == budget).all()
+    runs = pd.read_csv(tmp_path / "cut" / "runs.csv")
+    assert runs["wall_s"].tolist() == [budget] and runs["final_best"][0] == ended["default"].max()
+
+
 def test_an_assessor_stops_trials_without_a_final_and_hyperband_budgets_are_epochs(tmp_path):
     from benchmarks.tabular.study import simulate
 

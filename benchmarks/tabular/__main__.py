@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--workers", type=positive_int, default=2, help="processes simulating runs (default 2)"
     )
+    r.add_argument(
+        "--max-seconds",
+        type=float,
+        help="a time budget: every run stops at this simulated second, the trials still "
+        "running cut (variants compared at equal wall-clock; set trials high enough)",
+    )
     r.add_argument("--no-plots", dest="plots", action="store_false", help="no band plots")
     r.add_argument(
         "--trial-seed",
@@ -113,6 +119,9 @@ def problems(args) -> list[str]:
         x.strip().isdigit() for x in args.same_seeds.split(",") if x.strip()
     ):
         found.append(f"--same-seeds {args.same_seeds!r}: seeds as 0,1,2")
+    seconds = getattr(args, "max_seconds", None)
+    if seconds is not None and not (0 < seconds <= 1e7):
+        found.append(f"--max-seconds {seconds}: a positive number of simulated seconds")
     if args.command == "seeds" and len([v for v in args.variants.split(",") if v]) != 2:
         found.append(f"--variants {args.variants!r}: two variants, as tpe,random")
     if args.command == "build" and args.seeds > 100:
@@ -185,6 +194,7 @@ def main(argv=None) -> int:
                 args.plots,
                 trial_seed=args.trial_seed,
                 max_trials=args.max_trials,
+                max_seconds=args.max_seconds,
             )
         )
         return 0

@@ -20,6 +20,9 @@ value to the nearest grid value, lr on a log scale: the snap is counted and repo
 training seed drawn per trial from the table's seeds by the run's own random generator
 (a trial's training seed is not the tuner's to choose), or with trial_seed="study" the run's
 own seed for every trial, as experiments.repeat's trials train (the seed must be in the table).
+With a time budget (max_seconds, `run --max-seconds`) the study stops at that simulated second:
+trials still running then are cut (USER_CANCELED, no final result), so variants are compared at
+equal simulated wall-clock, whatever number of trials each fits in.
 A `TRIAL_BUDGET` (Hyperband, BOHB) is the number of epochs, as nnisuite's trials read it: the
 first epochs of the cell's curve, which is what training that many epochs gives under a
 constant learning rate, the 3.17 trial's.
@@ -106,6 +109,7 @@ class Simulation:
         seed: int,
         tag: str = "sim",
         trial_seed: str = "draw",
+        max_seconds: float | None = None,
     ):
         from nni.runtime.msg_dispatcher import MsgDispatcher
         from nni.runtime.msg_dispatcher_base import MsgDispatcherBase
@@ -113,6 +117,7 @@ class Simulation:
         from experiments.search_space import load_space
 
         self.table, self.rng, self.tag = table, random.Random(seed), tag
+        self.max_seconds = max_seconds  # a time budget: the study stops there
         self.study_seed = None
         if trial_seed == "study":  # every trial trains with the run's seed, as repeat's do
             if seed not in table.seeds:
@@ -257,10 +262,16 @@ class Simulation:
         self.dispatcher.handle_request_trial_jobs(self.concurrency)
         submitted, ended_before, tick = 0, 0, 0.0
         while True:
-            while self.events and self.events[0][0] <= tick:
+            limit = tick if self.max_seconds is None else min(tick, self.max_seconds)
+            while self.events and self.events[0][0] <= limit:
                 time, _, kind, epoch, trial = heapq.heappop(self.events)
                 self.now = time
                 self.deliver(kind, epoch, trial)
+            if self.max_seconds is not None and tick >= self.max_seconds:
+                for trial in result.trials:  # cut at the budget: no final ever arrives
+                    if trial.status == "RUNNING":
+                        trial.status, trial.end = "USER_CANCELED", self.max_seconds
+                break
             self.now = tick
             self.waiting += self.arriving
             self.arriving = []

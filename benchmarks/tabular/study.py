@@ -22,14 +22,22 @@ TRIALS_FILE = "trials.csv.gz"
 
 def one_run(task) -> dict:
     """A (variant, seed) run simulated: its analysis.compare.Run fields and its trials."""
-    plan, table, variant, seed, trial_seed = task
+    plan, table, variant, seed, trial_seed, max_seconds = task
     from analysis.direction import direction
     from experiments.plan import run_config
 
     config = run_config(plan, variant, seed, None, plan.get("dataset"))
     started = time.perf_counter()
     tag = f"{variant}-s{seed}"
-    sim = Simulation(config, Path(plan["base"]), table, seed, tag=tag, trial_seed=trial_seed)
+    sim = Simulation(
+        config,
+        Path(plan["base"]),
+        table,
+        seed,
+        tag=tag,
+        trial_seed=trial_seed,
+        max_seconds=max_seconds,
+    )
     result = sim.run()
     done = [t for t in result.trials if t.final is not None]
     trials = [
@@ -78,8 +86,10 @@ def simulate(
     plots: bool = True,
     trial_seed: str = "draw",
     max_trials: int | None = None,
+    max_seconds: float | None = None,
 ) -> str:
-    """Every (variant, seed) run simulated; the comparison written to `out`; its markdown."""
+    """Every (variant, seed) run simulated; the comparison written to `out`; its markdown.
+    max_seconds: every run stops at that simulated second (equal wall-clock)."""
     import nni.__main__  # noqa: F401 - NNI sets its loggers up on import: quiet them after
     import pandas as pd
 
@@ -98,7 +108,7 @@ def simulate(
     unknown = sorted(set(names) - set(plan["variants"]))
     if unknown:
         raise SimulationError(f"no variant {unknown} in {plan_path}")
-    tasks = [(plan, table, v, s, trial_seed) for v in names for s in range(seeds)]
+    tasks = [(plan, table, v, s, trial_seed, max_seconds) for v in names for s in range(seeds)]
     for task in tasks[:: max(1, seeds)]:  # every variant's first run, here: errors early
         Simulation(
             run_config(plan, task[2], 0, None, plan.get("dataset")),
