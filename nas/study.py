@@ -37,8 +37,16 @@ def make_strategy(name: str, seed: int):
 
         from experiments.optuna_tuner import OptunaTuner
 
-        sampler = name.removeprefix("optuna_")
-        return HPOTunerStrategy(OptunaTuner(sampler=sampler, optimize_mode="maximize", seed=seed))
+        sampler, args = name.removeprefix("optuna_"), None
+        if sampler == "cmaes":  # one line here, not Optuna's warning per choice per trial
+            print(
+                "nas: CMA-ES samples categorical choices (every choice of this space) "
+                "independently at random (Optuna's RandomSampler)",
+                file=sys.stderr,
+            )
+            args = {"warn_independent_sampling": False}
+        tuner = OptunaTuner(sampler=sampler, optimize_mode="maximize", seed=seed, sampler_args=args)
+        return HPOTunerStrategy(tuner)
     if name == "grid":
         return strategy.GridSearch(shuffle=False)
     if name == "random":

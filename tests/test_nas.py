@@ -427,3 +427,16 @@ def test_an_optuna_strategy_maximizes_through_nnis_hpo_strategy():
     sums = strategy_choices(quick, 12)
     assert len(sums) == 12
     assert max(sums[4:]) >= 17 and max(sums[4:]) > max(sums[:4]), sums  # minimizing: 12
+
+
+def test_the_cmaes_strategy_says_once_that_it_samples_choices_at_random(capsys):
+    """Optuna's CMA-ES warns per categorical choice per trial (13 lines a trial on the extended
+    space, on the user's terminal): the strategy says it once and turns the warning off."""
+    from nas.study import make_strategy
+
+    made = make_strategy("optuna_cmaes", seed=0)
+    assert type(made.tuner.sampler).__name__ == "CmaEsSampler"
+    assert made.tuner.sampler._warn_independent_sampling is False
+    assert capsys.readouterr().err.count("independently at random") == 1
+    other = make_strategy("optuna_tpe", seed=0)
+    assert type(other.tuner.sampler).__name__ == "TPESampler" and not capsys.readouterr().err
