@@ -37,6 +37,22 @@ def experiment_id(r) -> str:
     return re.search(r"experiment (\w+)", r.output).group(1)
 
 
+def reporting(tmp_path, r) -> int:
+    """How many trials of the runner's experiment have an intermediate result in NNI's
+    database (read from a snapshot: the manager keeps writing)."""
+    from analysis.store import opened
+
+    found = re.search(r"experiment (\w+)", r.output)
+    db = tmp_path / "nni" / found.group(1) / "db" / "nni.sqlite" if found else None
+    if db is None or not db.exists():
+        return 0
+    with opened(db) as conn:
+        rows = conn.execute(
+            "SELECT COUNT(DISTINCT trialJobId) FROM MetricData WHERE type = 'PERIODICAL'"
+        )
+        return rows.fetchone()[0]
+
+
 def report(fault: str, **figures) -> None:
     """One line of measured figures per fault (shown with pytest -s; the table of
     docs/what-happens-when.md)."""
@@ -130,6 +146,10 @@ def test_sigkill_the_warm_launcher_mid_study(tmp_path):
     yaml = fault_experiment(tmp_path, space, "--mode slow", max_trials=4)
     with runner(*args(tmp_path, yaml)) as r:
         r.wait_until(lambda: len(r.forked_trials()) == 2, what="two trials forked")
+        # both have their parameters (a first intermediate result): NNI 3.0 hands a trial's
+        # parameters to whichever trial asks next, so one killed before asking would pass its
+        # 301 slow steps to a later trial (a minute longer, the same outcome)
+        r.wait_until(lambda: reporting(tmp_path, r) == 2, what="both trials reporting")
         victims = [p.pid for p in r.forked_trials()]
         r.launcher().kill()
         assert not wait_dead(victims, 10), "forked trials outlived their launcher"
