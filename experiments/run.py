@@ -53,22 +53,20 @@ from trials.params import positive_int
 OVERRIDES = ("max_trials", "concurrency", "dataset", "epochs")
 
 
-def export(
-    study: Study, _outcome, plots: bool = True, optuna: bool = True, forest: bool = True
-) -> None:
+def export_flags(args) -> dict:
+    """What --no-plots / --no-optuna / --no-importance ask of the export (export_experiment's
+    keyword arguments)."""
+    return {"plots": args.plots, "optuna": args.optuna, "forest": args.forest}
+
+
+def export(study: Study, _outcome, plots: bool = True, **flags) -> None:
     from analysis.export import export_experiment
     from analysis.store import ExportError
 
     exp = study.exp
     try:
         result = export_experiment(
-            exp.id,
-            study.out,
-            study.exp_dir,
-            live=False,
-            plots=plots,
-            optuna=optuna,
-            forest=forest,
+            exp.id, study.out, study.exp_dir, live=False, plots=plots, **flags
         )
     except ExportError as exc:
         print(f"nothing to export: {exc}", file=sys.stderr)
@@ -210,15 +208,7 @@ def export_finished(args) -> int:
     try:
         name = load_experiment(args.resume, root, live=False).config.get("experimentName")
         out = Path(args.out or f"runs/{name or 'experiment'}-{args.resume}")
-        result = export_experiment(
-            args.resume,
-            out,
-            root,
-            live=False,
-            plots=args.plots,
-            optuna=args.optuna,
-            forest=args.forest,
-        )
+        result = export_experiment(args.resume, out, root, live=False, **export_flags(args))
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -233,9 +223,7 @@ def run(args) -> int:
         if isinstance(study, int):
             return study
         stall_s = args.stall_minutes * 60 if args.stall_minutes is not None else None
-        exported = functools.partial(
-            export, plots=args.plots, optuna=args.optuna, forest=args.forest
-        )
+        exported = functools.partial(export, **export_flags(args))
         return run_study(study, export=exported, launcher=args.warm, stall_s=stall_s)
 
 

@@ -42,9 +42,8 @@ def reporting(tmp_path, r) -> int:
     database (read from a snapshot: the manager keeps writing)."""
     from analysis.store import opened
 
-    found = re.search(r"experiment (\w+)", r.output)
-    db = tmp_path / "nni" / found.group(1) / "db" / "nni.sqlite" if found else None
-    if db is None or not db.exists():
+    db = tmp_path / "nni" / experiment_id(r) / "db" / "nni.sqlite"  # printed before any trial
+    if not db.exists():
         return 0
     with opened(db) as conn:
         rows = conn.execute(
