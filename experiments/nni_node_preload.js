@@ -1,7 +1,7 @@
 // nnisuite's preload for NNI's manager (Node), loaded with NODE_OPTIONS="--require <this file>"
 // into the managers nnisuite starts (experiments/binding.py sets the environment); the installed
 // NNI is not changed. Only a process running nni_node/main.js is touched; any other Node program
-// that inherits NODE_OPTIONS is left alone. Two fixes:
+// that inherits NODE_OPTIONS is left alone. Its fixes:
 //
 // 1. Listen on the addresses in NNISUITE_BIND_HOSTS (comma-separated; default 127.0.0.1) instead
 //    of every interface. NNI 3.0's REST server calls `app.listen(port)` with no host
@@ -35,6 +35,15 @@
 //    (measured here). nnisuite's runner has already asked each host over SSH whether its Python
 //    has nni and the trial's packages (experiments/machines.py). NNISUITE_REMOTE_PIP=1 keeps
 //    NNI's upgrade.
+// 5. Give each trial the parameters NNI recorded for it (training_service/v3/compat.js). NNI 3.0
+//    queues a new trial's parameters and hands them to whichever trial asks first: two trials
+//    that start together swap when the second asks first (a slow import, a busy machine). NNI
+//    then records and shows each with the other's parameters, and the trial's end tells the
+//    tuner the wrong parameter id: TPE drops the parameters of the trial still running, whose
+//    final result then raises KeyError, and the dispatcher is dead (seen in `make test` after a
+//    resume, with a plain `nni.get_next_parameter()` trial). Here a trial that asks gets its own
+//    parameters from that queue (waiting up to 2 s for NNI to record the trial); resumed trials
+//    (NNI's allocatedParameters) and anything else are NNI's as before.
 //
 // By hand, to keep a plain `nnictl create` private:
 //   NODE_OPTIONS="--require /path/to/nnisuite/experiments/nni_node_preload.js" nnictl create ...
@@ -138,6 +147,29 @@ if (manager) {
     };
     Ssh.nnisuitePatched = true;
   };
+  const patchCompat = (V3asV1) => {
+    const start = V3asV1.prototype.start;
+    V3asV1.prototype.start = function (...args) {
+      const self = this;
+      const onRequest = this.v3.onRequestParameter;
+      this.v3.onRequestParameter = function (callback) {
+        return onRequest.call(this, async (trialId) => {
+          for (let waited = 0; !self.trialJobs[trialId] && waited < 2000; waited += 20) {
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+          const own = self.trialJobs[trialId]?.form?.hyperParameters?.value;
+          const at = own === undefined ? -1 : self.parameters.indexOf(own);
+          if (at > 0 && !self.allocatedParameters.has(trialId)) {
+            self.parameters.splice(at, 1);
+            self.parameters.unshift(own); // NNI's handler shifts the queue's head
+          }
+          return callback(trialId);
+        });
+      };
+      return start.apply(this, args);
+    };
+    V3asV1.nnisuitePatched = true;
+  };
   Module._load = function (request, ...rest) {
     const exported = load.call(this, request, ...rest);
     const ssh = exported && exported.Ssh;
@@ -151,6 +183,10 @@ if (manager) {
     const remote = exported && exported.RemoteTrainingServiceV3;
     if (typeof remote === "function" && !remote.nnisuitePatched) {
       patchRemote(remote);
+    }
+    const compat = exported && exported.V3asV1;
+    if (typeof compat === "function" && !compat.nnisuitePatched && compat.prototype.start) {
+      patchCompat(compat);
     }
     return exported;
   };
