@@ -37,7 +37,8 @@ from launcher.protocol import recv_message, send_message
 FOLDER_PREFIX = "nnisuite-launcher-"  # launcher.warm's folder for the socket and ready file
 
 # What `nni` imports, minus `nni` itself (it reads its trial variables at import): always
-# (numpy, scipy.stats and pandas are a second of every `import nni`).
+# (numpy, scipy.stats and pandas are a second of every `import nni`; the last two only where
+# launcher.nni_import is off).
 NNI_DEPENDENCIES = (
     "numpy",
     "scipy.stats",
@@ -78,7 +79,9 @@ PRELOAD = (
 def preload(modules=PRELOAD, datasets=("digits", "fashion-mnist")) -> None:
     import importlib
 
-    deferred = ("scipy.stats",) if nni_import.installed() else ()  # nni_import: not needed
+    # what nni_import defers (scipy.stats, pandas) `import nni` no longer needs: a trial that
+    # imports it itself has it in `modules` (experiments.trial's heavy imports)
+    deferred = {name for name, _ in nni_import.DEFERRED.values()} if nni_import.installed() else ()
     for name in (*(d for d in NNI_DEPENDENCIES if d not in deferred), *modules):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
