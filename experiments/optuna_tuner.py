@@ -9,7 +9,7 @@
 
 Samplers (classArgs `sampler`): `tpe` (multivariate TPE with group decomposition and the
 constant liar for trials still running), `cmaes` (CMA-ES; one objective; a categorical
-parameter is sampled at random beside it: Optuna's rule), `gp` (Gaussian process, Optuna's
+parameter is sampled at random beside it: Optuna's rule, logged once, not per trial), `gp` (Gaussian process, Optuna's
 GPSampler), `qmc` (scrambled Sobol), `random`, and for several objectives `nsgaii` (NSGA-II)
 and `motpe` (Optuna's TPE on a multi-objective study: the MOTPE algorithm). `sampler_args`
 go to the sampler's constructor as they are (e.g. {n_startup_trials: 5}).
@@ -182,7 +182,8 @@ def make_sampler(name: str, seed, n_objectives: int, args: dict):
     if name in ("tpe", "motpe"):
         args = {"multivariate": True, "group": True, "constant_liar": True} | args
         return s.TPESampler(seed=seed, **args)
-    if name == "cmaes":
+    if name == "cmaes":  # its warning per categorical parameter per trial: one line instead
+        args = {"warn_independent_sampling": False} | args
         return s.CmaEsSampler(seed=seed, **args)
     if name == "gp":
         return s.GPSampler(seed=seed, **args)
@@ -236,6 +237,14 @@ class OptunaTuner(Tuner):
 
         convert(search_space, probe)  # refuses what Optuna cannot sample, naming it
         self.space = search_space
+        if self.sampler_name == "cmaes":
+            found = [n for n, spec in search_space.items() if spec.get("_type") == "choice"]
+            if found:
+                log.warning(
+                    "cmaes: %s sampled independently at random beside CMA-ES (categorical: "
+                    "Optuna's rule)",
+                    ", ".join(found),
+                )
 
     def generate_parameters(self, parameter_id, **kwargs):
         trial = self.study.ask()

@@ -37,15 +37,14 @@ def make_strategy(name: str, seed: int):
 
         from experiments.optuna_tuner import OptunaTuner
 
-        sampler, args = name.removeprefix("optuna_"), None
-        if sampler == "cmaes":  # one line here, not Optuna's warning per choice per trial
+        sampler = name.removeprefix("optuna_")
+        if sampler == "cmaes":  # one line here (the tuner silences Optuna's per-trial warning)
             print(
                 "nas: CMA-ES samples categorical choices (every choice of this space) "
                 "independently at random (Optuna's RandomSampler)",
                 file=sys.stderr,
             )
-            args = {"warn_independent_sampling": False}
-        tuner = OptunaTuner(sampler=sampler, optimize_mode="maximize", seed=seed, sampler_args=args)
+        tuner = OptunaTuner(sampler=sampler, optimize_mode="maximize", seed=seed)
         return HPOTunerStrategy(tuner)
     if name == "grid":
         return strategy.GridSearch(shuffle=False)

@@ -210,3 +210,25 @@ def test_class_args_it_cannot_run_with_are_one_line(args, fragment):
     if "samplr" not in args:
         with pytest.raises(ArgsError, match=fragment):
             OptunaTuner(**args)
+
+
+def test_cmaes_says_once_which_parameters_it_samples_at_random(caplog):
+    """CMA-ES samples a categorical at random beside it and Optuna warned per parameter per
+    trial (3 lines a trial on the 3.17 space, in dispatcher.log): one line names them, once;
+    `warn_independent_sampling: true` in sampler_args brings Optuna's warning back."""
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        driver = Driver(OptunaTuner(sampler="cmaes", seed=0, sampler_args={"n_startup_trials": 2}))
+        for params in driver.ask(6):
+            driver.final(params["parameter_id"], 0.5)
+        driver.ask(2)
+    lines = [r.getMessage() for r in caplog.records]
+    ours = [line for line in lines if line.startswith("cmaes:")]
+    assert ours == [
+        "cmaes: features1, optimizer, activation sampled independently at random beside "
+        "CMA-ES (categorical: Optuna's rule)"
+    ]
+    assert not [line for line in lines if "is sampled independently" in line], lines[:5]
+    loud = OptunaTuner(sampler="cmaes", sampler_args={"warn_independent_sampling": True})
+    assert loud.sampler._warn_independent_sampling is True

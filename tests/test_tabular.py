@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from benchmarks.tabular.table import Table, TableError, grid_space, load_space_file, snap
 from launcher import REPO
@@ -361,3 +362,24 @@ def test_how_many_seeds_see_two_variants_apart(tmp_path, capsys):
     capsys.readouterr()
     assert main(["seeds", str(runs), "--variants", "good,none", "--out", str(tmp_path / "c")]) == 2
     assert "variant 'none': 0 run(s)" in capsys.readouterr().err
+
+
+def test_a_plan_for_another_dataset_is_refused_whoever_names_it(tmp_path):
+    """The table is of digits: a plan whose trials train on Fashion-MNIST (its base's trial
+    command, the plan's `dataset`, or --dataset) is refused before any run, naming both."""
+    from benchmarks.tabular.study import simulate
+
+    plan = plan_file(tmp_path, {"random": {"tuner": {"name": "Random"}}}, trials=2)
+    simulate(plan, DIGITS, seeds=1, out=tmp_path / "ok", workers=1, plots=False)  # digits: runs
+    with pytest.raises(TableError, match="trains on fashion-mnist; the table is of digits"):
+        simulate(plan, DIGITS, 1, tmp_path / "x", workers=1, plots=False, dataset="fashion-mnist")
+    base = yaml.safe_load((REPO / "experiments" / "mlp_tpe_digits.yaml").read_text())
+    base["trialCommand"] = base["trialCommand"].replace("digits", "fashion-mnist")
+    base["searchSpaceFile"] = str(REPO / "search_spaces" / "mlp_tpe.yaml")
+    base["trialCodeDirectory"] = str(REPO)
+    (tmp_path / "fashion.yaml").write_text(yaml.safe_dump(base))
+    raw = json.loads(plan.read_text())
+    plan.write_text(json.dumps({**raw, "base": str(tmp_path / "fashion.yaml")}))
+    with pytest.raises(TableError, match="trains on fashion-mnist; the table is of digits"):
+        simulate(plan, DIGITS, seeds=1, out=tmp_path / "y", workers=1, plots=False)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a time budget: every run stops at this simulated second, the trials still "
         "running cut (variants compared at equal wall-clock; set trials high enough)",
     )
+    r.add_argument(
+        "--dataset",
+        help="the trials' --dataset instead of the plan's, as experiments.repeat --dataset "
+        "(it must be the table's)",
+    )
     r.add_argument("--no-plots", dest="plots", action="store_false", help="no band plots")
     r.add_argument(
         "--trial-seed",
@@ -195,6 +200,7 @@ def main(argv=None) -> int:
                 trial_seed=args.trial_seed,
                 max_trials=args.max_trials,
                 max_seconds=args.max_seconds,
+                dataset=args.dataset,
             )
         )
         return 0

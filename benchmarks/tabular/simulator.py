@@ -143,6 +143,7 @@ class Simulation:
         if self.max_trials < 1:
             raise SimulationError("maxTrialNumber is needed: the number of trials to simulate")
         self.epochs = epochs_of(config.get("trialCommand", ""), table.epochs)
+        check_table(table, dataset_of(config.get("trialCommand", "")))
         tuner = create(config["tuner"], "tuner", Path(base))
         if isinstance(tuner, MsgDispatcherBase):  # an advisor: it is the dispatcher
             self.dispatcher = tuner
@@ -307,6 +308,14 @@ def epochs_of(command: str, table_epochs: int) -> int:
     if epochs > table_epochs:
         raise SimulationError(f"--epochs {epochs}: the table has {table_epochs} epochs")
     return epochs
+
+
+def dataset_of(command: str) -> str | None:
+    """The trial command's --dataset (what its trials train on), or None when it names none."""
+    from experiments.config import TrialCommand
+
+    args = TrialCommand.parse(command).args if command else []
+    return args[args.index("--dataset") + 1] if "--dataset" in args[:-1] else None
 
 
 def check_table(table: Table, dataset: str | None) -> None:

@@ -87,9 +87,11 @@ def simulate(
     trial_seed: str = "draw",
     max_trials: int | None = None,
     max_seconds: float | None = None,
+    dataset: str | None = None,
 ) -> str:
     """Every (variant, seed) run simulated; the comparison written to `out`; its markdown.
-    max_seconds: every run stops at that simulated second (equal wall-clock)."""
+    max_seconds: every run stops at that simulated second (equal wall-clock); dataset: the
+    trials' --dataset instead of the plan's (a digits plan on the Fashion-MNIST table)."""
     import nni.__main__  # noqa: F401 - NNI sets its loggers up on import: quiet them after
     import pandas as pd
 
@@ -102,8 +104,10 @@ def simulate(
         plan["trials"] = max_trials
     if is_nas(plan):
         raise SimulationError(f"{plan_path}: a NAS plan; the table is of the 3.17 HPO space")
+    if dataset:
+        plan["dataset"] = dataset  # the trials' --dataset, as experiments.repeat --dataset
     table = Table.load(Path(table_dir))
-    check_table(table, plan.get("dataset"))
+    check_table(table, plan.get("dataset"))  # and each run's own trial command (Simulation)
     names = variants or list(plan["variants"])
     unknown = sorted(set(names) - set(plan["variants"]))
     if unknown:
