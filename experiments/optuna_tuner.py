@@ -9,8 +9,9 @@
 
 Samplers (classArgs `sampler`): `tpe` (multivariate TPE with group decomposition and the
 constant liar for trials still running), `cmaes` (CMA-ES; one objective; a categorical
-parameter is sampled at random beside it: Optuna's rule, logged once, not per trial), `gp` (Gaussian process, Optuna's
-GPSampler), `qmc` (scrambled Sobol), `random`, and for several objectives `nsgaii` (NSGA-II)
+parameter is sampled at random beside it: Optuna's rule, logged once, not per trial), `gp`
+(Gaussian process, Optuna's GPSampler), `qmc` (scrambled Sobol), `random`, and for several
+objectives `nsgaii` (NSGA-II)
 and `motpe` (Optuna's TPE on a multi-objective study: the MOTPE algorithm). `sampler_args`
 go to the sampler's constructor as they are (e.g. {n_startup_trials: 5}).
 
