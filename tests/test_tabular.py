@@ -333,6 +333,13 @@ def test_the_command_line_sets_trials_and_the_trials_training_seed(tmp_path):
     assert (trials.groupby("seed").size() == 5).all()
     assert (trials["table_seed"] == trials["seed"]).all()  # every trial trains with its run's
     assert main([*argv[:4], "--seeds", "4", "--out", str(out), "--trial-seed", "study"]) == 2
+    short = [*argv[:-1], str(tmp_path / "short"), "--max-trials", "2", "--no-plots"]
+    assert main([*short, "--epochs", "3"]) == 0  # every trial ends at the table's 3rd epoch
+    table = Table.load(DIGITS)
+    for _, row in simulated_trials(tmp_path / "short").iterrows():
+        cell = tuple(row[f"cell.{p}"] for p in table.parameters)
+        assert row["default"] == table.rows[(cell, int(row["table_seed"]))][2]["val_accuracy"]
+    assert main([*short, "--epochs", "11"]) == 2  # the table has 10
 
 
 def test_how_many_seeds_see_two_variants_apart(tmp_path, capsys):

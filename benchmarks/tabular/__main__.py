@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         "running cut (variants compared at equal wall-clock; set trials high enough)",
     )
     r.add_argument(
+        "--epochs",
+        type=positive_int,
+        help="every trial's epochs instead of the plan's, as experiments.repeat --epochs (at "
+        "most the table's)",
+    )
+    r.add_argument(
         "--dataset",
         help="the trials' --dataset instead of the plan's, as experiments.repeat --dataset "
         "(it must be the table's)",
@@ -201,6 +207,7 @@ def main(argv=None) -> int:
                 max_trials=args.max_trials,
                 max_seconds=args.max_seconds,
                 dataset=args.dataset,
+                epochs=args.epochs,
             )
         )
         return 0

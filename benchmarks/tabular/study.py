@@ -88,10 +88,12 @@ def simulate(
     max_trials: int | None = None,
     max_seconds: float | None = None,
     dataset: str | None = None,
+    epochs: int | None = None,
 ) -> str:
     """Every (variant, seed) run simulated; the comparison written to `out`; its markdown.
     max_seconds: every run stops at that simulated second (equal wall-clock); dataset: the
-    trials' --dataset instead of the plan's (a digits plan on the Fashion-MNIST table)."""
+    trials' --dataset instead of the plan's (a digits plan on the Fashion-MNIST table); epochs:
+    every trial's epochs instead of the plan's (at most the table's)."""
     import nni.__main__  # noqa: F401 - NNI sets its loggers up on import: quiet them after
     import pandas as pd
 
@@ -106,6 +108,10 @@ def simulate(
         raise SimulationError(f"{plan_path}: a NAS plan; the table is of the 3.17 HPO space")
     if dataset:
         plan["dataset"] = dataset  # the trials' --dataset, as experiments.repeat --dataset
+    if epochs:  # one number for every variant, as experiments.repeat --epochs
+        plan["epochs"] = epochs
+        for spec in plan["variants"].values():
+            spec.pop("epochs", None)
     table = Table.load(Path(table_dir))
     check_table(table, plan.get("dataset"))  # and each run's own trial command (Simulation)
     names = variants or list(plan["variants"])
