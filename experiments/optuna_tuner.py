@@ -240,8 +240,8 @@ class OptunaTuner(Tuner):
         self.space = search_space
         if self.sampler_name == "cmaes":
             found = [n for n, spec in search_space.items() if spec.get("_type") == "choice"]
-            if found:
-                log.warning(
+            if found:  # info: NNI's dispatcher.log has it; a simulation of 100 runs does not
+                log.info(
                     "cmaes: %s sampled independently at random beside CMA-ES (categorical: "
                     "Optuna's rule)",
                     ", ".join(found),

@@ -377,7 +377,9 @@ def test_a_plan_for_another_dataset_is_refused_whoever_names_it(tmp_path):
     from benchmarks.tabular.study import simulate
 
     plan = plan_file(tmp_path, {"random": {"tuner": {"name": "Random"}}}, trials=2)
-    simulate(plan, DIGITS, seeds=1, out=tmp_path / "ok", workers=1, plots=False)  # digits: runs
+    simulate(plan, DIGITS, 1, tmp_path / "ok", workers=1, plots=False, dataset="digits")
+    title = (tmp_path / "ok" / "comparison.md").read_text().splitlines()[0]
+    assert "plan's variants, trials on digits" in title, title  # not the plan's own title
     with pytest.raises(TableError, match="trains on fashion-mnist; the table is of digits"):
         simulate(plan, DIGITS, 1, tmp_path / "x", workers=1, plots=False, dataset="fashion-mnist")
     base = yaml.safe_load((REPO / "experiments" / "mlp_tpe_digits.yaml").read_text())

@@ -142,6 +142,8 @@ def simulate(
     from experiments.repeat import ran_what
 
     name = (plan.get("title") or Path(plan_path).stem).rsplit(": ", 1)[0]
+    if dataset:  # the plan's title names its own dataset
+        name = f"{Path(plan_path).stem}'s variants, trials on {dataset}"
     title = (
         f"{name}: {len(names)} variants, {ran_what(plan, names, seeds)}; simulated on the "
         f"{table.meta['dataset']} table ({table.meta['cells']} cells, sha256 "
