@@ -218,7 +218,8 @@ def test_cmaes_says_once_which_parameters_it_samples_at_random(caplog):
     `warn_independent_sampling: true` in sampler_args brings Optuna's warning back."""
     import logging
 
-    with caplog.at_level(logging.INFO):
+    # the tuner's own logger too: another test in this process may have quietened "nni"
+    with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, "nni.nnisuite"):
         driver = Driver(OptunaTuner(sampler="cmaes", seed=0, sampler_args={"n_startup_trials": 2}))
         for params in driver.ask(6):
             driver.final(params["parameter_id"], 0.5)
