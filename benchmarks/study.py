@@ -44,8 +44,8 @@ CASES = {
 def dataset_of(experiment_yaml: Path) -> str:
     from experiments.config import TrialCommand, get_key, load_yaml
 
-    args = TrialCommand.parse(get_key(load_yaml(experiment_yaml), "trialCommand")[1]).args
-    return args[args.index("--dataset") + 1] if "--dataset" in args else "digits"
+    command = TrialCommand.parse(get_key(load_yaml(experiment_yaml), "trialCommand")[1])
+    return command.flag("--dataset") or "digits"
 
 
 def optuna_study(

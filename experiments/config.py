@@ -121,6 +121,15 @@ class TrialCommand:
         """Whether the command runs through nnisuite's client (`python3 -m launcher ...`)."""
         return CLIENT_MODULE in self.prefix[1:3] and "-m" in self.prefix[:2]
 
+    def flag(self, flag: str) -> str | None:
+        """The value of `--flag value` or `--flag=value` in the trial's arguments, or None."""
+        for i, tok in enumerate(self.args):
+            if tok == flag and i + 1 < len(self.args):
+                return self.args[i + 1]
+            if tok.startswith(flag + "="):
+                return tok[len(flag) + 1 :]
+        return None
+
     def with_flag(self, flag: str, value) -> TrialCommand:
         """Set `--flag value`, replacing an existing `--flag value` or `--flag=value`."""
         args, i = [], 0

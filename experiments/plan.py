@@ -79,6 +79,18 @@ def load_plan(path: str | Path) -> dict:
     return plan
 
 
+def override_plan(plan: dict, **values) -> dict:
+    """The command line's overrides of a plan, in place (None: keep the plan's): seeds,
+    max_trials (the plan's `trials`), epochs (one number for every variant), dataset."""
+    for key, value in values.items():
+        if value is not None:
+            plan[{"max_trials": "trials"}.get(key, key)] = value
+            if key == "epochs":
+                for spec in plan["variants"].values():
+                    spec.pop("epochs", None)
+    return plan
+
+
 def positive_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 

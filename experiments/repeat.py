@@ -43,6 +43,7 @@ from experiments.plan import (
     is_nas,
     load_plan,
     nas_settings,
+    override_plan,
     run_config,
     takes_seed,
 )
@@ -209,13 +210,9 @@ def repeat(args) -> int:
     plan = load_plan(args.file)
     overridden = any(getattr(args, k) is not None for k in ("seeds", "max_trials", "epochs"))
     overridden = overridden or bool(args.dataset or args.variants)
-    for key in ("seeds", "max_trials", "epochs", "dataset"):
-        value = getattr(args, key)
-        if value is not None:
-            plan[{"max_trials": "trials"}.get(key, key)] = value
-            if key == "epochs":  # one number for every variant
-                for spec in plan["variants"].values():
-                    spec.pop("epochs", None)
+    override_plan(
+        plan, **{k: getattr(args, k) for k in ("seeds", "max_trials", "epochs", "dataset")}
+    )
     variants = list(plan["variants"])
     if args.variants:
         wanted = [v.strip() for v in args.variants.split(",") if v.strip()]

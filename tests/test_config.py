@@ -28,6 +28,8 @@ def test_with_flag_replaces_both_spellings_and_keeps_the_rest():
     assert out.args == ["--threads", "1", "--epochs", "5", "--lr", "0.2"]
     assert str(out) == "python3 -m launcher trials.mlp --threads 1 --epochs 5 --lr 0.2"
     assert cmd.args == ["--epochs", "2", "--lr=0.1", "--threads", "1"]  # not mutated
+    assert (cmd.flag("--epochs"), cmd.flag("--lr"), cmd.flag("--dataset")) == ("2", "0.1", None)
+    assert out.flag("--lr") == "0.2"  # what with_flag wrote, flag reads
 
 
 def test_trial_command_constant_round_trips():

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.tabular.table import Table, TableError
+from experiments.config import TrialCommand
 
 POLL_S = 0.5  # nnimanager.js: pollInterval of the local training service (NNI 3.0)
 BUDGET = "TRIAL_BUDGET"  # trials.runner's: Hyperband's and BOHB's epochs
@@ -142,8 +143,9 @@ class Simulation:
         self.max_trials = int(config.get("maxTrialNumber") or 0)
         if self.max_trials < 1:
             raise SimulationError("maxTrialNumber is needed: the number of trials to simulate")
-        self.epochs = epochs_of(config.get("trialCommand", ""), table.epochs)
-        check_table(table, dataset_of(config.get("trialCommand", "")))
+        command = TrialCommand.parse(config.get("trialCommand", ""))
+        self.epochs = epochs_of(command, table.epochs)
+        check_table(table, command.flag("--dataset"))
         tuner = create(config["tuner"], "tuner", Path(base))
         if isinstance(tuner, MsgDispatcherBase):  # an advisor: it is the dispatcher
             self.dispatcher = tuner
@@ -299,23 +301,12 @@ class Simulation:
         return result
 
 
-def epochs_of(command: str, table_epochs: int) -> int:
+def epochs_of(command: TrialCommand, table_epochs: int) -> int:
     """The trial command's --epochs (the table's when it has none); SimulationError beyond."""
-    from experiments.config import TrialCommand
-
-    args = TrialCommand.parse(command).args if command else []
-    epochs = int(args[args.index("--epochs") + 1]) if "--epochs" in args else table_epochs
+    epochs = int(command.flag("--epochs") or table_epochs)
     if epochs > table_epochs:
         raise SimulationError(f"--epochs {epochs}: the table has {table_epochs} epochs")
     return epochs
-
-
-def dataset_of(command: str) -> str | None:
-    """The trial command's --dataset (what its trials train on), or None when it names none."""
-    from experiments.config import TrialCommand
-
-    args = TrialCommand.parse(command).args if command else []
-    return args[args.index("--dataset") + 1] if "--dataset" in args[:-1] else None
 
 
 def check_table(table: Table, dataset: str | None) -> None:

@@ -14,7 +14,7 @@ import multiprocessing
 import time
 from pathlib import Path
 
-from benchmarks.tabular.simulator import Simulation, SimulationError, check_table
+from benchmarks.tabular.simulator import Simulation, SimulationError
 from benchmarks.tabular.table import Table
 
 TRIALS_FILE = "trials.csv.gz"
@@ -98,22 +98,15 @@ def simulate(
     import pandas as pd
 
     from analysis.compare import Run, aggregate
-    from experiments.plan import is_nas, load_plan, run_config
+    from experiments.plan import is_nas, load_plan, override_plan, run_config
 
     logging.getLogger("nni").setLevel(logging.WARNING)  # the tuners' per-run info lines
-    plan = load_plan(plan_path)
-    if max_trials:
-        plan["trials"] = max_trials
+    plan = override_plan(
+        load_plan(plan_path), max_trials=max_trials, dataset=dataset, epochs=epochs
+    )
     if is_nas(plan):
         raise SimulationError(f"{plan_path}: a NAS plan; the table is of the 3.17 HPO space")
-    if dataset:
-        plan["dataset"] = dataset  # the trials' --dataset, as experiments.repeat --dataset
-    if epochs:  # one number for every variant, as experiments.repeat --epochs
-        plan["epochs"] = epochs
-        for spec in plan["variants"].values():
-            spec.pop("epochs", None)
-    table = Table.load(Path(table_dir))
-    check_table(table, plan.get("dataset"))  # and each run's own trial command (Simulation)
+    table = Table.load(Path(table_dir))  # each Simulation checks its trials' --dataset
     names = variants or list(plan["variants"])
     unknown = sorted(set(names) - set(plan["variants"]))
     if unknown:
