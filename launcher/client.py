@@ -13,7 +13,10 @@ With `$NNISUITE_LAUNCHER` naming a live launcher socket (launcher.server; the ru
 one), the trial runs as a forked child of that warm process: this client hands over its
 arguments, working directory, environment and stdin / stdout / stderr, forwards SIGINT /
 SIGTERM to the child, and exits as the child did (dying of the same signal, so NNI records
-the stop as a stop, not a failure). Otherwise it execs the trial module with, in order:
+the stop as a stop, not a failure). When the launcher itself dies (its runner was killed: the
+runner's guard is stopping the experiment) the client waits LOST_GRACE_S for that stop and dies
+of it, so NNI records the trial interrupted and `--resume` runs it again; with no stop by then
+it exits 1 (failed). Otherwise it execs the trial module with, in order:
 `--python`, `$NNISUITE_PYTHON`, the repo's `.venv/bin/python`, or this interpreter. NNI's local
 service runs trials with nnictl's environment, which need not have `.venv` activated; on a
 remote worker `.venv` is not uploaded (`.nniignore`) and NNI 3.0 does not apply `pythonPath`
@@ -26,9 +29,29 @@ import os
 import signal
 import socket
 import sys
+import time
 
 from launcher import CLIENT_MODULE, REPO
 from launcher.protocol import recv_message, send_message
+
+# how long a trial whose launcher died waits for the experiment's stop before it fails: the
+# guard of a killed runner stops the manager within about a second
+LOST_GRACE_S = 5.0
+
+
+def launcher_lost(grace_s: float = LOST_GRACE_S) -> int:
+    """The warm launcher died with this trial's process in it. A runner SIGKILLed takes its
+    launcher along and its guard then stops the experiment: had the client exited 1 at once,
+    NNI could record the trial FAILED before that stop (seen under load), and a resume does
+    not run a failed trial again. So wait for the stop and die of its signal, as a stopped
+    trial does; exit 1 (failed) when no stop comes."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+    print(f"launcher: the warm launcher died; failing in {grace_s:g} s unless stopped",
+          file=sys.stderr, flush=True)  # fmt: skip
+    time.sleep(grace_s)
+    return 1
+
 
 USAGE = (
     f"usage: python3 -m {CLIENT_MODULE} [--python PATH] MODULE [ARGS...]\n"
@@ -100,7 +123,7 @@ def run_via_launcher(
     try:
         result = recv_message(sock)[0]
     except ConnectionError:  # the launcher died: its children were killed with it
-        return 1
+        return launcher_lost()
     if result.get("signal"):
         # die of the same signal, as NNI expects of a stopped trial
         signal.signal(result["signal"], signal.SIG_DFL)

@@ -85,3 +85,49 @@ def test_the_client_picks_python_in_order(monkeypatch, tmp_path):
     venv = REPO / ".venv" / "bin" / "python"
     assert project_python() == (str(venv) if venv.exists() else sys.executable)
     assert connect(str(tmp_path / "nothing.sock")) is None  # no launcher: the plain path
+
+
+@pytest.mark.parametrize("stopped", [True, False], ids=["stopped", "not stopped"])
+def test_a_client_whose_launcher_dies_waits_for_the_stop(tmp_path, stopped):
+    """A launcher that dies mid-trial (its runner was killed): the client dies of the stop that
+    follows (NNI records the trial stopped, and a resume runs it again), or exits 1 (failed)
+    when no stop comes within its grace."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from launcher import REPO
+    from launcher.protocol import recv_message, send_message
+
+    path = str(tmp_path / "s")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+
+    def launcher_that_dies():
+        conn, _ = server.accept()
+        for fd in recv_message(conn, with_fds=True)[1]:  # the trial's stdio: not kept open
+            os.close(fd)
+        send_message(conn, {"pid": 2**22 + 7})  # a child that no longer exists
+        conn.close()  # the launcher is gone
+
+    threading.Thread(target=launcher_that_dies, daemon=True).start()
+    code = "from launcher import client; client.LOST_GRACE_S = 1.5; client.main(['trials.mlp'])"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**os.environ, "NNISUITE_LAUNCHER": path},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started = time.monotonic()
+    if stopped:
+        proc.stderr.readline()  # "the warm launcher died; failing in ... unless stopped"
+        proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == (-signal.SIGTERM if stopped else 1)
+    assert stopped or time.monotonic() - started >= 1.5
+    server.close()
