@@ -98,9 +98,9 @@ def build(out: Path, nni: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.integration
-def test_a_build_through_nni_is_stopped_continued_and_holds_nnis_values(tmp_path):
+def test_a_build_through_nni_is_stopped_continued_extended_and_holds_nnis_values(tmp_path):
     out, nni = tmp_path / "table", tmp_path / "nni"
-    command = build(out, nni, "--lr-values", "3", "--seeds", "3")  # 9 cells, one at a time
+    command = build(out, nni, "--lr-values", "3", "--seeds", "2")  # 6 cells, one at a time
     proc = subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -108,7 +108,7 @@ def test_a_build_through_nni_is_stopped_continued_and_holds_nnis_values(tmp_path
     try:
         for line in proc.stdout:
             lines.append(line)
-            if re.search(r"trials [2-7]/9 done", line):
+            if re.search(r"trials [2-4]/6 done", line):
                 proc.send_signal(signal.SIGINT)
                 break
         rest, _ = proc.communicate(timeout=120)
@@ -122,16 +122,30 @@ def test_a_build_through_nni_is_stopped_continued_and_holds_nnis_values(tmp_path
     first = json.loads((out / "build.json").read_text())["experiments"]
     again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    remaining = int(re.search(r"(\d+) of 9 cells to train", again.stdout).group(1))
-    assert 0 < remaining < 9  # only what the stopped experiment had not finished
+    remaining = int(re.search(r"(\d+) of 6 cells to train", again.stdout).group(1))
+    assert 0 < remaining < 6  # only what the stopped experiment had not finished
     experiments = json.loads((out / "build.json").read_text())["experiments"]
     assert experiments[: len(first)] == first and len(experiments) == len(first) + 1
     assert len(json.loads((out / "cells.json").read_text())) == remaining
+    two_seeds = Table.load(out)
+    # a third seed extends the table: its 3 cells are trained, the 6 kept as they are
+    extend = build(out, nni, "--lr-values", "3", "--seeds", "3")
+    third = subprocess.run(extend, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+    assert "3 of 9 cells to train" in third.stdout and "6 cells kept" in third.stdout
+    assert [c["seed"] for c in json.loads((out / "cells.json").read_text())] == [2, 2, 2]
+    record = json.loads((out / "build.json").read_text())
     table = Table.load(out)
+    assert table.meta["extends"]["sha256"] == two_seeds.meta["sha256"]
+    assert table.meta["extends"]["experiments"] == [e for e, _ in experiments]
+    assert table.meta["experiments"] == [e for e, _ in record["experiments"]]
+    assert len(record["experiments"]) == 1
     assert table.seeds == [0, 1, 2] and len(table.rows) == 9 and table.epochs == 2
+    for key, curve in two_seeds.rows.items():
+        assert table.rows[key] == curve and table.startup[key] == two_seeds.startup[key]
     # every cell's curve is what NNI's database holds for the trial of those parameters
     stored = {}
-    for exp_id, _ in experiments:
+    for exp_id, _ in experiments + record["experiments"]:
         stored |= database_curves(nni / exp_id / "db" / "nni.sqlite")
     grid = table.meta["grid"]
     for (cell, seed), curve in table.rows.items():
@@ -146,19 +160,20 @@ def test_a_build_through_nni_is_stopped_continued_and_holds_nnis_values(tmp_path
         assert 0 <= table.startup[(cell, seed)] < 60
     assert grid["lr"]["_value"] == [1e-4, 0.003162, 0.1]
     sha = table.meta["sha256"]
-    # a third run trains nothing and writes the same table; another grid is refused
-    third = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert third.returncode == 0 and "cells to train" not in third.stdout, third.stderr
+    # once more trains nothing and keeps the table; a grid it does not extend is refused
+    fourth = subprocess.run(extend, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert fourth.returncode == 0 and "cells to train" not in fourth.stdout, fourth.stderr
     assert Table.load(out).meta["sha256"] == sha
-    other = subprocess.run(
-        build(out, nni, "--lr-values", "3", "--seeds", "2"),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert other.returncode == 2 and "holds the build of another grid" in other.stderr
-    for exp_id, _ in experiments:
+    for other in (("--seeds", "2"), ("--seeds", "3", "--epochs", "1")):
+        refused = subprocess.run(
+            build(out, nni, "--lr-values", "3", *other),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert refused.returncode == 2 and "another grid" in refused.stderr, refused.stderr
+    for exp_id, _ in experiments + record["experiments"]:
         assert exp_id not in running_experiment_ids()
     assert wait_dead([proc.pid]) == []
 

@@ -6,7 +6,8 @@
 
 `build` trains every cell of the grid (the space's choices, lr on a log grid, seeds 0..S-1)
 with nnisuite's MLP trial through real NNI experiments and writes the table (resumable: run the
-same command again; exit 3 while cells are missing). `run` takes experiments.repeat's plan
+same command again; exit 3 while cells are missing; a grid that extends the folder's table,
+more seeds or lr values, trains only its new cells). `run` takes experiments.repeat's plan
 files and simulates every (variant, seed) run with NNI's own tuner / assessor / advisor classes
 against the table (benchmarks/tabular/simulator.py says what is simulated and how), writing what
 experiments.repeat writes. `agree` compares a plan's real runs (experiments.repeat's folder)

@@ -4,7 +4,9 @@
 Resumable: OUT/build.json lists the build's experiments; run the same command again and a new
 experiment trains only the cells no earlier one finished (benchmarks.tabular.cells_tuner), and
 the table is written once every cell has a finished trial. A folder holding another grid's
-build is refused.
+build is refused, except where the new grid extends the table already there (the same trials,
+more seeds, lr values or choices): its rows are kept and only the new cells are trained, and
+table.json says which table it extends (`extends`).
 """
 
 from __future__ import annotations
@@ -17,11 +19,15 @@ from pathlib import Path
 import yaml
 
 from benchmarks.tabular.table import (
+    TABLE_FILE,
     Build,
+    Table,
     TableError,
     cell_key,
+    extends,
     grid_size,
     rows_of,
+    table_rows,
     write_table,
 )
 from launcher import REPO
@@ -62,18 +68,42 @@ def experiment_yaml(build: Build, grid: dict, remaining: list[dict]) -> Path:
     return path
 
 
-def record(build: Build, grid: dict) -> dict:
-    """build.json: the grid and the experiments so far (a new record when there is none)."""
-    path = build.out / BUILD_FILE
-    if not path.is_file():
-        return {"grid": grid, "experiments": []}
-    found = json.loads(path.read_text())
-    if found.get("grid") != grid:
+def carried(build: Build, grid: dict) -> tuple[list[dict], Table | None]:
+    """The rows of the table already in the folder where `grid` extends it (table.extends),
+    and that table; ([], None) where the folder has no table."""
+    if not (build.out / TABLE_FILE).is_file():
+        return [], None
+    table = Table.load(build.out)
+    if not extends(table, grid, build.dataset, build.epochs, trial_command(build)):
         raise TableError(
-            f"{build.out} holds the build of another grid ({path}): give another --out, or "
-            "the same --lr-values / --seeds / --choices as before"
+            f"{build.out} holds a table of another grid or trial ({table.meta.get('made_by')}):"
+            " give another --out, or a grid that extends it (more --seeds, --lr-values or "
+            "--choices, the same --dataset and --epochs)"
         )
-    return found
+    return table_rows(table), table
+
+
+def record(build: Build, grid: dict, earlier: Table | None) -> dict:
+    """build.json: the grid and the experiments so far (a new record when there is none, or
+    where the grid extends the `earlier` table in the folder)."""
+    path = build.out / BUILD_FILE
+    found = json.loads(path.read_text()) if path.is_file() else None
+    command = trial_command(build)
+    if found is not None and (found.get("grid"), found.get("trial_command", command)) == (
+        grid,
+        command,
+    ):
+        return found
+    if found is not None and earlier is None:
+        raise TableError(
+            f"{build.out} holds the build of another grid or trial ({path}): give another "
+            "--out, or the same --lr-values / --seeds / --choices / --epochs as before"
+        )
+    new = {"grid": grid, "trial_command": command, "experiments": []}
+    if earlier is not None:
+        keep = ("made_by", "cells", "experiments", "machine", "dispatch_gap_s", "sha256")
+        new["extends"] = {k: earlier.meta[k] for k in keep if k in earlier.meta}
+    return new
 
 
 def load_all(found: dict) -> list:
@@ -107,16 +137,23 @@ def run_cells(yaml_path: Path, build: Build, found: dict) -> int:
 def build(b: Build) -> int:
     b.out.mkdir(parents=True, exist_ok=True)
     grid = b.grid()
-    found = record(b, grid)
-    _, remaining = rows_of(load_all(found), grid)
+    kept, earlier = carried(b, grid)
+    found = record(b, grid, earlier)
+    _, remaining = rows_of(load_all(found), grid, kept)
+    if not remaining and earlier is not None and earlier.meta["grid"] == grid:
+        print(f"table: {b.out}/{TABLE_FILE} holds every cell of this grid: nothing to train")
+        return 0
     if remaining:
+        kept_cells = len({cell_key(row, grid) for row in kept})
         print(
             f"{len(remaining)} of {grid_size(grid)} cells to train "
-            f"({len(found['experiments'])} earlier experiment(s) of this build)",
+            f"({len(found['experiments'])} earlier experiment(s) of this build"
+            + (f", {kept_cells} cells kept from the table it extends" if kept_cells else "")
+            + ")",
             flush=True,
         )
         code = run_cells(experiment_yaml(b, grid, remaining), b, found)
-        _, remaining = rows_of(load_all(found), grid)
+        _, remaining = rows_of(load_all(found), grid, kept)
         if remaining:
             first = cell_key(remaining[0], grid)
             print(
@@ -125,7 +162,7 @@ def build(b: Build) -> int:
                 file=sys.stderr,
             )
             return code or EXIT_UNFINISHED
-    meta = write_table(load_all(found), b, grid, trial_command(b))
+    meta = write_table(load_all(found), b, grid, trial_command(b), kept, found.get("extends"))
     print(
         f"table: {b.out}/table.csv.gz ({meta['cells']} cells x {meta['epochs']} epochs, "
         f"sha256 {meta['sha256'][:12]}...; median dispatch gap {meta['dispatch_gap_s']} s)"

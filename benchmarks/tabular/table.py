@@ -200,10 +200,13 @@ def cell_key(params: dict, grid: dict) -> tuple:
     return tuple(params.get(p) for p in grid)
 
 
-def rows_of(exps, grid: dict) -> tuple[list[dict], list[dict]]:
+def rows_of(exps, grid: dict, carried: list[dict] = ()) -> tuple[list[dict], list[dict]]:
     """The table's rows from the NNI experiments of the grid (their SUCCEEDED trials; the last
-    one of a cell counts), and the cells still missing."""
+    one of a cell counts) and from `carried` (the rows of an earlier table the build extends;
+    an experiment's trial of the same cell wins), and the cells still missing."""
     done: dict[tuple, list[dict]] = {}
+    for row in carried:
+        done.setdefault(cell_key(row, grid), []).append(row)
     for exp in exps:
         for trial in sorted(exp.trials, key=lambda t: t.end_time or 0):
             if trial.status != "SUCCEEDED" or not trial.intermediates:
@@ -246,13 +249,43 @@ def dispatch_gap(exps, concurrency: int) -> float:
     return statistics.median(gaps) if gaps else 0.0
 
 
-def write_table(exps, build: Build, grid: dict, command: str) -> dict:
-    """table.csv.gz and table.json from the build's experiments; returns the metadata."""
+def table_rows(table: Table) -> list[dict]:
+    """A loaded table's rows as rows_of makes them (the grid's order, then the epoch's)."""
+    return [
+        {
+            **dict(zip(table.parameters, cell)),
+            SEED: seed,
+            "epoch": epoch,
+            **metrics,
+            "startup_s": table.startup[(cell, seed)],
+        }
+        for (cell, seed), curve in table.rows.items()
+        for epoch, metrics in enumerate(curve, start=1)
+    ]
+
+
+def extends(table: Table, grid: dict, dataset: str, epochs: int, command: str) -> bool:
+    """Whether `grid` holds every cell of `table` with the same trials: the same dataset, epochs
+    and trial command, the same parameters, each with all of the table's values and maybe more
+    (more seeds, lr values or choices)."""
+    meta = table.meta
+    if (meta["dataset"], int(meta["epochs"]), meta["trial_command"]) != (dataset, epochs, command):
+        return False
+    return set(meta["grid"]) == set(grid) and all(
+        set(spec["_value"]) <= set(grid[name]["_value"]) for name, spec in meta["grid"].items()
+    )
+
+
+def write_table(
+    exps, build: Build, grid: dict, command: str, carried: list[dict] = (), earlier=None
+) -> dict:
+    """table.csv.gz and table.json from the build's experiments (and the `carried` rows of the
+    `earlier` table's metadata it extends); returns the metadata."""
     import pandas as pd
 
     from benchmarks.machine import cpu_name
 
-    rows, missing = rows_of(exps, grid)
+    rows, missing = rows_of(exps, grid, carried)
     if missing:
         raise TableError(
             f"{len(missing)} of {grid_size(grid)} grid cells have no finished trial "
@@ -272,9 +305,13 @@ def write_table(exps, build: Build, grid: dict, command: str) -> dict:
         "concurrency": build.concurrency,
         "experiments": [e.id for e in exps],
         "machine": cpu_name(),
-        "dispatch_gap_s": round(dispatch_gap(exps, build.concurrency), 3),
+        "dispatch_gap_s": round(
+            dispatch_gap(exps, build.concurrency) or (earlier or {}).get("dispatch_gap_s", 0.0), 3
+        ),
         "made_by": build.command(),
         "sha256": hashlib.sha256(data).hexdigest(),
     }
+    if earlier:  # the cells no experiment above trained are the earlier table's
+        meta["extends"] = earlier
     (build.out / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
     return meta
