@@ -1,12 +1,15 @@
 """Fixtures: run a trial module under NNI's own trial SDK (no manager); a real warm launcher;
-and the order tests start in. Importable helpers live in tests/helpers/."""
+the order tests start in; and, with NNISUITE_TEST_CPU=FILE, each test's CPU seconds. Importable
+helpers live in tests/helpers/."""
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -95,3 +98,36 @@ def pytest_collection_modifyitems(config, items):
         return (1 if item.get_closest_marker("slow") else 2), 0
 
     items.sort(key=rank)  # stable: file order within a group
+
+
+CPU_LOG = os.environ.get("NNISUITE_TEST_CPU")
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """(this process's CPU seconds, those of its children that ended and were waited for)."""
+    own, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """With NNISUITE_TEST_CPU=FILE, append one JSON line per test to FILE: its wall seconds and
+    the CPU seconds of the worker and of the processes the test started (the NNI managers,
+    runners and trials that ended inside it): where `make test`'s CPU goes."""
+    if not CPU_LOG:
+        yield
+        return
+    wall, (own, kids) = time.monotonic(), cpu_seconds()
+    yield
+    own_after, kids_after = cpu_seconds()
+    line = {
+        "test": item.nodeid,
+        "wall_s": round(time.monotonic() - wall, 2),
+        "cpu_s": round(own_after - own, 2),
+        "children_cpu_s": round(kids_after - kids, 2),
+    }
+    with open(CPU_LOG, "a") as f:  # one short write per line: workers append side by side
+        f.write(json.dumps(line) + "\n")

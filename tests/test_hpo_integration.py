@@ -201,28 +201,3 @@ def test_medianstop_early_stops_bad_trials_not_as_failures(tmp_path):
 
     line, _ = progress_line(exp.trials, 6)
     assert "failed" not in line and "early-stopped" in line
-
-
-def test_each_trial_trains_the_parameters_nni_records_for_it(tmp_path):
-    """NNI 3.0 hands parameters out in request order; trials ask in creation order, so the
-    parameters NNI shows for a trial are the ones it trained (its metrics' parameter_id)."""
-    import sqlite3
-
-    from tests.helpers.nni import running_experiment
-
-    config = experiment_config(DIGITS_YAML, tmp_path, max_trials=6, concurrency=3, epochs=1)
-    with running_experiment(config, timeout_s=240) as (exp, _port, status):
-        db = Path(config.experiment_working_directory) / exp.id / "db" / "nni.sqlite"
-    assert status == "DONE"
-    with sqlite3.connect(db) as conn:
-        recorded = {
-            tid: json.loads(data)["parameter_id"]
-            for tid, data in conn.execute(
-                "SELECT trialJobId, data FROM TrialJobEvent WHERE event = 'RUNNING'"
-            )
-        }
-        trained = dict(
-            conn.execute("SELECT trialJobId, parameterId FROM MetricData WHERE type = 'FINAL'")
-        )
-    assert len(trained) == 6
-    assert {tid: str(pid) for tid, pid in recorded.items()} == trained
