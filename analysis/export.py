@@ -157,7 +157,10 @@ def optuna_analysis(exp: Experiment, out: Path, plots: bool) -> dict:
     return {"importances": result, "files": files}
 
 
-NO_FOREST = "## Parameter importance\n\nNot computed (--no-importance)."
+NO_FOREST = (
+    "## Parameter importance\n\nNot computed (not asked for: analysis.export and experiments.run "
+    "were given --no-importance, or experiments.repeat no --importance)."
+)
 
 
 def export(

@@ -16,7 +16,8 @@ is then the environment variable NNISUITE_SEED (read it: `int(os.environ["NNISUI
 choose how a `python SCRIPT.py` trial starts, as in experiments.run.
 
 Each run goes through the runner's machinery (validation, one NNI manager, the watchdog, the
-export into DIR/runs/<variant>-s<seed>/) with one warm launcher for all runs. Progress: runs
+export into DIR/runs/<variant>-s<seed>/: its tables and summary; its plots with --plots, its
+parameter importance with --importance) with one warm launcher for all runs. Progress: runs
 done / total, elapsed, estimated remaining. Ctrl-C stops the current run cleanly; finished runs
 are kept, and running the same command again skips them, but only a run made with the same
 settings (its whole experiment: space, tuner, trials, epochs, concurrency, dataset; recorded in
@@ -123,7 +124,15 @@ def nas_study(plan, variant: str, seed: int, folder: Path, experiment_dir):
 
 
 def run_one(
-    plan, variant: str, seed: int, out: Path, experiment_dir, plots: bool, launch=None, host=None
+    plan,
+    variant: str,
+    seed: int,
+    out: Path,
+    experiment_dir,
+    plots: bool,
+    launch=None,
+    host=None,
+    forest: bool = False,
 ) -> dict | int:
     """One run as a real NNI experiment; returns its record, or an exit code to stop on."""
     from analysis.compare import Run
@@ -144,7 +153,7 @@ def run_one(
 
     def export_run(study, _outcome):
         loaded = load_experiment(study.exp.id, study.exp_dir, live=False)
-        export(loaded, folder, plots=plots, optuna=False)
+        export(loaded, folder, plots=plots, optuna=False, forest=forest)
         records["run"] = Run.of(loaded, variant, seed, time.monotonic() - started)
 
     code = run_study(study, export=export_run, stream=io.StringIO(), announce=False)
@@ -276,6 +285,7 @@ def repeat(args) -> int:
                     args.plots,
                     args.launcher,
                     args.host,
+                    args.importance,
                 )
                 if isinstance(result, int):
                     print(
@@ -324,6 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="the trials' --dataset (override the base experiment)")
     p.add_argument("--variants", help="comma-separated subset of the file's variants")
     p.add_argument("--plots", action="store_true", help="also draw each run's own plots")
+    p.add_argument(
+        "--importance",
+        action="store_true",
+        help="also fit each run's parameter importance (the random forest of analysis.export, "
+        "~0.8 s of CPU a run; the comparison does not use it)",
+    )
     add_host_flag(p)
     add_launcher_flag(p, scripts=True)
     return p

@@ -197,5 +197,5 @@ def test_nnictl_stop_during_a_study_is_a_stop_not_a_crash(tmp_path):
     # section, no forest
     assert "no plots: --no-plots" in r.output and not list((tmp_path / "out").glob("*.png"))
     summary = (tmp_path / "out" / "summary.md").read_text()
-    assert "Optuna" not in summary and "Not computed (--no-importance)" in summary
+    assert "Optuna" not in summary and "Not computed (not asked for" in summary
     assert not (tmp_path / "out" / "importance.csv").exists()

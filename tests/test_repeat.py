@@ -192,6 +192,9 @@ def test_every_working_tuner_runs_and_a_rerun_skips_finished_runs(tmp_path, grou
         sorted(runs["final_best"].rank(ascending=False).tolist())
     )
     assert (out / "best_so_far_mean.png").read_bytes()[:4] == b"\x89PNG"
+    for variant in variants:  # a run's importance only when asked for (--importance below)
+        summary = (out / "runs" / f"{variant}-s0" / "summary.md").read_text()
+        assert "Not computed (not asked for" in summary
     if group != TUNER_GROUPS[0]:
         return
     again = repeat(*args)
@@ -200,8 +203,12 @@ def test_every_working_tuner_runs_and_a_rerun_skips_finished_runs(tmp_path, grou
     assert record["seeded_tuner"] and record["status"] == "DONE"
     assert record["settings"]["maxTrialNumber"] == 3
     # the same --out with other settings: the old run is named and made again, never kept
-    other = repeat(*args[:-6], "--max-trials", "2", "--epochs", "1", "--variants", "tpe")
+    other = repeat(
+        *args[:-6], "--max-trials", "2", "--epochs", "1", "--variants", "tpe", "--importance"
+    )
     assert other.returncode == 0, other.stdout[-3000:] + other.stderr[-3000:]
+    summary = (out / "runs" / "tpe-s0" / "summary.md").read_text()  # 2 trials: too few to fit
+    assert "Parameter importance" in summary and "Not computed: 2 finished trial" in summary
     assert "made with other settings (maxTrialNumber 3 -> 2)" in other.stdout
     assert "kept from before" not in other.stdout
     assert list(pd.read_csv(out / "runs.csv")["trials"]) == [2]
