@@ -102,8 +102,10 @@ def warm_launcher(enabled: bool = True, stream=None, preload=None):
     if ready.exists():
         os.environ["NNISUITE_LAUNCHER"] = str(sock)
         deferred = "; scipy.stats deferred in `import nni`" if nni_import.installed() else ""
+        tops = dict.fromkeys(name.split(".")[0] for name in preload or ())
+        imported = f" (imported before the fork: {', '.join(tops)})" if tops else ""
         print(
-            f"warm launcher ready (pid {proc.pid}): trials fork from it{deferred} "
+            f"warm launcher ready (pid {proc.pid}): trials fork from it{imported}{deferred} "
             f"(off: --no-launcher, {nni_import.SWITCH}=0)",
             file=stream,
         )

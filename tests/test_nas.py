@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -119,7 +120,10 @@ def test_grid_search_over_six_depths(tmp_path, capsys):
     spans = sorted((t.start_time, t.end_time) for t in exp.trials)
     assert any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
     assert exp.id not in running_experiment_ids()
-    assert "| depth |" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "| depth |" in captured.out
+    # NAS trials fork from a launcher that imported PyTorch Lightning (nas.study.NAS_PRELOAD)
+    assert "pytorch_lightning" in re.search(r"imported before the fork: (.*)", captured.err)[1]
     # the study's best architecture, retrained and saved (experiments.best reads NNI's record)
     from experiments import best
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from benchmarks.machine import cpu_name
 from benchmarks.tabular.table import (
     TABLE_FILE,
     Build,
@@ -152,6 +153,13 @@ def build(b: Build) -> int:
             + ")",
             flush=True,
         )
+        machine = (found.get("extends") or {}).get("machine")
+        if machine and machine != cpu_name():
+            print(
+                f"note: the table it extends was built on {machine}, this is {cpu_name()}: the "
+                "new cells' seconds (the simulated clock) come from another CPU",
+                file=sys.stderr,
+            )
         code = run_cells(experiment_yaml(b, grid, remaining), b, found)
         _, remaining = rows_of(load_all(found), grid, kept)
         if remaining:
