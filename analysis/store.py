@@ -138,20 +138,47 @@ def manager_log(log_dir) -> str:
         return ""
 
 
-def correct_statuses(trials: dict[str, Trial], log_dir) -> None:
+def seconds(duration) -> float | None:
+    """NNI's duration (a number of seconds, or a string such as "4s", "30m", "2h", "1d")."""
+    if duration is None or isinstance(duration, (int, float)):
+        return duration
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    text = str(duration).strip().lower()
+    try:
+        return float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
+    except ValueError:
+        return None
+
+
+def max_trial_duration(profile: dict):
+    params = profile.get("params")
+    return params.get("maxTrialDuration") if isinstance(params, dict) else None
+
+
+def correct_statuses(trials: dict[str, Trial], log_dir, max_trial_duration=None) -> None:
     """NNI 3.0's local service records an assessor's stop as USER_CANCELED (it reads the
     early-stop flag only after the trial's exit was handled), and a trial killed for running
     past maxTrialDuration the same way. The manager's log says which stop was which: those
     trials are EARLY_STOPPED and TIMED_OUT. An assessor's stop that came after the trial had
-    reported its final result (a fast trial on a busy machine) cut nothing short: SUCCEEDED."""
+    reported its final result (a fast trial on a busy machine) cut nothing short: SUCCEEDED.
+
+    NNI's duration check reads the statuses of its previous poll (every 5 s): a trial that
+    had already ended on its own, in less than maxTrialDuration, is "canceled" too and logged
+    as such. A kill for duration ends a trial after more than maxTrialDuration, so a trial
+    whose recorded run was shorter keeps the status it ended with."""
     log = manager_log(log_dir)
+    limit = seconds(max_trial_duration)
     kinds = (("EARLY_STOPPED", ASSESSOR_KILL), ("TIMED_OUT", DURATION_KILL))
     for status, pattern in kinds:
         for trial_id in set(pattern.findall(log)):
             trial = trials.get(trial_id)
-            if trial is not None and trial.status in ("USER_CANCELED", "FAILED", "EARLY_STOPPED"):
-                finished = status == "EARLY_STOPPED" and "default" in trial.final
-                trial.status = "SUCCEEDED" if finished else status
+            if trial is None or trial.status not in ("USER_CANCELED", "FAILED", "EARLY_STOPPED"):
+                continue
+            ran = trial.duration_s
+            if status == "TIMED_OUT" and limit and ran is not None and ran <= limit:
+                continue  # it ended before the limit: the cancel came too late to do anything
+            finished = status == "EARLY_STOPPED" and "default" in trial.final
+            trial.status = "SUCCEEDED" if finished else status
 
 
 # ---------------------------------------------------------------- sqlite
@@ -349,7 +376,7 @@ def read_sqlite(db: Path, live: bool | None = None) -> Experiment:
         "endTime": end,
         "revision": revision,
     }
-    correct_statuses(trials, db.parent.parent)
+    correct_statuses(trials, db.parent.parent, max_trial_duration(profile))
     renumbered = renumber(trials)
     if live is None:
         live = live_manager(exp_id) is not None
@@ -442,7 +469,7 @@ def read_rest(base: str) -> Experiment:
         ),
         records,
     )
-    correct_statuses(trials, profile.get("logDir"))
+    correct_statuses(trials, profile.get("logDir"), max_trial_duration(profile))
     renumbered = renumber(trials)
     return Experiment(profile.get("id", "?"), profile, order(trials), base, renumbered)
 

@@ -185,24 +185,41 @@ def test_errors_are_export_errors_in_python_too(tmp_path):
 def test_assessor_stops_read_from_the_manager_log(tmp_path):
     """USER_CANCELED + the manager's cancel line = EARLY_STOPPED, unless the trial had already
     reported its final result (the stop came too late to cut anything: SUCCEEDED)."""
-    from analysis.store import Trial, correct_statuses
+    from analysis.store import Trial, correct_statuses, seconds
 
     (tmp_path / "log").mkdir()
     (tmp_path / "log" / "nnimanager.log").write_text(
         '[INFO] (NNIManager) cancelTrialJob: "cut"\n'
         '[INFO] (NNIManager) cancelTrialJob: "late"\n'
         "[INFO] Trial job slow has been canceled because it is over max trial duration.\n"
+        "[INFO] Trial job quick has been canceled because it is over max trial duration.\n"
+        "[INFO] Trial job unknown has been canceled because it is over max trial duration.\n"
     )
     trials = {
         "cut": Trial("cut", 0, "USER_CANCELED", intermediates=[{"default": 0.1}] * 2),
         "late": Trial("late", 1, "USER_CANCELED", final={"default": 0.2}),
-        "slow": Trial("slow", 2, "USER_CANCELED"),
+        "slow": Trial("slow", 2, "USER_CANCELED", start_time=100.0, end_time=109.5),
         "user": Trial("user", 3, "USER_CANCELED"),  # canceled by a person: no log line
+        # exited 1 after 2 s; NNI's check, reading its previous poll, "canceled" it at 5 s
+        "quick": Trial("quick", 4, "FAILED", start_time=100.0, end_time=102.0),
+        "unknown": Trial("unknown", 5, "FAILED", start_time=100.0),  # no end: cannot tell
     }
-    correct_statuses(trials, tmp_path)
+    correct_statuses(trials, tmp_path, "4s")
     assert {k: t.status for k, t in trials.items()} == {
         "cut": "EARLY_STOPPED",
         "late": "SUCCEEDED",
         "slow": "TIMED_OUT",
         "user": "USER_CANCELED",
+        "quick": "FAILED",
+        "unknown": "TIMED_OUT",
     }
+    assert [seconds(d) for d in (4, "4s", "1.5m", "2h", "1d", "7", None, "soon")] == [
+        4,
+        4.0,
+        90.0,
+        7200.0,
+        86400.0,
+        7.0,
+        None,
+        None,
+    ]
