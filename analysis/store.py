@@ -162,7 +162,7 @@ def correct_statuses(trials: dict[str, Trial], log_dir, max_trial_duration=None)
     trials are EARLY_STOPPED and TIMED_OUT. An assessor's stop that came after the trial had
     reported its final result (a fast trial on a busy machine) cut nothing short: SUCCEEDED.
 
-    NNI's duration check reads the statuses of its previous poll (every 5 s): a trial that
+    NNI's duration check reads the statuses of its previous poll (0.5 s before): a trial that
     had already ended on its own, in less than maxTrialDuration, is "canceled" too and logged
     as such. A kill for duration ends a trial after more than maxTrialDuration, so a trial
     whose recorded run was shorter keeps the status it ended with."""

@@ -200,8 +200,8 @@ def test_assessor_stops_read_from_the_manager_log(tmp_path):
         "late": Trial("late", 1, "USER_CANCELED", final={"default": 0.2}),
         "slow": Trial("slow", 2, "USER_CANCELED", start_time=100.0, end_time=109.5),
         "user": Trial("user", 3, "USER_CANCELED"),  # canceled by a person: no log line
-        # exited 1 after 2 s; NNI's check, reading its previous poll, "canceled" it at 5 s
-        "quick": Trial("quick", 4, "FAILED", start_time=100.0, end_time=102.0),
+        # exited 1 after 3.8 s; NNI's check, reading its previous poll, "canceled" it at 4.3 s
+        "quick": Trial("quick", 4, "FAILED", start_time=100.0, end_time=103.8),
         "unknown": Trial("unknown", 5, "FAILED", start_time=100.0),  # no end: cannot tell
     }
     correct_statuses(trials, tmp_path, "4s")

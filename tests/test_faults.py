@@ -82,9 +82,11 @@ def test_sigkill_one_trial_mid_run(tmp_path):
 
 def test_misbehaving_trials_are_recorded_and_the_study_completes(tmp_path):
     """A trial that hangs (and ignores SIGINT) is killed by maxTrialDuration; one that reports
-    intermediates but no final, one that exits 1 at once: each recorded, the study done."""
+    intermediates but no final, one that exits 1 at once: each recorded, the study done.
+    The limit is well above the others' run: in CI, under load, the exit-1 trial (its fork,
+    `import nni`, its parameters) took close to 4 s, the limit this test had then."""
     space = {"mode": {"_type": "choice", "_value": ["ok", "hang", "no_final", "exit1"]}}
-    yaml = fault_experiment(tmp_path, space, maxTrialDuration="4s")
+    yaml = fault_experiment(tmp_path, space, maxTrialDuration="8s")
     with runner(*args(tmp_path, yaml)) as r:
         assert r.wait() == 0, r.output[-3000:]
         assert_nothing_left(r, experiment_id(r))
