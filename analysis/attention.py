@@ -21,18 +21,26 @@ import argparse
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
+from trials.data import DATASETS, DatasetError
+from trials.outputs import check_writable
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from models.attention import MultiHeadAttention  # noqa: E402
-from trials.data import DATASETS, DatasetError  # noqa: E402
-from trials.outputs import check_writable  # noqa: E402
+if TYPE_CHECKING:
+    import torch
 
 VARIANTS = ("mha", "gqa", "mqa")
+
+
+def pyplot():
+    """matplotlib's pyplot (Agg), imported when the first map is drawn: a bad flag is reported
+    before PyTorch and matplotlib load (3 s of CPU)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def kv_heads_for(variant: str, heads: int, kv_heads: int) -> int:
@@ -44,6 +52,8 @@ def size_table(embed_dim: int, heads: int, kv_heads: int) -> str:
         "| variant | kv heads | parameters | kv cache per token (numbers) |",
         "|---|---|---|---|",
     ]
+    from models.attention import MultiHeadAttention
+
     for variant in VARIANTS:
         m = MultiHeadAttention(embed_dim, heads, kv_heads_for(variant, heads, kv_heads))
         n = sum(p.numel() for p in m.parameters())
@@ -53,6 +63,7 @@ def size_table(embed_dim: int, heads: int, kv_heads: int) -> str:
 
 def plot_heads(weights: torch.Tensor, title: str, path: Path) -> Path:
     """weights: (heads, tgt, src) for one sequence."""
+    plt = pyplot()
     heads = weights.shape[0]
     panels = heads + 1
     cols = min(panels, 3 if panels <= 9 else 4)
@@ -75,6 +86,10 @@ def plot_heads(weights: torch.Tensor, title: str, path: Path) -> Path:
 
 
 def render(variants, embed_dim, heads, kv_heads, seq_len, seed, out: Path) -> list[Path]:
+    import torch
+
+    from models.attention import MultiHeadAttention
+
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for variant in variants:
@@ -96,6 +111,8 @@ def load_model(path: str | Path):
     `weights_only=True`: tensors and plain values only, so a file from someone else cannot run
     code here (a pickled module or any other object is refused). ValueError, one line, for
     anything that is not such a file."""
+
+    import torch
 
     from models.transformer import RowTransformer
 
@@ -127,6 +144,7 @@ def load_model(path: str | Path):
 def render_trained(path, dataset: str | None, images: int, out: Path) -> list[Path]:
     from trials.data import load_dataset
 
+    plt = pyplot()
     model, kwargs = load_model(path)
     rows, columns = kwargs["rows"], kwargs["columns"]
     dataset = dataset or ("digits" if (rows, columns) == (8, 8) else "fashion-mnist")

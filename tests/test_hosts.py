@@ -86,6 +86,10 @@ def fault_study(root: Path, manager, machines, trials: int, steps: int, extra: s
     return path
 
 
+# the tables and the summary only: the plots and importance (4 s of CPU) say nothing of hosts
+QUIET = ("--no-plots", "--no-optuna", "--no-importance")
+
+
 class Run:
     """The runner inside the manager's namespace, its output read line by line."""
 
@@ -93,7 +97,9 @@ class Run:
         self.started = time.monotonic()
         self.lines: list[tuple[float, str]] = []
         self.proc = subprocess.Popen(
-            manager.run(str(PYTHON), "-m", "experiments.run", str(config), "--out", str(out)),
+            manager.run(
+                str(PYTHON), "-m", "experiments.run", str(config), "--out", str(out), *QUIET
+            ),
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
