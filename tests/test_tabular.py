@@ -214,6 +214,37 @@ def simulated_trials(out: Path) -> pd.DataFrame:
     return pd.read_csv(io.BytesIO(gzip.decompress((out / "trials.csv.gz").read_bytes())))
 
 
+def test_a_retrain_names_only_cells_of_a_whole_table(tmp_path, capsys):
+    """`build --retrain FILE` trains listed cells again (the NNI side is the build's own, tested
+    above): every listed cell must be one of the table's, and the table whole; refused in one
+    line otherwise, before any NNI experiment starts."""
+    from benchmarks.tabular.__main__ import main
+
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for name in ("table.csv.gz", "table.json", "grid.yaml"):
+        (folder / name).write_bytes((REPO / "benchmarks" / "tables" / "digits" / name).read_bytes())
+    good = {"features1": 128, "features2": 128, "lr": 0.0001, "batch_size": 32, "seed": 0}
+    base = ["build", "--dataset", "digits", "--epochs", "10", "--out", str(folder)]
+    cases = [
+        ([{**good, "lr": 0.5}], "is not a cell of this table's grid"),
+        ([{"features1": 128}], "is not a cell (keys: features1, features2, lr, batch_size, seed)"),
+        ([], "give a non-empty JSON list of cells"),
+    ]
+    for listed, message in cases:
+        file = tmp_path / "cells.json"
+        file.write_text(json.dumps(listed))
+        assert main([*base, "--retrain", str(file)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    (tmp_path / "cells.json").write_text("[{")
+    assert main([*base, "--retrain", str(tmp_path / "cells.json")]) == 2
+    assert "not a JSON list" in capsys.readouterr().err
+    assert not (folder / "build.json").exists()  # nothing recorded, nothing started
+    # a table with cells missing: build it first
+    assert main([*base, "--seeds", "4", "--retrain", str(tmp_path / "cells.json")]) == 2
+
+
 def test_a_simulated_tuner_is_told_the_tables_values_for_what_it_asked(tmp_path):
     from benchmarks.tabular.study import simulate
     from tests.fixtures import recording_tuner

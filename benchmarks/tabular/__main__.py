@@ -19,6 +19,7 @@ Exit codes: 0 done; 2 bad input; 3 a build with cells still missing.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -49,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the first N values of each choice parameter (a reduced grid, for tests)",
     )
     b.add_argument("--experiment-dir", help="NNI experiment folder (default ~/nni-experiments)")
+    b.add_argument(
+        "--retrain",
+        metavar="FILE",
+        help="a JSON list of cells of the built table (as in its cells.json: each parameter and "
+        "the seed) to train again in a new experiment; their new rows replace the old ones "
+        "(cells whose seconds were measured while the machine was busy)",
+    )
     r = sub.add_parser("run", help="simulate a study of studies on a table")
     r.add_argument("plan", help="an experiments.repeat plan file (experiments/tuners_*.yaml)")
     r.add_argument("--table", required=True, help="a built table's folder")
@@ -168,6 +176,12 @@ def main(argv=None) -> int:
 
             if args.dataset not in ("digits", "fashion-mnist"):
                 raise TableError(f"--dataset {args.dataset!r}: digits or fashion-mnist")
+            retrain = None
+            if args.retrain:
+                try:
+                    retrain = json.loads(Path(args.retrain).read_text())
+                except (OSError, ValueError) as exc:
+                    raise TableError(f"--retrain {args.retrain}: not a JSON list ({exc})") from None
             return build(
                 Build(
                     dataset=args.dataset,
@@ -178,6 +192,7 @@ def main(argv=None) -> int:
                     concurrency=args.concurrency,
                     choices=args.choices,
                     experiment_dir=args.experiment_dir,
+                    retrain=retrain,
                 )
             )
         if args.command == "agree":

@@ -25,6 +25,7 @@ from benchmarks.tabular.table import (
     Table,
     TableError,
     cell_key,
+    cells,
     extends,
     grid_size,
     rows_of,
@@ -135,12 +136,37 @@ def run_cells(yaml_path: Path, build: Build, found: dict) -> int:
     return run_study(study, export=lambda *_: None, launcher=args.warm)
 
 
+def retrain(b: Build, grid: dict, found: dict, kept: list[dict], remaining: list[dict]) -> int:
+    """Train b.retrain's cells again in one new experiment; its rows replace theirs (the last
+    experiment of a cell wins: rows_of), and the table is written again."""
+    if remaining or not (b.out / TABLE_FILE).is_file():
+        raise TableError("--retrain: build the whole table first (cells are still missing)")
+    every = {cell_key(c, grid) for c in cells(grid)}
+    if not isinstance(b.retrain, list) or not b.retrain:
+        raise TableError("--retrain: give a non-empty JSON list of cells")
+    for cell in b.retrain:
+        if not isinstance(cell, dict) or set(cell) != set(grid):
+            raise TableError(f"--retrain: {cell!r} is not a cell (keys: {', '.join(grid)})")
+        if cell_key(cell, grid) not in every:
+            raise TableError(f"--retrain: {cell!r} is not a cell of this table's grid")
+    print(f"{len(b.retrain)} of {grid_size(grid)} cells to train again", flush=True)
+    code = run_cells(experiment_yaml(b, grid, b.retrain), b, found)
+    if code:
+        print(f"the retraining stopped (exit {code}): the table is as it was", file=sys.stderr)
+        return code
+    meta = write_table(load_all(found), b, grid, trial_command(b), kept, found.get("extends"))
+    print(f"table: {b.out}/table.csv.gz ({meta['cells']} cells, sha256 {meta['sha256'][:12]}...)")
+    return 0
+
+
 def build(b: Build) -> int:
     b.out.mkdir(parents=True, exist_ok=True)
     grid = b.grid()
     kept, earlier = carried(b, grid)
     found = record(b, grid, earlier)
     _, remaining = rows_of(load_all(found), grid, kept)
+    if b.retrain is not None:
+        return retrain(b, grid, found, kept, remaining)
     if not remaining and earlier is not None and earlier.meta["grid"] == grid:
         print(f"table: {b.out}/{TABLE_FILE} holds every cell of this grid: nothing to train")
         return 0

@@ -171,6 +171,7 @@ class Build:
     concurrency: int = 2
     choices: int | None = None
     experiment_dir: str | None = None
+    retrain: list | None = None  # cells to train again (their new rows replace the old)
 
     def command(self) -> str:
         flags = (
