@@ -21,6 +21,15 @@ from launcher import REPO, nni_import
 from launcher.server import FOLDER_PREFIX
 
 READY_TIMEOUT_S = 60.0
+SOCKET = "NNISUITE_LAUNCHER"  # the launcher's socket, for `python3 -m launcher` clients
+# what the launcher named by SOCKET imported before forking (preload_key): a block asking for
+# another list starts its own launcher
+PRELOADED = "NNISUITE_LAUNCHER_PRELOAD"
+
+
+def preload_key(preload) -> str:
+    """How PRELOADED names a preload list (None: nnisuite's trials' default)."""
+    return "default" if preload is None else ",".join(preload)
 
 
 def add_launcher_flag(parser, scripts: bool = False) -> None:
@@ -67,16 +76,18 @@ def live(path: str | None) -> bool:
 
 @contextlib.contextmanager
 def warm_launcher(enabled: bool = True, stream=None, preload=None):
-    """A launcher for the duration of the block; one already running (an outer block, e.g. a
-    repeated study's) is used instead of starting another. `stream`: where it says so
-    (default: sys.stderr as it is when called). `preload`: the modules it imports before
-    forking (None: what nnisuite's trials import)."""
+    """A launcher for the duration of the block; one already running that imported the same
+    modules (an outer block's, e.g. a repeated study's: $NNISUITE_LAUNCHER, and
+    $NNISUITE_LAUNCHER_PRELOAD where it says what it imported) is used instead of starting
+    another. `stream`: where it says so (default: sys.stderr as it is when called). `preload`:
+    the modules it imports before forking (None: what nnisuite's trials import)."""
     stream = stream or sys.stderr
     if not enabled:
         yield None
         return
-    if live(os.environ.get("NNISUITE_LAUNCHER")):
-        yield os.environ["NNISUITE_LAUNCHER"]
+    running = os.environ.get(SOCKET)
+    if live(running) and os.environ.get(PRELOADED, preload_key(preload)) == preload_key(preload):
+        yield running
         return
     folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
     sock, ready = folder / "launcher.sock", folder / "ready"
@@ -98,9 +109,9 @@ def warm_launcher(enabled: bool = True, stream=None, preload=None):
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    previous = os.environ.get("NNISUITE_LAUNCHER")
+    previous = {name: os.environ.get(name) for name in (SOCKET, PRELOADED)}
     if ready.exists():
-        os.environ["NNISUITE_LAUNCHER"] = str(sock)
+        os.environ[SOCKET], os.environ[PRELOADED] = str(sock), preload_key(preload)
         deferred = "; scipy.stats deferred in `import nni`" if nni_import.installed() else ""
         tops = dict.fromkeys(name.split(".")[0] for name in preload or ())
         imported = f" (imported before the fork: {', '.join(tops)})" if tops else ""
@@ -114,10 +125,11 @@ def warm_launcher(enabled: bool = True, stream=None, preload=None):
     try:
         yield str(sock) if ready.exists() else None
     finally:
-        if previous is None:
-            os.environ.pop("NNISUITE_LAUNCHER", None)
-        else:
-            os.environ["NNISUITE_LAUNCHER"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         proc.terminate()
         try:
             proc.wait(timeout=10)

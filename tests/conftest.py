@@ -4,6 +4,7 @@ helpers live in tests/helpers/."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import resource
@@ -57,6 +58,33 @@ def run_nni_trial(tmp_path):
         return proc, records
 
     return run
+
+
+SHARED_LAUNCHER = "NNISUITE_TEST_SHARED_LAUNCHER"
+
+
+@pytest.fixture(scope="session")
+def shared_launcher():
+    """One warm launcher (nnisuite's trials' imports) per test process, set in the environment
+    from the first integration or slow test on: every study those tests start for nnisuite's
+    trials (a repeated study, a table build, a benchmark, a best-model retrain) uses it, as a
+    repeated study's runs use the repeat's (launcher.warm), instead of importing PyTorch again in
+    a launcher of its own (2.6-3.0 s of CPU each). A study whose trials need other imports (NAS,
+    a user's script, the fault trial) still starts its own, and so does every study run through
+    tests/helpers/runner.py (the process tree a user's Ctrl-C, kill and resume meet: the runner
+    and its own launcher). NNISUITE_TEST_SHARED_LAUNCHER=0: every study its own launcher."""
+    from launcher.warm import warm_launcher
+
+    with warm_launcher(stream=io.StringIO()) as path:
+        yield path
+
+
+@pytest.fixture(autouse=True)
+def _studies_share_a_launcher(request):
+    if os.environ.get(SHARED_LAUNCHER) != "0" and any(
+        request.node.get_closest_marker(m) for m in ("integration", "slow")
+    ):
+        request.getfixturevalue("shared_launcher")
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ crashes are contained, every trial sees its own environment."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -205,3 +206,22 @@ def test_nni_stopping_a_trial_reads_as_a_stop_not_a_failure(tmp_path, launcher_s
         proc.kill()
     assert proc.returncode == -signal.SIGINT
     assert all(wait_gone(pid) for pid in children)
+
+
+def test_a_block_uses_a_running_launcher_only_if_it_imported_the_same(monkeypatch):
+    """warm_launcher inside another (a repeated study's run; the tests' shared launcher) uses
+    the running one when it asks for the same imports, and starts its own otherwise (a NAS or a
+    user's script's study would lose its imports); each block puts the environment back."""
+    from launcher.warm import PRELOADED, SOCKET, warm_launcher
+
+    for name in (SOCKET, PRELOADED):
+        monkeypatch.delenv(name, raising=False)
+    with warm_launcher(stream=io.StringIO(), preload=()) as outer:
+        assert outer and os.environ[SOCKET] == outer and os.environ[PRELOADED] == ""
+        with warm_launcher(stream=io.StringIO(), preload=()) as same:
+            assert same == outer
+        with warm_launcher(stream=io.StringIO(), preload=("json",)) as other:
+            assert other and other != outer and os.environ[PRELOADED] == "json"
+            assert launcher_pid(other) != launcher_pid(outer)
+        assert os.environ[SOCKET] == outer and os.environ[PRELOADED] == ""
+    assert SOCKET not in os.environ and PRELOADED not in os.environ

@@ -18,6 +18,7 @@ import yaml
 
 from experiments.manager import free_port
 from launcher import REPO
+from launcher.warm import PRELOADED, SOCKET
 
 # `nnisuite run` as `make` / `pip install -e .` installs it beside this Python
 NNISUITE = [str(Path(sys.executable).with_name("nnisuite")), "run"]
@@ -41,6 +42,8 @@ class Runner:
         plots: bool = False,
     ):
         self.port = free_port() if port == 0 else port
+        # its own warm launcher, as a user's runner has (never the tests' shared one: conftest)
+        env = {k: v for k, v in (env or os.environ).items() if k not in (SOCKET, PRELOADED)}
         flags = ["--port", str(self.port)] if self.port else []
         runs = program == RUN_MODULE or program[-1] == "run"  # experiments.run's flags
         flags += [] if plots or not runs else ["--no-plots", "--no-optuna", "--no-importance"]
