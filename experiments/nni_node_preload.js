@@ -34,7 +34,11 @@
 //    with the newest release, whatever the manager's is; without, pip spends 13 s failing
 //    (measured here). nnisuite's runner has already asked each host over SSH whether its Python
 //    has nni and the trial's packages (experiments/machines.py). NNISUITE_REMOTE_PIP=1 keeps
-//    NNI's upgrade.
+//    NNI's upgrade. Right after, NNI asks the worker its nni version for one log line
+//    (`python -c "import nni ; print(nni.__version__)"`: all of nni imported, scipy.stats with
+//    it, ~2 s of the host's CPU at every worker start); here the installed version is read from
+//    nni's package metadata instead (importlib.metadata: the same string, no import). NNI's own
+//    query with NNISUITE_REMOTE_PIP=1.
 // 5. Give each trial the parameters NNI recorded for it (training_service/v3/compat.js). NNI 3.0
 //    queues a new trial's parameters and hands them to whichever trial asks first: two trials
 //    that start together swap when the second asks first (a slow import, a busy machine). NNI
@@ -136,12 +140,21 @@ if (manager) {
     };
     Remote.nnisuitePatched = true;
   };
+  const NNI_VERSION_QUERY = "import nni ; print(nni.__version__)";
+  const METADATA_VERSION_QUERY = "import importlib.metadata as m ; print(m.version('nni'))";
   const patchSsh = (Ssh) => {
     const run = Ssh.prototype.run;
     Ssh.prototype.run = function (command, ...rest) {
-      if (/ -m pip install nni --upgrade$/.test(command) && process.env.NNISUITE_REMOTE_PIP !== "1") {
-        this.log.info(`nnisuite: skipped \`${command}\` (the runner checked this host's nni)`);
-        return Promise.resolve("");
+      if (process.env.NNISUITE_REMOTE_PIP !== "1") {
+        if (/ -m pip install nni --upgrade$/.test(command)) {
+          this.log.info(`nnisuite: skipped \`${command}\` (the runner checked this host's nni)`);
+          return Promise.resolve("");
+        }
+        if (command.endsWith(` -c "${NNI_VERSION_QUERY}"`)) {
+          const python = command.slice(0, -` -c "${NNI_VERSION_QUERY}"`.length);
+          this.log.info("nnisuite: nni's version read from its package metadata (no import)");
+          return run.call(this, `${python} -c "${METADATA_VERSION_QUERY}"`, ...rest);
+        }
       }
       return run.call(this, command, ...rest);
     };

@@ -7,6 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import nni
 import pytest
 import yaml
 
@@ -65,6 +66,11 @@ def test_remote_experiment_on_a_loopback_sshd(tmp_path):
             for exp_id in ids:
                 shutil.rmtree(Path.home() / "nni-experiments" / exp_id, ignore_errors=True)
     assert status == "DONE", [(t.trial_id, t.status) for t in exp.trials]
+    # the worker's nni version, read from its metadata (experiments/nni_node_preload.js), is
+    # the one NNI's own query (which imports all of nni there) would have logged
+    log = (tmp_path / "nni" / ids[0] / "log" / "nnimanager.log").read_text()
+    assert "nni's version read from its package metadata (no import)" in log
+    assert f"Installed nni v{nni.__version__}\n" in log and "version mismatch" not in log
     assert [t.status for t in exp.trials] == ["SUCCEEDED", "SUCCEEDED"]
     for trial in exp.trials:
         assert {"default", "test_accuracy"} <= set(trial.final)
