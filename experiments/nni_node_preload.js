@@ -38,7 +38,13 @@
 //    (`python -c "import nni ; print(nni.__version__)"`: all of nni imported, scipy.stats with
 //    it, ~2 s of the host's CPU at every worker start); here the installed version is read from
 //    nni's package metadata instead (importlib.metadata: the same string, no import). NNI's own
-//    query with NNISUITE_REMOTE_PIP=1.
+//    query with NNISUITE_REMOTE_PIP=1. And NNI starts the worker's trial keeper with
+//    `python -m nni.tools.nni_manager_scripts.create_trial_keeper_dir` and `...launch_trial_keeper`
+//    (`...check_trial_keeper_alive` when a channel is lost): scripts of the standard library,
+//    psutil and nni_node, which `-m` runs only after importing the whole nni package (~2.4 s of
+//    the host's CPU each). Here the same files run by path (runpy.run_path, nni's folder from
+//    importlib.util.find_spec, which does not import it): same code, arguments and output
+//    (NNISUITE_REMOTE_PIP=1: NNI's three commands as it ships them).
 // 5. Give each trial the parameters NNI recorded for it (training_service/v3/compat.js). NNI 3.0
 //    queues a new trial's parameters and hands them to whichever trial asks first: two trials
 //    that start together swap when the second asks first (a slow import, a busy machine). NNI
@@ -142,6 +148,13 @@ if (manager) {
   };
   const NNI_VERSION_QUERY = "import nni ; print(nni.__version__)";
   const METADATA_VERSION_QUERY = "import importlib.metadata as m ; print(m.version('nni'))";
+  // NNI's worker scripts that need neither nni nor its dependencies (remote_v3/worker.js)
+  const WORKER_SCRIPT =
+    /^(.+) -m nni\.tools\.nni_manager_scripts\.(create_trial_keeper_dir|launch_trial_keeper|check_trial_keeper_alive)( .*)?$/;
+  const RUN_BY_PATH =
+    "import importlib.util as u, os, runpy, sys ; " +
+    "f = os.path.join(os.path.dirname(u.find_spec('nni').origin), 'tools', 'nni_manager_scripts', sys.argv[1] + '.py') ; " +
+    "sys.argv = [f] + sys.argv[2:] ; runpy.run_path(f, run_name='__main__')";
   const patchSsh = (Ssh) => {
     const run = Ssh.prototype.run;
     Ssh.prototype.run = function (command, ...rest) {
@@ -149,6 +162,11 @@ if (manager) {
         if (/ -m pip install nni --upgrade$/.test(command)) {
           this.log.info(`nnisuite: skipped \`${command}\` (the runner checked this host's nni)`);
           return Promise.resolve("");
+        }
+        const script = WORKER_SCRIPT.exec(command);
+        if (script) {
+          this.log.info(`nnisuite: ${script[2]} run by path (nni not imported)`);
+          return run.call(this, `${script[1]} -c "${RUN_BY_PATH}" ${script[2]}${script[3] || ""}`, ...rest);
         }
         if (command.endsWith(` -c "${NNI_VERSION_QUERY}"`)) {
           const python = command.slice(0, -` -c "${NNI_VERSION_QUERY}"`.length);

@@ -67,9 +67,12 @@ def test_remote_experiment_on_a_loopback_sshd(tmp_path):
                 shutil.rmtree(Path.home() / "nni-experiments" / exp_id, ignore_errors=True)
     assert status == "DONE", [(t.trial_id, t.status) for t in exp.trials]
     # the worker's nni version, read from its metadata (experiments/nni_node_preload.js), is
-    # the one NNI's own query (which imports all of nni there) would have logged
+    # the one NNI's own query (which imports all of nni there) would have logged; the trial
+    # keeper's two start scripts ran by path, and the study ran on the keeper they started
     log = (tmp_path / "nni" / ids[0] / "log" / "nnimanager.log").read_text()
     assert "nni's version read from its package metadata (no import)" in log
+    for script in ("create_trial_keeper_dir", "launch_trial_keeper"):
+        assert f"nnisuite: {script} run by path (nni not imported)" in log
     assert f"Installed nni v{nni.__version__}\n" in log and "version mismatch" not in log
     assert [t.status for t in exp.trials] == ["SUCCEEDED", "SUCCEEDED"]
     for trial in exp.trials:
