@@ -74,8 +74,9 @@ def differences(old: dict, new: dict) -> str:
 
 
 def hpo_study(plan, variant: str, seed: int, folder: Path, experiment_dir, launch=None):
-    """(Study, seeded) of one HPO run, or an exit code when its config is invalid. `launch`:
-    --launcher / --no-launcher / None, for a `python SCRIPT.py` trial."""
+    """(Study, seeded, warm) of one HPO run, or an exit code when its config is invalid.
+    `launch`: --launcher / --no-launcher / None, for a `python SCRIPT.py` trial; `warm`: whether
+    its trials fork from a warm launcher (the repeat's, which imported the same: study.preload)."""
     from nni.experiment import Experiment
 
     from experiments.config import set_key, to_nni_config
@@ -88,17 +89,20 @@ def hpo_study(plan, variant: str, seed: int, folder: Path, experiment_dir, launc
         for problem in problems:
             print(f"error: {variant} seed {seed}: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    command, _, _ = through_launcher(Trial.of(raw, plan["base"]), launch)
+    trial = Trial.of(raw, plan["base"])
+    command, warm, _ = through_launcher(trial, launch)
     if command:
         raw = set_key(raw, "trialCommand", command)
     config = to_nni_config(raw, plan["base"])
     hint = "run the same command again to continue"
     study = Study(Experiment(config), None, folder, config.max_trial_number, hint)
-    return study, takes_seed(raw.get("tuner") or {})
+    study.preload = trial.preload()  # as the repeat's launcher: the run uses it, starts none
+    return study, takes_seed(raw.get("tuner") or {}), warm
 
 
 def nas_study(plan, variant: str, seed: int, folder: Path, experiment_dir):
-    """(Study, True) of one NAS run (the strategy is seeded), or an exit code."""
+    """(Study, True, True) of one NAS run (the strategy is seeded; trials fork from the warm
+    launcher), or an exit code."""
     from nas.settings import SettingsError, check, max_trials, space_size
     from nas.study import build_experiment
 
@@ -120,7 +124,7 @@ def nas_study(plan, variant: str, seed: int, folder: Path, experiment_dir):
         background_start=True,
         expected_trials=min(budget, space_size(settings)),
     )
-    return study, True
+    return study, True, True
 
 
 def run_one(
@@ -146,7 +150,7 @@ def run_one(
         made = hpo_study(plan, variant, seed, folder, experiment_dir, launch)
     if isinstance(made, int):
         return made
-    study, seeded = made
+    study, seeded, warm = made
     study.host = host
     started = time.monotonic()
     records: dict = {}
@@ -156,7 +160,7 @@ def run_one(
         export(loaded, folder, plots=plots, optuna=False, forest=forest)
         records["run"] = Run.of(loaded, variant, seed, time.monotonic() - started)
 
-    code = run_study(study, export=export_run, stream=io.StringIO(), announce=False)
+    code = run_study(study, export=export_run, launcher=warm, stream=io.StringIO(), announce=False)
     if code != 0 or "run" not in records:
         return code or 1
     record = records["run"].to_json() | {

@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -141,8 +142,16 @@ def test_a_repeated_study_over_your_own_trial_seeds_it_through_its_environment(t
     out = tmp_path / "study"
     command = [NNISUITE[0], "repeat", "plan.yml", "--out", str(out)]
     command += ["--experiment-dir", str(tmp_path / "nni")]
+    launchers = set()  # the warm launchers the repeat started (its direct children)
     with runner(*command[2:], program=command[:2], cwd=folder, port=None) as r:
-        assert r.wait(timeout=400) == 0, r.output
+        deadline = time.monotonic() + 400
+        while r.proc.poll() is None and time.monotonic() < deadline:
+            launchers.update(p.pid for p in r.find("launcher.server") if p.ppid() == r.proc.pid)
+            time.sleep(0.2)
+        assert r.wait(timeout=10) == 0, r.output
+    # one launcher, importing what trial.py imports, for all four runs (not one per run)
+    assert len(launchers) == 1, launchers
+    assert "trials of trial.py fork from a warm launcher" in r.output
     runs = pd.read_csv(out / "runs.csv")
     assert sorted(zip(runs.variant, runs.seed)) == sorted(
         (v, s) for v in ("tpe", "random") for s in (0, 1)
