@@ -28,6 +28,7 @@ comparison.csv, pairwise.csv, comparison.md and the best-so-far band plots (anal
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import logging
@@ -275,11 +276,13 @@ def repeat(args) -> int:
     records = []
     started = time.monotonic()
     ran = 0
-    with warm_launcher(warm, preload=preload):
+    with contextlib.ExitStack() as stack:  # the launcher starts with the first run to make
         for i, (variant, seed) in enumerate(todo, 1):
             done = finished(out / "runs" / f"{variant}-s{seed}", run_settings(plan, variant, seed))
             fresh = done is None
             if fresh:
+                if not ran:  # (a rerun that keeps every run starts none)
+                    stack.enter_context(warm_launcher(warm, preload=preload))
                 result = run_one(
                     plan,
                     variant,

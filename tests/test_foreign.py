@@ -167,6 +167,12 @@ def test_a_repeated_study_over_your_own_trial_seeds_it_through_its_environment(t
             check_rows(trials, seed)  # the trial read its seed from its environment
     assert (out / "comparison.csv").is_file() and (out / "pairwise.csv").is_file()
     assert wait_dead(r.seen) == []
+    assert "warm launcher ready" in r.output
+    # the same command again keeps the four runs, and starts no launcher for them
+    with runner(*command[2:], program=command[:2], cwd=folder, port=None) as again:
+        assert again.wait(timeout=120) == 0, again.output
+    assert again.output.count("kept from before") == 4, again.output
+    assert "warm launcher ready" not in again.output
 
 
 def test_nnisuite_and_every_subcommand_answer_help_from_any_folder(tmp_path, monkeypatch):
