@@ -19,11 +19,15 @@ from tests.helpers.nni import read_nni_metrics
 
 
 @pytest.fixture
-def run_nni_trial(tmp_path):
+def run_nni_trial(tmp_path, request):
     """Run `python -m MODULE ARGS` as NNI's local platform runs a trial: parameters from
-    parameter.cfg, metrics through nni's real SDK into .nni/metrics. Returns (proc, records)."""
+    parameter.cfg, metrics through nni's real SDK into .nni/metrics. Returns (proc, records).
+    By default the trial forks from the test worker's warm launcher (shared_launcher), as NNI
+    runs nnisuite's trials (`python3 -m launcher MODULE`: 0.3-1 s of CPU instead of 3-5 s for
+    a fresh process importing PyTorch); `launcher=False`: a plain process, as --no-launcher
+    runs it; a path: that launcher."""
 
-    def run(module: str, parameters: dict, args=(), timeout=300, launcher: str | None = None):
+    def run(module: str, parameters: dict, args=(), timeout=300, launcher: str | bool = True):
         sys_dir = tmp_path / f"trial-{len(list(tmp_path.glob('trial-*')))}"
         sys_dir.mkdir()
         (sys_dir / "parameter.cfg").write_text(
@@ -39,6 +43,9 @@ def run_nni_trial(tmp_path):
             "NNI_OUTPUT_DIR": str(sys_dir),
             "NNI_TRIAL_SEQ_ID": "0",
         }
+        if launcher is True:
+            shared = os.environ.get(SHARED_LAUNCHER) != "0"
+            launcher = shared and request.getfixturevalue("shared_launcher") or False
         command = [sys.executable, "-m", module, *args]
         if launcher:  # through the warm launcher, as `python3 -m launcher` runs it
             env["NNISUITE_LAUNCHER"] = launcher

@@ -83,7 +83,7 @@ def wait_gone(pid: int, timeout: float = 10.0) -> bool:
 def test_same_metrics_as_in_process(run_nni_trial, launcher_socket):
     params = {"features1": 256, "features2": 128, "lr": 0.05, "batch_size": 32}
     args = ["--epochs", "3", "--threads", "1"]
-    plain, plain_records = run_nni_trial("trials.mlp", params, args)
+    plain, plain_records = run_nni_trial("trials.mlp", params, args, launcher=False)
     with ChildWatch(launcher_socket) as watch:
         warm, warm_records = run_nni_trial("trials.mlp", params, args, launcher=launcher_socket)
     assert plain.returncode == 0 and warm.returncode == 0, warm.stderr
