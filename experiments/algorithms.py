@@ -51,6 +51,9 @@ def registry() -> list:
     from nni.runtime.config import get_builtin_config_file, get_config_file
     from nni.tools.package_utils import config_manager
 
+    from experiments.config import nni_reads_yaml_with_libyaml
+
+    nni_reads_yaml_with_libyaml()
     files = (
         get_builtin_config_file("builtin_algorithms.yml"),
         get_config_file("registered_algorithms.yml"),

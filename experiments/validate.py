@@ -36,6 +36,7 @@ import argparse
 import contextlib
 import dataclasses
 import difflib
+import functools
 import io
 import re
 import sys
@@ -217,10 +218,19 @@ def check_trial(space: dict, raw: dict, path: Path, space_file: str) -> list[Pro
     return problems
 
 
+@functools.lru_cache(maxsize=16)
+def flag_parser(cls, module: str) -> argparse.ArgumentParser:
+    """The trial's own flag parser (trials.params.build_parser), built once per trial class:
+    parse_args leaves a parser as it was."""
+    from trials.params import build_parser
+
+    return build_parser(cls, module, "")
+
+
 def check_own_trial(space: dict, trial, file: str) -> list[Problem]:
     """nnisuite's own trial: every space key a field of its PARAMS, values of its types, its
     flags parsed by its own parser, required fields set."""
-    from trials.params import CLI_ONLY, ParameterError, build_parser, coerce, field_types
+    from trials.params import CLI_ONLY, ParameterError, coerce, field_types
 
     parsed = trial.command
     try:
@@ -273,7 +283,7 @@ def check_own_trial(space: dict, trial, file: str) -> list[Problem]:
     # Flags of the trial command, parsed by the trial's own parser.
     try:
         with contextlib.redirect_stderr(io.StringIO()) as err:
-            flags = vars(build_parser(cls, parsed.module, "").parse_args(parsed.args))
+            flags = vars(flag_parser(cls, parsed.module).parse_args(parsed.args))
     except SystemExit:
         message = err.getvalue().strip().splitlines()[-1] if err.getvalue() else "bad flags"
         problems.append(

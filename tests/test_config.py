@@ -54,3 +54,41 @@ def test_overrides_rewrite_the_trial_command():
     assert cmd.args[cmd.args.index("--dataset") + 1] == "fashion-mnist"
     assert out["maxTrialNumber"] == 3 and out["trialConcurrency"] == 1
     assert raw["maxTrialNumber"] == 10  # the loaded mapping is not changed
+
+
+def test_load_yaml_gives_a_fresh_mapping_each_time_and_reads_a_rewritten_file(tmp_path):
+    path = tmp_path / "e.yml"
+    path.write_text("tuner: {name: TPE, classArgs: {seed: 1}}\n")
+    first = load_yaml(path)
+    first["tuner"]["classArgs"]["seed"] = 99  # a caller changing what it got
+    assert load_yaml(path)["tuner"]["classArgs"]["seed"] == 1
+    path.write_text("tuner: {name: TPE, classArgs: {seed: 2}}\n")  # same size, same tick
+    assert load_yaml(path)["tuner"]["classArgs"]["seed"] == 2
+
+
+def test_nni_reads_its_registry_and_search_spaces_through_libyaml_with_the_same_result(
+    tmp_path, monkeypatch
+):
+    import yaml
+    from nni.experiment.config import experiment_config
+    from nni.tools.package_utils import config_manager
+
+    from experiments.config import nni_reads_yaml_with_libyaml
+
+    for module in (experiment_config, config_manager):
+        monkeypatch.setattr(module, "yaml", yaml)  # as NNI ships
+    space = tmp_path / "space.yml"
+    space.write_text(
+        "lr: {_type: loguniform, _value: [0.0001, 0.1]}\nn: {_type: choice, _value: [1, 2]}\n"
+    )
+    plain = (config_manager.get_all_algo_meta(), experiment_config._load_search_space_file(space))
+    nni_reads_yaml_with_libyaml()
+    assert config_manager.yaml is not yaml and experiment_config.yaml is not yaml
+    assert config_manager.yaml.safe_load is not yaml.safe_load
+    fast = (config_manager.get_all_algo_meta(), experiment_config._load_search_space_file(space))
+    assert fast[0] == plain[0] and len(fast[0]) > 10 and fast[1] == plain[1]
+    assert config_manager.yaml.dump is yaml.dump  # every other name PyYAML's own
+    monkeypatch.setenv("NNISUITE_NNI_LIBYAML", "0")
+    monkeypatch.setattr(config_manager, "yaml", yaml)
+    nni_reads_yaml_with_libyaml()
+    assert config_manager.yaml is yaml  # switched off

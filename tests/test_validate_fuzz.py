@@ -24,6 +24,9 @@ from experiments.plan import is_plan
 from experiments.validate import is_nas_settings, main, validate
 from launcher import REPO
 
+# yaml.safe_dump through libyaml: the same documents, written ~10x faster
+DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 SHIPPED = sorted(p for p in (REPO / "experiments").glob("*.yaml") if not p.name.startswith("."))
 VALUES = [-1, 0, 1.5, "x", "", [1], {}, None, True]
 
@@ -198,7 +201,7 @@ def test_mutants_never_crash_and_nothing_nni_rejects_passes(path, tmp_path, caps
     for label, raw in mutants(base):
         mutant = folder / f"fuzz-{path.stem}.yaml"  # in a mirror of experiments/: same paths
         try:
-            mutant.write_text(yaml.safe_dump(raw) if isinstance(raw, dict) else "")
+            mutant.write_text(yaml.dump(raw, Dumper=DUMPER) if isinstance(raw, dict) else "")
             try:
                 code = main([str(mutant)])
             except SystemExit as exc:  # argparse
