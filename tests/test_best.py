@@ -34,8 +34,9 @@ PACKAGES = "trials,models,experiments,launcher,analysis,nnisuite,nas,benchmarks,
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    """A 3-trial digits study whose trials keep their best validation epoch."""
+def study(tmp_path_factory, shared_launcher):
+    """A 3-trial digits study whose trials keep their best validation epoch (forked from the
+    test worker's warm launcher)."""
     root = tmp_path_factory.mktemp("best")
     raw = yaml.safe_load((REPO / "experiments" / "mlp_tpe_digits.yaml").read_text())
     raw["trialCommand"] += " --restore-best"
@@ -56,6 +57,7 @@ def study(tmp_path_factory):
         str(nni),
         "--out",
         str(root / "export"),
+        own_launcher=False,  # the worker's warm launcher: this test is about the model
     ) as r:
         assert r.wait(timeout=300) == 0, r.output[-3000:]
         exp_id = next(p.name for p in nni.iterdir() if not p.name.startswith("."))

@@ -40,10 +40,14 @@ class Runner:
         program: list[str] = RUN_MODULE,
         cwd: Path = REPO,
         plots: bool = False,
+        own_launcher: bool = True,
     ):
         self.port = free_port() if port == 0 else port
-        # its own warm launcher, as a user's runner has (never the tests' shared one: conftest)
-        env = {k: v for k, v in (env or os.environ).items() if k not in (SOCKET, PRELOADED)}
+        # its own warm launcher, as a user's runner has; own_launcher=False (a test of what
+        # the study makes, not of its process tree): the tests' shared one (conftest)
+        env = dict(env or os.environ)
+        if own_launcher:
+            env = {k: v for k, v in env.items() if k not in (SOCKET, PRELOADED)}
         flags = ["--port", str(self.port)] if self.port else []
         runs = program == RUN_MODULE or program[-1] == "run"  # experiments.run's flags
         flags += [] if plots or not runs else ["--no-plots", "--no-optuna", "--no-importance"]
