@@ -216,3 +216,27 @@ def test_the_console_script_keeps_the_exit_codes_of_the_python_m_forms(tmp_path)
     assert [p.returncode for p in results] == [2, 2]
     assert results[0].stderr == results[1].stderr
     assert "trialConcurrency" in results[0].stderr and "missing.py" in results[0].stderr
+
+
+def test_each_run_of_a_repeat_forks_from_the_repeats_launcher_only_when_the_trial_does(tmp_path):
+    """What a run of a repeated study asks of launcher.warm: the trial's own preload list (so the
+    repeat's launcher, started with that list, is the one it uses) and whether its trials fork
+    at all (--no-launcher, or a command of another Python: no launcher started for the run)."""
+    from experiments.plan import load_plan
+    from experiments.repeat import hpo_study
+
+    folder = project(tmp_path, sleep=0, trials=2)
+    plan = {"base": "config.yml", "variants": {"tpe": {"tuner": {"name": "TPE"}}}, "seeds": 1}
+    (folder / "plan.yml").write_text(yaml.safe_dump(plan))
+    loaded = load_plan(folder / "plan.yml")
+    for launch, forks in ((None, True), (True, True), (False, False)):
+        study, seeded, warm = hpo_study(loaded, "tpe", 0, tmp_path / "run", tmp_path / "n", launch)
+        assert (warm, study.preload, seeded) == (forks, (), True), launch
+        command = study.exp.config.trial_command
+        assert ("launcher --script trial.py" in command) is forks, command
+    config = yaml.safe_load((folder / "config.yml").read_text())
+    config["trialCommand"] = "/usr/bin/python3 trial.py --sleep 0"  # not the runner's Python
+    (folder / "config.yml").write_text(yaml.safe_dump(config))
+    study, _, warm = hpo_study(load_plan(folder / "plan.yml"), "tpe", 0, tmp_path / "r", tmp_path)
+    command = study.exp.config.trial_command
+    assert warm is False and command.endswith(" /usr/bin/python3 trial.py --sleep 0"), command
