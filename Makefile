@@ -51,7 +51,7 @@ system-packages:
 # where PYTHONDONTWRITEBYTECODE is set, as on the machine CI runs on (a runner's imports 0.9 ->
 # 0.75 s of CPU; a test worker's collection ~3 s less)
 bytecode: $(STAMP)
-	$(PY) -m compileall -q experiments analysis launcher trials models nas nnisuite benchmarks
+	$(PY) -m compileall -q -x '/(\.venv|\.git|runs|data|mutants)/' .
 
 test: lint system-packages bytecode
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --maxschedchunk 1

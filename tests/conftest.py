@@ -44,8 +44,7 @@ def run_nni_trial(tmp_path, request):
             "NNI_TRIAL_SEQ_ID": "0",
         }
         if launcher is True:
-            shared = os.environ.get(SHARED_LAUNCHER) != "0"
-            launcher = shared and request.getfixturevalue("shared_launcher") or False
+            launcher = request.getfixturevalue("shared_launcher") or False
         command = [sys.executable, "-m", module, *args]
         if launcher:  # through the warm launcher, as `python3 -m launcher` runs it
             env["NNISUITE_LAUNCHER"] = launcher
@@ -79,18 +78,17 @@ def shared_launcher():
     a launcher of its own (2.6-3.0 s of CPU each). A study whose trials need other imports (NAS,
     a user's script, the fault trial) still starts its own, and so does every study run through
     tests/helpers/runner.py (the process tree a user's Ctrl-C, kill and resume meet: the runner
-    and its own launcher). NNISUITE_TEST_SHARED_LAUNCHER=0: every study its own launcher."""
+    and its own launcher). NNISUITE_TEST_SHARED_LAUNCHER=0: every study its own launcher (the
+    fixture is None)."""
     from launcher.warm import warm_launcher
 
-    with warm_launcher(stream=io.StringIO()) as path:
+    with warm_launcher(os.environ.get(SHARED_LAUNCHER) != "0", io.StringIO()) as path:
         yield path
 
 
 @pytest.fixture(autouse=True)
 def _studies_share_a_launcher(request):
-    if os.environ.get(SHARED_LAUNCHER) != "0" and any(
-        request.node.get_closest_marker(m) for m in ("integration", "slow")
-    ):
+    if any(request.node.get_closest_marker(m) for m in ("integration", "slow")):
         request.getfixturevalue("shared_launcher")
 
 
