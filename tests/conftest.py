@@ -147,9 +147,10 @@ def cpu_seconds() -> tuple[float, float]:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    """With NNISUITE_TEST_CPU=FILE, append one JSON line per test to FILE: its wall seconds and
-    the CPU seconds of the worker and of the processes the test started (the NNI managers,
-    runners and trials that ended inside it): where `make test`'s CPU goes."""
+    """With NNISUITE_TEST_CPU=FILE, append one JSON line per test to FILE: its worker, start time
+    (epoch seconds), wall seconds and the CPU seconds of the worker and of the processes the
+    test started (the NNI managers, runners and trials that ended inside it): where `make
+    test`'s CPU and time go."""
     if not CPU_LOG:
         yield
         return
@@ -158,6 +159,8 @@ def pytest_runtest_protocol(item, nextitem):
     own_after, kids_after = cpu_seconds()
     line = {
         "test": item.nodeid,
+        "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+        "started": round(time.time() - (time.monotonic() - wall), 2),
         "wall_s": round(time.monotonic() - wall, 2),
         "cpu_s": round(own_after - own, 2),
         "children_cpu_s": round(kids_after - kids, 2),
