@@ -60,6 +60,73 @@ def nni_reads_yaml_with_libyaml() -> None:
             module.yaml = _LibYamlForNNI()
 
 
+TYPES_SWITCH = "NNISUITE_NNI_TYPE_CACHE"
+CACHED_VALUE_TYPES = (str, int, float, bool, type(None), Path)  # immutable, hashable
+
+
+def nni_checks_config_types_once() -> None:
+    """NNI 3.0's config classes (nni/experiment/config/base.py) ask
+    `utils.fields(config)` for their fields, with their type hints, at every field they set,
+    unpack, resolve and validate; each call runs typing.get_type_hints on the class and copies
+    every field (35,716 calls in the validation fuzz), and each value is checked against its
+    hint with typeguard. Here, in this process only (NNI on disk untouched; idempotent), a
+    class's fields and hints are worked out once (classes do not change), and the answer of
+    typeguard for an immutable value (str, int, float, bool, None, a path) against a hint is
+    kept (it cannot change either); other values (lists, dicts, configs) are checked each
+    time as before. Same configs, same errors. Off with NNISUITE_NNI_TYPE_CACHE=0."""
+    if os.environ.get(TYPES_SWITCH) == "0":
+        return
+    from nni.experiment.config import utils
+    from nni.experiment.config.base import ConfigBase
+    from nni.experiment.config.utils import internal
+
+    if getattr(internal.fields, "nnisuite", False):
+        return
+    nni_is_instance = internal.is_instance
+
+    @functools.cache
+    def class_fields(cls) -> tuple:
+        import dataclasses
+        import typing
+
+        hints = typing.get_type_hints(cls)
+        return tuple(replace_type(f, hints[f.name]) for f in dataclasses.fields(cls))
+
+    def fields(config) -> list:
+        return list(class_fields(type(config)))  # NNI's callers only read name, type, default
+
+    answers: dict = {}  # (the value's type, the value or None for a config, the hint)
+
+    def is_instance(value, type_hint) -> bool:
+        if type(value) in CACHED_VALUE_TYPES or isinstance(value, Path):
+            key = (type(value), value, type_hint)
+        elif isinstance(value, ConfigBase):  # a plain class: its type decides
+            key = (type(value), None, type_hint)
+        else:
+            return nni_is_instance(value, type_hint)
+        try:
+            return answers[key]
+        except TypeError:  # a hint that cannot be a key
+            return nni_is_instance(value, type_hint)
+        except KeyError:
+            if len(answers) > 4096:
+                answers.clear()
+            answers[key] = found = nni_is_instance(value, type_hint)
+            return found
+
+    fields.nnisuite = True
+    fields.nni, is_instance.nni = internal.fields, nni_is_instance  # NNI's own, for the tests
+    for module in (internal, utils):
+        module.fields, module.is_instance = fields, is_instance
+
+
+def replace_type(field_, type_hint):
+    """A copy of a dataclass field with its type hint resolved (NNI's utils.fields does so)."""
+    field_ = copy.copy(field_)
+    field_.type = type_hint
+    return field_
+
+
 def load_yaml(path: str | Path) -> dict:
     """The file's mapping (a fresh copy each call: callers may change it)."""
     path = Path(path)
@@ -251,6 +318,7 @@ def to_nni_config(raw: dict, config_file: str | Path):
     from nni.experiment.config import utils as nni_utils
 
     nni_reads_yaml_with_libyaml()
+    nni_checks_config_types_once()
     nni_utils.set_base_path(Path(config_file).resolve().parent)
     try:
         return ExperimentConfig(**raw)

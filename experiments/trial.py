@@ -14,6 +14,7 @@ trials, imported only when it declares a top-level PARAMS (trials.mlp, trials.rn
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import shutil
 import sys
@@ -140,8 +141,18 @@ def module_file(module: str, code_dir: Path) -> Path | None:
 def declares_params(source: Path) -> bool:
     """Whether a trial file assigns a top-level PARAMS (nnisuite's trial convention)."""
     try:
-        tree = ast.parse(source.read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, UnicodeDecodeError):
+        return assigns_params(source.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+@functools.lru_cache(maxsize=64)
+def assigns_params(text: str) -> bool:
+    """declares_params of a file's text, parsed once per text (a plan's runs and the
+    validation ask about the same few trial files hundreds of times)."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
         return False
     return any(
         isinstance(node, ast.Assign)

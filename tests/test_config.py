@@ -92,3 +92,77 @@ def test_nni_reads_its_registry_and_search_spaces_through_libyaml_with_the_same_
     monkeypatch.setattr(config_manager, "yaml", yaml)
     nni_reads_yaml_with_libyaml()
     assert config_manager.yaml is yaml  # switched off
+
+
+def test_nni_checks_config_types_once_with_the_same_answers(monkeypatch):
+    """experiments.config.nni_checks_config_types_once: NNI's config classes work out their
+    fields once per class and keep typeguard's answer for immutable values and configs; every
+    config is accepted or refused as by NNI's own functions, with the same message, and
+    serialises the same, with a third of the type checks or fewer."""
+    import typing
+
+    import typeguard
+    from nni.experiment.config import utils
+    from nni.experiment.config.utils import internal
+
+    from experiments.config import TYPES_SWITCH, to_nni_config
+    from experiments.plan import is_plan
+    from experiments.validate import is_nas_settings
+
+    nni_fields = getattr(internal.fields, "nni", internal.fields)  # as NNI ships them
+    nni_is_instance = getattr(internal.is_instance, "nni", internal.is_instance)
+    for module in (internal, utils):
+        monkeypatch.setattr(module, "fields", nni_fields)
+        monkeypatch.setattr(module, "is_instance", nni_is_instance)
+    cases = []
+    for path in sorted((REPO / "experiments").glob("*.yaml")):
+        raw = load_yaml(path)
+        if is_plan(raw) or is_nas_settings(raw) or "remote" in path.name:
+            continue
+        cases.append((raw, path))
+        for key, value in (
+            ("trialConcurrency", "x"),
+            ("maxTrialNumber", 2.5),
+            ("debug", 1),
+            ("logLevel", "loud"),
+        ):
+            cases.append(({**raw, key: value}, path))
+        service = {**raw["trainingService"], "useActiveGpu": "yes"}
+        cases.append(({**raw, "trainingService": service}, path))
+        cases.append(({**raw, "tuner": {**raw["tuner"], "classArgs": [1]}}, path))
+    checks = []
+    real_check = typeguard.check_type
+
+    def counted(*args, **kwargs):
+        checks.append(1)
+        return real_check(*args, **kwargs)
+
+    monkeypatch.setattr(typeguard, "check_type", counted)
+
+    def outcomes() -> list[str]:
+        found = []
+        for raw, path in cases:
+            try:
+                config = to_nni_config(raw, path)
+                config.validate()
+                found.append(config.json())
+            except Exception as exc:  # noqa: BLE001 - NNI's answer, compared as text
+                found.append(f"{type(exc).__name__}: {exc}")
+        return found
+
+    monkeypatch.setenv(TYPES_SWITCH, "0")
+    plain = outcomes()
+    assert internal.fields is nni_fields  # switched off
+    plain_checks, checks[:] = len(checks), []
+    monkeypatch.delenv(TYPES_SWITCH)
+    first = outcomes()
+    assert internal.fields is not nni_fields and utils.is_instance is not nni_is_instance
+    checks[:] = []
+    again = outcomes()
+    assert first == plain and again == plain
+    hpo = typing.Literal["hpo"]  # ExperimentConfig.experiment_type: the value decides, too
+    assert utils.is_instance("hpo", hpo) and not utils.is_instance("nas", hpo)
+    refused = [o for o in plain if "Error: " in o]
+    assert 10 < len(refused) < len(plain), plain  # both kinds of answer are compared
+    assert len(checks) * 3 <= plain_checks, (len(checks), plain_checks)
+    print(f"{len(plain)} configs, {len(refused)} refused; {plain_checks} -> {len(checks)} checks")
