@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import runpy
 import selectors
@@ -35,6 +36,15 @@ from launcher import nni_import
 from launcher.protocol import recv_message, send_message
 
 FOLDER_PREFIX = "nnisuite-launcher-"  # launcher.warm's folder for the socket and ready file
+# Right before each fork, every object the launcher holds goes to the garbage collector's
+# permanent generation (gc.freeze, an O(1) move). A trial's collections then skip what it
+# inherited (the preload: torch, numpy, nni's dependencies) instead of walking all of it at
+# every full collection and writing into those objects' headers, which made copy-on-write copy
+# their memory pages into the trial (Python's gc docs advise it for fork without exec).
+# Measured: about 0.25 s of CPU less per forked trial (docs/performance.md). Frozen objects are
+# still freed when nothing refers to them; only cycles among them are never collected, and
+# those live as long as the launcher anyway. Off with NNISUITE_LAUNCHER_GC_FREEZE=0.
+GC_FREEZE = "NNISUITE_LAUNCHER_GC_FREEZE"
 
 # What `nni` imports, minus `nni` itself (it reads its trial variables at import): always
 # (numpy, scipy.stats and pandas are a second of every `import nni`; the last two only where
@@ -170,6 +180,7 @@ class Launcher:
         self.children: dict[int, socket.socket] = {}  # pid -> the client's connection
         self.running = True
         self.parent = os.getppid()  # the runner; when it dies we are re-parented
+        self.freeze = os.environ.get(GC_FREEZE) != "0"  # GC_FREEZE: gc.freeze at each fork
 
     def accept(self) -> None:
         conn, _ = self.server.accept()
@@ -181,6 +192,8 @@ class Launcher:
         sys.stdout.flush()
         sys.stderr.flush()
         me = os.getpid()
+        if self.freeze:
+            gc.freeze()
         pid = os.fork()
         if pid == 0:
             self.server.close()

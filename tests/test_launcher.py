@@ -225,3 +225,24 @@ def test_a_block_uses_a_running_launcher_only_if_it_imported_the_same(monkeypatc
             assert launcher_pid(other) != launcher_pid(outer)
         assert os.environ[SOCKET] == outer and os.environ[PRELOADED] == ""
     assert SOCKET not in os.environ and PRELOADED not in os.environ
+
+
+def test_a_forked_trial_inherits_the_launchers_objects_frozen(monkeypatch):
+    """The launcher moves what it holds to the collector's permanent generation before each
+    fork (launcher.server.GC_FREEZE): the trial's collections skip those objects and do not copy
+    their pages. NNISUITE_LAUNCHER_GC_FREEZE=0 turns it off."""
+    from launcher.server import GC_FREEZE
+    from launcher.warm import PRELOADED, SOCKET, warm_launcher
+
+    for name in (SOCKET, PRELOADED):
+        monkeypatch.delenv(name, raising=False)
+    frozen = {}
+    for switch in ("1", "0"):
+        monkeypatch.setenv(GC_FREEZE, switch)
+        with warm_launcher(stream=io.StringIO(), preload=()) as path:
+            assert path
+            out, err = client(path, "tests.fixtures.gc_trial").communicate(timeout=60)
+            frozen[switch] = int(out.split()[0])
+    # numpy, typeguard, yaml, ... (nni's dependencies, preloaded always): tens of thousands
+    assert frozen["1"] > 10_000, frozen
+    assert frozen["0"] == 0, frozen
