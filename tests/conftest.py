@@ -4,6 +4,7 @@ helpers live in tests/helpers/."""
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import os
@@ -131,6 +132,15 @@ def pytest_collection_modifyitems(config, items):
         return (1 if item.get_closest_marker("slow") else 2), 0
 
     items.sort(key=rank)  # stable: file order within a group
+
+
+def pytest_collection_finish(session):
+    """What collection imported (torch, NNI, pandas, every test module: about a million objects
+    in a worker) goes to the garbage collector's permanent generation: the tests' full
+    collections no longer walk it (the in-process fuzz and unit tests: 2.5-3 s less CPU in 77 s).
+    It is still freed as usual when nothing refers to it."""
+    gc.collect()
+    gc.freeze()
 
 
 CPU_LOG = os.environ.get("NNISUITE_TEST_CPU")
