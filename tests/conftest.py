@@ -68,22 +68,85 @@ def run_nni_trial(tmp_path, request):
 
 
 SHARED_LAUNCHER = "NNISUITE_TEST_SHARED_LAUNCHER"
+# the run's one launcher (pytest_configure): its socket, for every test worker
+RUN_LAUNCHER = "NNISUITE_TEST_RUN_LAUNCHER"
+
+
+def pytest_configure(config):
+    """The run's process that starts the others (pytest-xdist's controller, or pytest itself
+    without workers) starts one warm launcher (nnisuite's trials' imports) for the whole run,
+    without waiting for it: the workers it is about to spawn inherit its socket path
+    ($NNISUITE_TEST_RUN_LAUNCHER) and wait for it only when a test needs it (shared_launcher).
+    One launcher instead of one per worker: 3.3 s of CPU each. It exits with this process."""
+    if hasattr(config, "workerinput") or os.environ.get(SHARED_LAUNCHER) == "0":
+        return
+    import tempfile
+    from pathlib import Path
+
+    from launcher.server import FOLDER_PREFIX
+
+    folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
+    sock = folder / "launcher.sock"
+    command = [sys.executable, "-m", "launcher.server", "--socket", str(sock)]
+    command += ["--ready-file", str(folder / "ready")]
+    config._run_launcher = subprocess.Popen(
+        command, cwd=REPO, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    os.environ[RUN_LAUNCHER] = str(sock)
+
+
+def pytest_unconfigure(config):
+    proc = getattr(config, "_run_launcher", None)
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    import shutil
+    from pathlib import Path
+
+    shutil.rmtree(Path(os.environ.pop(RUN_LAUNCHER)).parent, ignore_errors=True)
+
+
+def run_launcher(timeout: float = 60.0) -> str | None:
+    """The run's launcher (pytest_configure) once it answers; None when there is none or it
+    did not start (the worker then starts its own)."""
+    from pathlib import Path
+
+    from launcher.warm import live
+
+    sock = os.environ.get(RUN_LAUNCHER)
+    if not sock:
+        return None
+    ready = Path(sock).parent / "ready"
+    deadline = time.monotonic() + timeout
+    while not ready.exists() and Path(sock).parent.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return sock if live(sock) else None
 
 
 @pytest.fixture(scope="session")
 def shared_launcher():
-    """One warm launcher (nnisuite's trials' imports) per test process, set in the environment
-    from the first integration or slow test on: every study those tests start for nnisuite's
-    trials (a repeated study, a table build, a benchmark, a best-model retrain) uses it, as a
-    repeated study's runs use the repeat's (launcher.warm), instead of importing PyTorch again in
-    a launcher of its own (2.6-3.0 s of CPU each). A study whose trials need other imports (NAS,
+    """One warm launcher (nnisuite's trials' imports) for the test process, set in the
+    environment from the first integration or slow test on: the run's (pytest_configure),
+    else one of the worker's own. Every study those tests start for nnisuite's trials (a
+    repeated study, a table build, a benchmark, a best-model retrain) uses it, as a repeated
+    study's runs use the repeat's (launcher.warm), instead of importing PyTorch again in a
+    launcher of its own (2.6-3.0 s of CPU each). A study whose trials need other imports (NAS,
     a user's script, the fault trial) still starts its own, and so does every study run through
     tests/helpers/runner.py (the process tree a user's Ctrl-C, kill and resume meet: the runner
     and its own launcher). NNISUITE_TEST_SHARED_LAUNCHER=0: every study its own launcher (the
     fixture is None)."""
-    from launcher.warm import warm_launcher
+    from launcher.warm import PRELOADED, SOCKET, preload_key, warm_launcher
 
-    with warm_launcher(os.environ.get(SHARED_LAUNCHER) != "0", io.StringIO()) as path:
+    enabled = os.environ.get(SHARED_LAUNCHER) != "0"
+    found = run_launcher() if enabled else None
+    if found:  # warm_launcher uses a live one with the same imports instead of starting one
+        os.environ[SOCKET], os.environ[PRELOADED] = found, preload_key(None)
+    with warm_launcher(enabled, io.StringIO()) as path:
         yield path
 
 
