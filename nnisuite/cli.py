@@ -26,13 +26,17 @@ COMMANDS = {
     "compare": ("analysis.compare", "compare studies or runs over seeds, with statistics"),
     "optuna": ("analysis.optuna", "an NNI experiment as an Optuna study: plots, dashboard"),
     "attention": ("analysis.attention", "MHA / MQA / GQA: attention maps, KV-cache sizes"),
-    "bench": (None, "benchmarks: bench epoch | export | study | launcher | manager | tabular"),
+    "bench": (
+        None,
+        "benchmarks: bench epoch | export | study | launcher | fork | manager | tabular",
+    ),
 }
 BENCHMARKS = {
     "epoch": ("benchmarks.epoch", "one training epoch against the log's pipeline"),
     "export": ("benchmarks.export", "the exporter on a large generated experiment"),
     "study": ("benchmarks.study", "a study three ways: Optuna, NNI warm, NNI fresh"),
     "launcher": ("benchmarks.launcher", "what the warm launcher saves on your own script"),
+    "fork": ("benchmarks.fork", "a forked trial's CPU, with and without gc.freeze"),
     "manager": ("benchmarks.manager", "how far one NNI manager goes: 1,000 trivial trials"),
     "tabular": (
         "benchmarks.tabular.__main__",

@@ -1,0 +1,141 @@
+"""What a trial forked from the warm launcher costs in CPU, with and without the launcher's
+gc.freeze before each fork (launcher/server.py, GC_FREEZE): the same trials run through the
+launcher client, the launcher started alternately with NNISUITE_LAUNCHER_GC_FREEZE=1 and =0,
+each trial's CPU read from the launcher's reaped children (/proc/PID/stat: cutime + cstime).
+
+    python -m benchmarks.fork --out runs/fork                       # 3 rounds x 5 trials each way
+    python -m benchmarks.fork --out DIR --rounds 1 --trials 1       # harness check
+
+The trial is nnisuite's MLP on the embedded digits data (2 epochs, one thread). Writes
+DIR/fork.json and DIR/fork.md: CPU seconds per trial each way (per round and over all), the
+saving per trial, and the machine. Linux only (/proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.machine import cpu_name
+from launcher import CLIENT_MODULE, REPO
+from launcher.server import GC_FREEZE
+from trials.outputs import check_writable
+from trials.params import positive_int
+
+TRIAL = ["trials.mlp", "--dataset", "digits", "--epochs", "2", "--threads", "1"]
+
+
+def children_cpu_s(pid: int) -> float:
+    """CPU seconds of the children `pid` has reaped (user + system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def one_way(freeze: bool, trials: int, work: Path) -> list[float]:
+    """CPU seconds of each of `trials` trials forked from a launcher started this way."""
+    sock, ready = work / "launcher.sock", work / "ready"
+    env = os.environ | {GC_FREEZE: "1" if freeze else "0"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "launcher.server", "--socket", str(sock)]
+        + ["--ready-file", str(ready)],
+        cwd=REPO,
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the launcher did not start")
+            time.sleep(0.1)
+        costs = []
+        for i in range(trials):
+            before = children_cpu_s(server.pid)
+            subprocess.run(
+                [sys.executable, "-m", CLIENT_MODULE, *TRIAL, "--out", str(work / f"t{i}")],
+                cwd=REPO,
+                env=os.environ | {"NNISUITE_LAUNCHER": str(sock)},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=True,
+                timeout=600,
+            )
+            deadline = time.monotonic() + 10  # the launcher reaps within its 0.05 s poll
+            while children_cpu_s(server.pid) == before and time.monotonic() < deadline:
+                time.sleep(0.02)
+            costs.append(children_cpu_s(server.pid) - before)
+        return costs
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        for path in (sock, ready):
+            path.unlink(missing_ok=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.fork",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--out", required=True, help="folder for fork.json and fork.md")
+    p.add_argument("--rounds", type=positive_int, default=3, help="rounds (default 3)")
+    p.add_argument(
+        "--trials", type=positive_int, default=5, help="trials each way per round (default 5)"
+    )
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    out = Path(args.out)
+    problem = check_writable(out, "--out")
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    ways: dict[str, list[list[float]]] = {"frozen": [], "not frozen": []}
+    with tempfile.TemporaryDirectory(prefix="nnisuite-fork-bench-") as tmp:
+        for _ in range(args.rounds):  # alternating: the machine's drift hits both ways
+            for way, freeze in (("not frozen", False), ("frozen", True)):
+                ways[way].append(one_way(freeze, args.trials, Path(tmp)))
+    mean = {way: statistics.fmean(c for r in rounds for c in r) for way, rounds in ways.items()}
+    result = {
+        "machine": cpu_name(),
+        "trial": " ".join(TRIAL),
+        "cpu_s_per_trial": {
+            way: [statistics.fmean(r) for r in rounds] for way, rounds in ways.items()
+        },
+        "mean_cpu_s": mean,
+        "saving_per_trial_s": mean["not frozen"] - mean["frozen"],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "fork.json").write_text(json.dumps(result, indent=1) + "\n")
+    rows = ["| launcher | CPU s per trial, each round | mean |", "|---|---|---|"]
+    for way, rounds in result["cpu_s_per_trial"].items():
+        rows.append(f"| {way} | {', '.join(f'{r:.2f}' for r in rounds)} | {mean[way]:.2f} |")
+    text = "\n".join(
+        [
+            f"# CPU of a forked trial, gc.freeze or not ({result['machine']})",
+            "",
+            f"Command: `python -m benchmarks.fork --out {args.out} --rounds {args.rounds} "
+            f"--trials {args.trials}`. Trial: `{result['trial']}`.",
+            "",
+            *rows,
+            "",
+            f"Saving: {result['saving_per_trial_s']:.2f} s of CPU per trial.",
+        ]
+    )
+    (out / "fork.md").write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
