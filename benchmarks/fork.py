@@ -14,7 +14,6 @@ saving per trial, and the machine. Linux only (/proc).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -24,8 +23,10 @@ import time
 from pathlib import Path
 
 from benchmarks.machine import cpu_name
+from benchmarks.report import write_report
 from launcher import CLIENT_MODULE, REPO
 from launcher.server import GC_FREEZE
+from launcher.warm import SOCKET, start_server, stop_server, wait_ready
 from trials.outputs import check_writable
 from trials.params import positive_int
 
@@ -40,43 +41,29 @@ def children_cpu_s(pid: int) -> float:
 
 def one_way(freeze: bool, trials: int, work: Path) -> list[float]:
     """CPU seconds of each of `trials` trials forked from a launcher started this way."""
-    sock, ready = work / "launcher.sock", work / "ready"
-    env = os.environ | {GC_FREEZE: "1" if freeze else "0"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "launcher.server", "--socket", str(sock)]
-        + ["--ready-file", str(ready)],
-        cwd=REPO,
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
+    proc, sock = start_server(env=os.environ | {GC_FREEZE: "1" if freeze else "0"})
     try:
-        deadline = time.monotonic() + 120
-        while not ready.exists():
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the launcher did not start")
-            time.sleep(0.1)
+        if not wait_ready(proc, sock):
+            raise SystemExit("the launcher did not start")
         costs = []
         for i in range(trials):
-            before = children_cpu_s(server.pid)
+            before = children_cpu_s(proc.pid)
             subprocess.run(
                 [sys.executable, "-m", CLIENT_MODULE, *TRIAL, "--out", str(work / f"t{i}")],
                 cwd=REPO,
-                env=os.environ | {"NNISUITE_LAUNCHER": str(sock)},
+                env=os.environ | {SOCKET: str(sock)},
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 check=True,
                 timeout=600,
             )
             deadline = time.monotonic() + 10  # the launcher reaps within its 0.05 s poll
-            while children_cpu_s(server.pid) == before and time.monotonic() < deadline:
+            while children_cpu_s(proc.pid) == before and time.monotonic() < deadline:
                 time.sleep(0.02)
-            costs.append(children_cpu_s(server.pid) - before)
+            costs.append(children_cpu_s(proc.pid) - before)
         return costs
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        for path in (sock, ready):
-            path.unlink(missing_ok=True)
+        stop_server(proc, sock)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,25 +102,16 @@ def main(argv=None) -> int:
         "mean_cpu_s": mean,
         "saving_per_trial_s": mean["not frozen"] - mean["frozen"],
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "fork.json").write_text(json.dumps(result, indent=1) + "\n")
     rows = ["| launcher | CPU s per trial, each round | mean |", "|---|---|---|"]
     for way, rounds in result["cpu_s_per_trial"].items():
         rows.append(f"| {way} | {', '.join(f'{r:.2f}' for r in rounds)} | {mean[way]:.2f} |")
-    text = "\n".join(
-        [
-            f"# CPU of a forked trial, gc.freeze or not ({result['machine']})",
-            "",
-            f"Command: `python -m benchmarks.fork --out {args.out} --rounds {args.rounds} "
-            f"--trials {args.trials}`. Trial: `{result['trial']}`.",
-            "",
-            *rows,
-            "",
-            f"Saving: {result['saving_per_trial_s']:.2f} s of CPU per trial.",
-        ]
+    command = (
+        f"`python -m benchmarks.fork --out {args.out} --rounds {args.rounds} "
+        f"--trials {args.trials}`. Trial: `{result['trial']}`."
     )
-    (out / "fork.md").write_text(text + "\n")
-    print(text)
+    last = f"Saving: {result['saving_per_trial_s']:.2f} s of CPU per trial."
+    title = "CPU of a forked trial, gc.freeze or not"
+    write_report(out, "fork", result, title, command, rows, last)
     return 0
 
 

@@ -14,7 +14,6 @@ each way, the saving per trial, and the machine.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.machine import cpu_name
+from benchmarks.report import write_report
 from trials.outputs import check_writable
 from trials.params import positive_int
 
@@ -138,8 +138,6 @@ def main(argv=None) -> int:
         }
     saving = result["fresh"]["mean_s"] - result["warm"]["mean_s"]
     result["saving_per_trial_s"] = saving
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "launcher.json").write_text(json.dumps(result, indent=1) + "\n")
     rows = [
         "| how trials start | trials | mean s | median s | min s | max s |",
         "|---|---|---|---|---|---|",
@@ -150,20 +148,12 @@ def main(argv=None) -> int:
             f"| {label} | {r['trials']} | {r['mean_s']:.2f} | {r['median_s']:.2f} | "
             f"{r['min_s']:.2f} | {r['max_s']:.2f} |"
         )
-    text = "\n".join(
-        [
-            f"# Warm launcher on a user's script ({result['machine']})",
-            "",
-            f"Command: `python -m benchmarks.launcher --out {args.out} --trials {args.trials}"
-            f"{' --quick' if args.quick else ''}`. Trial duration: NNI's start to end event.",
-            "",
-            *rows,
-            "",
-            f"Saving per trial: {saving:.2f} s (mean fresh - mean warm).",
-        ]
+    command = (
+        f"`python -m benchmarks.launcher --out {args.out} --trials {args.trials}"
+        f"{' --quick' if args.quick else ''}`. Trial duration: NNI's start to end event."
     )
-    (out / "launcher.md").write_text(text + "\n")
-    print(text)
+    last = f"Saving per trial: {saving:.2f} s (mean fresh - mean warm)."
+    write_report(out, "launcher", result, "Warm launcher on a user's script", command, rows, last)
     return 0
 
 

@@ -89,28 +89,9 @@ def warm_launcher(enabled: bool = True, stream=None, preload=None):
     if live(running) and os.environ.get(PRELOADED, preload_key(preload)) == preload_key(preload):
         yield running
         return
-    folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
-    sock, ready = folder / "launcher.sock", folder / "ready"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "launcher.server",
-            "--socket",
-            str(sock),
-            "--ready-file",
-            str(ready),
-            *(["--preload", ",".join(preload)] if preload is not None else []),
-        ],
-        cwd=REPO,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    proc, sock = start_server(preload)
     previous = {name: os.environ.get(name) for name in (SOCKET, PRELOADED)}
-    if ready.exists():
+    if wait_ready(proc, sock):
         os.environ[SOCKET], os.environ[PRELOADED] = str(sock), preload_key(preload)
         deferred = "; scipy.stats deferred in `import nni`" if nni_import.installed() else ""
         tops = dict.fromkeys(name.split(".")[0] for name in preload or ())
@@ -123,21 +104,54 @@ def warm_launcher(enabled: bool = True, stream=None, preload=None):
     else:
         print("warm launcher did not start: trials run as plain processes", file=stream)
     try:
-        yield str(sock) if ready.exists() else None
+        yield str(sock) if ready_file(sock).exists() else None
     finally:
         for name, value in previous.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        for path in (sock, ready):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        with contextlib.suppress(OSError):
-            folder.rmdir()
+        stop_server(proc, sock)
+
+
+def ready_file(sock: Path) -> Path:
+    """Where a launcher started by start_server writes its pid once it accepts trials."""
+    return sock.parent / "ready"
+
+
+def start_server(preload=None, env: dict | None = None) -> tuple[subprocess.Popen, Path]:
+    """A launcher server (launcher.server) started in a folder of its own, not waited for:
+    the process and its socket (wait_ready; stop_server). `env`: its environment (default
+    this process's)."""
+    folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
+    sock = folder / "launcher.sock"
+    command = [sys.executable, "-m", "launcher.server", "--socket", str(sock)]
+    command += ["--ready-file", str(ready_file(sock))]
+    command += ["--preload", ",".join(preload)] if preload is not None else []
+    proc = subprocess.Popen(
+        command, cwd=REPO, env=env, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    return proc, sock
+
+
+def wait_ready(proc: subprocess.Popen, sock: Path, timeout_s: float = READY_TIMEOUT_S) -> bool:
+    """Whether the launcher accepts trials within `timeout_s` (False: it exited or is late)."""
+    deadline = time.monotonic() + timeout_s
+    while not ready_file(sock).exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return ready_file(sock).exists()
+
+
+def stop_server(proc: subprocess.Popen, sock: Path) -> None:
+    """Stop a launcher from start_server (its children die with it) and remove its folder."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for path in (sock, ready_file(sock)):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    with contextlib.suppress(OSError):
+        sock.parent.rmdir()

@@ -12,6 +12,7 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -68,7 +69,7 @@ def run_nni_trial(tmp_path, request):
 
 
 SHARED_LAUNCHER = "NNISUITE_TEST_SHARED_LAUNCHER"
-# the run's one launcher (pytest_configure): its socket, for every test worker
+# the run's one launcher (pytest_configure): "PID:SOCKET", for every test worker
 RUN_LAUNCHER = "NNISUITE_TEST_RUN_LAUNCHER"
 
 
@@ -80,50 +81,37 @@ def pytest_configure(config):
     One launcher instead of one per worker: 3.3 s of CPU each. It exits with this process."""
     if hasattr(config, "workerinput") or os.environ.get(SHARED_LAUNCHER) == "0":
         return
-    import tempfile
-    from pathlib import Path
+    from launcher.warm import start_server
 
-    from launcher.server import FOLDER_PREFIX
-
-    folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
-    sock = folder / "launcher.sock"
-    command = [sys.executable, "-m", "launcher.server", "--socket", str(sock)]
-    command += ["--ready-file", str(folder / "ready")]
-    config._run_launcher = subprocess.Popen(
-        command, cwd=REPO, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    os.environ[RUN_LAUNCHER] = str(sock)
+    proc, sock = config._run_launcher = start_server()
+    os.environ[RUN_LAUNCHER] = f"{proc.pid}:{sock}"
 
 
 def pytest_unconfigure(config):
-    proc = getattr(config, "_run_launcher", None)
-    if proc is None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    import shutil
-    from pathlib import Path
+    from launcher.warm import stop_server
 
-    shutil.rmtree(Path(os.environ.pop(RUN_LAUNCHER)).parent, ignore_errors=True)
+    if getattr(config, "_run_launcher", None) is not None:
+        stop_server(*config._run_launcher)
+        os.environ.pop(RUN_LAUNCHER, None)
 
 
-def run_launcher(timeout: float = 60.0) -> str | None:
-    """The run's launcher (pytest_configure) once it answers; None when there is none or it
-    did not start (the worker then starts its own)."""
-    from pathlib import Path
+def run_launcher() -> str | None:
+    """The run's launcher (pytest_configure) once it accepts trials; None when there is none
+    or it did not start (the worker then starts its own)."""
+    import psutil
 
-    from launcher.warm import live
+    from launcher.warm import READY_TIMEOUT_S, live, ready_file
 
-    sock = os.environ.get(RUN_LAUNCHER)
+    pid, _, sock = os.environ.get(RUN_LAUNCHER, "").partition(":")
     if not sock:
         return None
-    ready = Path(sock).parent / "ready"
-    deadline = time.monotonic() + timeout
-    while not ready.exists() and Path(sock).parent.exists() and time.monotonic() < deadline:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not ready_file(Path(sock)).exists() and time.monotonic() < deadline:
+        try:
+            if psutil.Process(int(pid)).status() == psutil.STATUS_ZOMBIE:
+                return None  # it exited before it was ready
+        except psutil.NoSuchProcess:
+            return None
         time.sleep(0.05)
     return sock if live(sock) else None
 
