@@ -71,9 +71,10 @@ def nni_checks_config_types_once() -> None:
     every field (35,716 calls in the validation fuzz), and each value is checked against its
     hint with typeguard. Here, in this process only (NNI on disk untouched; idempotent), a
     class's fields and hints are worked out once (classes do not change), and the answer of
-    typeguard for an immutable value (str, int, float, bool, None, a path) against a hint is
-    kept (it cannot change either); other values (lists, dicts, configs) are checked each
-    time as before. Same configs, same errors. Off with NNISUITE_NNI_TYPE_CACHE=0."""
+    typeguard for an immutable value (str, int, float, bool, None, a path) or a config object
+    (its class decides) against a hint is kept (it cannot change either); lists and dicts are
+    checked each time as before. Same configs, same errors (tests/test_config.py compares them
+    with NNI's own functions). Off with NNISUITE_NNI_TYPE_CACHE=0."""
     if os.environ.get(TYPES_SWITCH) == "0":
         return
     from nni.experiment.config import utils

@@ -41,9 +41,10 @@ FOLDER_PREFIX = "nnisuite-launcher-"  # launcher.warm's folder for the socket an
 # inherited (the preload: torch, numpy, nni's dependencies) instead of walking all of it at
 # every full collection and writing into those objects' headers, which made copy-on-write copy
 # their memory pages into the trial (Python's gc docs advise it for fork without exec).
-# Measured: about 0.25 s of CPU less per forked trial (docs/performance.md). Frozen objects are
-# still freed when nothing refers to them; only cycles among them are never collected, and
-# those live as long as the launcher anyway. Off with NNISUITE_LAUNCHER_GC_FREEZE=0.
+# Measured: 0.11-0.22 s of CPU less per forked trials.mlp trial (benchmarks.fork). Frozen
+# objects are still freed when nothing refers to them; only cycles among them are never
+# collected, and those live as long as the launcher anyway. Off with
+# NNISUITE_LAUNCHER_GC_FREEZE=0.
 GC_FREEZE = "NNISUITE_LAUNCHER_GC_FREEZE"
 
 # What `nni` imports, minus `nni` itself (it reads its trial variables at import): always
