@@ -19,7 +19,13 @@ things fixed from the outside:
   the trial's parameters, its `receive_trial_result` then raises KeyError and the dispatcher
   dies: the study stalls (seen under `make test`, with and without an assessor). Here the end's
   assessor part stays on the assessor worker (in order with the trial's intermediate results)
-  and its tuner part is queued on the default worker, behind the final already queued there.
+  and its tuner part is queued on the default worker, behind the final already queued there;
+- a trial's end that reaches the dispatcher before its final result (NNI's manager sends the
+  end when the trial process exits, and a final sent just before the exit can still be on its
+  way: seen in `make test` with trials that end within a second, the study dying of TPE's
+  KeyError) is held for the tuner until that final has been handled (at most HOLD_S seconds:
+  a trial that succeeded without a final is then ended as NNI would). Only a SUCCEEDED end
+  waits; a failed or stopped trial's end is told at once.
 
 NNISUITE_NNI_PYTHON=plain (experiments/nni_python.py) turns the whole script off: NNI's
 dispatcher as it ships.
@@ -30,6 +36,7 @@ from __future__ import annotations
 import queue
 import runpy
 import threading
+import time
 
 from launcher import nni_import
 
@@ -91,22 +98,56 @@ def tells_tuner(data) -> bool:
 
 
 ORDERED = {"on": False}
+HOLD_S = 10.0  # how long a SUCCEEDED trial's end waits for its final before the tuner hears it
 
 
 def ordered_trial_end() -> None:
     """Patch NNI's MsgDispatcher (once per process) so that the tuner hears a trial's end after
-    every command received before it (its final result): the module docstring says why."""
+    its final result, whichever NNI's manager sent first: the module docstring says why. The
+    tuner's part of an end runs on the default worker, which also handles the finals."""
+    from nni.common.serializer import load
     from nni.runtime.msg_dispatcher import MsgDispatcher
     from nni.runtime.tuner_command_channel import CommandType
 
     original = MsgDispatcher.handle_trial_end
     if getattr(original, "nnisuite_ordered", False):
         return
+    original_final = MsgDispatcher._handle_final_metric_data
+
+    def state(self) -> tuple[dict, set]:
+        """(the ends held: parameter id -> (when, the end), the parameter ids whose final the
+        tuner has had), kept on the dispatcher (the default worker alone touches them)."""
+        return (
+            self.__dict__.setdefault("_nnisuite_held_ends", {}),
+            self.__dict__.setdefault("_nnisuite_finals", set()),
+        )
+
+    def tell_tuner(self, data) -> None:
+        original(_Without(self, "assessor"), data)
+
+    def release(self, older_than_s: float) -> None:
+        held, _ = state(self)
+        now = time.monotonic()
+        for parameter_id, (since, data) in list(held.items()):
+            if now - since >= older_than_s:
+                del held[parameter_id]
+                tell_tuner(self, data)
 
     def handle_trial_end(self, data):
         if isinstance(data, dict) and data.get(TUNER_PART):  # on the default worker, in order
             data = {k: v for k, v in data.items() if k != TUNER_PART}
-            return original(_Without(self, "assessor"), data)
+            release(self, HOLD_S)
+            held, finals = state(self)
+            parameter_id = load(data["hyper_params"]).get("parameter_id")
+            if (
+                data.get("event") == "SUCCEEDED"
+                and parameter_id is not None
+                and parameter_id not in finals
+                and not self.is_created_in_previous_exp(parameter_id)
+            ):
+                held[parameter_id] = (time.monotonic(), data)  # its final is on its way
+                return None
+            return tell_tuner(self, data)
         worker = self.__dict__.get("assessor_worker")
         if threading.current_thread() is not worker or not isinstance(data, dict):
             return original(self, data)  # called in order already (in-process callers)
@@ -114,9 +155,22 @@ def ordered_trial_end() -> None:
         if self.tuner is not None:
             self.default_command_queue.put((CommandType.TrialEnd, {**data, TUNER_PART: True}))
 
+    def handle_final(self, data):
+        try:
+            return original_final(self, data)
+        finally:
+            held, finals = state(self)
+            finals.add(data.get("parameter_id"))
+            ended = held.pop(data.get("parameter_id"), None)
+            if ended is not None:
+                tell_tuner(self, ended[1])
+            release(self, HOLD_S)
+
     handle_trial_end.nnisuite_ordered = True
     handle_trial_end.nni_original = original  # what it wraps (the tests put it back)
+    handle_final.nni_original = original_final
     MsgDispatcher.handle_trial_end = handle_trial_end
+    MsgDispatcher._handle_final_metric_data = handle_final
     ORDERED["on"] = True
 
 

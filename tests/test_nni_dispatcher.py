@@ -4,7 +4,8 @@ unittest channel), both workers running as in NNI's dispatcher process:
   timeout; the command being handled is finished and the rest dropped, as NNI's own loop does
   (`_worker_fast_exit_on_terminate`);
 - ordered trial end: a trial's end that arrives while the default worker is busy no longer
-  overtakes its final result (NNI's TPE then dies of a KeyError)."""
+  overtakes its final result (NNI's TPE then dies of a KeyError), nor does one that NNI's
+  manager sends before the final (held for the tuner until the final, at most HOLD_S)."""
 
 from __future__ import annotations
 
@@ -61,18 +62,23 @@ class SlowTPE(TpeTuner):
 @pytest.fixture
 def as_shipped():
     """MsgDispatcher's handle_trial_end as NNI ships it, put back afterwards."""
-    saved, on = MsgDispatcher.handle_trial_end, dict(nni_dispatcher.ORDERED)
-    while hasattr(MsgDispatcher.handle_trial_end, "nni_original"):
-        MsgDispatcher.handle_trial_end = MsgDispatcher.handle_trial_end.nni_original
+    names = ("handle_trial_end", "_handle_final_metric_data")
+    saved, on = {n: getattr(MsgDispatcher, n) for n in names}, dict(nni_dispatcher.ORDERED)
+    for name in names:
+        while hasattr(getattr(MsgDispatcher, name), "nni_original"):
+            setattr(MsgDispatcher, name, getattr(MsgDispatcher, name).nni_original)
     nni_dispatcher.ORDERED["on"] = False
     yield
-    MsgDispatcher.handle_trial_end = saved
+    for name, method in saved.items():
+        setattr(MsgDispatcher, name, method)
     nni_dispatcher.ORDERED.update(on)
 
 
-def end_overtakes_final(fixed: bool) -> tuple[SlowTPE, list]:
-    """A trial's final result, then its end, both received while the default worker is busy
-    choosing the next trial's parameters. (tuner, the workers' exceptions)."""
+def end_overtakes_final(fixed: bool, end_first: bool = False) -> tuple[SlowTPE, list]:
+    """A trial's final result, then its end (end_first: its end, then its final, as NNI's
+    manager sends them when the trial exits right after reporting), all received while the
+    default worker is busy choosing the next trial's parameters. (tuner, the workers'
+    exceptions)."""
     quick_stop()
     if fixed:
         ordered_trial_end()
@@ -95,14 +101,15 @@ def end_overtakes_final(fixed: bool) -> tuple[SlowTPE, list]:
         dispatcher.enqueue_command(CommandType.RequestTrialJobs, 1)  # the default worker: busy
         time.sleep(0.1)
         final = {"parameter_id": trial["parameter_id"], "trial_job_id": "A", "type": "FINAL"}
-        dispatcher.enqueue_command(
-            CommandType.ReportMetricData, final | {"sequence": 0, "value": json.dumps(0.75)}
-        )
+        final = (CommandType.ReportMetricData, final | {"sequence": 0, "value": json.dumps(0.75)})
         end = {"parameter_id": trial["parameter_id"], "parameter_source": "algorithm"}
-        dispatcher.enqueue_command(
+        end = (
             CommandType.TrialEnd,
             {"trial_job_id": "A", "event": "SUCCEEDED", "hyper_params": json.dumps(end)},
         )
+        for command in (end, final) if end_first else (final, end):
+            dispatcher.enqueue_command(*command)
+            time.sleep(0.05)  # in this order to the dispatcher
         while sum(kind == CommandType.NewTrialJob for kind, _ in sent) < 2:
             assert time.monotonic() < deadline and not dispatcher.worker_exceptions, sent
             time.sleep(0.05)
@@ -125,3 +132,66 @@ def test_as_nni_ships_it_the_end_overtakes_the_final_and_tpe_dies(as_shipped):
     """What the fix is for: without it the same commands kill NNI's TPE worker."""
     _, errors = end_overtakes_final(fixed=False)
     assert [type(e) for e in errors] == [KeyError], errors
+
+
+def test_an_end_sent_before_its_final_waits_for_it(as_shipped):
+    """NNI's manager sent a trial's end before its final (the trial exited right after
+    reporting): the tuner hears the end once the final is handled."""
+    tuner, errors = end_overtakes_final(fixed=True, end_first=True)
+    assert not errors
+    assert [r.loss for r in tuner._history[("x",)]] == [-0.75]
+    assert len(tuner._running_params) == 1
+
+
+def test_as_nni_ships_it_an_end_sent_before_its_final_kills_tpe(as_shipped):
+    _, errors = end_overtakes_final(fixed=False, end_first=True)
+    assert [type(e) for e in errors] == [KeyError], errors
+
+
+def test_a_success_without_a_final_is_ended_after_the_hold(as_shipped, monkeypatch):
+    """A trial that succeeded without reporting a final: its end reaches the tuner once
+    HOLD_S has passed, at the next end or final the dispatcher handles."""
+    monkeypatch.setattr(nni_dispatcher, "HOLD_S", 0.3)
+    quick_stop()
+    ordered_trial_end()
+    tuner = TpeTuner(optimize_mode="maximize", seed=0)
+    dispatcher = MsgDispatcher("ws://_unittest_", tuner)
+    sent = []
+    dispatcher.send = lambda kind, data: sent.append((kind, data))
+    dispatcher.default_worker.start()
+    dispatcher.assessor_worker.start()
+
+    def end(trial_id: str, parameter_id: int, event: str = "SUCCEEDED"):
+        params = json.dumps({"parameter_id": parameter_id, "parameter_source": "algorithm"})
+        dispatcher.enqueue_command(
+            CommandType.TrialEnd,
+            {"trial_job_id": trial_id, "event": event, "hyper_params": params},
+        )
+
+    def settle():
+        time.sleep(0.2)
+        assert not dispatcher.worker_exceptions
+
+    try:
+        dispatcher.enqueue_command(
+            CommandType.Initialize, {"x": {"_type": "uniform", "_value": [0, 1]}}
+        )
+        dispatcher.enqueue_command(CommandType.RequestTrialJobs, 2)
+        deadline = time.monotonic() + 20
+        while sum(kind == CommandType.NewTrialJob for kind, _ in sent) < 2:
+            assert time.monotonic() < deadline, sent
+            time.sleep(0.05)
+        first, second = (
+            json.loads(d)["parameter_id"] for k, d in sent if k == CommandType.NewTrialJob
+        )
+        end("A", first)
+        settle()
+        assert first in tuner._running_params  # held: its final may be on its way
+        time.sleep(0.3)
+        end("B", second, "FAILED")  # told at once, and the held end is older than HOLD_S
+        settle()
+        assert tuner._running_params == {}
+    finally:
+        dispatcher.stopping = True
+        dispatcher.default_worker.join(timeout=10)
+        dispatcher.assessor_worker.join(timeout=10)
