@@ -136,18 +136,20 @@ def ordered_trial_end() -> None:
     def handle_trial_end(self, data):
         if isinstance(data, dict) and data.get(TUNER_PART):  # on the default worker, in order
             data = {k: v for k, v in data.items() if k != TUNER_PART}
-            release(self, HOLD_S)
             held, finals = state(self)
             parameter_id = load(data["hyper_params"]).get("parameter_id")
-            if (
-                data.get("event") == "SUCCEEDED"
-                and parameter_id is not None
-                and parameter_id not in finals
-                and not self.is_created_in_previous_exp(parameter_id)
-            ):
-                held[parameter_id] = (time.monotonic(), data)  # its final is on its way
-                return None
-            return tell_tuner(self, data)
+            try:
+                if (
+                    data.get("event") == "SUCCEEDED"
+                    and parameter_id is not None
+                    and parameter_id not in finals
+                    and not self.is_created_in_previous_exp(parameter_id)
+                ):
+                    held[parameter_id] = (time.monotonic(), data)  # its final is on its way
+                    return None
+                return tell_tuner(self, data)
+            finally:  # after this end (a tuner may read this end's event: OptunaTuner)
+                release(self, HOLD_S)
         worker = self.__dict__.get("assessor_worker")
         if threading.current_thread() is not worker or not isinstance(data, dict):
             return original(self, data)  # called in order already (in-process callers)
