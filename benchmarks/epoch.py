@@ -369,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from trials.outputs import check_writable
+    from benchmarks.report import out_folder
     from trials.params import DEVICE
 
     parser = build_parser()
@@ -381,9 +381,7 @@ def main(argv=None) -> int:
         parser.error(f"--device {args.device!r} unknown; use cpu, cuda or cuda:N")
     if (args.device or "").startswith("cuda") and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: no GPU visible here (a benchmark never falls back)")
-    problem = check_writable(Path(args.out), "--out")
-    if problem:
-        parser.error(problem)
+    out_folder(parser, args.out)
     results = run(Path(args.out), args.quick, repeats, args.device, args.fused)
     print(markdown(results))
     return 0

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from benchmarks.machine import cpu_name
 from benchmarks.nni_db import write_experiment
+from benchmarks.report import out_folder
 from launcher import REPO
-from trials.outputs import check_writable
 from trials.params import positive_int
 
 SIZES = (20, 100, 1_000, 5_000, 20_000)
@@ -154,9 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    problem = check_writable(Path(args.out), "--out")
-    if problem:
-        parser.error(problem)
+    out_folder(parser, args.out)
     extra = ["--serial"] * args.serial + ["--no-optuna"] * args.no_optuna
     rows = measure(args.sizes, args.intermediates, args.repeats, extra)
     note = (

@@ -23,11 +23,10 @@ import time
 from pathlib import Path
 
 from benchmarks.machine import cpu_name
-from benchmarks.report import write_report
+from benchmarks.report import out_folder, write_report
 from launcher import CLIENT_MODULE, REPO
 from launcher.server import GC_FREEZE
 from launcher.warm import SOCKET, start_server, stop_server, wait_ready
-from trials.outputs import check_writable
 from trials.params import positive_int
 
 TRIAL = ["trials.mlp", "--dataset", "digits", "--epochs", "2", "--threads", "1"]
@@ -81,12 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    out = Path(args.out)
-    problem = check_writable(out, "--out")
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = out_folder(parser, args.out)
     ways: dict[str, list[list[float]]] = {"frozen": [], "not frozen": []}
     with tempfile.TemporaryDirectory(prefix="nnisuite-fork-bench-") as tmp:
         for _ in range(args.rounds):  # alternating: the machine's drift hits both ways

@@ -21,8 +21,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.machine import cpu_name
-from benchmarks.report import write_report
-from trials.outputs import check_writable
+from benchmarks.report import out_folder, write_report
 from trials.params import positive_int
 
 SCRIPT = '''"""A user's own trial (benchmarks.launcher): imports torch, trains a little, reports."""
@@ -118,12 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    out = Path(args.out)
-    problem = check_writable(out, "--out")
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = out_folder(parser, args.out)
     with tempfile.TemporaryDirectory(prefix="nnisuite-launcher-bench-") as tmp:
         work = Path(tmp)
         project = work / "project"

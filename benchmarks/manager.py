@@ -31,7 +31,7 @@ import urllib.request
 from pathlib import Path
 
 from benchmarks.machine import cpu_name
-from trials.outputs import check_writable
+from benchmarks.report import out_folder
 from trials.params import positive_int
 
 ENDPOINTS = ("trial-jobs", "metric-data")
@@ -223,9 +223,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    problem = check_writable(Path(args.out), "--out")
-    if problem:
-        parser.error(problem)
+    out_folder(parser, args.out)
     trials, concurrencies = (12, [4]) if args.quick else (args.trials, args.concurrency)
     result = run(Path(args.out), trials, concurrencies, argv)
     print(markdown(result))

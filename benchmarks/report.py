@@ -1,11 +1,23 @@
-"""How a small benchmark hands over its result: NAME.json (the figures) and NAME.md (a title
-with the machine, the command that made it, a table, a closing line) in its --out folder, the
-markdown printed too."""
+"""How a benchmark takes its --out folder (out_folder: checked before any work) and how a small
+one hands over its result: NAME.json (the figures) and NAME.md (a title with the machine, the
+command that made it, a table, a closing line) in that folder, the markdown printed too."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
+
+from trials.outputs import check_writable
+
+
+def out_folder(parser: argparse.ArgumentParser, out: str) -> Path:
+    """--out as a folder to write into; the parser's one-line error (exit 2) when it cannot
+    be written."""
+    problem = check_writable(Path(out), "--out")
+    if problem:
+        parser.error(problem)
+    return Path(out)
 
 
 def write_report(

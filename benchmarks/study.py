@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 from benchmarks.machine import cpu_name
+from benchmarks.report import out_folder
 from launcher import REPO
-from trials.outputs import check_writable
 from trials.params import positive_int
 
 REPLAY = "Optuna, the same trials as NNI"  # the row that replays NNI's own trials
@@ -244,9 +244,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.quick and (args.trials or args.epochs or args.concurrency):
         parser.error("--quick sets trials, epochs and concurrency: give either")
-    problem = check_writable(Path(args.out), "--out")
-    if problem:
-        parser.error(problem)
+    out_folder(parser, args.out)
     _, trials, epochs, concurrencies, systems = CASES[args.case]
     trials, epochs = args.trials or trials, args.epochs or epochs
     concurrencies = args.concurrency or concurrencies

@@ -34,9 +34,7 @@ class Recording(Tuner):
 def test_stopping_ends_the_workers_at_once_as_nni_would_end_them():
     quick_stop()
     tuner = Recording()
-    dispatcher = MsgDispatcher("ws://_unittest_", tuner)
-    dispatcher.default_worker.start()
-    dispatcher.assessor_worker.start()
+    dispatcher, _ = started(tuner)
     time.sleep(0.3)  # both workers are waiting in NNI's queue.get(timeout=3)
     for i in range(2):
         dispatcher.enqueue_command(CommandType.UpdateSearchSpace, {"x": i})
@@ -57,6 +55,31 @@ class SlowTPE(TpeTuner):
     def generate_parameters(self, *args, **kwargs):
         time.sleep(0.6)
         return super().generate_parameters(*args, **kwargs)
+
+
+def started(tuner) -> tuple[MsgDispatcher, list]:
+    """NNI's MsgDispatcher on its unittest channel, both workers running; what it sends to the
+    manager, recorded."""
+    dispatcher = MsgDispatcher("ws://_unittest_", tuner)
+    sent: list = []
+    dispatcher.send = lambda kind, data: sent.append((kind, data))
+    dispatcher.default_worker.start()
+    dispatcher.assessor_worker.start()
+    return dispatcher, sent
+
+
+def new_trials(dispatcher, sent: list, count: int, deadline: float) -> list[dict]:
+    """The first `count` trials the dispatcher has created (waiting for them)."""
+    while sum(kind == CommandType.NewTrialJob for kind, _ in sent) < count:
+        assert time.monotonic() < deadline and not dispatcher.worker_exceptions, sent
+        time.sleep(0.05)
+    return [json.loads(d) for k, d in sent if k == CommandType.NewTrialJob]
+
+
+def stop(dispatcher) -> None:
+    dispatcher.stopping = True
+    dispatcher.default_worker.join(timeout=10)
+    dispatcher.assessor_worker.join(timeout=10)
 
 
 @pytest.fixture
@@ -83,21 +106,14 @@ def end_overtakes_final(fixed: bool, end_first: bool = False) -> tuple[SlowTPE, 
     if fixed:
         ordered_trial_end()
     tuner = SlowTPE(optimize_mode="maximize", seed=0)
-    dispatcher = MsgDispatcher("ws://_unittest_", tuner)
-    sent = []
-    dispatcher.send = lambda kind, data: sent.append((kind, data))
-    dispatcher.default_worker.start()
-    dispatcher.assessor_worker.start()
+    dispatcher, sent = started(tuner)
     try:
         dispatcher.enqueue_command(
             CommandType.Initialize, {"x": {"_type": "uniform", "_value": [0, 1]}}
         )
         dispatcher.enqueue_command(CommandType.RequestTrialJobs, 1)
         deadline = time.monotonic() + 20
-        while not any(kind == CommandType.NewTrialJob for kind, _ in sent):
-            assert time.monotonic() < deadline, sent
-            time.sleep(0.05)
-        trial = json.loads(next(d for k, d in sent if k == CommandType.NewTrialJob))
+        (trial,) = new_trials(dispatcher, sent, 1, deadline)
         dispatcher.enqueue_command(CommandType.RequestTrialJobs, 1)  # the default worker: busy
         time.sleep(0.1)
         final = {"parameter_id": trial["parameter_id"], "trial_job_id": "A", "type": "FINAL"}
@@ -110,14 +126,10 @@ def end_overtakes_final(fixed: bool, end_first: bool = False) -> tuple[SlowTPE, 
         for command in (end, final) if end_first else (final, end):
             dispatcher.enqueue_command(*command)
             time.sleep(0.05)  # in this order to the dispatcher
-        while sum(kind == CommandType.NewTrialJob for kind, _ in sent) < 2:
-            assert time.monotonic() < deadline and not dispatcher.worker_exceptions, sent
-            time.sleep(0.05)
+        new_trials(dispatcher, sent, 2, deadline)
         time.sleep(0.3)  # the final and the end handled
     finally:
-        dispatcher.stopping = True
-        dispatcher.default_worker.join(timeout=10)
-        dispatcher.assessor_worker.join(timeout=10)
+        stop(dispatcher)
     return tuner, dispatcher.worker_exceptions
 
 
@@ -155,11 +167,7 @@ def test_a_success_without_a_final_is_ended_after_the_hold(as_shipped, monkeypat
     quick_stop()
     ordered_trial_end()
     tuner = TpeTuner(optimize_mode="maximize", seed=0)
-    dispatcher = MsgDispatcher("ws://_unittest_", tuner)
-    sent = []
-    dispatcher.send = lambda kind, data: sent.append((kind, data))
-    dispatcher.default_worker.start()
-    dispatcher.assessor_worker.start()
+    dispatcher, sent = started(tuner)
 
     def end(trial_id: str, parameter_id: int, event: str = "SUCCEEDED"):
         params = json.dumps({"parameter_id": parameter_id, "parameter_source": "algorithm"})
@@ -177,13 +185,8 @@ def test_a_success_without_a_final_is_ended_after_the_hold(as_shipped, monkeypat
             CommandType.Initialize, {"x": {"_type": "uniform", "_value": [0, 1]}}
         )
         dispatcher.enqueue_command(CommandType.RequestTrialJobs, 2)
-        deadline = time.monotonic() + 20
-        while sum(kind == CommandType.NewTrialJob for kind, _ in sent) < 2:
-            assert time.monotonic() < deadline, sent
-            time.sleep(0.05)
-        first, second = (
-            json.loads(d)["parameter_id"] for k, d in sent if k == CommandType.NewTrialJob
-        )
+        trials = new_trials(dispatcher, sent, 2, time.monotonic() + 20)
+        first, second = (trial["parameter_id"] for trial in trials)
         end("A", first)
         settle()
         assert first in tuner._running_params  # held: its final may be on its way
@@ -192,6 +195,4 @@ def test_a_success_without_a_final_is_ended_after_the_hold(as_shipped, monkeypat
         settle()
         assert tuner._running_params == {}
     finally:
-        dispatcher.stopping = True
-        dispatcher.default_worker.join(timeout=10)
-        dispatcher.assessor_worker.join(timeout=10)
+        stop(dispatcher)
