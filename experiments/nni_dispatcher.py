@@ -23,9 +23,10 @@ things fixed from the outside:
 - a trial's end that reaches the dispatcher before its final result (NNI's manager sends the
   end when the trial process exits, and a final sent just before the exit can still be on its
   way: seen in `make test` with trials that end within a second, the study dying of TPE's
-  KeyError) is held for the tuner until that final has been handled (at most HOLD_S seconds:
-  a trial that succeeded without a final is then ended as NNI would). Only a SUCCEEDED end
-  waits; a failed or stopped trial's end is told at once.
+  KeyError) is held for the tuner until that final has been handled. A trial that succeeded
+  without a final is ended as NNI would once its end is HOLD_S seconds old, at the next end or
+  final the dispatcher handles (no timer: if none follows, the tuner never hears that end).
+  Only a SUCCEEDED end waits; a failed or stopped trial's end is told at once.
 
 NNISUITE_NNI_PYTHON=plain (experiments/nni_python.py) turns the whole script off: NNI's
 dispatcher as it ships.
@@ -98,7 +99,7 @@ def tells_tuner(data) -> bool:
 
 
 ORDERED = {"on": False}
-HOLD_S = 10.0  # how long a SUCCEEDED trial's end waits for its final before the tuner hears it
+HOLD_S = 10.0  # a held SUCCEEDED end older than this is told at the next end or final handled
 
 
 def ordered_trial_end() -> None:

@@ -91,7 +91,8 @@ def warm_launcher(enabled: bool = True, stream=None, preload=None):
         return
     proc, sock = start_server(preload)
     previous = {name: os.environ.get(name) for name in (SOCKET, PRELOADED)}
-    if wait_ready(proc, sock):
+    ready = wait_ready(proc, sock)
+    if ready:
         os.environ[SOCKET], os.environ[PRELOADED] = str(sock), preload_key(preload)
         deferred = "; scipy.stats deferred in `import nni`" if nni_import.installed() else ""
         tops = dict.fromkeys(name.split(".")[0] for name in preload or ())
@@ -104,7 +105,7 @@ def warm_launcher(enabled: bool = True, stream=None, preload=None):
     else:
         print("warm launcher did not start: trials run as plain processes", file=stream)
     try:
-        yield str(sock) if ready_file(sock).exists() else None
+        yield str(sock) if ready else None
     finally:
         for name, value in previous.items():
             if value is None:
