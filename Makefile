@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m experiments.run experiments/mlp_tpe_digits.yaml --out runs/demo
+	$(VENV)/bin/nnisuite run mlp_tpe_digits --out runs/demo
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

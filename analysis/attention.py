@@ -1,11 +1,12 @@
 """Attention heatmaps (log days 3.15-3.16): every head's map and the head average.
 
-    python -m analysis.attention --out runs/attention                         # random input
-    python -m analysis.attention --variants gqa --embed-dim 256 --heads 8 --kv-heads 4 --seq-len 10
-    python -m analysis.attention --model runs/nas-attn/best_model.pt --out runs/attention
+    python -m nnisuite.analysis.attention --out runs/attention                        # random input
+    python -m nnisuite.analysis.attention --variants gqa --embed-dim 256 --heads 8 --kv-heads 4 \
+        --seq-len 10
+    python -m nnisuite.analysis.attention --model runs/nas-attn/best_model.pt --out runs/attention
 
-With --model (a trained models.transformer.RowTransformer, as `python -m nas --config
-experiments/nas_attention.yaml` keeps its best): for --images test images of the dataset it
+With --model (a trained nnisuite.models.transformer.RowTransformer, as `python -m nnisuite.nas
+--config experiments/nas_attention.yaml` keeps its best): for --images test images of the dataset it
 was trained on, the image beside each head's map and the head average of the last encoder
 block, over the image's rows (query row against key row): attention_trained_<i>.png.
 
@@ -23,8 +24,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trials.data import DATASETS, DatasetError
-from trials.outputs import check_writable
+from nnisuite.trials.data import DATASETS, DatasetError
+from nnisuite.trials.outputs import check_writable
 
 if TYPE_CHECKING:
     import torch
@@ -52,7 +53,7 @@ def size_table(embed_dim: int, heads: int, kv_heads: int) -> str:
         "| variant | kv heads | parameters | kv cache per token (numbers) |",
         "|---|---|---|---|",
     ]
-    from models.attention import MultiHeadAttention
+    from nnisuite.models.attention import MultiHeadAttention
 
     for variant in VARIANTS:
         m = MultiHeadAttention(embed_dim, heads, kv_heads_for(variant, heads, kv_heads))
@@ -88,7 +89,7 @@ def plot_heads(weights: torch.Tensor, title: str, path: Path) -> Path:
 def render(variants, embed_dim, heads, kv_heads, seq_len, seed, out: Path) -> list[Path]:
     import torch
 
-    from models.attention import MultiHeadAttention
+    from nnisuite.models.attention import MultiHeadAttention
 
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -107,14 +108,14 @@ def render(variants, embed_dim, heads, kv_heads, seq_len, seed, out: Path) -> li
 
 
 def load_model(path: str | Path):
-    """A trained RowTransformer saved by nas.evaluator.save_model. Read with
+    """A trained RowTransformer saved by nnisuite.nas.evaluator.save_model. Read with
     `weights_only=True`: tensors and plain values only, so a file from someone else cannot run
     code here (a pickled module or any other object is refused). ValueError, one line, for
     anything that is not such a file."""
 
     import torch
 
-    from models.transformer import RowTransformer
+    from nnisuite.models.transformer import RowTransformer
 
     path = Path(path)
     if not path.is_file():
@@ -142,7 +143,7 @@ def load_model(path: str | Path):
 
 
 def render_trained(path, dataset: str | None, images: int, out: Path) -> list[Path]:
-    from trials.data import load_dataset
+    from nnisuite.trials.data import load_dataset
 
     plt = pyplot()
     model, kwargs = load_model(path)
@@ -196,7 +197,7 @@ def render_trained(path, dataset: str | None, images: int, out: Path) -> list[Pa
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m analysis.attention",
+        prog="python -m nnisuite.analysis.attention",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

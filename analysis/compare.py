@@ -1,19 +1,19 @@
 """Experiments on the same space compared: side by side, or as groups of repeated runs with
 statistics (e.g. TPE against Random over 10 seeds each).
 
-    python -m analysis.compare EXP [EXP ...] --out DIR [--experiment-dir DIR]
-    python -m analysis.compare --group tpe=ID1,ID2,ID3 --group random=ID4,ID5,ID6 --out DIR
+    python -m nnisuite.analysis.compare EXP [EXP ...] --out DIR [--experiment-dir DIR]
+    python -m nnisuite.analysis.compare --group tpe=ID1,ID2,ID3 --group random=ID4,ID5,ID6 --out DIR
 
 Side by side: DIR/best_so_far.png (one curve per experiment) and DIR/compare.md (best
 validation accuracy, its test accuracy, trials to get within 0.5 points of that experiment's
 best, wall time). Groups (the runs of one variant, in seed order): runs.csv, comparison.csv,
 pairwise.csv, comparison.md and best_so_far_mean.png / best_so_far_time.png (mean +- standard
 error bands over the runs, against trials and against wall seconds); the method is written in
-comparison.md (analysis.statistics.METHOD). Where every run's trials report costs
-(models.costs), each run's hypervolume of accuracy against each cost (one reference point for
-all runs: analysis.pareto) is a runs.csv column `hypervolume_<cost>`, and the variants are
-compared on it with the same statistics (comparison.md, pairwise_hypervolume.csv).
-`python -m experiments.repeat` writes the same files for the studies it runs. The table is
+comparison.md (nnisuite.analysis.statistics.METHOD). Where every run's trials report costs
+(nnisuite.models.costs), each run's hypervolume of accuracy against each cost (one reference point
+for all runs: nnisuite.analysis.pareto) is a runs.csv column `hypervolume_<cost>`, and the variants
+are compared on it with the same statistics (comparison.md, pairwise_hypervolume.csv).
+`python -m nnisuite.study.repeat` writes the same files for the studies it runs. The table is
 printed.
 """
 
@@ -31,20 +31,20 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from analysis import statistics as S  # noqa: E402
-from analysis.atomic import EXIT_WRITE, WriteError, staged  # noqa: E402
-from analysis.direction import MAXIMIZE, MINIMIZE, direction, word  # noqa: E402
-from analysis.export import make_folder  # noqa: E402
-from analysis.plots import best_so_far, plot_run_fronts, save  # noqa: E402
-from analysis.store import ExportError, load_experiment  # noqa: E402
-from analysis.tables import (  # noqa: E402
+from nnisuite.analysis import statistics as S  # noqa: E402
+from nnisuite.analysis.atomic import EXIT_WRITE, WriteError, staged  # noqa: E402
+from nnisuite.analysis.direction import MAXIMIZE, MINIMIZE, direction, word  # noqa: E402
+from nnisuite.analysis.export import make_folder  # noqa: E402
+from nnisuite.analysis.plots import best_so_far, plot_run_fronts, save  # noqa: E402
+from nnisuite.analysis.store import ExportError, load_experiment  # noqa: E402
+from nnisuite.analysis.tables import (  # noqa: E402
     algorithm,
     markdown_table,
     metric_label,
     ranked,
     trials_table,
 )
-from models.costs import present  # noqa: E402
+from nnisuite.models.costs import present  # noqa: E402
 
 WITHIN = 0.005  # 0.5 points of accuracy
 
@@ -132,7 +132,7 @@ def one_mode(exps) -> str:
 def edf(groups: dict, out: Path) -> None:
     """optuna_edf.png: the compared experiments' EDFs on one plot (when Optuna is installed)."""
     try:
-        from analysis import optuna as bridge
+        from nnisuite.analysis import optuna as bridge
     except ImportError:
         return
     try:
@@ -466,9 +466,9 @@ def write_aggregate(runs, budget, out: Path, title, plots, label) -> str:
 
 def hypervolumes(runs: list[Run]) -> dict:
     """{cost: ({(variant, seed): hypervolume}, Reference, {(variant, seed): Front})} for every
-    cost all runs report: one reference for all runs of a cost (analysis.pareto), so that their
-    hypervolumes compare."""
-    from analysis.pareto import build_front, common_reference
+    cost all runs report: one reference for all runs of a cost (nnisuite.analysis.pareto), so that
+    their hypervolumes compare."""
+    from nnisuite.analysis.pareto import build_front, common_reference
 
     if not runs or any(not r.costs for r in runs):
         return {}
@@ -501,8 +501,8 @@ def write_hypervolumes(volumes: dict, rows: list[dict], out: Path) -> str:
     rank) and Holm-corrected Mann-Whitney p between variants, as for final best."""
     import pandas as pd
 
-    from models.costs import label as cost_label
-    from models.costs import shown
+    from nnisuite.models.costs import label as cost_label
+    from nnisuite.models.costs import shown
 
     for key, (by_run, _, _) in volumes.items():
         for row in rows:
@@ -523,7 +523,7 @@ def write_hypervolumes(volumes: dict, rows: list[dict], out: Path) -> str:
             "",
             f"Reference point for every run: {ref.objective:g} and "
             f"{shown(key, ref.cost):.4g} (1.1 x the largest seen in any run); the share of the "
-            "box up to the ideal corner (analysis.pareto).",
+            "box up to the ideal corner (nnisuite.analysis.pareto).",
             "",
             "| variant | runs | hypervolume | mean rank |",
             "|---|---|---|---|",
@@ -568,7 +568,7 @@ def compare_groups(groups: dict[str, list[str]], out, experiment_dir=None, plots
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m analysis.compare",
+        prog="python -m nnisuite.analysis.compare",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -10,9 +10,9 @@ statistic and ranking of analysis/ takes it from here.
 
     objectives(exp.config)   # Objectives(keys=["default", "parameters"], directions=[...])
 
-An experiment can optimize several keys of its trials' final result (experiments.optuna_tuner's
-classArgs `objectives` and `directions`): `default` goes the optimize mode's way, models.costs'
-keys are minimized, any other key needs its direction.
+An experiment can optimize several keys of its trials' final result (nnisuite.study.optuna_tuner's
+classArgs `objectives` and `directions`): `default` goes the optimize mode's way,
+nnisuite.models.costs' keys are minimized, any other key needs its direction.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def direction(config: dict) -> str:
     mode = (tuner.get("classArgs") or {}).get("optimize_mode")
     if mode in (MAXIMIZE, MINIMIZE):
         return mode
-    from experiments.algorithms import algorithm_class, lookup
+    from nnisuite.config.algorithms import algorithm_class, lookup
 
     meta = lookup(str(tuner.get("name", "")))
     try:
@@ -106,7 +106,7 @@ class Objectives:
 
 def objectives_of(optimize_mode: str, keys=None, directions=None) -> Objectives:
     """Objectives from a tuner's classArgs; ObjectiveError when they cannot be."""
-    from models.costs import COSTS
+    from nnisuite.models.costs import COSTS
 
     if optimize_mode not in (MAXIMIZE, MINIMIZE):
         raise ObjectiveError(f"optimize_mode must be maximize or minimize, got {optimize_mode!r}")
@@ -131,7 +131,7 @@ def objectives_of(optimize_mode: str, keys=None, directions=None) -> Objectives:
 
 
 def objectives(config: dict) -> Objectives:
-    """What an experiment optimized: its tuner's `objectives` (experiments.optuna_tuner), else
+    """What an experiment optimized: its tuner's `objectives` (nnisuite.study.optuna_tuner), else
     `default` alone, in direction(config)."""
     tuner = config.get("tuner") or config.get("advisor") or {}
     args = (tuner.get("classArgs") or {}) if isinstance(tuner, dict) else {}

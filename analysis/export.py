@@ -1,15 +1,15 @@
 """Export an NNI experiment (running or stopped) to CSV / markdown tables, plots, importance.
 
-    python -m analysis.export EXPERIMENT --out DIR [--experiment-dir DIR]
+    python -m nnisuite.analysis.export EXPERIMENT --out DIR [--experiment-dir DIR]
 
 EXPERIMENT: an experiment id (under ~/nni-experiments or --experiment-dir), a path to an
 `nni.sqlite`, or a running manager's URL (http://127.0.0.1:8080). Writes into DIR:
 trials.csv, intermediate.csv, summary.md, pareto.csv and pareto_<cost>.png (the trials on
-the front of `default` against each cost the trials report: analysis.pareto), importance.csv
-(random-forest permutation
-importance), importance_optuna.csv (fANOVA and PED-ANOVA through analysis.optuna, from 3
-finished trials on, unless --no-optuna), the plots of analysis.plots and Optuna's (optuna_*.png,
-from 3 finished trials on; --no-plots: none).
+the front of `default` against each cost the trials report: nnisuite.analysis.pareto),
+importance.csv (random-forest permutation
+importance), importance_optuna.csv (fANOVA and PED-ANOVA through nnisuite.analysis.optuna, from 3
+finished trials on, unless --no-optuna), the plots of nnisuite.analysis.plots and Optuna's
+(optuna_*.png, from 3 finished trials on; --no-plots: none).
 Expected errors print one line and exit with code 2 (an experiment that cannot be read) or 4 (a
 file that cannot be written: disk full, I/O error). The files are written whole or not at all:
 into a hidden folder inside DIR, then each renamed over its namesake, so a failed export leaves
@@ -31,13 +31,13 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.atomic import EXIT_WRITE, WriteError, staged
-from analysis.direction import MAXIMIZE, direction
-from analysis.importance import MIN_FIT, importance, importance_markdown
-from analysis.pareto import front_rows, log_choice, trade_offs
-from analysis.pareto import markdown as pareto_markdown
-from analysis.store import Experiment, ExportError, add_source_arguments, load_experiment
-from analysis.tables import (
+from nnisuite.analysis.atomic import EXIT_WRITE, WriteError, staged
+from nnisuite.analysis.direction import MAXIMIZE, direction
+from nnisuite.analysis.importance import MIN_FIT, importance, importance_markdown
+from nnisuite.analysis.pareto import front_rows, log_choice, trade_offs
+from nnisuite.analysis.pareto import markdown as pareto_markdown
+from nnisuite.analysis.store import Experiment, ExportError, add_source_arguments, load_experiment
+from nnisuite.analysis.tables import (
     intermediate_table,
     metric_label,
     parameter_names,
@@ -107,7 +107,7 @@ def draw(
     steps.to_csv(out / "intermediate.csv", index=False)
     written = [out / "intermediate.csv"]
     if plots and not trials.empty:
-        from analysis.plots import plot_experiment, plot_front
+        from nnisuite.analysis.plots import plot_experiment, plot_front
 
         label = metric_label(trials, exp.config)
         written += plot_experiment(trials, steps, params, out, label, direction(exp.config))
@@ -119,9 +119,9 @@ def draw(
 
 def optuna_analysis(exp: Experiment, out: Path, plots: bool) -> dict:
     """fANOVA and PED-ANOVA importance of the experiment as an Optuna study, and Optuna's
-    plots of it (on a seeded sample of at most analysis.optuna.MAX_TRIALS trials)."""
+    plots of it (on a seeded sample of at most nnisuite.analysis.optuna.MAX_TRIALS trials)."""
     try:
-        from analysis import optuna as bridge
+        from nnisuite.analysis import optuna as bridge
     except ImportError:
         return {"skipped": "Optuna is not installed (pip install -e '.[optuna]')"}
     try:
@@ -158,8 +158,9 @@ def optuna_analysis(exp: Experiment, out: Path, plots: bool) -> dict:
 
 
 NO_FOREST = (
-    "## Parameter importance\n\nNot computed (not asked for: analysis.export and experiments.run "
-    "were given --no-importance, or experiments.repeat no --importance)."
+    "## Parameter importance\n\nNot computed (not asked for: nnisuite.analysis.export and "
+    "nnisuite.study.run "
+    "were given --no-importance, or nnisuite.study.repeat no --importance)."
 )
 
 
@@ -175,7 +176,7 @@ def export(
     through Optuna unless optuna=False), and unless plots=False the plots of `exp` into `out`.
     `parallel`: the plots and the Optuna part each in a forked worker while this process fits
     the forest.
-    Written whole or not at all (trials.outputs.staged): WriteError when a file cannot be
+    Written whole or not at all (nnisuite.trials.outputs.staged): WriteError when a file cannot be
     written, and the files already in `out` stay as they were."""
     out = make_folder(out)
     with staged(out) as stage:
@@ -225,7 +226,7 @@ def write_export(
             f"trial(s); at least {MIN_FIT} are needed."
         )
     if "optuna" in done:
-        from analysis.optuna import importance_markdown as optuna_markdown
+        from nnisuite.analysis.optuna import importance_markdown as optuna_markdown
 
         found = done["optuna"]
         if "skipped" in found:
@@ -259,7 +260,7 @@ def export_experiment(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m analysis.export",
+        prog="python -m nnisuite.analysis.export",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

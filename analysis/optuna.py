@@ -1,17 +1,19 @@
 """An NNI experiment as an Optuna study: Optuna's importance evaluators, plots and dashboard for
 any NNI experiment, running or stopped, ours or not.
 
-    python -m analysis.optuna EXPERIMENT --storage sqlite:///runs/optuna/study.db [--study-name N]
-    python -m analysis.optuna EXPERIMENT --storage sqlite:///DIR/study.db --dashboard [--port P]
+    python -m nnisuite.analysis.optuna EXPERIMENT --storage sqlite:///runs/optuna/study.db \
+        [--study-name N]
+    python -m nnisuite.analysis.optuna EXPERIMENT --storage sqlite:///DIR/study.db --dashboard \
+        [--port P]
 
-EXPERIMENT as analysis.export takes it: an id (with --experiment-dir), an nni.sqlite, or a
+EXPERIMENT as nnisuite.analysis.export takes it: an id (with --experiment-dir), an nni.sqlite, or a
 manager's URL. Each NNI trial becomes one Optuna trial: its parameters with distributions from
 the experiment's search space (choice -> categorical, held as JSON text when two choices are
 equal to Python across types, like true and 1; uniform / loguniform -> float, randint and
 integer quniform -> int, quniform -> float, stepped where NNI's values are the step's grid;
 nested choices and NAS choices -> categorical over what the trials took; any other _type is an
 error naming it), the final `default` as the value (for an experiment that optimized several
-keys, experiments.optuna_tuner's `objectives`: every one, so the dashboard draws the Pareto
+keys, nnisuite.study.optuna_tuner's `objectives`: every one, so the dashboard draws the Pareto
 front; each objective named, e.g. "validation accuracy", "parameters"), the intermediate
 `default`s as
 intermediate values, the other final keys as user attributes, state COMPLETE (a final result,
@@ -35,19 +37,24 @@ import math
 import subprocess
 import sys
 import time
+import warnings
 
-from analysis.direction import Objectives
-from analysis.direction import direction as optimize_mode
-from analysis.direction import objectives as experiment_objectives
-from analysis.store import (
+from nnisuite.analysis.direction import Objectives
+from nnisuite.analysis.direction import direction as optimize_mode
+from nnisuite.analysis.direction import objectives as experiment_objectives
+from nnisuite.analysis.store import (
     Experiment,
     ExportError,
     add_source_arguments,
     flatten_parameters,
     load_experiment,
 )
-from models.costs import COSTS
-from models.costs import label as cost_label
+from nnisuite.models.costs import COSTS
+from nnisuite.models.costs import label as cost_label
+
+# The bridge calls Optuna's experimental APIs on purpose (metric names, PED-ANOVA, the matplotlib
+# plots): their ExperimentalWarning says nothing to a user of `nnisuite export` / `optuna`.
+warnings.filterwarnings("ignore", message=r".* is experimental \(supported from v")
 
 NNI_EXPERIMENT = "nni_experiment"  # study user attribute: the experiment it was made from
 STATES = {"SUCCEEDED": "COMPLETE", "EARLY_STOPPED": "PRUNED"}
@@ -67,7 +74,7 @@ class BridgeError(ValueError):
 
 
 def direction(exp: Experiment) -> str:
-    """maximize / minimize (analysis.direction)."""
+    """maximize / minimize (nnisuite.analysis.direction)."""
     return optimize_mode(exp.config)
 
 
@@ -85,7 +92,7 @@ def distributions(exp: Experiment, trials) -> tuple[dict, set[str]]:
     trials took."""
     from optuna.distributions import CategoricalDistribution
 
-    from experiments.search_space import (
+    from nnisuite.config.search_space import (
         InexpressibleError,
         ambiguous,
         choice_label,
@@ -127,10 +134,11 @@ def frozen_trials(
     exp: Experiment, dists: dict, labelled: set[str], objectives: Objectives
 ) -> tuple[list, list[str]]:
     """(FrozenTrials, notes). A trial that reported a final result (every objective) is
-    COMPLETE whatever its status (analysis.tables' rule: NNI's tuner got that result too)."""
+    COMPLETE whatever its status (nnisuite.analysis.tables' rule: NNI's tuner got that result
+    too)."""
     from optuna.trial import FrozenTrial, TrialState
 
-    from experiments.search_space import choice_label
+    from nnisuite.config.search_space import choice_label
 
     out, notes = [], []
     for number, t in enumerate(exp.trials):
@@ -204,7 +212,7 @@ def open_storage(url: str):
 
 def metric_names(exp: Experiment, objectives: Objectives) -> list[str]:
     """What each objective is, for Optuna's dashboard ("Objective 0" without them)."""
-    from analysis.tables import reports_accuracy
+    from nnisuite.analysis.tables import reports_accuracy
 
     accuracy = reports_accuracy(exp.config, {k for t in exp.trials for k in t.final})
     names = []
@@ -219,9 +227,10 @@ def metric_names(exp: Experiment, objectives: Objectives) -> list[str]:
 def to_study(exp: Experiment, storage=None, study_name: str | None = None, objectives=None):
     """The Optuna study of `exp` in `storage` (a URL, a storage, or None: in memory). Returns
     (study, notes). Replaces a study of the same name made from the same experiment.
-    `objectives` (analysis.direction.Objectives): what the study's values are; None: `default`
-    alone (what the importance evaluators and plots take); the command line passes what the
-    experiment optimized (analysis.direction.objectives: several for a multi-objective one)."""
+    `objectives` (nnisuite.analysis.direction.Objectives): what the study's values are; None:
+    `default` alone (what the importance evaluators and plots take); the command line passes what
+    the experiment optimized (nnisuite.analysis.direction.objectives: several for a multi-objective
+    one)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -482,7 +491,7 @@ def serve_dashboard(storage_url: str, port: int, host: str = "127.0.0.1") -> int
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m analysis.optuna",
+        prog="python -m nnisuite.analysis.optuna",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

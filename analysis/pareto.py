@@ -5,7 +5,7 @@
     hypervolume(points, reference, maximize=True)       # 2-D, exact
 
 The objective is NNI's `default` (maximized or minimized as the experiment says); the costs are
-models.costs' keys (parameters, latency per sample at batch 1 and 256, KV-cache bytes per
+nnisuite.models.costs' keys (parameters, latency per sample at batch 1 and 256, KV-cache bytes per
 token), all minimized, each present in every SUCCEEDED trial's final or left out.
 
 A trial is on the front when no other trial is at least as good on both and better on one
@@ -13,7 +13,7 @@ A trial is on the front when no other trial is at least as good on both and bett
 point, stated with it: cost 1.1 x the largest cost seen, objective 0 for a maximized metric in
 [0, 1] (accuracy), else the worst value seen. It is reported as a share of the box between the
 reference and the ideal corner (cost 0, objective 1 or the best value seen), so 1.0 would be a
-free model that is always right. Comparing runs (experiments.repeat) takes one reference for
+free model that is always right. Comparing runs (nnisuite.study.repeat) takes one reference for
 all of them (`common_reference`), else their hypervolumes would not be comparable.
 """
 
@@ -23,7 +23,8 @@ import math
 from dataclasses import dataclass, field
 
 REFERENCE_MARGIN = 1.1  # the reference cost: 1.1 x the largest cost seen
-# the log's own 3.17 choice (its defaults: trials.mlp.MLPParams), marked where a space has it
+# the log's own 3.17 choice (its defaults: nnisuite.trials.mlp.MLPParams), marked where a space has
+# it
 LOG_CHOICE = {"features1": 128, "features2": 256}
 
 
@@ -39,7 +40,7 @@ class Reference:
 
 @dataclass
 class Front:
-    cost: str  # a models.costs key
+    cost: str  # a nnisuite.models.costs key
     maximize: bool
     points: list[tuple[float, float]]  # (objective, cost) of every trial considered
     members: list[int]  # indices into points, by cost ascending
@@ -101,7 +102,7 @@ def reference_for(values: list[float], costs: list[float], maximize: bool) -> Re
 
 
 def common_reference(fronts: list[Front]) -> Reference | None:
-    """One reference for several runs' fronts of the same cost (experiments.repeat)."""
+    """One reference for several runs' fronts of the same cost (nnisuite.study.repeat)."""
     if not fronts:
         return None
     values = [p[0] for f in fronts for p in f.points]
@@ -132,7 +133,7 @@ def build_front(
 def trade_offs(trials, maximize: bool = True, reference: dict | None = None) -> list[Front]:
     """One Front per cost every SUCCEEDED trial with a numeric `default` reports.
     `reference`: {cost: Reference} to use instead of each front's own."""
-    from models.costs import present
+    from nnisuite.models.costs import present
 
     done = [
         t
@@ -161,7 +162,8 @@ def front_rows(fronts: list[Front], trials, params: list[str], chosen=frozenset(
     """pareto.csv: one row per front member and cost (cost, trial_id, sequence, default, value,
     log_choice, the parameters; a parameter named like one of those gets `param.<name>`), cost
     ascending within each cost. `trials`: the export's trials table
-    (analysis.tables.trials_table); `chosen`: the ids of trials that ran the log's choice."""
+    (nnisuite.analysis.tables.trials_table); `chosen`: the ids of trials that ran the log's
+    choice."""
     import pandas as pd
 
     own = ["cost", "trial_id", "sequence", "default", "value", "log_choice"]
@@ -187,9 +189,9 @@ def front_rows(fronts: list[Front], trials, params: list[str], chosen=frozenset(
 
 def markdown(fronts: list[Front], table, label: str) -> str:
     """The summary's trade-off section: per cost, the front's trials and the hypervolume."""
-    from analysis.tables import markdown_table
-    from models.costs import label as cost_label
-    from models.costs import shown
+    from nnisuite.analysis.tables import markdown_table
+    from nnisuite.models.costs import label as cost_label
+    from nnisuite.models.costs import shown
 
     if not fronts:
         return ""
@@ -198,7 +200,7 @@ def markdown(fronts: list[Front], table, label: str) -> str:
         "",
         f"The trials no other trial beats on both {label} and a cost (pareto.csv, "
         "pareto_<cost>.png). Hypervolume: the share of the box between the reference point and "
-        "(cost 0, best possible) that the front dominates (analysis.pareto).",
+        "(cost 0, best possible) that the front dominates (nnisuite.analysis.pareto).",
     ]
     for f in fronts:
         ref = f.reference

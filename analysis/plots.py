@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.direction import MAXIMIZE, MINIMIZE, word  # noqa: E402
+from nnisuite.analysis.direction import MAXIMIZE, MINIMIZE, word  # noqa: E402
 
 SMALL = 100  # trials drawn one by one up to this many
 LEGEND = 12  # curves named in a legend up to this many
@@ -140,8 +140,8 @@ def plot_experiment(
     label: str = "validation accuracy",
     mode: str = MAXIMIZE,
 ) -> list[Path]:
-    """`label`: what the trials' `default` metric is (analysis.tables.metric_label); `mode`:
-    which way is better (analysis.direction)."""
+    """`label`: what the trials' `default` metric is (nnisuite.analysis.tables.metric_label);
+    `mode`: which way is better (nnisuite.analysis.direction)."""
     done = trials[trials["default"].notna()].sort_values("sequence", kind="stable")
     written = [
         plot_final_per_trial(done, label, out),
@@ -156,8 +156,8 @@ def plot_experiment(
 
 def plot_front(front, label: str, chosen: list[bool], out: Path) -> Path:
     """pareto_<cost>.png: every trial (objective against cost), the front as a step line, the
-    log's own choice circled where the space has it. `front`: an analysis.pareto.Front."""
-    from models.costs import shown
+    log's own choice circled where the space has it. `front`: an nnisuite.analysis.pareto.Front."""
+    from nnisuite.models.costs import shown
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     x = [shown(front.cost, p[1]) for p in front.points]
@@ -186,7 +186,7 @@ def plot_front(front, label: str, chosen: list[bool], out: Path) -> Path:
 def save_front(fig, ax, x, cost: str, label: str, what: str, out: Path) -> Path:
     """A Pareto plot's axes (a log x axis where the costs span more than 20x), title, legend,
     saved as pareto_<cost>.png."""
-    from models.costs import label as cost_label
+    from nnisuite.models.costs import label as cost_label
 
     positive = [v for v in x if v > 0]
     if positive and len(positive) == len(x) and max(positive) / min(positive) > 20:
@@ -204,8 +204,8 @@ def plot_run_fronts(fronts: dict[tuple[str, int], object], label: str, out: Path
     """pareto_<cost>.png of a comparison: for each variant (a colour), every trial of its runs
     faint and each run's own front as a thin step line, so the spread over seeds shows (a
     front pooled over runs would flatter the variant with the widest spread). `fronts`:
-    (variant, seed) -> analysis.pareto.Front of one cost, one reference."""
-    from models.costs import shown
+    (variant, seed) -> nnisuite.analysis.pareto.Front of one cost, one reference."""
+    from nnisuite.models.costs import shown
 
     first = next(iter(fronts.values()))
     variants = list(dict.fromkeys(v for v, _ in fronts))

@@ -17,7 +17,7 @@ import math
 import numpy as np
 from scipy import stats
 
-from analysis.direction import MAXIMIZE, MINIMIZE, running_best, sign
+from nnisuite.analysis.direction import MAXIMIZE, MINIMIZE, running_best, sign
 
 METHOD = (
     "Each variant ran once per seed with the same trial budget. Per run: final best = the "

@@ -29,12 +29,13 @@ import os
 import re
 import shutil
 import sqlite3
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from nnisuite.runtime import scratch
 
 DEFAULT_EXPERIMENT_DIR = Path("~/nni-experiments").expanduser()
 MANIFEST = DEFAULT_EXPERIMENT_DIR / ".experiment"  # NNI's list of experiments (nnictl's)
@@ -192,7 +193,7 @@ def snapshot(db: Path, attempts: int = 8) -> Path:
     copy back to the last commit when it opens it, as after a crash. A copy torn by a commit
     that happened while it was taken (the file changed, or its journal went away) is taken
     again."""
-    tmpdir = Path(tempfile.mkdtemp(prefix="nnisuite-db-"))
+    tmpdir = scratch("nnisuite-db-")
     copy = tmpdir / "nni.sqlite"
     journal, copied_journal = db.with_name(db.name + "-journal"), tmpdir / "nni.sqlite-journal"
     last_error = None

@@ -5,7 +5,7 @@ steps = intermediate_table(exp)     # trial_id, step, one column per intermediat
 text = summary_markdown(exp, trials, importance)
 
 The rules every table follows:
-- "best" follows the experiment's optimize mode (analysis.direction);
+- "best" follows the experiment's optimize mode (nnisuite.analysis.direction);
 - a trial's final result counts (tables, best, comparisons, statistics, the Optuna study as
   COMPLETE) when it reported one, whatever its status: NNI's tuner received it too;
 - a key the trial reported that has the name of a column nnisuite writes (`status`,
@@ -23,8 +23,8 @@ import json
 
 import pandas as pd
 
-from analysis.direction import best_first, direction
-from analysis.store import Experiment, flatten_parameters
+from nnisuite.analysis.direction import best_first, direction
+from nnisuite.analysis.store import Experiment, flatten_parameters
 
 LEADING = ["trial_id", "sequence", "status"]
 TRAILING = [
@@ -40,7 +40,7 @@ TRAILING = [
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
 
 
 def space_order(space: dict, prefix: str = "") -> list[str]:
@@ -168,7 +168,8 @@ def status_counts(trials: pd.DataFrame) -> dict[str, int]:
 
 
 def ranked(trials: pd.DataFrame, mode: str = "maximize") -> pd.DataFrame:
-    """Trials sorted by `default`, best first (analysis.direction); no final result last."""
+    """Trials sorted by `default`, best first (nnisuite.analysis.direction); no final result
+    last."""
     return best_first(trials, mode)
 
 

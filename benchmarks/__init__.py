@@ -1,6 +1,6 @@
 """Speed benchmarks (targets live here, never in timed tests): the training epoch against the
 log's pipeline (epoch), a study against Optuna (study), the exporter at scale (export)."""
 
-from launcher import nni_import
+from nnisuite.nni_patches import lazy_import
 
-nni_import.install()  # `import nni` defers scipy.stats until used (launcher/nni_import.py)
+lazy_import.install()  # `import nni` defers scipy.stats until used (nni_patches/lazy_import.py)

@@ -1,9 +1,9 @@
 """Speed of one training epoch, evaluation and trial start-up: the log's pipeline against
 nnisuite's engine, and the engine against the machine's sgemm peak.
 
-    python -m benchmarks.epoch --out runs/bench          # prints bench.md, writes bench.json
-    python -m benchmarks.epoch --out DIR --quick         # harness check (the test suite)
-    python -m benchmarks.epoch --out DIR --device cuda   # on a GPU
+    python -m nnisuite.benchmarks.epoch --out runs/bench        # prints bench.md, writes bench.json
+    python -m nnisuite.benchmarks.epoch --out DIR --quick         # harness check (the test suite)
+    python -m nnisuite.benchmarks.epoch --out DIR --device cuda   # on a GPU
 
 The log's pipeline, rebuilt: torchvision's FashionMNIST with a per-sample ToTensor transform
 through a DataLoader (batch 64, shuffled); evaluation fills a confusion matrix with a Python loop
@@ -30,11 +30,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks.machine import cpu_name
-from launcher import REPO
-from models.mlp import MLP
-from trials.data import IDX_FILES, find_idx_files, load_dataset, write_idx
-from trials.engine import FitConfig, evaluate, fast_path, make_optimizer, train_epoch
+from nnisuite.benchmarks.machine import cpu_name
+from nnisuite.launcher import module_command
+from nnisuite.models.mlp import MLP
+from nnisuite.trials.data import IDX_FILES, find_idx_files, load_dataset, write_idx
+from nnisuite.trials.engine import FitConfig, evaluate, fast_path, make_optimizer, train_epoch
 
 GFLOP_CONFIGS = [(bs, widths) for widths in ((128, 256), (1024, 1024)) for bs in (32, 64, 256)]
 
@@ -131,9 +131,7 @@ def seed_evaluate(model, loader, num_classes=10):
 def startup_seconds(command: list[str], env: dict, marker: str) -> float:
     """Seconds from launching `command` to the time it prints after `marker`."""
     t0 = time.time()
-    out = subprocess.run(
-        command, capture_output=True, text=True, env=env, cwd=REPO, timeout=600
-    ).stdout
+    out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600).stdout
     line = next(line for line in out.splitlines() if line.startswith(marker))
     return float(line.split()[-1]) - t0
 
@@ -177,7 +175,7 @@ def sync(device):
 
 def engine_epoch(model, lr: float, fused: bool | None):
     """One training epoch as a trial takes it: (x, y, batch, generator) -> loss, on the path
-    trials.engine.fast_path picks (the fused one unless `fused` is False)."""
+    nnisuite.trials.engine.fast_path picks (the fused one unless `fused` is False)."""
     use_fused, _ = fast_path(FitConfig(lr=lr, fused=fused), model)
     if use_fused:
         return lambda x, y, b, g: train_epoch(model, x, y, None, b, g, fused_lr=lr)
@@ -260,14 +258,14 @@ def measure_startup(root: Path, workdir: Path, source: str, repeats: int, quick:
     """Seconds from launching a trial to its first training step, dataset cache warm (--quick,
     a harness check: no warm-up run)."""
     env = os.environ | {"NNISUITE_FIRST_STEP_PROBE": "1"}
-    trial = [sys.executable, "-m", "trials.mlp", "--epochs", "1", "--out", str(workdir / "trial")]
+    trial = module_command("nnisuite.trials.mlp", "--epochs", "1", "--out", str(workdir / "trial"))
     trial += (
         ["--dataset", "fashion-mnist"]
         if "Fashion" in source
         else ["--dataset", "mnist", "--data-dir", str(root / "FashionMNIST" / "raw")]
     )
     if not quick:
-        subprocess.run(trial, env=env, cwd=REPO, capture_output=True, timeout=600)  # warm cache
+        subprocess.run(trial, env=env, capture_output=True, timeout=600)  # warm cache
     ours = statistics.median(
         startup_seconds(trial, env, "NNISUITE_FIRST_STEP") for _ in range(repeats)
     )
@@ -298,10 +296,14 @@ def run(
             "ours_train_samples": int(len(data.train_x)),
             "test_samples": int(len(data.test_x)),
         }
-        print(f"benchmarks.epoch: {source}, {device}", file=sys.stderr, flush=True)
+        print(f"nnisuite.benchmarks.epoch: {source}, {device}", file=sys.stderr, flush=True)
         results |= measure_log_pipeline(root, repeats)
         results |= measure_engine(data, device, repeats, fused)
-        print(f"benchmarks.epoch: engine path: {results['path']}", file=sys.stderr, flush=True)
+        print(
+            f"nnisuite.benchmarks.epoch: engine path: {results['path']}",
+            file=sys.stderr,
+            flush=True,
+        )
         results["train_speedup"] = results["seed_train_s"] / results["ours_train_s"]
         results["eval_speedup"] = results["seed_eval_s"] / results["ours_eval_s"]
         results |= measure_gflops(device, quick, repeats, fused)
@@ -345,7 +347,7 @@ def markdown(r: dict) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m benchmarks.epoch",
+        prog="python -m nnisuite.benchmarks.epoch",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -369,8 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from benchmarks.report import out_folder
-    from trials.params import DEVICE
+    from nnisuite.benchmarks.report import out_folder
+    from nnisuite.trials.params import DEVICE
 
     parser = build_parser()
     args = parser.parse_args(argv)

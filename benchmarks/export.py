@@ -1,11 +1,12 @@
-"""The exporter at scale: `python -m analysis.export` on synthetic experiments of 20 to 20,000
-trials (NNI's own schema, written by benchmarks.nni_db, no manager), wall time and peak memory.
+"""The exporter at scale: `python -m nnisuite.analysis.export` on synthetic experiments of 20 to
+20,000 trials (NNI's own schema, written by nnisuite.benchmarks.nni_db, no manager), wall time and
+peak memory.
 
-    python -m benchmarks.export --out runs/export-bench          # writes export.md, export.json
-    python -m benchmarks.export --out DIR --sizes 20 100 --repeats 1
+    python -m nnisuite.benchmarks.export --out runs/export-bench     # writes export.md, export.json
+    python -m nnisuite.benchmarks.export --out DIR --sizes 20 100 --repeats 1
 
-Each size is exported by a fresh `python -m analysis.export` process (imports included, as a
-user runs it), timed `--repeats` times; the table shows the median wall time and the largest
+Each size is exported by a fresh `python -m nnisuite.analysis.export` process (imports included, as
+a user runs it), timed `--repeats` times; the table shows the median wall time and the largest
 peak resident memory of the process and its worker (getrusage of the children). Targets: 5,000
 trials x 20 intermediates in <= 10 s and <= 300 MB; 20 trials in <= 2 s.
 """
@@ -22,25 +23,23 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.machine import cpu_name
-from benchmarks.nni_db import write_experiment
-from benchmarks.report import out_folder
-from launcher import REPO
-from trials.params import positive_int
+from nnisuite.benchmarks.machine import cpu_name
+from nnisuite.benchmarks.nni_db import write_experiment
+from nnisuite.benchmarks.report import out_folder
+from nnisuite.launcher import module_command
+from nnisuite.trials.params import positive_int
 
 SIZES = (20, 100, 1_000, 5_000, 20_000)
 TARGETS = {20: (2.0, None), 5_000: (10.0, 300.0)}  # trials -> (seconds, MB)
 
 
 def export_once(root: Path, exp_id: str, out: Path, extra: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak MB) of one `python -m analysis.export` run; call it in a fresh
+    """(wall seconds, peak MB) of one `python -m nnisuite.analysis.export` run; call it in a fresh
     process (measure_isolated), whose only child is that export and its worker."""
     t0 = time.perf_counter()
     proc = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "analysis.export",
+            *module_command("nnisuite.analysis.export"),
             exp_id,
             "--experiment-dir",
             str(root),
@@ -48,7 +47,6 @@ def export_once(root: Path, exp_id: str, out: Path, extra: list[str]) -> tuple[f
             str(out),
             *extra,
         ],
-        cwd=REPO,
         capture_output=True,
         text=True,
     )
@@ -93,13 +91,12 @@ def measure(sizes, intermediates: int, repeats: int, extra: list[str]) -> list[d
 def measure_isolated(root: Path, exp_id: str, out: Path, extra: list[str]) -> tuple[float, float]:
     """One export in a fresh helper process, so that its peak memory is its own."""
     code = (
-        "import json, sys; from pathlib import Path; from benchmarks.export import export_once; "
+        "import json, sys; from pathlib import Path; "
+        "from nnisuite.benchmarks.export import export_once; "
         f"print(json.dumps(export_once(Path({str(root)!r}), {exp_id!r}, Path({str(out)!r}), "
         f"{extra!r})))"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
-    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     wall, peak = json.loads(proc.stdout.strip().splitlines()[-1])
     return wall, peak
 
@@ -108,7 +105,7 @@ def markdown(rows: list[dict], note: str) -> str:
     lines = [
         note,
         "",
-        "| trials | `python -m analysis.export` wall | peak memory | target |",
+        "| trials | `python -m nnisuite.analysis.export` wall | peak memory | target |",
         "|---|---|---|---|",
     ]
     for r in rows:
@@ -128,7 +125,7 @@ def markdown(rows: list[dict], note: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m benchmarks.export",
+        prog="python -m nnisuite.benchmarks.export",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -158,7 +155,7 @@ def main(argv=None) -> int:
     extra = ["--serial"] * args.serial + ["--no-optuna"] * args.no_optuna
     rows = measure(args.sizes, args.intermediates, args.repeats, extra)
     note = (
-        f"`python -m analysis.export {' '.join(extra)}`".replace(" `", "`")
+        f"`python -m nnisuite.analysis.export {' '.join(extra)}`".replace(" `", "`")
         + f" on synthetic NNI experiments ({args.intermediates} intermediates per trial), "
         f"median of {args.repeats}; {cpu_name()}."
     )

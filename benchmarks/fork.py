@@ -3,8 +3,8 @@ gc.freeze before each fork (launcher/server.py, GC_FREEZE): the same trials run 
 launcher client, the launcher started alternately with NNISUITE_LAUNCHER_GC_FREEZE=1 and =0,
 each trial's CPU read from the launcher's reaped children (/proc/PID/stat: cutime + cstime).
 
-    python -m benchmarks.fork --out runs/fork                       # 3 rounds x 5 trials each way
-    python -m benchmarks.fork --out DIR --rounds 1 --trials 1       # harness check
+    python -m nnisuite.benchmarks.fork --out runs/fork                # 3 rounds x 5 trials each way
+    python -m nnisuite.benchmarks.fork --out DIR --rounds 1 --trials 1       # harness check
 
 The trial is nnisuite's MLP on the embedded digits data (2 epochs, one thread). Writes
 DIR/fork.json and DIR/fork.md: CPU seconds per trial each way (per round and over all), the
@@ -22,14 +22,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.machine import cpu_name
-from benchmarks.report import out_folder, write_report
-from launcher import CLIENT_MODULE, REPO
-from launcher.server import GC_FREEZE
-from launcher.warm import SOCKET, start_server, stop_server, wait_ready
-from trials.params import positive_int
+from nnisuite.benchmarks.machine import cpu_name
+from nnisuite.benchmarks.report import out_folder, write_report
+from nnisuite.launcher import CLIENT_MODULE, module_command
+from nnisuite.launcher.server import GC_FREEZE
+from nnisuite.launcher.warm import SOCKET, start_server, stop_server, wait_ready
+from nnisuite.trials.params import positive_int
 
-TRIAL = ["trials.mlp", "--dataset", "digits", "--epochs", "2", "--threads", "1"]
+TRIAL = ["nnisuite.trials.mlp", "--dataset", "digits", "--epochs", "2", "--threads", "1"]
 
 
 def children_cpu_s(pid: int) -> float:
@@ -48,8 +48,7 @@ def one_way(freeze: bool, trials: int, work: Path) -> list[float]:
         for i in range(trials):
             before = children_cpu_s(proc.pid)
             subprocess.run(
-                [sys.executable, "-m", CLIENT_MODULE, *TRIAL, "--out", str(work / f"t{i}")],
-                cwd=REPO,
+                module_command(CLIENT_MODULE, *TRIAL, "--out", str(work / f"t{i}")),
                 env=os.environ | {SOCKET: str(sock)},
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -67,7 +66,7 @@ def one_way(freeze: bool, trials: int, work: Path) -> list[float]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m benchmarks.fork",
+        prog="python -m nnisuite.benchmarks.fork",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -102,7 +101,7 @@ def main(argv=None) -> int:
     for way, rounds in result["cpu_s_per_trial"].items():
         rows.append(f"| {way} | {', '.join(f'{r:.2f}' for r in rounds)} | {mean[way]:.2f} |")
     command = (
-        f"`python -m benchmarks.fork --out {args.out} --rounds {args.rounds} "
+        f"`python -m nnisuite.benchmarks.fork --out {args.out} --rounds {args.rounds} "
         f"--trials {args.trials}`. Trial: `{result['trial']}`."
     )
     last = f"Saving: {result['saving_per_trial_s']:.2f} s of CPU per trial."

@@ -1,9 +1,9 @@
 """What the warm launcher saves per trial on a user's own script (`python3 train.py`), measured
-as NNI sees it: the same study run twice through experiments.run, `--launcher` and
+as NNI sees it: the same study run twice through nnisuite.study.run, `--launcher` and
 `--no-launcher`, each trial's duration read from NNI's database (start to end event).
 
-    python -m benchmarks.launcher --out runs/launcher            # 8 trials each way
-    python -m benchmarks.launcher --out DIR --trials 3 --quick   # harness check (tests)
+    python -m nnisuite.benchmarks.launcher --out runs/launcher            # 8 trials each way
+    python -m nnisuite.benchmarks.launcher --out DIR --trials 3 --quick   # harness check (tests)
 
 The script is a typical small trial: it imports torch and nni, reads two parameters, trains a
 one-hidden-layer network on random data for a few steps and reports five intermediates and a
@@ -20,11 +20,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.machine import cpu_name
-from benchmarks.report import out_folder, write_report
-from trials.params import positive_int
+from nnisuite.benchmarks.machine import cpu_name
+from nnisuite.benchmarks.report import out_folder, write_report
+from nnisuite.launcher import module_command
+from nnisuite.trials.params import positive_int
 
-SCRIPT = '''"""A user's own trial (benchmarks.launcher): imports torch, trains a little, reports."""
+SCRIPT = '''"""A user's own trial (nnisuite.benchmarks.launcher): imports torch, trains a little,
+reports."""
 import nni
 import torch
 
@@ -58,7 +60,7 @@ trainingService: {platform: local}
 
 
 def durations(exp_dir: Path) -> list[float]:
-    from analysis.store import load_experiment
+    from nnisuite.analysis.store import load_experiment
 
     (exp_id,) = [
         p.name
@@ -73,9 +75,7 @@ def run_way(project: Path, work: Path, flag: str) -> list[float]:
     exp_dir = work / f"nni{flag}"
     proc = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "experiments.run",
+            *module_command("nnisuite.study.run"),
             "config.yml",
             flag,
             "--experiment-dir",
@@ -90,7 +90,7 @@ def run_way(project: Path, work: Path, flag: str) -> list[float]:
     )
     if proc.returncode != 0:
         tail = proc.stderr[-2000:]
-        raise SystemExit(f"experiments.run {flag} failed ({proc.returncode}):\n{tail}")
+        raise SystemExit(f"nnisuite.study.run {flag} failed ({proc.returncode}):\n{tail}")
     return durations(exp_dir)
 
 
@@ -106,7 +106,7 @@ def summary(values: list[float]) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m benchmarks.launcher",
+        prog="python -m nnisuite.benchmarks.launcher",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
             f"{r['min_s']:.2f} | {r['max_s']:.2f} |"
         )
     command = (
-        f"`python -m benchmarks.launcher --out {args.out} --trials {args.trials}"
+        f"`python -m nnisuite.benchmarks.launcher --out {args.out} --trials {args.trials}"
         f"{' --quick' if args.quick else ''}`. Trial duration: NNI's start to end event."
     )
     last = f"Saving per trial: {saving:.2f} s (mean fresh - mean warm)."

@@ -2,9 +2,9 @@
 a final out, no training) through NNI 3.0's local training service at several concurrencies,
 so that the manager is what is measured.
 
-    python -m benchmarks.manager --out runs/manager                      # 1,000 trials at 1, 8, 32
-    python -m benchmarks.manager --out DIR --trials 200 --concurrency 8
-    python -m benchmarks.manager --out DIR --quick                       # harness check (tests)
+    python -m nnisuite.benchmarks.manager --out runs/manager              # 1,000 trials at 1, 8, 32
+    python -m nnisuite.benchmarks.manager --out DIR --trials 200 --concurrency 8
+    python -m nnisuite.benchmarks.manager --out DIR --quick                  # harness check (tests)
 
 Each concurrency is one experiment (Random tuner, one uniform parameter), started as every
 nnisuite manager is (loopback, the warm launcher trials fork from, NNI's version query
@@ -30,22 +30,23 @@ import time
 import urllib.request
 from pathlib import Path
 
-from benchmarks.machine import cpu_name
-from benchmarks.report import out_folder
-from trials.params import positive_int
+from nnisuite.benchmarks.machine import cpu_name
+from nnisuite.benchmarks.report import out_folder
+from nnisuite.trials.params import positive_int
 
 ENDPOINTS = ("trial-jobs", "metric-data")
 
 
 def experiment_config(trials: int, concurrency: int, workdir: Path):
-    from experiments.config import to_nni_config
-    from launcher import REPO, trial_command
+    from nnisuite import DATA
+    from nnisuite.config.experiment import to_nni_config
+    from nnisuite.launcher import trial_command
 
     raw = {
         "experimentName": f"manager-c{concurrency}",
         "searchSpace": {"x": {"_type": "uniform", "_value": [0, 1]}},
-        "trialCommand": trial_command("benchmarks.trivial_trial"),
-        "trialCodeDirectory": str(REPO),
+        "trialCommand": trial_command("nnisuite.benchmarks.trivial_trial"),
+        "trialCodeDirectory": str(DATA),
         "trialConcurrency": concurrency,
         "maxTrialNumber": trials,
         "tuner": {"name": "Random", "classArgs": {"seed": 0}},
@@ -115,10 +116,10 @@ def percentile(values: list[float], q: float) -> float | None:
 def measure(trials: int, concurrency: int, workdir: Path) -> dict:
     from nni.experiment import Experiment
 
-    from analysis.store import load_experiment
-    from experiments.manager import free_port, owned_start, watch
-    from experiments.nni_python import quick_version_query
-    from launcher.warm import warm_launcher
+    from nnisuite.analysis.store import load_experiment
+    from nnisuite.launcher.warm import warm_launcher
+    from nnisuite.nni_patches.interpreter import quick_version_query
+    from nnisuite.study.manager import free_port, owned_start, watch
 
     config = experiment_config(trials, concurrency, workdir)
     with warm_launcher(stream=io.StringIO(), preload=()), quick_version_query():
@@ -165,7 +166,8 @@ def markdown(result: dict) -> str:
         f"# One NNI manager at {rows[0]['trials'] if rows else 0} trivial trials",
         "",
         f"{result['machine']}; NNI {result['nni']}, local training service, trials forked "
-        "from the warm launcher; `python -m benchmarks.manager` " + " ".join(result["argv"]),
+        "from the warm launcher; `python -m nnisuite.benchmarks.manager` "
+        + " ".join(result["argv"]),
         "",
         "| concurrency | trials | wall s | trials/min | hand-over gap median / p90 s | "
         "trial duration median s | manager CPU s | manager peak MB | database MB | "
@@ -200,7 +202,7 @@ def run(out: Path, trials: int, concurrencies: list[int], argv: list[str]) -> di
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m benchmarks.manager",
+        prog="python -m nnisuite.benchmarks.manager",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,14 +1,14 @@
 """Synthetic NNI experiments in NNI 3.0's own sqlite schema, written without a manager.
 
     db = write_experiment(Path("runs/synth"), "synth100", trials=100, intermediates=20)
-    # runs/synth/synth100/db/nni.sqlite, readable by analysis.store like any experiment
+    # runs/synth/synth100/db/nni.sqlite, readable by nnisuite.analysis.store like any experiment
 
 The tables and columns are nni_node/core/sqlDatabase.js's (TrialJobEvent, MetricData,
 ExperimentProfile); rows are what a TPE study of the 3.17 space writes: a RUNNING event with the
 trial's parameters, one PERIODICAL metric per epoch and one FINAL (metric data JSON-encoded
 twice, as NNI stores it), then SUCCEEDED. The validation accuracy of a trial is a smooth
 function of its parameters plus seeded noise, so importance methods have something to find.
-Used by `python -m benchmarks.export` and by tests that need many trials.
+Used by `python -m nnisuite.benchmarks.export` and by tests that need many trials.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def write_experiment(
         "experimentName": f"synthetic_{trials}",
         "experimentType": "hpo",
         "searchSpace": SPACE,
-        "trialCommand": "python3 -m launcher trials.mlp --dataset digits",
+        "trialCommand": "python3 -m nnisuite.launcher nnisuite.trials.mlp --dataset digits",
         "trialConcurrency": concurrency,
         "maxTrialNumber": trials,
         "tuner": {"name": tuner, "classArgs": {"optimize_mode": "maximize", "seed": seed}},

@@ -8,7 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
-from trials.outputs import check_writable
+from nnisuite.trials.outputs import check_writable
 
 
 def out_folder(parser: argparse.ArgumentParser, out: str) -> Path:
@@ -23,7 +23,8 @@ def out_folder(parser: argparse.ArgumentParser, out: str) -> Path:
 def write_report(
     out: Path, name: str, result: dict, title: str, command: str, rows: list[str], last: str
 ) -> None:
-    """`result` must hold "machine" (benchmarks.machine.cpu_name); `rows`: a markdown table."""
+    """`result` must hold "machine" (nnisuite.benchmarks.machine.cpu_name); `rows`: a markdown
+    table."""
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     text = "\n".join(

@@ -1,9 +1,9 @@
 """A study three ways, side by side: Optuna in-process, NNI with the warm launcher, NNI with a
 fresh process per trial. Same space (the 3.17 one), same trial code, epochs and trial seeds.
 
-    python -m benchmarks.study --out runs/study                   # digits: 10 trials x 10 epochs
-    python -m benchmarks.study --case fashion-mnist --out DIR     # 10 x 20 epochs, concurrency 2
-    python -m benchmarks.study --out DIR --quick                  # harness check (tests)
+    python -m nnisuite.benchmarks.study --out runs/study             # digits: 10 trials x 10 epochs
+    python -m nnisuite.benchmarks.study --case fashion-mnist --out DIR  # 10 x 20 epochs, 2 at once
+    python -m nnisuite.benchmarks.study --out DIR --quick                  # harness check (tests)
 
 Cases: `digits` (tiny trials: NNI's per-trial cost dominates) runs all three at concurrency 1
 and 2; `fashion-mnist` (the log's 3.17 study as a user runs it) runs Optuna with n_jobs=2
@@ -27,10 +27,10 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.machine import cpu_name
-from benchmarks.report import out_folder
-from launcher import REPO
-from trials.params import positive_int
+from nnisuite import DATA
+from nnisuite.benchmarks.machine import cpu_name
+from nnisuite.benchmarks.report import out_folder
+from nnisuite.trials.params import positive_int
 
 REPLAY = "Optuna, the same trials as NNI"  # the row that replays NNI's own trials
 # case -> (experiment file, trials, epochs, concurrencies, NNI systems); the file's search
@@ -42,7 +42,7 @@ CASES = {
 
 
 def dataset_of(experiment_yaml: Path) -> str:
-    from experiments.config import TrialCommand, get_key, load_yaml
+    from nnisuite.config.experiment import TrialCommand, get_key, load_yaml
 
     command = TrialCommand.parse(get_key(load_yaml(experiment_yaml), "trialCommand")[1])
     return command.flag("--dataset") or "digits"
@@ -56,11 +56,11 @@ def optuna_study(
     import optuna
     import torch
 
-    from experiments.config import load_yaml
-    from experiments.search_space import load_space, optuna_distributions, suggest
-    from trials.mlp import MLPParams, build_mlp
-    from trials.params import resolve_params
-    from trials.runner import train
+    from nnisuite.config.experiment import load_yaml
+    from nnisuite.config.search_space import load_space, optuna_distributions, suggest
+    from nnisuite.trials.mlp import MLPParams, build_mlp
+    from nnisuite.trials.params import resolve_params
+    from nnisuite.trials.runner import train
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(1)
@@ -99,15 +99,15 @@ def optuna_study(
 def nni_study(
     trials: int, epochs: int, concurrency: int, launcher: bool, workdir: Path, experiment_yaml: Path
 ) -> dict:
-    """The experiment through NNI's manager, as `python -m experiments.run` runs it."""
+    """The experiment through NNI's manager, as `python -m nnisuite.study.run` runs it."""
     import io
 
     from nni.experiment import Experiment
 
-    from analysis.store import load_experiment
-    from experiments.config import apply_overrides, load_yaml, to_nni_config
-    from experiments.manager import free_port, owned_start, watch
-    from launcher.warm import warm_launcher
+    from nnisuite.analysis.store import load_experiment
+    from nnisuite.config.experiment import apply_overrides, load_yaml, to_nni_config
+    from nnisuite.launcher.warm import warm_launcher
+    from nnisuite.study.manager import free_port, owned_start, watch
 
     raw = apply_overrides(
         load_yaml(experiment_yaml),
@@ -153,7 +153,7 @@ def run(
     case: str = "digits",
     systems=(True, False),
 ) -> dict:
-    experiment_yaml = REPO / "experiments" / CASES[case][0]
+    experiment_yaml = DATA / "experiments" / CASES[case][0]
     results = {
         "case": case,
         "trials": trials,
@@ -222,7 +222,7 @@ def markdown(r: dict) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m benchmarks.study",
+        prog="python -m nnisuite.benchmarks.study",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,7 +1,7 @@
-"""The trial benchmarks.manager runs: it asks NNI for its parameters and reports them back at
-once, so that what is measured is NNI's manager, not training.
+"""The trial nnisuite.benchmarks.manager runs: it asks NNI for its parameters and reports them back
+at once, so that what is measured is NNI's manager, not training.
 
-    python3 -m launcher benchmarks.trivial_trial      # the trial command (forked, warm)
+    python3 -m nnisuite.launcher nnisuite.benchmarks.trivial_trial  # the trial command (forked)
 """
 
 import nni

@@ -1,5 +1,6 @@
-"""`python3 -m launcher MODULE ARGS...`: the trial command; see launcher.client."""
+"""`python3 -m nnisuite.launcher MODULE ARGS...`: the trial command; see
+nnisuite.launcher.client."""
 
-from launcher.client import main
+from nnisuite.launcher.client import main
 
 main()

@@ -1,15 +1,15 @@
 """The trial command NNI runs: a standard-library client that starts a trial module, through
 the warm launcher when one is running, else with the project's Python.
 
-    python3 -m launcher trials.mlp --epochs 20                    # what experiment YAMLs run
-    python3 -m launcher --python /opt/env/bin/python trials.mlp   # a worker's own Python
-    .venv/bin/python -m launcher --script train.py --lr 0.1        # a user's own script
+    python3 -m nnisuite.launcher nnisuite.trials.mlp --epochs 20         # what experiment YAMLs run
+    python3 -m nnisuite.launcher --python /opt/env/bin/python nnisuite.trials.mlp  # worker's Python
+    .venv/bin/python -m nnisuite.launcher --script train.py --lr 0.1        # a user's own script
 
-A script (`--script`, what `experiments.run --launcher` makes of `python3 train.py ...`) runs
+A script (`--script`, what `nnisuite.study.run --launcher` makes of `python3 train.py ...`) runs
 from the current folder (NNI's trialCodeDirectory) as `python SCRIPT ARGS` would: forked from
 the launcher when one is live, else exec'd with this interpreter.
 
-With `$NNISUITE_LAUNCHER` naming a live launcher socket (launcher.server; the runners start
+With `$NNISUITE_LAUNCHER` naming a live launcher socket (nnisuite.launcher.server; the runners start
 one), the trial runs as a forked child of that warm process: this client hands over its
 arguments, working directory, environment and stdin / stdout / stderr, forwards SIGINT /
 SIGTERM to the child, and exits as the child did (dying of the same signal, so NNI records
@@ -31,8 +31,9 @@ import socket
 import sys
 import time
 
-from launcher import CLIENT_MODULE, REPO
-from launcher.protocol import recv_message, send_message
+import nnisuite
+from nnisuite.launcher import CLIENT_MODULE, needs_cwd
+from nnisuite.launcher.protocol import recv_message, send_message
 
 # how long a trial whose launcher died waits for the experiment's stop before it fails: the
 # guard of a killed runner stops the manager within about a second
@@ -63,8 +64,11 @@ def project_python(explicit: str | None = None) -> str:
     for candidate in (explicit, os.environ.get("NNISUITE_PYTHON")):
         if candidate:
             return candidate
-    venv = REPO / ".venv" / "bin" / "python"
-    return str(venv) if venv.exists() else sys.executable
+    if nnisuite.SOURCE is not None:  # a source checkout's own .venv
+        venv = nnisuite.SOURCE / ".venv" / "bin" / "python"
+        if venv.exists():
+            return str(venv)
+    return sys.executable
 
 
 def split_args(argv: list[str]) -> tuple[str | None, str, list[str]]:
@@ -74,7 +78,7 @@ def split_args(argv: list[str]) -> tuple[str | None, str, list[str]]:
         sys.exit(0)
     if argv[:1] == ["--python"] and len(argv) >= 2:
         python, argv = argv[1], argv[2:]
-    if argv[:1] == ["-m"]:  # `python3 -m launcher -m MODULE ...` reads like python -m
+    if argv[:1] == ["-m"]:  # `python3 -m nnisuite.launcher -m MODULE ...` reads like python -m
         argv = argv[1:]
     if not argv or argv[0].startswith("-"):
         print(USAGE, file=sys.stderr)
@@ -95,7 +99,7 @@ def connect(path: str) -> socket.socket | None:
 def run_via_launcher(
     sock: socket.socket, module: str, args: list[str], script: bool = False
 ) -> int:
-    request = {"argv": [module, *args], "cwd": str(REPO), "env": dict(os.environ)}
+    request = {"argv": [module, *args], "cwd": os.getcwd(), "env": dict(os.environ)}
     if script:  # a user's script: from the folder NNI started us in, by its path
         request |= {"script": os.path.abspath(module), "cwd": os.getcwd()}
     child: list[int] = []  # its pid, once the launcher has said it
@@ -154,8 +158,10 @@ def main(argv: list[str] | None = None) -> None:
         if sock is not None:
             sys.exit(run_via_launcher(sock, module, args))
     exe = project_python(python)
-    os.chdir(REPO)  # the trial imports the project's packages from the code directory
-    os.execv(exe, [exe, "-m", module, *args])
+    env = dict(os.environ)
+    if not needs_cwd(module):  # the current folder kept off sys.path (python -P; any python3)
+        env["PYTHONSAFEPATH"] = "1"
+    os.execve(exe, [exe, "-m", module, *args], env)
 
 
 if __name__ == "__main__":

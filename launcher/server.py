@@ -1,13 +1,13 @@
 """The warm trial launcher: a long-lived process that has imported what trials need and starts
 each trial as a forked child, so a trial pays only its own work.
 
-    python -m launcher.server --socket /tmp/nnisuite.sock      # launcher.warm starts and stops it
-    NNISUITE_LAUNCHER=/tmp/nnisuite.sock python3 -m launcher trials.mlp ...   # a client
+    python -P -m nnisuite.launcher.server --socket /tmp/s.sock  # launcher.warm starts and stops it
+    NNISUITE_LAUNCHER=/tmp/s.sock python3 -m nnisuite.launcher nnisuite.trials.mlp ...  # a client
 
-One connection per trial (launcher.protocol): the client sends its argv (a module, or a user's
-script by path), working directory, environment and stdin / stdout / stderr; the launcher forks,
-answers {"pid": N}, and when the child ends {"exit": code, "signal": sig}. The child becomes its
-own process group, takes the client's descriptors, working directory and whole environment
+One connection per trial (nnisuite.launcher.protocol): the client sends its argv (a module, or a
+user's script by path), working directory, environment and stdin / stdout / stderr; the launcher
+forks, answers {"pid": N}, and when the child ends {"exit": code, "signal": sig}. The child becomes
+its own process group, takes the client's descriptors, working directory and whole environment
 (NNI's per-trial variables), runs the module as __main__; `nni` is first imported there, after
 the environment is in place. A connection that closes before its child ends (the client was
 killed, even with SIGKILL) kills the child's process group. The launcher is single-threaded
@@ -32,24 +32,27 @@ import time
 import traceback
 from pathlib import Path
 
-from launcher import nni_import
-from launcher.protocol import recv_message, send_message
+from nnisuite.launcher import needs_cwd
+from nnisuite.launcher.protocol import recv_message, send_message
+from nnisuite.nni_patches import lazy_import
 
-FOLDER_PREFIX = "nnisuite-launcher-"  # launcher.warm's folder for the socket and ready file
+FOLDER_PREFIX = (
+    "nnisuite-launcher-"  # nnisuite.launcher.warm's folder for the socket and ready file
+)
 # Right before each fork, every object the launcher holds goes to the garbage collector's
 # permanent generation (gc.freeze, an O(1) move). A trial's collections then skip what it
 # inherited (the preload: torch, numpy, nni's dependencies) instead of walking all of it at
 # every full collection and writing into those objects' headers, which made copy-on-write copy
 # their memory pages into the trial (Python's gc docs advise it for fork without exec).
-# Measured: 0.11-0.22 s of CPU less per forked trials.mlp trial (benchmarks.fork). Frozen
-# objects are still freed when nothing refers to them; only cycles among them are never
+# Measured: 0.11-0.22 s of CPU less per forked nnisuite.trials.mlp trial (nnisuite.benchmarks.fork).
+# Frozen objects are still freed when nothing refers to them; only cycles among them are never
 # collected, and those live as long as the launcher anyway. Off with
 # NNISUITE_LAUNCHER_GC_FREEZE=0.
 GC_FREEZE = "NNISUITE_LAUNCHER_GC_FREEZE"
 
 # What `nni` imports, minus `nni` itself (it reads its trial variables at import): always
 # (numpy, scipy.stats and pandas are a second of every `import nni`; the last two only where
-# launcher.nni_import is off).
+# nnisuite.nni_patches.lazy_import is off).
 NNI_DEPENDENCIES = (
     "numpy",
     "scipy.stats",
@@ -68,37 +71,39 @@ NNI_DEPENDENCIES = (
     "typing_extensions",
 )
 # What nnisuite's trials import: the default; `--preload` names another list (a user's
-# script's own heavy imports, experiments.trial says which).
+# script's own heavy imports, nnisuite.config.trial says which).
 PRELOAD = (
     "torch",
     "torch.nn",
     "torch.nn.functional",
     "torch.optim",
-    "trials.data",
-    "trials.engine",
-    "trials.metrics",
-    "trials.params",
-    "trials.report",
-    "trials.runner",
-    "trials.mlp",
-    "trials.rnn",
-    "models.mlp",
-    "models.rnn",
+    "nnisuite.trials.data",
+    "nnisuite.trials.engine",
+    "nnisuite.trials.metrics",
+    "nnisuite.trials.params",
+    "nnisuite.trials.report",
+    "nnisuite.trials.runner",
+    "nnisuite.trials.mlp",
+    "nnisuite.trials.rnn",
+    "nnisuite.models.mlp",
+    "nnisuite.models.rnn",
 )
 
 
 def preload(modules=PRELOAD, datasets=("digits", "fashion-mnist")) -> None:
     import importlib
 
-    # what nni_import defers (scipy.stats, pandas) `import nni` no longer needs: a trial that
-    # imports it itself has it in `modules` (experiments.trial's heavy imports)
-    deferred = {name for name, _ in nni_import.DEFERRED.values()} if nni_import.installed() else ()
+    # what lazy_import defers (scipy.stats, pandas) `import nni` no longer needs: a trial that
+    # imports it itself has it in `modules` (nnisuite.config.trial's heavy imports)
+    deferred = (
+        {name for name, _ in lazy_import.DEFERRED.values()} if lazy_import.installed() else ()
+    )
     for name in (*(d for d in NNI_DEPENDENCIES if d not in deferred), *modules):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
-    if "trials.data" not in sys.modules:
+    if "nnisuite.trials.data" not in sys.modules:
         return  # not nnisuite's trials: no datasets to keep
-    from trials import data
+    from nnisuite.trials import data
 
     for name in datasets:  # parsed arrays kept in memory; children share them copy-on-write
         with contextlib.suppress(data.DatasetError, OSError):
@@ -149,7 +154,7 @@ def run_child(request: dict, fds: list[int], parent: int) -> None:
                 sys.path.insert(0, os.path.dirname(request["script"]))
                 runpy.run_path(request["script"], run_name="__main__")
             else:
-                if request["cwd"] not in sys.path:
+                if needs_cwd(module) and request["cwd"] not in sys.path:
                     sys.path.insert(0, request["cwd"])
                 runpy.run_module(module, run_name="__main__", alter_sys=True)
             code = 0
@@ -265,7 +270,7 @@ class Launcher:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m launcher.server",
+        prog="python -m nnisuite.launcher.server",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -309,8 +314,8 @@ def main(argv=None) -> int:
 
 
 def leave_nothing(sock: Path, ready_file: str | None) -> None:
-    """The ready file goes with the socket, and the folder launcher.warm made for both when it
-    is left empty: its maker (the runner) may have died without cleaning up (SIGKILL)."""
+    """The ready file goes with the socket, and the folder nnisuite.launcher.warm made for both when
+    it is left empty: its maker (the runner) may have died without cleaning up (SIGKILL)."""
     if ready_file:
         with contextlib.suppress(FileNotFoundError):
             Path(ready_file).unlink()

@@ -1,7 +1,7 @@
-"""Start and stop a warm trial launcher (launcher.server) around an experiment.
+"""Start and stop a warm trial launcher (nnisuite.launcher.server) around an experiment.
 
     with warm_launcher() as socket_path:   # sets $NNISUITE_LAUNCHER for the NNI manager
-        experiment.start(port)             # trials started by `python3 -m launcher` fork
+        experiment.start(port)             # trials started by `python3 -m nnisuite.launcher` fork
 
 When it cannot start (no Unix sockets, a crash while importing), trials run as plain processes:
 correct, only slower.
@@ -13,15 +13,16 @@ import contextlib
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from launcher import REPO, nni_import
-from launcher.server import FOLDER_PREFIX
+from nnisuite.launcher import module_command
+from nnisuite.launcher.server import FOLDER_PREFIX
+from nnisuite.nni_patches import lazy_import
+from nnisuite.runtime import scratch
 
 READY_TIMEOUT_S = 60.0
-SOCKET = "NNISUITE_LAUNCHER"  # the launcher's socket, for `python3 -m launcher` clients
+SOCKET = "NNISUITE_LAUNCHER"  # the launcher's socket, for `python3 -m nnisuite.launcher` clients
 # what the launcher named by SOCKET imported before forking (preload_key): a block asking for
 # another list starts its own launcher
 PRELOADED = "NNISUITE_LAUNCHER_PRELOAD"
@@ -94,12 +95,12 @@ def warm_launcher(enabled: bool = True, stream=None, preload=None):
     ready = wait_ready(proc, sock)
     if ready:
         os.environ[SOCKET], os.environ[PRELOADED] = str(sock), preload_key(preload)
-        deferred = "; scipy.stats deferred in `import nni`" if nni_import.installed() else ""
+        deferred = "; scipy.stats deferred in `import nni`" if lazy_import.installed() else ""
         tops = dict.fromkeys(name.split(".")[0] for name in preload or ())
         imported = f" (imported before the fork: {', '.join(tops)})" if tops else ""
         print(
             f"warm launcher ready (pid {proc.pid}): trials fork from it{imported}{deferred} "
-            f"(off: --no-launcher, {nni_import.SWITCH}=0)",
+            f"(off: --no-launcher, {lazy_import.SWITCH}=0)",
             file=stream,
         )
     else:
@@ -121,17 +122,15 @@ def ready_file(sock: Path) -> Path:
 
 
 def start_server(preload=None, env: dict | None = None) -> tuple[subprocess.Popen, Path]:
-    """A launcher server (launcher.server) started in a folder of its own, not waited for:
+    """A launcher server (nnisuite.launcher.server) started in a folder of its own, not waited for:
     the process and its socket (wait_ready; stop_server). `env`: its environment (default
     this process's)."""
-    folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
+    folder = scratch(FOLDER_PREFIX)
     sock = folder / "launcher.sock"
-    command = [sys.executable, "-m", "launcher.server", "--socket", str(sock)]
+    command = module_command("nnisuite.launcher.server", "--socket", str(sock))
     command += ["--ready-file", str(ready_file(sock))]
     command += ["--preload", ",".join(preload)] if preload is not None else []
-    proc = subprocess.Popen(
-        command, cwd=REPO, env=env, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL, start_new_session=True)
     return proc, sock
 
 

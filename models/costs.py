@@ -1,6 +1,6 @@
 """What a model costs, beside how accurate it is: the keys every trial's final result carries.
 
-    from models.costs import measure, COSTS
+    from nnisuite.models.costs import measure, COSTS
     final |= measure(model, example)      # parameters, latency at batch 1 and 256, threads
 
 One module names them (the exporter, the Pareto fronts, the Optuna tuner and bridge read

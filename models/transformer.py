@@ -7,7 +7,8 @@
 
 Rows (28 tokens of 28 features for the MNIST family, 8 of 8 for digits) -> a linear input
 projection plus a learned position embedding -> `depth` pre-norm encoder blocks (LayerNorm ->
-models.attention.MultiHeadAttention -> residual; LayerNorm -> MLP (4x, GELU) -> residual) ->
+nnisuite.models.attention.MultiHeadAttention -> residual; LayerNorm -> MLP (4x, GELU) ->
+residual) ->
 a final LayerNorm -> the mean over rows -> a linear head.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.attention import MultiHeadAttention
+from nnisuite.models.attention import MultiHeadAttention
 
 
 class EncoderBlock(nn.Module):

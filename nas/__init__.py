@@ -1,6 +1,7 @@
 """NAS on NNI 3.0: the depth and attention model spaces (space, attention_space), settings, the
-evaluator, multi-trial studies (study) and one-shot supernets (oneshot); `python -m nas`."""
+evaluator, multi-trial studies (study) and one-shot supernets (oneshot); `python -m
+nnisuite.nas`."""
 
-from launcher import nni_import
+from nnisuite.nni_patches import lazy_import
 
-nni_import.install()  # `import nni` defers scipy.stats until used (launcher/nni_import.py)
+lazy_import.install()  # `import nni` defers scipy.stats until used (nni_patches/lazy_import.py)

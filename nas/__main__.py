@@ -1,12 +1,12 @@
-"""Run the 3.18 NAS study: `python -m nas --config experiments/nas_depth.yaml [overrides]`.
+"""Run the 3.18 NAS study: `python -m nnisuite.nas --config experiments/nas_depth.yaml [overrides]`.
 
-    python -m nas --config experiments/nas_depth.yaml                       # grid over 1..6
-    python -m nas --config experiments/nas_depth.yaml --dataset fashion-mnist --repeats 3
+    python -m nnisuite.nas --config experiments/nas_depth.yaml                      # grid over 1..6
+    python -m nnisuite.nas --config experiments/nas_depth.yaml --dataset fashion-mnist --repeats 3
 
-    python -m nas --config experiments/nas_attention.yaml --dataset digits   # MHA / GQA / MQA
-    python -m nas --config experiments/nas_depth.yaml --strategy darts      # one-shot
+    python -m nnisuite.nas --config experiments/nas_attention.yaml --dataset digits  # MHA/GQA/MQA
+    python -m nnisuite.nas --config experiments/nas_depth.yaml --strategy darts      # one-shot
 
-Every setting of the YAML (nas/settings.py) has a flag here: --space {depth,attention}
+Every setting of the YAML (config/nas_settings.py) has a flag here: --space {depth,attention}
 --dataset --data-dir --epochs --strategy --seed --max-trials --concurrency --repeats
 --trial-seeds --min-depth --max-depth --extended --lr --batch-size --optimizer --momentum;
 and --port, --experiment-dir, --out, --stall-minutes, --no-launcher for the session. Multi-trial
@@ -30,10 +30,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from experiments.binding import add_host_flag
-from experiments.config import ConfigError, load_yaml
-from launcher.warm import add_launcher_flag
-from nas.settings import (
+from nnisuite.config.experiment import ConfigError, load_yaml
+from nnisuite.config.nas_settings import (
     DEFAULTS,
     NO_RESUME,
     ONE_SHOT,
@@ -43,16 +41,23 @@ from nas.settings import (
     check,
     settings_from,
 )
+from nnisuite.launcher.warm import add_launcher_flag
+from nnisuite.nni_patches.binding import add_host_flag
+from nnisuite.shipped import find_study
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m nas",
+        prog="python -m nnisuite.nas",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d = DEFAULTS
-    p.add_argument("--config", help="NAS settings YAML (experiments/nas_depth.yaml)")
+    p.add_argument(
+        "--config",
+        type=find_study,
+        help="NAS settings YAML (experiments/nas_depth.yaml), or a shipped one's name (nas_depth)",
+    )
     p.add_argument("--space", help=f"one of {', '.join(SPACES)} (default depth)")
     p.add_argument("--dataset", help=f"digits, mnist or fashion-mnist (default {d['dataset']})")
     p.add_argument("--data-dir", dest="data_dir", help="folder with the MNIST-family IDX files")
@@ -117,7 +122,7 @@ def blame(args, raw, exc) -> str:
 
 def session_problem(args, settings) -> str | None:
     """The session's flags, checked before any training or NNI start."""
-    from trials.outputs import check_writable
+    from nnisuite.trials.outputs import check_writable
 
     if args.compare is not None:
         if settings["strategy"] not in ONE_SHOT:
@@ -125,7 +130,7 @@ def session_problem(args, settings) -> str | None:
                 f"--compare ranks a one-shot search against a multi-trial one; strategy "
                 f"{settings['strategy']!r} is multi-trial (use {', '.join(ONE_SHOT)})"
             )
-        from nas.oneshot import CompareError, multi_trial_means
+        from nnisuite.nas.oneshot import CompareError, multi_trial_means
 
         try:
             multi_trial_means(args.compare)
@@ -137,7 +142,7 @@ def session_problem(args, settings) -> str | None:
             return problem
     if args.port is not None and not 0 < args.port < 65536:
         return f"--port {args.port}: not a port (1..65535)"
-    from experiments.binding import check_host
+    from nnisuite.nni_patches.binding import check_host
 
     problem = check_host(args.host)
     if problem:
@@ -168,10 +173,10 @@ def main(argv=None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     if settings["strategy"] in ONE_SHOT:
-        from nas.oneshot import run as run_oneshot
+        from nnisuite.nas.oneshot import run as run_oneshot
 
         return run_oneshot(settings, args.out, args.compare, args.experiment_dir)
-    from nas.study import run
+    from nnisuite.nas.study import run
 
     stall_s = args.stall_minutes * 60 if args.stall_minutes is not None else None
     return run(

@@ -1,4 +1,5 @@
-"""The attention model space: models.transformer.RowTransformer with its attention searched.
+"""The attention model space: nnisuite.models.transformer.RowTransformer with its attention
+searched.
 
     space = AttentionSpace(8, 8, 10)                       # digits: 8 rows of 8 pixels
     model = space.freeze({"kind": "GQA", "heads": 4, "embed_dim": 64, "depth": 2, "seed": 0})
@@ -8,7 +9,7 @@ Choices, each with the label a reader sees in NNI's web UI and the tables:
 - `heads`: query heads, 2, 4 or 8;
 - `embed_dim`: embedding width, 32 or 64;
 - `depth`: encoder blocks, an NNI `Repeat` of 1 to 3;
-- `seed`: one value per repeated training, as in nas.space.DepthSpace.
+- `seed`: one value per repeated training, as in nnisuite.nas.space.DepthSpace.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from nni.nas.nn.pytorch import ModelSpace, Repeat  # noqa: E402
 from nni.nas.space import model_context  # noqa: E402
 from torch import nn  # noqa: E402
 
-from models.costs import KV_CACHE  # noqa: E402
-from models.transformer import EncoderBlock  # noqa: E402
-from nas.settings import ATTENTION_CHOICES  # noqa: E402
+from nnisuite.config.nas_settings import ATTENTION_CHOICES  # noqa: E402
+from nnisuite.models.costs import KV_CACHE  # noqa: E402
+from nnisuite.models.transformer import EncoderBlock  # noqa: E402
 
 KINDS, HEADS, EMBED_DIMS, DEPTHS = (
     ATTENTION_CHOICES[k] for k in ("kind", "heads", "embed_dim", "depth")

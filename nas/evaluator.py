@@ -14,10 +14,10 @@ import os
 
 import torch
 
-from nas.settings import DEFAULTS
-from trials.data import load_dataset
-from trials.engine import FitConfig, fit
-from trials.report import NNIReporter
+from nnisuite.config.nas_settings import DEFAULTS
+from nnisuite.trials.data import load_dataset
+from nnisuite.trials.engine import FitConfig, fit
+from nnisuite.trials.report import NNIReporter
 
 
 def reseed_parameters(model: torch.nn.Module, seed: int) -> None:
@@ -41,7 +41,8 @@ def describe(model) -> dict:
 
 
 def save_model(model, folder: str) -> None:
-    """model.pt: the weights and how to rebuild the model (models.transformer.RowTransformer)."""
+    """model.pt: the weights and how to rebuild the model
+    (nnisuite.models.transformer.RowTransformer)."""
     kwargs = model.describe().get("transformer_kwargs") if hasattr(model, "describe") else None
     state = {"state_dict": model.state_dict(), "transformer_kwargs": kwargs}
     torch.save(state, os.path.join(folder, "model.pt"))

@@ -1,7 +1,7 @@
 """One-shot NAS on the depth space: one supernet trained in this process by an NNI 3.0 one-shot
 strategy, every depth then read off its shared weights, the pick retrained from scratch.
 
-    code = run(settings, out="runs/oneshot")     # `python -m nas --strategy random-oneshot`
+    code = run(settings, out="runs/oneshot")    # `python -m nnisuite.nas --strategy random-oneshot`
 
 Strategies (nni.nas.strategy): random-oneshot (RandomOneShot, i.e. SPOS: one depth sampled per
 step), darts (DARTS), gumbel-darts (GumbelDARTS), enas (ENAS: an RL controller samples depths).
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
-from models import costs
-from nas.settings import INPUT_SIZES
+from nnisuite.config.nas_settings import INPUT_SIZES
+from nnisuite.models import costs
 
 FIXED_WIDTH = 256  # the log's width of every layer but the first
 RETRAIN_SEEDS = 3
@@ -104,7 +104,7 @@ def make_strategy(name: str, seed: int):
 def shared_weight_forward(supernet, depth: int):
     """The supernet as the MLP of `depth` hidden layers: its first `depth` blocks (shared by
     every depth, whatever the strategy's supermodules) and its head."""
-    from nas.space import Block
+    from nnisuite.nas.space import Block
 
     blocks = [m for m in supernet.modules() if isinstance(m, Block)][:depth]
     head = supernet.head
@@ -140,7 +140,7 @@ def train_supernet(
     from nni.nas.evaluator.pytorch import Classification
     from nni.nas.experiment import NasExperiment
 
-    from nas.space import DepthSpace
+    from nnisuite.nas.space import DepthSpace
 
     for name in ("nni", "pytorch_lightning", "lightning", "lightning.pytorch"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -189,10 +189,10 @@ def train_supernet(
 def retrain(settings: dict, depth: int, seeds: int, announce) -> list[dict]:
     """The pick trained from scratch with the engine, as a multi-trial trial trains it (the
     multi-trial space's widths), once per seed."""
-    from nas.evaluator import reseed_parameters
-    from nas.space import DepthSpace
-    from trials.data import load_dataset
-    from trials.engine import FitConfig, fit
+    from nnisuite.nas.evaluator import reseed_parameters
+    from nnisuite.nas.space import DepthSpace
+    from nnisuite.trials.data import load_dataset
+    from nnisuite.trials.engine import FitConfig, fit
 
     space = DepthSpace(INPUT_SIZES[settings["dataset"]], 10, repeats=seeds)
     results = []
@@ -263,8 +263,8 @@ def run(
 ) -> int:
     import pandas as pd
 
-    from nas.space import DepthSpace
-    from trials.data import load_dataset
+    from nnisuite.nas.space import DepthSpace
+    from nnisuite.trials.data import load_dataset
 
     out_dir = Path(out or f"runs/oneshot-{settings['strategy']}-s{settings['seed']}")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -343,7 +343,7 @@ def run(
 
 
 def markdown(settings: dict, trials, summary: dict) -> str:
-    from nas.table import mean_std, table_markdown
+    from nnisuite.nas.table import mean_std, table_markdown
 
     ranked = trials.sort_values("default", ascending=False).rename(
         columns={"default": "val_accuracy (shared weights)"}

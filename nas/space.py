@@ -28,7 +28,7 @@ from nni.nas.nn.pytorch import LayerChoice, ModelSpace, MutableLinear, Repeat  #
 from nni.nas.space import model_context  # noqa: E402
 from torch import nn  # noqa: E402
 
-from nas.settings import MAX_DEPTH, MIN_DEPTH, check_depth_bounds  # noqa: E402
+from nnisuite.config.nas_settings import MAX_DEPTH, MIN_DEPTH, check_depth_bounds  # noqa: E402
 
 FIRST_WIDTH, WIDTH = 128, 256  # the log's widths
 EXTENDED_WIDTHS = [64, 128, 256, 512]

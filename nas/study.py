@@ -1,8 +1,8 @@
 """A NAS study on NNI: the depth space, the evaluator, a strategy, one NNI session, the table.
 
-    code = run(settings, port=None, experiment_dir=None, out=None)   # what `python -m nas` does
+    code = run(settings, port=None, experiment_dir=None, out=None)  # what `nnisuite nas` does
 
-The session (start, progress, watchdog, Ctrl-C, stop, export) is experiments.manager's, the
+The session (start, progress, watchdog, Ctrl-C, stop, export) is nnisuite.study.manager's, the
 same as an HPO study's. NNI 3.0 runs the strategy inside `NasExperiment.start`, so the start
 runs in the background and the main thread watches. At the end `out` holds the exporter's
 files plus trials.csv (one row per trial: depth, seed, default, test_accuracy, parameters,
@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
-from experiments.binding import private_prefix
-from experiments.manager import Study, quoted, run_study
-from launcher import CLIENT_MODULE, REPO
-from launcher.server import PRELOAD
-from nas.settings import IMAGE_SHAPES, INPUT_SIZES, max_trials, space_size
+from nnisuite.config.nas_settings import IMAGE_SHAPES, INPUT_SIZES, max_trials, space_size
+from nnisuite.launcher import CLIENT_MODULE, module_command
+from nnisuite.launcher.server import PRELOAD
+from nnisuite.nni_patches.binding import private_prefix
+from nnisuite.study.manager import Study, quoted, run_study
 
 # A NAS trial (`python -m nni.nas.execution.training_service trial`) imports NNI's NAS
 # execution, which imports PyTorch Lightning (and with it torchmetrics, torchvision, sympy,
@@ -33,7 +34,7 @@ NAS_PRELOAD = (*PRELOAD, "pytorch_lightning")
 def make_strategy(name: str, seed: int):
     """NNI's multi-trial strategies. TPE maximizes: NNI's TPE strategy minimizes by default,
     which would search for the worst architecture. optuna_tpe / optuna_gp / optuna_cmaes:
-    Optuna's multivariate TPE / GP / CMA-ES (experiments.optuna_tuner, Optuna's default 10
+    Optuna's multivariate TPE / GP / CMA-ES (nnisuite.study.optuna_tuner, Optuna's default 10
     random architectures first) in NNI's own HPOTunerStrategy, maximizing. (Every choice of
     these spaces is categorical, which CMA-ES samples independently at random, saying so in the
     log: expect Random.)"""
@@ -42,7 +43,7 @@ def make_strategy(name: str, seed: int):
     if name.startswith("optuna_"):
         from nni.nas.strategy.hpo import HPOTunerStrategy
 
-        from experiments.optuna_tuner import OptunaTuner
+        from nnisuite.study.optuna_tuner import OptunaTuner
 
         sampler = name.removeprefix("optuna_")
         if sampler == "cmaes":  # one line here (the tuner silences Optuna's per-trial warning)
@@ -65,11 +66,11 @@ def make_strategy(name: str, seed: int):
 def build_space(settings: dict):
     """The model space the settings name: the depth MLP or the attention classifier."""
     if settings["space"] == "attention":
-        from nas.attention_space import AttentionSpace
+        from nnisuite.nas.attention_space import AttentionSpace
 
         rows, columns = IMAGE_SHAPES[settings["dataset"]]
         return AttentionSpace(rows, columns, 10, int(settings["repeats"]))
-    from nas.space import DepthSpace
+    from nnisuite.nas.space import DepthSpace
 
     return DepthSpace(
         INPUT_SIZES[settings["dataset"]],
@@ -86,7 +87,7 @@ def build_experiment(settings: dict, experiment_dir: str | None, exp_id: str | N
     from nni.nas.evaluator import FunctionalEvaluator
     from nni.nas.experiment import NasExperiment
 
-    from nas.evaluator import evaluate_architecture
+    from nnisuite.nas.evaluator import evaluate_architecture
 
     concurrency = int(settings["concurrency"])
     space = build_space(settings)
@@ -101,16 +102,16 @@ def build_experiment(settings: dict, experiment_dir: str | None, exp_id: str | N
         momentum=float(settings["momentum"]),
         trial_seeds=int(settings["trial_seeds"]),
         threads=max(1, (os.cpu_count() or 1) // concurrency),
-        save=settings["space"] == "attention",  # the heatmaps of analysis.attention read it
+        save=settings["space"]
+        == "attention",  # the heatmaps of nnisuite.analysis.attention read it
     )
     strategy = make_strategy(settings["strategy"], int(settings["seed"]))
     exp = NasExperiment(space, evaluator, strategy, id=exp_id)
     exp.config.trial_concurrency = concurrency  # NNI 3.0's NAS default is 1
     # NNI builds the NAS trial command as `{python} -m nni.nas.execution.training_service
     # trial`; through the launcher client the trial forks from the warm launcher.
-    exp.config._trial_command_params = {"python": f"{sys.executable} -m {CLIENT_MODULE}"}
+    exp.config._trial_command_params = {"python": shlex.join(module_command(CLIENT_MODULE))}
     exp.config.max_trial_number = max_trials(settings)
-    exp.config.trial_code_directory = str(REPO)
     exp.config.experiment_name = f"nas_{settings['space']}_{settings['dataset']}"
     if experiment_dir:
         exp.config.experiment_working_directory = str(Path(experiment_dir).resolve())
@@ -119,9 +120,9 @@ def build_experiment(settings: dict, experiment_dir: str | None, exp_id: str | N
 
 def export(study: Study, outcome, settings: dict) -> None:
     """The exporter's files plus trials.csv, nas_table.md and settings.json."""
-    from analysis.export import export_experiment
-    from analysis.store import ExportError
-    from nas.table import TRIAL_COLUMNS, attention_table, depth_table, table_markdown
+    from nnisuite.analysis.export import export_experiment
+    from nnisuite.analysis.store import ExportError
+    from nnisuite.nas.table import TRIAL_COLUMNS, attention_table, depth_table, table_markdown
 
     exp, out = study.exp, study.out
     try:
@@ -154,7 +155,7 @@ def export(study: Study, outcome, settings: dict) -> None:
     print(f"files: {out}/ (nas_table.md, trials.csv, settings.json, summary.md, plots)")
     print(
         "the best architecture retrained over seeds, saved with a model card: "
-        f"python -m experiments.best {exp.id} --experiment-dir {quoted(study.exp_dir)} "
+        f"python -m nnisuite.deploy.best {exp.id} --experiment-dir {quoted(study.exp_dir)} "
         f"--out {quoted(out / 'best')}"
     )
     print(
@@ -164,10 +165,10 @@ def export(study: Study, outcome, settings: dict) -> None:
 
 
 def keep_best_model(trials, study: Study, out: Path) -> str:
-    """Copy the best trial's saved model to out/best_model.pt (for analysis.attention)."""
+    """Copy the best trial's saved model to out/best_model.pt (for nnisuite.analysis.attention)."""
     import shutil
 
-    from experiments.manager import trial_folder
+    from nnisuite.study.manager import trial_folder
 
     done = trials[trials["default"].notna()]
     if done.empty:
@@ -179,7 +180,7 @@ def keep_best_model(trials, study: Study, out: Path) -> str:
     shutil.copyfile(source, out / "best_model.pt")
     return (
         f"\nBest trial {best['trial_id']} (val {best['default']:.4f}) saved as "
-        f"{out / 'best_model.pt'}: python -m analysis.attention --model {out / 'best_model.pt'}\n"
+        f"{out / 'best_model.pt'}: nnisuite attention --model {out / 'best_model.pt'}\n"
     )
 
 
@@ -210,7 +211,7 @@ def run(
         port,
         Path(out or f"runs/nas-{exp.id}"),
         budget,
-        resume_hint="NNI 3.0 cannot resume a NAS study (python -m nas --help says why): run it "
+        resume_hint="NNI 3.0 cannot resume a NAS study (nnisuite nas --help says why): run it "
         "again",
         background_start=True,
         expected_trials=min(budget, space_size(settings)),

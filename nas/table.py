@@ -1,6 +1,6 @@
 """The NAS tables: one row per architecture, mean +- std over repeated seeds, best first.
 
-table = depth_table(trials)          # the 3.18 table (trials: analysis.tables.trials_table)
+table = depth_table(trials)         # the 3.18 table (trials: nnisuite.analysis.tables.trials_table)
 table = attention_table(trials)      # kind, heads, kv heads, parameters, KV cache, ...
 markdown = table_markdown(table)
 """
@@ -67,9 +67,10 @@ def grouped(trials: pd.DataFrame, keys: list[str], row_of) -> pd.DataFrame:
 def with_fronts(table: pd.DataFrame) -> pd.DataFrame:
     """Column `pareto_front`: the costs (parameters, KV cache: fixed by the architecture) against
     which the architecture is on the Pareto front of mean validation accuracy: no other
-    architecture is at least as accurate and as cheap, and better in one (analysis.pareto)."""
-    from analysis.pareto import front
-    from models.costs import KV_CACHE, PARAMETERS
+    architecture is at least as accurate and as cheap, and better in one
+    (nnisuite.analysis.pareto)."""
+    from nnisuite.analysis.pareto import front
+    from nnisuite.models.costs import KV_CACHE, PARAMETERS
 
     marks: list[list[str]] = [[] for _ in range(len(table))]
     for cost in (PARAMETERS, KV_CACHE):
@@ -86,7 +87,7 @@ def depth_table(trials: pd.DataFrame) -> pd.DataFrame:
     def row_of(group):
         widths = group["widths"].iloc[0] if "widths" in group else None
         if not isinstance(widths, str):
-            from nas.space import log_widths
+            from nnisuite.nas.space import log_widths
 
             widths = "-".join(map(str, log_widths(int(group["depth"].iloc[0]))))
         return {
@@ -143,7 +144,7 @@ FRONT_NOTE = (
 
 
 def table_markdown(table: pd.DataFrame) -> str:
-    from analysis.tables import markdown_table
+    from nnisuite.analysis.tables import markdown_table
 
     note = f"\n{FRONT_NOTE}\n" if "pareto_front" in table else ""
     return markdown_table(table) + note

@@ -1,6 +1,34 @@
-"""nnisuite's one command: `nnisuite SUBCOMMAND ...` (nnisuite.cli). The work itself lives in
-the packages named for it: experiments/, nas/, analysis/, benchmarks/, trials/, models/."""
+"""nnisuite: AutoML / NAS studies on Microsoft NNI 3.0 and PyTorch, under one import name.
 
-from launcher import nni_import
+    nnisuite SUBCOMMAND ...              # the command (nnisuite.cli)
+    python -m nnisuite.trials.mlp ...    # any module by its full name
 
-nni_import.install()  # `import nni` defers scipy.stats until used (launcher/nni_import.py)
+The repository keeps one folder per concern at its top level (trials/, models/, launcher/, nas/,
+config/, study/, deploy/, analysis/, benchmarks/, nni_patches/, and the data folders
+experiments/ and search_spaces/); Python sees them only as nnisuite.trials, nnisuite.models, ...
+A wheel maps them under nnisuite/ (pyproject's package-dir); in a source checkout this package
+finds them beside its own folder (the __path__ line below), so `python3 -m nnisuite.launcher`
+works from the checkout with any python3, as plain `nnictl create` needs. No top-level name
+other than `nnisuite` is ever installed or imported: a user's launcher.py, models.py, trials/,
+... are theirs alone.
+"""
+
+from pathlib import Path
+
+HOME = Path(__file__).resolve().parent
+# a source checkout (this folder beside pyproject.toml and trials/): its packages are nnisuite's
+SOURCE = (
+    HOME.parent
+    if (HOME.parent / "trials" / "__init__.py").is_file()
+    and (HOME.parent / "pyproject.toml").is_file()
+    else None
+)
+if SOURCE is not None and str(SOURCE) not in __path__:
+    __path__.append(str(SOURCE))
+# where the shipped data lives (experiments/, search_spaces/, benchmarks/tables/): the checkout,
+# or this package's folder in a wheel
+DATA = SOURCE or HOME
+
+from nnisuite.nni_patches import lazy_import  # noqa: E402  (needs __path__ above)
+
+lazy_import.install()  # `import nni` defers scipy.stats until used (nni_patches/lazy_import.py)

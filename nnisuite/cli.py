@@ -1,9 +1,9 @@
 """The `nnisuite` console script: one command whose subcommands are the entry points a user
 reaches for, with the same flags and exit codes as their `python -m` forms (which stay).
 
-    nnisuite run config.yml               # python -m experiments.run config.yml
-    nnisuite validate config.yml          # python -m experiments.validate ...
-    nnisuite bench launcher --out DIR     # python -m benchmarks.launcher ...
+    nnisuite run config.yml               # python -m nnisuite.study.run config.yml
+    nnisuite validate config.yml          # python -m nnisuite.config.validate ...
+    nnisuite bench launcher --out DIR     # python -m nnisuite.benchmarks.launcher ...
     nnisuite SUBCOMMAND --help
 
 Installed by `make` and by `pip install -e .`; works from any folder (your project's): paths
@@ -13,33 +13,53 @@ on the command line are relative to where you run it.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 # subcommand -> (module, one line)
 COMMANDS = {
-    "run": ("experiments.run", "run a study: validate, start NNI, watch, stop, export; --resume"),
-    "validate": ("experiments.validate", "check experiment files before anything starts"),
-    "repeat": ("experiments.repeat", "every variant x seed of a study as NNI runs, compared"),
-    "nas": ("nas.__main__", "neural architecture search: 1-6 hidden layers, strategies, one-shot"),
-    "best": ("experiments.best", "a study's best model retrained over seeds, saved, with a card"),
-    "export": ("analysis.export", "NNI's stored results as CSV / markdown tables and plots"),
-    "compare": ("analysis.compare", "compare studies or runs over seeds, with statistics"),
-    "optuna": ("analysis.optuna", "an NNI experiment as an Optuna study: plots, dashboard"),
-    "attention": ("analysis.attention", "MHA / MQA / GQA: attention maps, KV-cache sizes"),
+    "init": ("nnisuite.init", "a starting point: train.py and config.yml for your own study"),
+    "run": (
+        "nnisuite.study.run",
+        "run a study: validate, start NNI, watch, stop, export; --resume",
+    ),
+    "validate": ("nnisuite.config.validate", "check experiment files before anything starts"),
+    "repeat": ("nnisuite.study.repeat", "every variant x seed of a study as NNI runs, compared"),
+    "nas": (
+        "nnisuite.nas.__main__",
+        "neural architecture search: 1-6 hidden layers, strategies, one-shot",
+    ),
+    "best": (
+        "nnisuite.deploy.best",
+        "a study's best model retrained over seeds, saved, with a card",
+    ),
+    "export": (
+        "nnisuite.analysis.export",
+        "NNI's stored results as CSV / markdown tables and plots",
+    ),
+    "compare": ("nnisuite.analysis.compare", "compare studies or runs over seeds, with statistics"),
+    "optuna": (
+        "nnisuite.analysis.optuna",
+        "an NNI experiment as an Optuna study: plots, dashboard",
+    ),
+    "attention": ("nnisuite.analysis.attention", "MHA / MQA / GQA: attention maps, KV-cache sizes"),
     "bench": (
         None,
         "benchmarks: bench epoch | export | study | launcher | fork | manager | tabular",
     ),
 }
 BENCHMARKS = {
-    "epoch": ("benchmarks.epoch", "one training epoch against the log's pipeline"),
-    "export": ("benchmarks.export", "the exporter on a large generated experiment"),
-    "study": ("benchmarks.study", "a study three ways: Optuna, NNI warm, NNI fresh"),
-    "launcher": ("benchmarks.launcher", "what the warm launcher saves on your own script"),
-    "fork": ("benchmarks.fork", "a forked trial's CPU, with and without gc.freeze"),
-    "manager": ("benchmarks.manager", "how far one NNI manager goes: 1,000 trivial trials"),
+    "epoch": ("nnisuite.benchmarks.epoch", "one training epoch against the log's pipeline"),
+    "export": ("nnisuite.benchmarks.export", "the exporter on a large generated experiment"),
+    "study": ("nnisuite.benchmarks.study", "a study three ways: Optuna, NNI warm, NNI fresh"),
+    "launcher": ("nnisuite.benchmarks.launcher", "what the warm launcher saves on your own script"),
+    "fork": ("nnisuite.benchmarks.fork", "a forked trial's CPU, with and without gc.freeze"),
+    "manager": (
+        "nnisuite.benchmarks.manager",
+        "how far one NNI manager goes: 1,000 trivial trials",
+    ),
     "tabular": (
-        "benchmarks.tabular.__main__",
+        "nnisuite.benchmarks.tabular.__main__",
         "a table of the 3.17 space; NNI's tuners simulated on it",
     ),
 }
@@ -77,6 +97,21 @@ def dispatch(module_name: str, prog: str, argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command's exit code. Output into a closed pipe (`nnisuite --help | head`) ends
+    quietly, as other command-line tools do; a Ctrl-C that no subcommand handled is one line and
+    exit 130."""
+    try:
+        return run(argv)
+    except BrokenPipeError:
+        # the reader left: point stdout at /dev/null so the interpreter's last flush is quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by it
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def run(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from launcher import CLIENT_MODULE, REPO
+from nnisuite.launcher import CLIENT_MODULE
 from tests.helpers.nni import read_nni_metrics
+from tests.helpers.paths import REPO
 
 
 @pytest.fixture
@@ -25,8 +26,8 @@ def run_nni_trial(tmp_path, request):
     """Run `python -m MODULE ARGS` as NNI's local platform runs a trial: parameters from
     parameter.cfg, metrics through nni's real SDK into .nni/metrics. Returns (proc, records).
     By default the trial forks from the test worker's warm launcher (shared_launcher), as NNI
-    runs nnisuite's trials (`python3 -m launcher MODULE`: 0.3-1 s of CPU instead of 3-5 s for
-    a fresh process importing PyTorch); `launcher=False`: a plain process, as --no-launcher
+    runs nnisuite's trials (`python3 -m nnisuite.launcher MODULE`: 0.3-1 s of CPU instead of 3-5 s
+    for a fresh process importing PyTorch); `launcher=False`: a plain process, as --no-launcher
     runs it; a path: that launcher."""
 
     def run(module: str, parameters: dict, args=(), timeout=300, launcher: str | bool = True):
@@ -48,7 +49,7 @@ def run_nni_trial(tmp_path, request):
         if launcher is True:
             launcher = request.getfixturevalue("shared_launcher") or False
         command = [sys.executable, "-m", module, *args]
-        if launcher:  # through the warm launcher, as `python3 -m launcher` runs it
+        if launcher:  # through the warm launcher, as `python3 -m nnisuite.launcher` runs it
             env["NNISUITE_LAUNCHER"] = launcher
             command = [sys.executable, "-m", CLIENT_MODULE, module, *args]
         proc = subprocess.run(
@@ -81,14 +82,14 @@ def pytest_configure(config):
     One launcher instead of one per worker: 3.3 s of CPU each. It exits with this process."""
     if hasattr(config, "workerinput") or os.environ.get(SHARED_LAUNCHER) == "0":
         return
-    from launcher.warm import start_server
+    from nnisuite.launcher.warm import start_server
 
     proc, sock = config._run_launcher = start_server()
     os.environ[RUN_LAUNCHER] = f"{proc.pid}:{sock}"
 
 
 def pytest_unconfigure(config):
-    from launcher.warm import stop_server
+    from nnisuite.launcher.warm import stop_server
 
     if getattr(config, "_run_launcher", None) is not None:
         stop_server(*config._run_launcher)
@@ -100,7 +101,7 @@ def run_launcher() -> str | None:
     or it did not start (the worker then starts its own)."""
     import psutil
 
-    from launcher.warm import READY_TIMEOUT_S, live, ready_file
+    from nnisuite.launcher.warm import READY_TIMEOUT_S, live, ready_file
 
     pid, _, sock = os.environ.get(RUN_LAUNCHER, "").partition(":")
     if not sock:
@@ -122,13 +123,13 @@ def shared_launcher():
     environment from the first integration or slow test on: the run's (pytest_configure),
     else one of the worker's own. Every study those tests start for nnisuite's trials (a
     repeated study, a table build, a benchmark, a best-model retrain) uses it, as a repeated
-    study's runs use the repeat's (launcher.warm), instead of importing PyTorch again in a
+    study's runs use the repeat's (nnisuite.launcher.warm), instead of importing PyTorch again in a
     launcher of its own (2.6-3.0 s of CPU each). A study whose trials need other imports (NAS,
     a user's script, the fault trial) still starts its own, and so does every study run through
     tests/helpers/runner.py (the process tree a user's Ctrl-C, kill and resume meet: the runner
     and its own launcher). NNISUITE_TEST_SHARED_LAUNCHER=0: every study its own launcher (the
     fixture is None)."""
-    from launcher.warm import PRELOADED, SOCKET, preload_key, warm_launcher
+    from nnisuite.launcher.warm import PRELOADED, SOCKET, preload_key, warm_launcher
 
     enabled = os.environ.get(SHARED_LAUNCHER) != "0"
     found = run_launcher() if enabled else None
@@ -147,7 +148,7 @@ def _studies_share_a_launcher(request):
 @pytest.fixture(scope="module")
 def launcher_socket():
     """A real warm launcher for the module's tests; stopped afterwards."""
-    from launcher.warm import warm_launcher
+    from nnisuite.launcher.warm import warm_launcher
 
     with warm_launcher() as path:
         assert path, "the launcher did not start"

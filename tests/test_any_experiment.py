@@ -1,6 +1,6 @@
 """The results tools on experiments unlike nnisuite's own (NNI's schema, no manager), one case
-per rule of analysis.tables / analysis.optuna: nested spaces, quniform, mixed-type choices,
-reported keys named like columns, a failed trial with a final, unicode, column order."""
+per rule of nnisuite.analysis.tables / nnisuite.analysis.optuna: nested spaces, quniform, mixed-type
+choices, reported keys named like columns, a failed trial with a final, unicode, column order."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import json
 import pandas as pd
 import pytest
 
-from analysis.compare import compare
-from analysis.export import export
-from analysis.optuna import to_study
-from analysis.store import load_experiment
+from nnisuite.analysis.compare import compare
+from nnisuite.analysis.export import export
+from nnisuite.analysis.optuna import to_study
+from nnisuite.analysis.store import load_experiment
 from tests.helpers.database import Database
 
 NESTED = {

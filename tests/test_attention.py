@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from models.attention import MultiHeadAttention
+from nnisuite.models.attention import MultiHeadAttention
 
 VARIANTS = [(8, 8), (8, 4), (8, 2), (8, 1)]  # MHA, GQA, GQA, MQA
 

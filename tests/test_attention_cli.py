@@ -1,6 +1,6 @@
-"""python -m analysis.attention: one PNG per variant and the size table."""
+"""python -m nnisuite.analysis.attention: one PNG per variant and the size table."""
 
-from analysis import attention
+from nnisuite.analysis import attention
 
 
 def test_heatmaps_and_sizes(tmp_path, capsys):

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from benchmarks import epoch, study
+from nnisuite.benchmarks import epoch, study
 
 
 @pytest.mark.slow
@@ -60,7 +60,7 @@ def test_study_benchmark_quick(tmp_path):
 
 @pytest.mark.integration
 def test_manager_benchmark_quick(tmp_path):
-    from benchmarks import manager
+    from nnisuite.benchmarks import manager
 
     assert manager.main(["--out", str(tmp_path), "--quick"]) == 0
     (row,) = json.loads((tmp_path / "manager.json").read_text())["rows"]

@@ -1,4 +1,4 @@
-"""experiments.best end to end: a short digits study with --restore-best through NNI, its best
+"""nnisuite.deploy.best end to end: a short digits study with --restore-best through NNI, its best
 configuration (by validation accuracy) retrained over seeds, the saved model reloaded in a fresh
 process that imports nothing of nnisuite and fed the raw test images: exactly the accuracy the
 card reports; the card's numbers are the retrain's."""
@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import yaml
 
-from analysis.store import load_experiment
-from launcher import REPO
+from nnisuite.analysis.store import load_experiment
+from nnisuite.trials.data import raw_splits
 from tests.helpers.nni import running_experiment_ids
+from tests.helpers.paths import REPO
 from tests.helpers.runner import cli, runner
-from trials.data import raw_splits
 
 # A fresh Python: loads the exported model with torch alone and predicts the raw test images.
 RELOAD = """
@@ -77,7 +77,7 @@ def test_the_best_model_is_chosen_on_validation_retrained_saved_and_reloads(stud
     chosen = max(done, key=lambda t: t.final["default"])
     out = root / "best"
     proc = cli(
-        "experiments.best",
+        "nnisuite.deploy.best",
         exp_id,
         "--experiment-dir",
         str(nni),
@@ -152,7 +152,7 @@ def test_a_foreign_trial_has_no_best_model_to_retrain(tmp_path):
     db.metric(5, "t0", 0, "FINAL", {"default": 0.5})
     db.event(6, "t0", "SUCCEEDED", seq=0)
     path = db.write()
-    proc = cli("experiments.best", str(path), "--out", str(tmp_path / "out"))
+    proc = cli("nnisuite.deploy.best", str(path), "--out", str(tmp_path / "out"))
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and "retrains nnisuite's own trials" in proc.stderr
     assert not (tmp_path / "out" / "card.md").exists()

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from experiments.binding import LOOPBACK, addresses, check_host, node_environment, platform
-from experiments.config import to_nni_config
-from launcher import REPO
+from nnisuite.config.experiment import to_nni_config
+from nnisuite.nni_patches.binding import LOOPBACK, addresses, check_host, node_environment, platform
 from tests.helpers.netns import cannot_make, listed, two_machines
 from tests.helpers.nni import NNICTL
+from tests.helpers.paths import REPO
 from tests.helpers.runner import cli, fault_experiment, runner
 
 UNIFORM_X = {"x": {"_type": "uniform", "_value": [0, 1]}}
@@ -63,7 +63,7 @@ def test_addresses_are_loopback_unless_asked(tmp_path):
     assert addresses(None, remote) == [*LOOPBACK, "192.0.2.1"]  # what workers connect back to
     env = node_environment(["127.0.0.1"], base={"NODE_OPTIONS": "--max-http-header-size=9000"})
     assert env["NODE_OPTIONS"].startswith("--max-http-header-size=9000 --require ")
-    assert env["NODE_OPTIONS"].endswith("experiments/nni_node_preload.js")
+    assert env["NODE_OPTIONS"].endswith("nni_patches/node_preload.js")
     assert env["NNISUITE_BIND_HOSTS"] == "127.0.0.1"
 
 
@@ -73,7 +73,7 @@ def test_a_host_that_is_not_this_machines_is_refused_before_anything_starts(tmp_
     assert check_host(None) is None and check_host("0.0.0.0") is None
     assert "nniManagerIp 192.0.2.250" in check_host(None, remote_config(tmp_path, "192.0.2.250"))
     yaml_path = fault_experiment(tmp_path, UNIFORM_X, tuner=RANDOM, max_trials=1)
-    done = cli("experiments.run", str(yaml_path), "--host", "192.0.2.250", timeout=60)
+    done = cli("nnisuite.study.run", str(yaml_path), "--host", "192.0.2.250", timeout=60)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "error: --host 192.0.2.250: not an address of this machine" in done.stderr
     assert not (tmp_path / "nni").exists()  # nothing started
@@ -93,7 +93,7 @@ def test_a_study_is_reachable_from_another_machine_only_when_asked(tmp_path, hos
     flags = [str(yaml_path), "--port", str(PORT), "--out", str(tmp_path / "out")]
     flags += ["--host", host] if host else []
     with two_machines() as (a, b):
-        program = a.run(sys.executable, "-m", "experiments.run")
+        program = a.run(sys.executable, "-m", "nnisuite.study.run")
         with runner(*flags, port=None, program=program) as r:
             # the trial started and got its parameters: the dispatcher and the trial's channel
             # reached the manager on A's loopback

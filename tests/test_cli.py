@@ -10,27 +10,28 @@ import sys
 
 import pytest
 
-from launcher import CLIENT_MODULE, REPO
-from trials.params import build_parser as trial_parser
+from nnisuite.launcher import CLIENT_MODULE
+from nnisuite.trials.params import build_parser as trial_parser
+from tests.helpers.paths import REPO
 
 ENTRY_POINTS = [
-    "experiments.run",
-    "experiments.validate",
-    "experiments.guard",
-    "nas.__main__",
-    "analysis.export",
-    "analysis.compare",
-    "analysis.attention",
-    "benchmarks.epoch",
-    "benchmarks.study",
-    "launcher.server",
+    "nnisuite.study.run",
+    "nnisuite.config.validate",
+    "nnisuite.study.guard",
+    "nnisuite.nas.__main__",
+    "nnisuite.analysis.export",
+    "nnisuite.analysis.compare",
+    "nnisuite.analysis.attention",
+    "nnisuite.benchmarks.epoch",
+    "nnisuite.benchmarks.study",
+    "nnisuite.launcher.server",
 ]
 
 
 def parsers():
     for name in ENTRY_POINTS:
         yield name, importlib.import_module(name).build_parser()
-    for name in ("trials.mlp", "trials.rnn"):
+    for name in ("nnisuite.trials.mlp", "nnisuite.trials.rnn"):
         module = importlib.import_module(name)
         yield name, trial_parser(module.PARAMS, f"python -m {name}", module.__doc__)
 
@@ -63,7 +64,7 @@ def test_the_launcher_client_usage():
     bad = subprocess.run(
         [sys.executable, "-m", CLIENT_MODULE], cwd=REPO, capture_output=True, text=True
     )
-    assert bad.returncode == 2 and bad.stderr.startswith("usage: python3 -m launcher")
+    assert bad.returncode == 2 and bad.stderr.startswith("usage: python3 -m nnisuite.launcher")
     ok = subprocess.run(
         [sys.executable, "-m", CLIENT_MODULE, "--help"], cwd=REPO, capture_output=True, text=True
     )
@@ -71,7 +72,7 @@ def test_the_launcher_client_usage():
 
 
 def test_runner_usage_errors_exit_2(capsys):
-    from experiments.run import main
+    from nnisuite.study.run import main
 
     for argv in ([], ["x.yaml", "--resume", "abc"], ["--resume", "abc", "--epochs", "2"]):
         with pytest.raises(SystemExit) as bad:

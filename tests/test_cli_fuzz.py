@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from analysis.store import MANIFEST
-from launcher import REPO
+from nnisuite.analysis.store import MANIFEST
 from tests.helpers.database import Database
+from tests.helpers.paths import REPO
 
 
 class Work(Exception):
@@ -38,37 +38,40 @@ def stop_at_work(*_args, **_kwargs):
 
 # entry point -> (the work it starts, replaced by stop_at_work; its required arguments)
 ENTRIES = {
-    "trials.mlp": (["trials.runner.train"], []),
-    "trials.rnn": (["trials.runner.train"], []),
-    "experiments.run": (["experiments.run.run_study"], ["{yaml}"]),
+    "nnisuite.trials.mlp": (["nnisuite.trials.runner.train"], []),
+    "nnisuite.trials.rnn": (["nnisuite.trials.runner.train"], []),
+    "nnisuite.study.run": (["nnisuite.study.run.run_study"], ["{yaml}"]),
     # --no-launcher: the warm launcher (torch imported, ~4 s) is not what is checked here
-    "experiments.repeat": (
-        ["experiments.repeat.run_one"],
+    "nnisuite.study.repeat": (
+        ["nnisuite.study.repeat.run_one"],
         ["{plan}", "--out", "{out}", "--no-launcher"],
     ),
-    "experiments.validate": ([], ["{yaml}"]),
-    "experiments.best": (["experiments.best.retrain"], ["{db}", "--out", "{out}"]),
-    "nas": (["nas.study.run", "nas.oneshot.run"], ["--config", "{nas}"]),
-    "analysis.export": (
+    "nnisuite.config.validate": ([], ["{yaml}"]),
+    "nnisuite.deploy.best": (["nnisuite.deploy.best.retrain"], ["{db}", "--out", "{out}"]),
+    "nas": (["nnisuite.nas.study.run", "nnisuite.nas.oneshot.run"], ["--config", "{nas}"]),
+    "nnisuite.analysis.export": (
         [],
         ["{db}", "--out", "{out}", "--no-plots", "--no-optuna", "--no-importance"],
     ),
-    "analysis.compare": ([], ["{db}", "{db}", "--out", "{out}", "--no-plots"]),
-    "analysis.optuna": (["analysis.optuna.serve_dashboard"], ["{db}", "--storage", "{storage}"]),
-    "analysis.attention": (
-        ["analysis.attention.render", "analysis.attention.render_trained"],
+    "nnisuite.analysis.compare": ([], ["{db}", "{db}", "--out", "{out}", "--no-plots"]),
+    "nnisuite.analysis.optuna": (
+        ["nnisuite.analysis.optuna.serve_dashboard"],
+        ["{db}", "--storage", "{storage}"],
+    ),
+    "nnisuite.analysis.attention": (
+        ["nnisuite.analysis.attention.render", "nnisuite.analysis.attention.render_trained"],
         ["--out", "{out}"],
     ),
-    "benchmarks.epoch": (["benchmarks.epoch.run"], ["--out", "{out}"]),
-    "benchmarks.export": (["benchmarks.export.measure"], ["--out", "{out}"]),
-    "benchmarks.study": (["benchmarks.study.run"], ["--out", "{out}"]),
-    "benchmarks.manager": (["benchmarks.manager.run"], ["--out", "{out}"]),
-    "benchmarks.tabular build": (
-        ["benchmarks.tabular.build.build"],
+    "nnisuite.benchmarks.epoch": (["nnisuite.benchmarks.epoch.run"], ["--out", "{out}"]),
+    "nnisuite.benchmarks.export": (["nnisuite.benchmarks.export.measure"], ["--out", "{out}"]),
+    "nnisuite.benchmarks.study": (["nnisuite.benchmarks.study.run"], ["--out", "{out}"]),
+    "nnisuite.benchmarks.manager": (["nnisuite.benchmarks.manager.run"], ["--out", "{out}"]),
+    "nnisuite.benchmarks.tabular build": (
+        ["nnisuite.benchmarks.tabular.build.build"],
         ["--dataset", "digits", "--out", "{out}"],
     ),
-    "benchmarks.tabular run": (
-        ["benchmarks.tabular.study.one_run"],
+    "nnisuite.benchmarks.tabular run": (
+        ["nnisuite.benchmarks.tabular.study.one_run"],
         ["{plan}", "--table", "{table}", "--out", "{out}", "--seeds", "1", "--workers", "1"],
     ),
 }
@@ -78,7 +81,7 @@ def module_and_prefix(entry: str) -> tuple[str, list[str]]:
     """The module an entry runs and the subcommand it starts its argv with."""
     name, _, sub = entry.partition(" ")
     if name == "nas":
-        return "nas.__main__", []
+        return "nnisuite.nas.__main__", []
     if sub:
         return f"{name}.__main__", [sub]
     return name, []
@@ -86,15 +89,15 @@ def module_and_prefix(entry: str) -> tuple[str, list[str]]:
 
 BAD = ["0", "-1", "1e12", "99999999999", "abc", "", "{missing}", "{file}", "nonsense-name"]
 PAIRS = {  # incompatible pairs: both flags together
-    "trials.mlp": [["--optimizer", "adam", "--momentum", "0.9"], ["--dataset", "mnist"]],
+    "nnisuite.trials.mlp": [["--optimizer", "adam", "--momentum", "0.9"], ["--dataset", "mnist"]],
     "nas": [
         ["--strategy", "grid", "--compare", "{file}"],
         ["--min-depth", "5", "--max-depth", "2"],
     ],
-    "analysis.attention": [["--images", "2"], ["--dataset", "digits"]],
-    "benchmarks.study": [["--quick", "--trials", "2"]],
-    "experiments.run": [["--resume", "abc"], ["--resume", "abc", "--epochs", "2"]],
-    "experiments.validate": [["{missing}"], ["{file}"], ["{root}"]],
+    "nnisuite.analysis.attention": [["--images", "2"], ["--dataset", "digits"]],
+    "nnisuite.benchmarks.study": [["--quick", "--trials", "2"]],
+    "nnisuite.study.run": [["--resume", "abc"], ["--resume", "abc", "--epochs", "2"]],
+    "nnisuite.config.validate": [["{missing}"], ["{file}"], ["{root}"]],
 }
 
 
@@ -105,8 +108,8 @@ def parser_of(module, prefix=()):
             (subs,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
             parser = subs.choices[sub]
         return parser
-    if module.__name__ in ("trials.mlp", "trials.rnn"):
-        from trials.params import build_parser
+    if module.__name__ in ("nnisuite.trials.mlp", "nnisuite.trials.rnn"):
+        from nnisuite.trials.params import build_parser
 
         return build_parser(module.PARAMS, module.__name__, "")
     raise AssertionError(f"{module.__name__}: no parser to fuzz")
@@ -173,9 +176,13 @@ def run_in_process(entry: str, argv: list[str], monkeypatch) -> tuple[str, int |
     err, out = io.StringIO(), io.StringIO()
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-            code = module.main(argv) if entry not in ("trials.mlp", "trials.rnn") else None
+            code = (
+                module.main(argv)
+                if entry not in ("nnisuite.trials.mlp", "nnisuite.trials.rnn")
+                else None
+            )
             if code is None:
-                from trials.runner import main_guard
+                from nnisuite.trials.runner import main_guard
 
                 code = main_guard(module.main, argv)
     except Work:
@@ -267,12 +274,15 @@ def test_every_flag_of_every_entry_point(world, monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     "argv, fragment",
     [
-        (["trials.mlp", "--device", "gpu"], "device 'gpu' unknown"),
-        (["trials.mlp", "--seed", "-1"], "seed must be"),
-        (["analysis.attention", "--out", "{root}/o", "--seq-len", "0"], "--seq-len must be"),
-        (["benchmarks.epoch", "--out", "{root}/o", "--repeats", "0"], "--repeats must be"),
+        (["nnisuite.trials.mlp", "--device", "gpu"], "device 'gpu' unknown"),
+        (["nnisuite.trials.mlp", "--seed", "-1"], "seed must be"),
+        (
+            ["nnisuite.analysis.attention", "--out", "{root}/o", "--seq-len", "0"],
+            "--seq-len must be",
+        ),
+        (["nnisuite.benchmarks.epoch", "--out", "{root}/o", "--repeats", "0"], "--repeats must be"),
         (["nas", "--config", "{nas}", "--max-depth", "50"], "--max-depth (over"),
-        (["experiments.run", "{yaml}", "--out", "{file}"], "exists and is not a folder"),
+        (["nnisuite.study.run", "{yaml}", "--out", "{file}"], "exists and is not a folder"),
     ],
 )
 def test_the_python_m_forms_end_in_one_line(world, argv, fragment):

@@ -1,19 +1,28 @@
-"""experiments.config: trial commands parsed and rewritten, overrides applied to a YAML."""
+"""nnisuite.config.experiment: trial commands parsed and rewritten, overrides applied to a YAML."""
 
 from __future__ import annotations
 
 import pytest
 
-from experiments.config import TrialCommand, apply_overrides, get_key, load_yaml
-from launcher import REPO, trial_command
+from nnisuite.config.experiment import TrialCommand, apply_overrides, get_key, load_yaml
+from nnisuite.launcher import trial_command
+from tests.helpers.paths import REPO
 
 
 @pytest.mark.parametrize(
     "command, module, args",
     [
-        ("python3 -m launcher trials.mlp --epochs 2", "trials.mlp", ["--epochs", "2"]),
-        ("python3 -m launcher --python /x/python trials.rnn", "trials.rnn", []),
-        ("python -m trials.mlp --lr 0.1", "trials.mlp", ["--lr", "0.1"]),
+        (
+            "python3 -m nnisuite.launcher nnisuite.trials.mlp --epochs 2",
+            "nnisuite.trials.mlp",
+            ["--epochs", "2"],
+        ),
+        (
+            "python3 -m nnisuite.launcher --python /x/python nnisuite.trials.rnn",
+            "nnisuite.trials.rnn",
+            [],
+        ),
+        ("python -m nnisuite.trials.mlp --lr 0.1", "nnisuite.trials.mlp", ["--lr", "0.1"]),
         ("python3 train.py", None, []),
     ],
 )
@@ -23,19 +32,24 @@ def test_parse(command, module, args):
 
 
 def test_with_flag_replaces_both_spellings_and_keeps_the_rest():
-    cmd = TrialCommand.parse("python3 -m launcher trials.mlp --epochs 2 --lr=0.1 --threads 1")
+    cmd = TrialCommand.parse(
+        "python3 -m nnisuite.launcher nnisuite.trials.mlp --epochs 2 --lr=0.1 --threads 1"
+    )
     out = cmd.with_flag("--epochs", 5).with_flag("--lr", 0.2)
     assert out.args == ["--threads", "1", "--epochs", "5", "--lr", "0.2"]
-    assert str(out) == "python3 -m launcher trials.mlp --threads 1 --epochs 5 --lr 0.2"
+    assert (
+        str(out)
+        == "python3 -m nnisuite.launcher nnisuite.trials.mlp --threads 1 --epochs 5 --lr 0.2"
+    )
     assert cmd.args == ["--epochs", "2", "--lr=0.1", "--threads", "1"]  # not mutated
     assert (cmd.flag("--epochs"), cmd.flag("--lr"), cmd.flag("--dataset")) == ("2", "0.1", None)
     assert out.flag("--lr") == "0.2"  # what with_flag wrote, flag reads
 
 
 def test_trial_command_constant_round_trips():
-    cmd = trial_command("trials.mlp", "--epochs", "2")
-    assert cmd == "python3 -m launcher trials.mlp --epochs 2"
-    assert TrialCommand.parse(cmd).module == "trials.mlp"
+    cmd = trial_command("nnisuite.trials.mlp", "--epochs", "2")
+    assert cmd == "python3 -m nnisuite.launcher nnisuite.trials.mlp --epochs 2"
+    assert TrialCommand.parse(cmd).module == "nnisuite.trials.mlp"
 
 
 def test_get_key_follows_nnis_case_rules():
@@ -49,7 +63,7 @@ def test_overrides_rewrite_the_trial_command():
     raw = load_yaml(REPO / "experiments" / "mlp_tpe_digits.yaml")
     out = apply_overrides(raw, max_trials=3, concurrency=1, dataset="fashion-mnist", epochs=4)
     cmd = TrialCommand.parse(out["trialCommand"])
-    assert cmd.module == "trials.mlp"
+    assert cmd.module == "nnisuite.trials.mlp"
     assert cmd.args.count("--epochs") == 1 and cmd.args[cmd.args.index("--epochs") + 1] == "4"
     assert cmd.args[cmd.args.index("--dataset") + 1] == "fashion-mnist"
     assert out["maxTrialNumber"] == 3 and out["trialConcurrency"] == 1
@@ -73,7 +87,7 @@ def test_nni_reads_its_registry_and_search_spaces_through_libyaml_with_the_same_
     from nni.experiment.config import experiment_config
     from nni.tools.package_utils import config_manager
 
-    from experiments.config import nni_reads_yaml_with_libyaml
+    from nnisuite.config.experiment import nni_reads_yaml_with_libyaml
 
     for module in (experiment_config, config_manager):
         monkeypatch.setattr(module, "yaml", yaml)  # as NNI ships
@@ -95,7 +109,7 @@ def test_nni_reads_its_registry_and_search_spaces_through_libyaml_with_the_same_
 
 
 def test_nni_checks_config_types_once_with_the_same_answers(monkeypatch):
-    """experiments.config.nni_checks_config_types_once: NNI's config classes work out their
+    """nnisuite.config.experiment.nni_checks_config_types_once: NNI's config classes work out their
     fields once per class and keep typeguard's answer for immutable values and configs; every
     config is accepted or refused as by NNI's own functions, with the same message, and
     serialises the same, with a third of the type checks or fewer."""
@@ -105,9 +119,9 @@ def test_nni_checks_config_types_once_with_the_same_answers(monkeypatch):
     from nni.experiment.config import utils
     from nni.experiment.config.utils import internal
 
-    from experiments.config import TYPES_SWITCH, to_nni_config
-    from experiments.plan import is_plan
-    from experiments.validate import is_nas_settings
+    from nnisuite.config.experiment import TYPES_SWITCH, to_nni_config
+    from nnisuite.config.plan import is_plan
+    from nnisuite.config.validate import is_nas_settings
 
     nni_fields = getattr(internal.fields, "nni", internal.fields)  # as NNI ships them
     nni_is_instance = getattr(internal.is_instance, "nni", internal.is_instance)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from nnisuite.trials import data as D
 from tests.helpers.markers import needs_fashion_mnist
-from trials import data as D
 
 
 def fake_mnist(folder, n_train=12_000, n_test=100, gz=False, seed=0):

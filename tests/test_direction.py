@@ -7,11 +7,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from analysis import statistics as S
-from analysis.compare import Run, aggregate, comparison_row
-from analysis.export import export
-from analysis.plots import best_so_far
-from analysis.store import load_experiment
+from nnisuite.analysis import statistics as S
+from nnisuite.analysis.compare import Run, aggregate, comparison_row
+from nnisuite.analysis.export import export
+from nnisuite.analysis.plots import best_so_far
+from nnisuite.analysis.store import load_experiment
 from tests.helpers.database import Database
 
 FINALS = [0.5, 0.2, 0.9, 0.1]  # trials t0..t3 in order
@@ -93,8 +93,8 @@ def test_a_repeated_study_of_a_minimizing_tuner(tmp_path):
 
 
 def test_comparing_opposite_directions_is_one_clear_error(tmp_path):
-    from analysis.compare import compare
-    from analysis.store import ExportError
+    from nnisuite.analysis.compare import compare
+    from nnisuite.analysis.store import ExportError
 
     a, b = experiment(tmp_path, "maximize"), experiment(tmp_path, "minimize")
     with pytest.raises(ExportError, match="different directions"):

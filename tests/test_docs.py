@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from launcher import REPO
 from nnisuite.cli import BENCHMARKS, COMMANDS
+from tests.helpers.paths import REPO
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)#\s]*)(#[^)\s]*)?\)")

@@ -1,4 +1,4 @@
-"""trials.engine: which path fit takes and why, the divergence roll-back, evaluation."""
+"""nnisuite.trials.engine: which path fit takes and why, the divergence roll-back, evaluation."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from models.mlp import MLP
-from trials.data import Dataset
-from trials.engine import FitConfig, epoch_lr, evaluate, fast_path, fit
+from nnisuite.models.mlp import MLP
+from nnisuite.trials.data import Dataset
+from nnisuite.trials.engine import FitConfig, epoch_lr, evaluate, fast_path, fit
 
 
 def toy_data(n=240, features=12, classes=3, seed=0) -> Dataset:

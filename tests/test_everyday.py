@@ -1,4 +1,4 @@
-"""Studies run the everyday way, through the runner a user runs (`python -m experiments.run`) on
+"""Studies run the everyday way, through the runner a user runs (`python -m nnisuite.study.run`) on
 real NNI managers: two studies at once without --port, a Ctrl-C while NNI starts, `nnictl stop`
 during a study, a bad --out, and a resume of a finished study. (Resume of an interrupted study,
 with every trial's parameters checked: test_faults; repeated runs made otherwise: test_repeat.)"""
@@ -17,10 +17,10 @@ import time
 import pandas as pd
 import pytest
 
-from experiments.manager import free_port, quoted, resumable
-from experiments.run import resume_hint
-from launcher import REPO
+from nnisuite.study.manager import free_port, quoted, resumable
+from nnisuite.study.run import resume_hint
 from tests.helpers.nni import nnictl, running_experiment_ids
+from tests.helpers.paths import REPO
 from tests.helpers.runner import fault_experiment, runner, wait_dead
 
 UNIFORM_X = {"x": {"_type": "uniform", "_value": [0, 1]}}
@@ -37,7 +37,7 @@ def experiment_id(output: str) -> str:
 
 def run_cli(*argv, timeout=60) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "experiments.run", *argv],
+        [sys.executable, "-m", "nnisuite.study.run", *argv],
         cwd=REPO,
         capture_output=True,
         text=True,

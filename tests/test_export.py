@@ -14,13 +14,13 @@ import sys
 import pandas as pd
 import pytest
 
-from analysis import export as export_cli
-from analysis.export import export_experiment
-from analysis.store import ExportError, load_experiment
-from experiments.config import to_nni_config
-from experiments.manager import free_port, watch
-from launcher import REPO
+from nnisuite.analysis import export as export_cli
+from nnisuite.analysis.export import export_experiment
+from nnisuite.analysis.store import ExportError, load_experiment
+from nnisuite.config.experiment import to_nni_config
+from nnisuite.study.manager import free_port, watch
 from tests.helpers.nni import nnictl, running_experiment, running_experiment_ids
+from tests.helpers.paths import REPO
 
 
 def mixed_config(tmp_path):
@@ -117,7 +117,7 @@ def test_export_lifecycle_running_stopped_resumed(tmp_path):
 
 def run_cli(*args):
     return subprocess.run(
-        [sys.executable, "-m", "analysis.export", *args],
+        [sys.executable, "-m", "nnisuite.analysis.export", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -185,7 +185,7 @@ def test_errors_are_export_errors_in_python_too(tmp_path):
 def test_assessor_stops_read_from_the_manager_log(tmp_path):
     """USER_CANCELED + the manager's cancel line = EARLY_STOPPED, unless the trial had already
     reported its final result (the stop came too late to cut anything: SUCCEEDED)."""
-    from analysis.store import Trial, correct_statuses, seconds
+    from nnisuite.analysis.store import Trial, correct_statuses, seconds
 
     (tmp_path / "log").mkdir()
     (tmp_path / "log" / "nnimanager.log").write_text(

@@ -1,5 +1,5 @@
 """Fault injection on real NNI managers and real processes, through the runner the user runs
-(`python -m experiments.run`): each fault ends with the study complete or cleanly stopped,
+(`python -m nnisuite.study.run`): each fault ends with the study complete or cleanly stopped,
 nothing finished lost in the export, and no process of the runner's left behind."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis.store import load_experiment
+from nnisuite.analysis.store import load_experiment
 from tests.helpers.nni import running_experiment_ids
 from tests.helpers.runner import fault_experiment, runner, wait_dead
 
@@ -40,7 +40,7 @@ def experiment_id(r) -> str:
 def reporting(tmp_path, r) -> int:
     """How many trials of the runner's experiment have an intermediate result in NNI's
     database (read from a snapshot: the manager keeps writing)."""
-    from analysis.store import opened
+    from nnisuite.analysis.store import opened
 
     db = tmp_path / "nni" / experiment_id(r) / "db" / "nni.sqlite"  # printed before any trial
     if not db.exists():

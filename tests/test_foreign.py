@@ -1,6 +1,6 @@
 """Your own trial through nnisuite, as a new user runs it: a plain `trial.py` (not nnisuite's
-reporter, not `python -m launcher`) and a plain NNI YAML in a project folder outside the repo,
-run with the `nnisuite` console script from there: validation, progress, a Ctrl-C mid-study
+reporter, not `python -m nnisuite.launcher`) and a plain NNI YAML in a project folder outside the
+repo, run with the `nnisuite` console script from there: validation, progress, a Ctrl-C mid-study
 (exit 130, stopped, exported, nothing left running: the runner's Ctrl-C, whatever the trial),
 `--resume`, an export that agrees with NNI's database, and a 2-variant x 2-seed repeated
 study."""
@@ -123,7 +123,7 @@ def test_your_own_trial_runs_is_interrupted_resumed_and_exported(tmp_path):
     finals = database_finals(exp_dir, exp_id)
     assert dict(zip(trials.trial_id, trials.default)) == pytest.approx(finals)
     # the first trial asked late, yet NNI records each trial with the parameters it trained
-    # (NNI 3.0 alone hands them to whichever trial asks first: experiments/nni_node_preload.js)
+    # (NNI 3.0 alone hands them to whichever trial asks first: nni_patches/node_preload.js)
     recorded, trained = parameter_ids(exp_dir, exp_id)
     assert len(trained) == 6 and recorded == trained
 
@@ -146,7 +146,9 @@ def test_a_repeated_study_over_your_own_trial_seeds_it_through_its_environment(t
     with runner(*command[2:], program=command[:2], cwd=folder, port=None) as r:
         deadline = time.monotonic() + 400
         while r.proc.poll() is None and time.monotonic() < deadline:
-            launchers.update(p.pid for p in r.find("launcher.server") if p.ppid() == r.proc.pid)
+            launchers.update(
+                p.pid for p in r.find("nnisuite.launcher.server") if p.ppid() == r.proc.pid
+            )
             time.sleep(0.2)
         assert r.wait(timeout=10) == 0, r.output
     # one launcher, importing what trial.py imports, for all four runs (not one per run)
@@ -210,7 +212,7 @@ def test_the_console_script_keeps_the_exit_codes_of_the_python_m_forms(tmp_path)
         subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         for command in (
             [NNISUITE[0], "validate", "bad.yml"],
-            [Path(NNISUITE[0]).with_name("python"), "-m", "experiments.validate", "bad.yml"],
+            [Path(NNISUITE[0]).with_name("python"), "-m", "nnisuite.config.validate", "bad.yml"],
         )
     ]
     assert [p.returncode for p in results] == [2, 2]
@@ -219,11 +221,11 @@ def test_the_console_script_keeps_the_exit_codes_of_the_python_m_forms(tmp_path)
 
 
 def test_each_run_of_a_repeat_forks_from_the_repeats_launcher_only_when_the_trial_does(tmp_path):
-    """What a run of a repeated study asks of launcher.warm: the trial's own preload list (so the
-    repeat's launcher, started with that list, is the one it uses) and whether its trials fork
-    at all (--no-launcher, or a command of another Python: no launcher started for the run)."""
-    from experiments.plan import load_plan
-    from experiments.repeat import hpo_study
+    """What a run of a repeated study asks of nnisuite.launcher.warm: the trial's own preload list
+    (so the repeat's launcher, started with that list, is the one it uses) and whether its trials
+    fork at all (--no-launcher, or a command of another Python: no launcher started for the run)."""
+    from nnisuite.config.plan import load_plan
+    from nnisuite.study.repeat import hpo_study
 
     folder = project(tmp_path, sleep=0, trials=2)
     plan = {"base": "config.yml", "variants": {"tpe": {"tuner": {"name": "TPE"}}}, "seeds": 1}

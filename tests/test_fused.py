@@ -1,4 +1,5 @@
-"""trials.fused: the fused ReLU-MLP SGD epoch and forward equal autograd + torch.optim.SGD."""
+"""nnisuite.trials.fused: the fused ReLU-MLP SGD epoch and forward equal autograd +
+torch.optim.SGD."""
 
 import copy
 
@@ -6,8 +7,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from models.mlp import MLP
-from trials.fused import fused_forward, fused_sgd_epoch, fused_supported
+from nnisuite.models.mlp import MLP
+from nnisuite.trials.fused import fused_forward, fused_sgd_epoch, fused_supported
 
 
 def autograd_epoch(model, x, y, optimizer, batch_size, generator):

@@ -22,9 +22,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from launcher import REPO
 from tests.helpers.markers import needs_sshd
 from tests.helpers.netns import cannot_make, listed, star
+from tests.helpers.paths import REPO
 from tests.helpers.sshd import keygen, sshd
 
 WHY_NOT = cannot_make()
@@ -72,7 +72,8 @@ def fault_study(root: Path, manager, machines, trials: int, steps: int, extra: s
         "experimentName": "hosts",
         "searchSpaceFile": str(root / "space.yaml"),
         "trialCodeDirectory": str(REPO),
-        "trialCommand": f"python3 -m launcher --python {PYTHON} tests.fixtures.fault_trial "
+        "trialCommand": f"python3 -m nnisuite.launcher --python {PYTHON} "
+        "tests.fixtures.fault_trial "
         f"--mode slow --steps {steps} {extra}".strip(),
         "trialConcurrency": 3,
         "maxTrialNumber": trials,
@@ -98,7 +99,7 @@ class Run:
         self.lines: list[tuple[float, str]] = []
         self.proc = subprocess.Popen(
             manager.run(
-                str(PYTHON), "-m", "experiments.run", str(config), "--out", str(out), *QUIET
+                str(PYTHON), "-m", "nnisuite.study.run", str(config), "--out", str(out), *QUIET
             ),
             cwd=REPO,
             stdout=subprocess.PIPE,

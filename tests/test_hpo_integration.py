@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from analysis.store import ExportError, load_experiment
-from experiments.manager import watch
-from launcher import REPO
+from nnisuite.analysis.store import ExportError, load_experiment
+from nnisuite.study.manager import watch
 from tests.helpers.nni import experiment_config, nnictl, running_experiment_ids
+from tests.helpers.paths import REPO
 
 pytestmark = pytest.mark.integration
 DIGITS_YAML = REPO / "experiments" / "mlp_tpe_digits.yaml"
@@ -66,7 +66,8 @@ def test_every_trial_succeeds_with_one_final_and_per_epoch_intermediates(digits_
         assert trial.status == "SUCCEEDED"
         assert len(trial.intermediates) == 2  # one per epoch
         assert {"default", "test_accuracy"} <= set(trial.final)
-        # what the model costs (models.costs): per-sample latency, a batch amortising the call
+        # what the model costs (nnisuite.models.costs): per-sample latency, a batch amortising the
+        # call
         assert trial.final["parameters"] > 0 and trial.final["latency_threads"] >= 1
         assert 0 < trial.final["latency_s_batch256"] < trial.final["latency_s_batch1"] < 1
         assert set(trial.parameters) == {"features1", "features2", "lr", "batch_size"}
@@ -137,7 +138,7 @@ def test_shipped_yaml_through_nnictl_create(tmp_path):
     assert raw["trialCommand"] != yaml.safe_load(shipped.read_text())["trialCommand"]
     config = tmp_path / "optuna_tpe_digits.yaml"
     config.write_text(yaml.safe_dump(raw))
-    from experiments.manager import free_port
+    from nnisuite.study.manager import free_port
 
     port = free_port()
     created = nnictl("create", "--config", str(config), "--port", str(port))
@@ -183,8 +184,10 @@ def test_medianstop_early_stops_bad_trials_not_as_failures(tmp_path):
     raw["assessor"]["classArgs"]["start_step"] = 2
     # 200 epochs of ~10 ms: long enough that the assessor's stop (which under load can take a
     # second to arrive) still finds a hopeless trial running; the good trial takes ~2 s
-    raw["trialCommand"] = "python3 -m launcher trials.mlp --dataset digits --epochs 200 --threads 1"
-    from experiments.config import to_nni_config
+    raw["trialCommand"] = (
+        "python3 -m nnisuite.launcher nnisuite.trials.mlp --dataset digits --epochs 200 --threads 1"
+    )
+    from nnisuite.config.experiment import to_nni_config
 
     config = to_nni_config(raw, tmp_path / "medianstop.yaml")
     with running_experiment(config, timeout_s=240) as (_exp, port, status):
@@ -199,7 +202,7 @@ def test_medianstop_early_stops_bad_trials_not_as_failures(tmp_path):
     assert all(t.parameters["lr"] < 1e-5 for t in stopped)  # hopeless trials are cut short
     for t in stopped:
         assert 2 <= len(t.intermediates) < 200 and not t.final
-    from experiments.manager import progress_line
+    from nnisuite.study.manager import progress_line
 
     line, _ = progress_line(exp.trials, 4)
     assert "failed" not in line and "early-stopped" in line

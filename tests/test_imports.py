@@ -7,26 +7,61 @@ from __future__ import annotations
 import ast
 import sys
 
-import pytest
+from tests.helpers.paths import REPO
 
-from launcher import REPO
-
-PACKAGES = ("launcher", "trials", "models", "nas", "analysis", "experiments", "benchmarks", "tests")
+# nnisuite's packages, lowest layer first: a module may import its own package and those before
+# it, never one after it (no arrow runs back up). nni_patches and launcher are process plumbing
+# that trials may not see; analysis reads NNI's records; study runs experiments on NNI, nas runs
+# NAS studies through study's session; deploy hands over the best model; benchmarks measure all.
+LAYERS = (
+    "base",  # nnisuite.runtime, nnisuite.shipped: where files live; the standard library only
+    "nni_patches",
+    "models",
+    "trials",
+    "launcher",
+    "config",
+    "analysis",
+    "study",
+    "nas",
+    "deploy",
+    "benchmarks",
+    "nnisuite",  # the package itself: cli, shipped, runtime
+)
+# the one arrow back up, inside a function: a repeated study's plan may be a NAS study, whose
+# experiments nas.study builds
+UPWARD = {
+    ("nnisuite.study.repeat", "nnisuite.nas.study"),
+    ("nnisuite.study.repeat", "nnisuite.nas"),
+}
+BASE = {"nnisuite.runtime", "nnisuite.shipped"}
+FOLDERS = [layer for layer in LAYERS if layer not in ("base", "nnisuite")] + ["nnisuite"]
 
 
 def module_name(path) -> str:
     parts = list(path.relative_to(REPO).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts = parts[:-1]
-    return ".".join(parts)
+    if parts[0] == "tests":
+        return ".".join(parts)
+    return ".".join(["nnisuite", *parts[1 if parts[0] == "nnisuite" else 0 :]])
 
 
 def project_modules() -> dict[str, object]:
     files = {}
-    for package in PACKAGES:
-        for path in sorted((REPO / package).rglob("*.py")):
+    for folder in [*FOLDERS, "tests"]:
+        for path in sorted((REPO / folder).rglob("*.py")):
             files[module_name(path)] = path
     return files
+
+
+def layer(module: str) -> str:
+    """The layer a module belongs to: nnisuite.trials.mlp -> trials; nnisuite.cli -> nnisuite."""
+    parts = module.split(".")
+    if module in BASE:
+        return "base"
+    if parts[0] != "nnisuite":
+        return parts[0]
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else "nnisuite"
 
 
 def imported(tree: ast.AST, modules: dict) -> set[str]:
@@ -98,8 +133,13 @@ def test_the_checker_finds_a_cycle():
 
 
 def test_function_level_imports_are_edges():
-    tree = ast.parse("def f():\n    from experiments.run import main\n")
-    assert imported(tree, {"experiments", "experiments.run"}) == {"experiments", "experiments.run"}
+    tree = ast.parse("def f():\n    from nnisuite.study.run import main\n")
+    modules = {"nnisuite.study", "nnisuite.study.run"}
+    assert imported(tree, modules) == {"nnisuite.study", "nnisuite.study.run"}
+
+
+def test_every_module_is_in_a_layer():
+    assert {layer(m) for m in project_modules() if m.startswith("nnisuite")} <= set(LAYERS)
 
 
 def test_no_import_cycles():
@@ -111,39 +151,62 @@ def test_nothing_imports_conftest():
     assert not [m for m, deps in graph.items() if "tests.conftest" in deps]
 
 
-@pytest.mark.parametrize(
-    "layer, forbidden",
-    [
-        ("models", ("trials", "nas", "analysis", "experiments", "launcher", "benchmarks")),
-        ("trials", ("nas", "analysis", "experiments", "launcher", "benchmarks")),
-        ("launcher", ("nas", "analysis", "experiments", "benchmarks")),
-        ("analysis", ("trials", "nas", "benchmarks")),
-    ],
-)
-def test_layers(layer, forbidden):
-    """models are pure; trials know nothing of how they are started or analysed; analysis
-    reads what NNI stored (attention maps may build a model)."""
-    allowed = {"analysis.attention": ("models", "trials")}
+def back_arrows(graph: dict[str, set[str]]) -> list[str]:
+    """Imports of a later layer than the importer's (LAYERS), UPWARD aside; the package itself
+    (nnisuite/__init__: its lazy import of nni) is below everything."""
+    order = {name: i for i, name in enumerate(LAYERS)}
     bad = []
-    for module, deps in import_graph().items():
-        if module.split(".")[0] != layer:
+    for module, deps in graph.items():
+        if not module.startswith("nnisuite"):
             continue
         for dep in deps:
-            top = dep.split(".")[0]
-            if top in forbidden and top not in allowed.get(module, ()):
+            if dep == "nnisuite" or (module, dep) in UPWARD:
+                continue
+            if order[layer(dep)] > order[layer(module)]:
                 bad.append(f"{module} -> {dep}")
+    return sorted(bad)
+
+
+def test_no_arrow_runs_back_up():
+    assert back_arrows(import_graph()) == []
+
+
+def test_the_checker_sees_an_arrow_back_up():
+    graph = {"nnisuite.trials.mlp": {"nnisuite", "nnisuite.study.run", "nnisuite.models.mlp"}}
+    assert back_arrows(graph) == ["nnisuite.trials.mlp -> nnisuite.study.run"]
+
+
+def test_analysis_reads_records_and_models_stay_pure():
+    """models import nothing of nnisuite; analysis never runs trial code (attention maps aside:
+    they load a trained model and its data)."""
+    allowed = {"nnisuite.analysis.attention"}
+    bad = []
+    for module, deps in import_graph().items():
+        for dep in deps - {"nnisuite"}:
+            if layer(module) == "models" and layer(dep) != "models":
+                bad.append(f"{module} -> {dep}")
+            if layer(module) == "analysis" and module not in allowed:
+                if layer(dep) == "trials":
+                    bad.append(f"{module} -> {dep}")
     assert not bad
 
 
 def test_the_launcher_client_needs_only_the_standard_library():
     graph = import_graph()
-    reach, todo = set(), ["launcher.client"]
+    reach, todo = set(), ["nnisuite.launcher.client"]
     while todo:
         module = todo.pop()
         if module not in reach:
             reach.add(module)
             todo += graph[module]
-    assert reach == {"launcher", "launcher.client", "launcher.protocol", "launcher.nni_import"}
+    assert reach == {
+        "nnisuite",
+        "nnisuite.launcher",
+        "nnisuite.launcher.client",
+        "nnisuite.launcher.protocol",
+        "nnisuite.nni_patches",
+        "nnisuite.nni_patches.lazy_import",
+    }
     for module in reach:
         path = project_modules()[module]
         for node in ast.walk(ast.parse(path.read_text())):
@@ -152,7 +215,7 @@ def test_the_launcher_client_needs_only_the_standard_library():
                 names += [node.module] if isinstance(node, ast.ImportFrom) else []
                 for name in names:
                     top = (name or "").split(".")[0]
-                    assert top in sys.stdlib_module_names or top in ("launcher", "__future__"), (
+                    assert top in sys.stdlib_module_names or top in ("nnisuite", "__future__"), (
                         module,
                         name,
                     )

@@ -15,8 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from launcher import REPO
-from models.costs import TIMINGS
+from nnisuite.models.costs import TIMINGS
+from tests.helpers.paths import REPO
 
 IGNORED = {"train_seconds", *TIMINGS}  # wall-clock, the only keys allowed to differ
 
@@ -24,7 +24,7 @@ IGNORED = {"train_seconds", *TIMINGS}  # wall-clock, the only keys allowed to di
 def client(launcher, module, *args, env=None, **kw):
     env = os.environ | {"NNISUITE_LAUNCHER": launcher} | (env or {})
     return subprocess.Popen(
-        [sys.executable, "-m", "launcher", module, *args],
+        [sys.executable, "-m", "nnisuite.launcher", module, *args],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -83,9 +83,11 @@ def wait_gone(pid: int, timeout: float = 10.0) -> bool:
 def test_same_metrics_as_in_process(run_nni_trial, launcher_socket):
     params = {"features1": 256, "features2": 128, "lr": 0.05, "batch_size": 32}
     args = ["--epochs", "3", "--threads", "1"]
-    plain, plain_records = run_nni_trial("trials.mlp", params, args, launcher=False)
+    plain, plain_records = run_nni_trial("nnisuite.trials.mlp", params, args, launcher=False)
     with ChildWatch(launcher_socket) as watch:
-        warm, warm_records = run_nni_trial("trials.mlp", params, args, launcher=launcher_socket)
+        warm, warm_records = run_nni_trial(
+            "nnisuite.trials.mlp", params, args, launcher=launcher_socket
+        )
     assert plain.returncode == 0 and warm.returncode == 0, warm.stderr
     assert watch.seen, "the trial did not run inside the warm launcher"
     assert len(warm_records) == len(plain_records) == 4
@@ -102,7 +104,14 @@ def test_environment_argv_and_cwd_are_the_trials_own(launcher_socket):
     for trial_id, extra in (("trialA", {"ONLY_IN_THIS_TRIAL": "first"}), ("trialB", {})):
         env = base | {"NNI_TRIAL_JOB_ID": trial_id, "NNISUITE_LAUNCHER": launcher_socket} | extra
         proc = subprocess.run(
-            [sys.executable, "-m", "launcher", "tests.fixtures.env_trial", "--x", trial_id],
+            [
+                sys.executable,
+                "-m",
+                "nnisuite.launcher",
+                "tests.fixtures.env_trial",
+                "--x",
+                trial_id,
+            ],
             cwd=REPO,
             env=env,
             capture_output=True,
@@ -163,8 +172,8 @@ def test_without_a_launcher_the_client_runs_the_trial_itself(tmp_path):
     stale = env | {"NNISUITE_LAUNCHER": str(tmp_path / "no-such.sock")}  # a dead launcher
     for flag, trial_env in (("--plain", env), ("--stale", stale)):
         proc = subprocess.run(
-            [sys.executable, "-m", "launcher", "tests.fixtures.env_trial", flag],
-            cwd=tmp_path,
+            [sys.executable, "-m", "nnisuite.launcher", "tests.fixtures.env_trial", flag],
+            cwd=REPO,  # NNI runs it from the trial code directory
             env=trial_env,
             capture_output=True,
             text=True,
@@ -191,7 +200,9 @@ def test_nni_stopping_a_trial_reads_as_a_stop_not_a_failure(tmp_path, launcher_s
         "NNI_OUTPUT_DIR": str(sys_dir),
         "NNI_TRIAL_SEQ_ID": "0",
     }
-    proc = client(launcher_socket, "trials.mlp", "--epochs", "100000", "--threads", "1", env=env)
+    proc = client(
+        launcher_socket, "nnisuite.trials.mlp", "--epochs", "100000", "--threads", "1", env=env
+    )
     try:
         metrics = sys_dir / ".nni" / "metrics"
         deadline = time.monotonic() + 60
@@ -212,7 +223,7 @@ def test_a_block_uses_a_running_launcher_only_if_it_imported_the_same(monkeypatc
     """warm_launcher inside another (a repeated study's run; the tests' shared launcher) uses
     the running one when it asks for the same imports, and starts its own otherwise (a NAS or a
     user's script's study would lose its imports); each block puts the environment back."""
-    from launcher.warm import PRELOADED, SOCKET, warm_launcher
+    from nnisuite.launcher.warm import PRELOADED, SOCKET, warm_launcher
 
     for name in (SOCKET, PRELOADED):
         monkeypatch.delenv(name, raising=False)
@@ -229,10 +240,10 @@ def test_a_block_uses_a_running_launcher_only_if_it_imported_the_same(monkeypatc
 
 def test_a_forked_trial_inherits_the_launchers_objects_frozen(monkeypatch):
     """The launcher moves what it holds to the collector's permanent generation before each
-    fork (launcher.server.GC_FREEZE): the trial's collections skip those objects and do not copy
-    their pages. NNISUITE_LAUNCHER_GC_FREEZE=0 turns it off."""
-    from launcher.server import GC_FREEZE
-    from launcher.warm import PRELOADED, SOCKET, warm_launcher
+    fork (nnisuite.launcher.server.GC_FREEZE): the trial's collections skip those objects and do not
+    copy their pages. NNISUITE_LAUNCHER_GC_FREEZE=0 turns it off."""
+    from nnisuite.launcher.server import GC_FREEZE
+    from nnisuite.launcher.warm import PRELOADED, SOCKET, warm_launcher
 
     for name in (SOCKET, PRELOADED):
         monkeypatch.delenv(name, raising=False)

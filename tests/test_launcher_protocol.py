@@ -9,15 +9,15 @@ import sys
 
 import pytest
 
-from launcher import REPO
-from launcher.client import connect, project_python, split_args
-from launcher.protocol import recv_exact, recv_message, send_message
+from nnisuite.launcher.client import connect, project_python, split_args
+from nnisuite.launcher.protocol import recv_exact, recv_message, send_message
+from tests.helpers.paths import REPO
 
 
 def test_a_message_and_descriptors_cross_a_socket_pair(tmp_path):
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     with a, b:
-        big = {"argv": ["trials.mlp", "--x"], "env": {"K": "v" * 70_000}, "cwd": "/"}
+        big = {"argv": ["nnisuite.trials.mlp", "--x"], "env": {"K": "v" * 70_000}, "cwd": "/"}
         with open(tmp_path / "f", "w") as f:
             send_message(a, big, fds=(f.fileno(),))
             message, fds = recv_message(b, with_fds=True)
@@ -61,11 +61,15 @@ def test_a_closed_peer_is_a_connection_error():
 
 
 def test_the_client_splits_its_arguments_like_python_m(capsys):
-    assert split_args(["trials.mlp", "--epochs", "3"]) == (None, "trials.mlp", ["--epochs", "3"])
-    assert split_args(["-m", "trials.mlp"]) == (None, "trials.mlp", [])
-    assert split_args(["--python", "/p/python", "trials.rnn", "-x"]) == (
+    assert split_args(["nnisuite.trials.mlp", "--epochs", "3"]) == (
+        None,
+        "nnisuite.trials.mlp",
+        ["--epochs", "3"],
+    )
+    assert split_args(["-m", "nnisuite.trials.mlp"]) == (None, "nnisuite.trials.mlp", [])
+    assert split_args(["--python", "/p/python", "nnisuite.trials.rnn", "-x"]) == (
         "/p/python",
-        "trials.rnn",
+        "nnisuite.trials.rnn",
         ["-x"],
     )
     for bad in ([], ["--epochs", "3"], ["--python"]):
@@ -100,8 +104,8 @@ def test_a_client_whose_launcher_dies_waits_for_the_stop(tmp_path, stopped):
     import threading
     import time
 
-    from launcher import REPO
-    from launcher.protocol import recv_message, send_message
+    from nnisuite.launcher.protocol import recv_message, send_message
+    from tests.helpers.paths import REPO
 
     path = str(tmp_path / "s")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -116,7 +120,10 @@ def test_a_client_whose_launcher_dies_waits_for_the_stop(tmp_path, stopped):
         conn.close()  # the launcher is gone
 
     threading.Thread(target=launcher_that_dies, daemon=True).start()
-    code = "from launcher import client; client.LOST_GRACE_S = 1.5; client.main(['trials.mlp'])"
+    code = (
+        "from nnisuite.launcher import client; client.LOST_GRACE_S = 1.5; "
+        "client.main(['nnisuite.trials.mlp'])"
+    )
     proc = subprocess.Popen(
         [sys.executable, "-c", code],
         cwd=REPO,

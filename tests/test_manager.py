@@ -1,4 +1,4 @@
-"""experiments.manager without a manager: progress lines, the stall rule, an unreachable
+"""nnisuite.study.manager without a manager: progress lines, the stall rule, an unreachable
 manager noticed in seconds, ports."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import io
 import time
 
-from analysis.store import Trial
-from experiments.manager import (
+from nnisuite.analysis.store import Trial
+from nnisuite.study.manager import (
     MIN_STALL_S,
     UNREACHABLE_S,
     default_port,

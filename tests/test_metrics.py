@@ -1,11 +1,11 @@
-"""trials.metrics against scikit-learn on random predictions."""
+"""nnisuite.trials.metrics against scikit-learn on random predictions."""
 
 import numpy as np
 import pytest
 import torch
 from sklearn import metrics as skm
 
-from trials.metrics import classification_metrics, confusion_matrix
+from nnisuite.trials.metrics import classification_metrics, confusion_matrix
 
 
 def sklearn_scores(y, p):

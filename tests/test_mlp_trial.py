@@ -5,8 +5,8 @@ import math
 
 import pytest
 
+from nnisuite.trials import mlp
 from tests.helpers.markers import needs_fashion_mnist
-from trials import mlp
 
 INTERMEDIATE_KEYS = {"default", "val_loss", "train_loss", "val_precision", "val_recall", "val_f1"}
 FINAL_KEYS = {
@@ -43,7 +43,7 @@ def test_standalone_learns_digits_and_writes_files(tmp_path):
 
 def test_nni_contract_one_final_per_trial(run_nni_trial):
     params = {"features1": 256, "features2": 128, "lr": 0.05, "batch_size": 32}
-    proc, records = run_nni_trial("trials.mlp", params, ["--epochs", "3"])
+    proc, records = run_nni_trial("nnisuite.trials.mlp", params, ["--epochs", "3"])
     assert proc.returncode == 0, proc.stderr
     periodical = [r["value"] for r in records if r["type"] == "PERIODICAL"]
     finals = [r["value"] for r in records if r["type"] == "FINAL"]
@@ -58,20 +58,22 @@ def test_nni_contract_one_final_per_trial(run_nni_trial):
 
 
 def test_unknown_nni_parameter_is_an_error(run_nni_trial):
-    proc, records = run_nni_trial("trials.mlp", {"feature1": 512, "lr": 0.01}, ["--epochs", "1"])
+    proc, records = run_nni_trial(
+        "nnisuite.trials.mlp", {"feature1": 512, "lr": 0.01}, ["--epochs", "1"]
+    )
     assert proc.returncode == 2
     assert "unknown parameter 'feature1'" in proc.stderr and "features1" in proc.stderr
     assert not [r for r in records if r["type"] == "FINAL"]  # nothing silently trained
 
 
 def test_wrong_type_from_nni_is_an_error(run_nni_trial):
-    proc, _ = run_nni_trial("trials.mlp", {"batch_size": 32.5}, ["--epochs", "1"])
+    proc, _ = run_nni_trial("nnisuite.trials.mlp", {"batch_size": 32.5}, ["--epochs", "1"])
     assert proc.returncode == 2 and "batch_size" in proc.stderr
 
 
 def test_diverging_run_reports_once_and_finite(run_nni_trial):
     proc, records = run_nni_trial(
-        "trials.mlp", {"lr": 1000.0, "batch_size": 256}, ["--epochs", "5"]
+        "nnisuite.trials.mlp", {"lr": 1000.0, "batch_size": 256}, ["--epochs", "5"]
     )
     assert proc.returncode == 0, proc.stderr
     finals = [r["value"] for r in records if r["type"] == "FINAL"]
@@ -93,7 +95,7 @@ def test_fashion_mnist_one_epoch(tmp_path):
 
 def test_hyperband_budget_sets_the_epochs(run_nni_trial):
     proc, records = run_nni_trial(
-        "trials.mlp", {"TRIAL_BUDGET": 2.0, "lr": 0.05}, ["--epochs", "9"]
+        "nnisuite.trials.mlp", {"TRIAL_BUDGET": 2.0, "lr": 0.05}, ["--epochs", "9"]
     )
     assert proc.returncode == 0, proc.stderr
     final = [r["value"] for r in records if r["type"] == "FINAL"][0]
@@ -104,7 +106,7 @@ def test_hyperband_budget_sets_the_epochs(run_nni_trial):
 @pytest.mark.slow
 def test_pbt_checkpoints_carry_training_on(run_nni_trial, tmp_path):
     first = {"lr": 0.05, "save_checkpoint_dir": str(tmp_path / "g0"), "load_checkpoint_dir": ""}
-    proc, records = run_nni_trial("trials.mlp", first, ["--epochs", "2"])
+    proc, records = run_nni_trial("nnisuite.trials.mlp", first, ["--epochs", "2"])
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "g0" / "model.pt").exists()
     second = {
@@ -112,7 +114,7 @@ def test_pbt_checkpoints_carry_training_on(run_nni_trial, tmp_path):
         "load_checkpoint_dir": str(tmp_path / "g0"),
         "save_checkpoint_dir": str(tmp_path / "g1"),
     }
-    proc, records = run_nni_trial("trials.mlp", second, ["--epochs", "2"])
+    proc, records = run_nni_trial("nnisuite.trials.mlp", second, ["--epochs", "2"])
     assert proc.returncode == 0, proc.stderr
     final = [r["value"] for r in records if r["type"] == "FINAL"][0]
     assert final["resumed_epochs"] == 2 and final["epochs"] == 4
@@ -122,7 +124,7 @@ def test_pbt_checkpoints_carry_training_on(run_nni_trial, tmp_path):
 def test_the_final_result_is_reported_exactly_once_even_when_asked_twice():
     """NNI 3.0's TPE dispatcher dies on a second final (microsoft/nni#5689): the reporter
     refuses it before anything reaches NNI."""
-    from trials.report import Reporter
+    from nnisuite.trials.report import Reporter
 
     sent = []
 

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.store import flatten_parameters, load_experiment
-from experiments.manager import free_port
-from nas import __main__ as nas_cli
-from nas.space import DepthSpace, log_widths
-from trials.data import raw_splits
+from nnisuite.analysis.store import flatten_parameters, load_experiment
+from nnisuite.nas import __main__ as nas_cli
+from nnisuite.nas.space import DepthSpace, log_widths
+from nnisuite.study.manager import free_port
+from nnisuite.trials.data import raw_splits
 
 
 def session_args(tmp_path) -> list[str]:
@@ -122,10 +122,11 @@ def test_grid_search_over_six_depths(tmp_path, capsys):
     assert exp.id not in running_experiment_ids()
     captured = capsys.readouterr()
     assert "| depth |" in captured.out
-    # NAS trials fork from a launcher that imported PyTorch Lightning (nas.study.NAS_PRELOAD)
+    # NAS trials fork from a launcher that imported PyTorch Lightning
+    # (nnisuite.nas.study.NAS_PRELOAD)
     assert "pytorch_lightning" in re.search(r"imported before the fork: (.*)", captured.err)[1]
-    # the study's best architecture, retrained and saved (experiments.best reads NNI's record)
-    from experiments import best
+    # the study's best architecture, retrained and saved (nnisuite.deploy.best reads NNI's record)
+    from nnisuite.deploy import best
 
     assert (
         best.main(
@@ -156,7 +157,7 @@ def test_grid_search_over_six_depths(tmp_path, capsys):
 
 
 def test_depth_table_means_and_spreads_over_seeds():
-    from nas.table import depth_table
+    from nnisuite.nas.table import depth_table
 
     trials = pd.DataFrame(
         {
@@ -183,7 +184,7 @@ def test_depth_table_means_and_spreads_over_seeds():
 def test_attention_table_marks_each_costs_pareto_front_on_mean_accuracy():
     """A row is on a cost's front when no architecture is as accurate (mean over its seeds) and
     as cheap, one strictly; checked here pairwise, by brute force."""
-    from nas.table import attention_table
+    from nnisuite.nas.table import attention_table
 
     rng = np.random.default_rng(3)
     rows = []
@@ -223,9 +224,9 @@ def test_attention_table_marks_each_costs_pareto_front_on_mean_accuracy():
 
 
 def test_settings_file_keys_all_have_flags():
-    from experiments.config import load_yaml
-    from nas.__main__ import build_parser
-    from nas.settings import DEFAULTS
+    from nnisuite.config.experiment import load_yaml
+    from nnisuite.config.nas_settings import DEFAULTS
+    from nnisuite.nas.__main__ import build_parser
 
     raw = load_yaml("experiments/nas_depth.yaml")
     assert set(raw) == set(DEFAULTS)
@@ -260,7 +261,7 @@ def test_tpe_strategy_maximizes(which):
     as two tests, side by side under parallel workers."""
     from nni.nas import strategy
 
-    from nas.study import make_strategy
+    from nnisuite.nas.study import make_strategy
 
     made = make_strategy("tpe", seed=0) if which == "nnisuite" else strategy.TPE(seed=0)
     sums = strategy_choices(made, 36)
@@ -275,9 +276,9 @@ def test_tpe_strategy_maximizes(which):
 def test_attention_space_builds_every_variant():
     from itertools import product
 
-    from models.transformer import RowTransformer
-    from nas.attention_space import AttentionSpace
-    from nas.settings import ATTENTION_CHOICES
+    from nnisuite.config.nas_settings import ATTENTION_CHOICES
+    from nnisuite.models.transformer import RowTransformer
+    from nnisuite.nas.attention_space import AttentionSpace
 
     space = AttentionSpace(8, 8, 10)
     assert set(space.simplify()) == {"seed", "kind", "heads", "embed_dim", "depth"}
@@ -293,7 +294,7 @@ def test_attention_space_builds_every_variant():
         assert (info["kv_heads"], info["depth"], len(model.blocks)) == (kv, depth, depth)
         assert info["kv_cache_bytes_per_token"] == 2 * kv * (embed // heads) * depth * 4
         assert model(x).shape == (3, 10)
-        # the saved weights rebuild the plain model analysis.attention draws
+        # the saved weights rebuild the plain model nnisuite.analysis.attention draws
         plain = RowTransformer(**info["transformer_kwargs"])
         plain.load_state_dict(model.state_dict())
         torch.testing.assert_close(plain(x), model(x))
@@ -366,7 +367,7 @@ def test_attention_search_through_nni(tmp_path, capsys):
     table = (tmp_path / "out" / "nas_table.md").read_text()
     assert "kv_cache_bytes_per_token" in table and "best_model.pt" in table
     assert (tmp_path / "out" / "best_model.pt").stat().st_size > 1000
-    from analysis import attention
+    from nnisuite.analysis import attention
 
     assert (
         attention.main(
@@ -385,7 +386,7 @@ def test_attention_search_through_nni(tmp_path, capsys):
     (exp_dir,) = [p for p in (tmp_path / "nni").iterdir() if p.is_dir() and p.name[0] not in "._"]
     assert exp_dir.name not in running_experiment_ids()
     # the best architecture retrained, saved with its card; its weights draw attention maps too
-    from experiments import best
+    from nnisuite.deploy import best
 
     out = tmp_path / "best"
     assert (
@@ -414,13 +415,13 @@ def test_attention_search_through_nni(tmp_path, capsys):
 @pytest.mark.slow
 def test_an_optuna_strategy_maximizes_through_nnis_hpo_strategy():
     """Optuna's multivariate TPE as a NAS strategy (NNI's HPOTunerStrategy around
-    experiments.optuna_tuner, as make_strategy builds it, with 4 random architectures first
+    nnisuite.study.optuna_tuner, as make_strategy builds it, with 4 random architectures first
     instead of 10): its suggestions reach near the best of the toy space (sum 24), above its
     random start (seed 0: 18 against 15; minimizing, the same start then at most 12)."""
     from nni.nas.strategy.hpo import HPOTunerStrategy
 
-    from experiments.optuna_tuner import OptunaTuner
-    from nas.study import make_strategy
+    from nnisuite.nas.study import make_strategy
+    from nnisuite.study.optuna_tuner import OptunaTuner
 
     made = make_strategy("optuna_tpe", seed=0)
     assert isinstance(made, HPOTunerStrategy) and isinstance(made.tuner, OptunaTuner)
@@ -436,7 +437,7 @@ def test_an_optuna_strategy_maximizes_through_nnis_hpo_strategy():
 def test_the_cmaes_strategy_says_once_that_it_samples_choices_at_random(capsys):
     """Optuna's CMA-ES warns per categorical choice per trial (13 lines a trial on the extended
     space, on the user's terminal): the strategy says it once and turns the warning off."""
-    from nas.study import make_strategy
+    from nnisuite.nas.study import make_strategy
 
     made = make_strategy("optuna_cmaes", seed=0)
     assert type(made.tuner.sampler).__name__ == "CmaEsSampler"

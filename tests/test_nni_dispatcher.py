@@ -1,4 +1,4 @@
-"""experiments.nni_dispatcher's fixes, on NNI 3.0's own MsgDispatcher in this process (its
+"""nnisuite.nni_patches.dispatcher's fixes, on NNI 3.0's own MsgDispatcher in this process (its
 unittest channel), both workers running as in NNI's dispatcher process:
 - quick stop: setting `stopping` ends both command workers at once, not after NNI's 3 s queue
   timeout; the command being handled is finished and the rest dropped, as NNI's own loop does
@@ -18,8 +18,8 @@ from nni.runtime.msg_dispatcher import MsgDispatcher
 from nni.runtime.tuner_command_channel import CommandType
 from nni.tuner import Tuner
 
-from experiments import nni_dispatcher
-from experiments.nni_dispatcher import ordered_trial_end, quick_stop
+from nnisuite.nni_patches import dispatcher as patch
+from nnisuite.nni_patches.dispatcher import ordered_trial_end, quick_stop
 
 
 class Recording(Tuner):
@@ -86,15 +86,15 @@ def stop(dispatcher) -> None:
 def as_shipped():
     """MsgDispatcher's handle_trial_end as NNI ships it, put back afterwards."""
     names = ("handle_trial_end", "_handle_final_metric_data")
-    saved, on = {n: getattr(MsgDispatcher, n) for n in names}, dict(nni_dispatcher.ORDERED)
+    saved, on = {n: getattr(MsgDispatcher, n) for n in names}, dict(patch.ORDERED)
     for name in names:
         while hasattr(getattr(MsgDispatcher, name), "nni_original"):
             setattr(MsgDispatcher, name, getattr(MsgDispatcher, name).nni_original)
-    nni_dispatcher.ORDERED["on"] = False
+    patch.ORDERED["on"] = False
     yield
     for name, method in saved.items():
         setattr(MsgDispatcher, name, method)
-    nni_dispatcher.ORDERED.update(on)
+    patch.ORDERED.update(on)
 
 
 def end_overtakes_final(fixed: bool, end_first: bool = False) -> tuple[SlowTPE, list]:
@@ -163,7 +163,7 @@ def test_as_nni_ships_it_an_end_sent_before_its_final_kills_tpe(as_shipped):
 def test_a_success_without_a_final_is_ended_after_the_hold(as_shipped, monkeypatch):
     """A trial that succeeded without reporting a final: its end reaches the tuner once
     HOLD_S has passed, at the next end or final the dispatcher handles."""
-    monkeypatch.setattr(nni_dispatcher, "HOLD_S", 0.3)
+    monkeypatch.setattr(patch, "HOLD_S", 0.3)
     quick_stop()
     ordered_trial_end()
     tuner = TpeTuner(optimize_mode="maximize", seed=0)

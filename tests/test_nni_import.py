@@ -1,4 +1,4 @@
-"""`import nni` with scipy.stats and pandas deferred (launcher/nni_import.py): the same
+"""`import nni` with scipy.stats and pandas deferred (nni_patches/lazy_import.py): the same
 distributions, the same JSON for NNI's serializer (a DataFrame and a numpy scalar included), the
 real modules for everyone else, the switch, and the dispatcher's route through it."""
 
@@ -10,13 +10,13 @@ import os
 import subprocess
 import sys
 
-from experiments.nni_python import script, version_info
-from launcher import REPO
+from nnisuite.nni_patches.interpreter import script, version_info
+from tests.helpers.paths import REPO
 
 # Samples of every distribution nni.mutable.Numerical builds from scipy.stats, with a fixed seed.
 SAMPLES = """
 import json, sys
-import launcher  # installs the hook, as every nnisuite package does
+import nnisuite  # installs the hook, as every nnisuite package does
 import nni
 from nni.mutable import Numerical
 from numpy.random import RandomState
@@ -60,7 +60,7 @@ def test_nni_imports_without_scipy_stats_and_samples_the_same():
 
 def test_the_dispatcher_command_goes_through_the_hook(tmp_path):
     """The manager's `python -m nni --exp_params ...` reaches NNI's own main through
-    experiments.nni_dispatcher, its arguments intact (a payload that is not JSON: NNI says so);
+    nnisuite.nni_patches.dispatcher, its arguments intact (a payload that is not JSON: NNI says so);
     with the hook switched off the dispatcher still goes there (its quick stop), and the hook
     stays off (test above)."""
     path = tmp_path / "python"
@@ -71,17 +71,18 @@ def test_the_dispatcher_command_goes_through_the_hook(tmp_path):
         [str(path), "-m", "nni", "--exp_params", bad], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode != 0
-    assert "nni_dispatcher.py" in proc.stderr and "run_module" in proc.stderr, proc.stderr[-2000:]
+    assert "dispatcher.py" in proc.stderr and "run_module" in proc.stderr, proc.stderr[-2000:]
     assert "JSONDecodeError" in proc.stderr, proc.stderr[-2000:]
     code = (
-        "from experiments.nni_python import script as s, version_info as v; print(s('python', v()))"
+        "from nnisuite.nni_patches.interpreter import script as s, version_info as v; "
+        "print(s('python', v()))"
     )
     env = {**os.environ, "NNISUITE_LAZY_SCIPY": "0"}
     plain = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
     )
     assert plain.returncode == 0 and "exec python" in plain.stdout, plain.stderr[-2000:]
-    assert "nni_dispatcher.main()" in plain.stdout
+    assert "dispatcher.main()" in plain.stdout
 
 
 def test_the_warm_launcher_imports_nothing_the_hook_defers():
@@ -89,7 +90,7 @@ def test_the_warm_launcher_imports_nothing_the_hook_defers():
     in its forked trial finds everything it needs: neither scipy.stats nor pandas was imported
     for it (0.3 s of CPU per study); with the hook off the launcher imports both, as before."""
     code = (
-        "import sys, json; from launcher import server; server.preload(()); import nni; "
+        "import sys, json; from nnisuite.launcher import server; server.preload(()); import nni; "
         "print(json.dumps([m in sys.modules for m in ('numpy', 'pandas', 'scipy.stats')]))"
     )
     found = {}

@@ -1,5 +1,5 @@
-"""experiments.nni_python: the interpreter script NNI's manager runs answers NNI's version query
-exactly as NNI's own module does, and hands every other command to the real Python."""
+"""nnisuite.nni_patches.interpreter: the interpreter script NNI's manager runs answers NNI's version
+query exactly as NNI's own module does, and hands every other command to the real Python."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from experiments.nni_python import MODULE, VERSION_SCRIPT, quick_version_query
+from nnisuite.nni_patches.interpreter import MODULE, VERSION_SCRIPT, quick_version_query
 
 
 def test_the_script_answers_as_nni_does_and_passes_everything_else_on():

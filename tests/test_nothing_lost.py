@@ -18,9 +18,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis.atomic import EXIT_WRITE
-from analysis.export import export_experiment
-from experiments.manager import database_kept, resumable
+from nnisuite.analysis.atomic import EXIT_WRITE
+from nnisuite.analysis.export import export_experiment
+from nnisuite.study.manager import database_kept, resumable
 from tests.helpers.database import Database
 from tests.helpers.mounts import cannot_mount, fill, tmpfs
 from tests.helpers.nni import running_experiment_ids
@@ -68,16 +68,16 @@ def small_experiment(root: Path, n: int = 6) -> Path:
 def test_an_export_into_a_full_disk_changes_nothing_and_says_so(tmp_path):
     db = small_experiment(tmp_path)
     with tmpfs(tmp_path / "disk", size="2m") as disk:
-        good = cli("analysis.export", str(db), "--out", str(disk / "exp"))
+        good = cli("nnisuite.analysis.export", str(db), "--out", str(disk / "exp"))
         assert good.returncode == 0, good.stderr
         before = digests(disk / "exp")
         assert {"trials.csv", "summary.md", "importance_optuna.csv"} <= set(before)
         fill(disk)
-        again = cli("analysis.export", str(db), "--out", str(disk / "exp"))
+        again = cli("nnisuite.analysis.export", str(db), "--out", str(disk / "exp"))
         line = one_line(again, EXIT_WRITE, f"cannot write into {disk / 'exp'}")
         assert "no space left" in line and "as they were" in line
         assert digests(disk / "exp") == before  # the previous export, byte for byte
-        fresh = cli("analysis.export", str(db), "--out", str(disk / "new"))
+        fresh = cli("nnisuite.analysis.export", str(db), "--out", str(disk / "new"))
         one_line(fresh, EXIT_WRITE, "no space left")
         assert not (disk / "new").exists() or not any((disk / "new").iterdir())
 
@@ -107,7 +107,7 @@ def test_a_disk_that_fills_during_a_study_stops_it_and_keeps_what_finished(tmp_p
         trials = pd.read_csv(tmp_path / "out" / "trials.csv")  # --out is on another disk
         assert (trials["status"] == "SUCCEEDED").sum() == 2
         # resuming onto the full disk is refused before anything starts
-        again = cli("experiments.run", "--resume", exp_id, "--experiment-dir", str(disk))
+        again = cli("nnisuite.study.run", "--resume", exp_id, "--experiment-dir", str(disk))
         one_line(again, 2, f"--experiment-dir {disk}: its disk is full")
     assert exp_id not in running_experiment_ids()
 
@@ -171,7 +171,7 @@ def test_a_second_runner_on_the_same_experiment_is_refused(tmp_path):
         manager = first.manager().pid
         exp_id = first.output.split("experiment ", 1)[1].split(":", 1)[0]
         second = cli(
-            "experiments.run", "--resume", exp_id, "--experiment-dir", str(tmp_path / "nni")
+            "nnisuite.study.run", "--resume", exp_id, "--experiment-dir", str(tmp_path / "nni")
         )
         line = one_line(second, 2, f"experiment {exp_id} is being run by another runner")
         assert f"process {first.proc.pid} (" in line and str(yaml_path) in line
@@ -187,7 +187,7 @@ def test_a_port_that_is_taken_is_named_with_a_free_one(tmp_path):
         taken.bind(("0.0.0.0", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = cli("experiments.run", str(yaml_path), "--port", str(port))
+        proc = cli("nnisuite.study.run", str(yaml_path), "--port", str(port))
     line = one_line(proc, 2, f"port {port} is taken")
     free = int(line.rsplit("--port ", 1)[1].split()[0])
     assert free != port and 0 < free < 65536
@@ -200,22 +200,22 @@ def test_an_experiment_folder_that_cannot_be_written_is_refused_before_anything_
 ):
     yaml_path = fault_experiment(tmp_path, UNIFORM_X, tuner=RANDOM, max_trials=1)
     with tmpfs(tmp_path / "ro", size="1m", read_only=True) as ro:
-        proc = cli("experiments.run", str(yaml_path), "--experiment-dir", str(ro))
+        proc = cli("nnisuite.study.run", str(yaml_path), "--experiment-dir", str(ro))
         one_line(proc, 2, f"--experiment-dir {ro}: folder not writable")
         assert "web UI" not in proc.stdout
     with tmpfs(tmp_path / "full", size="1m") as full:
         fill(full)
-        proc = cli("experiments.run", str(yaml_path), "--experiment-dir", str(full))
+        proc = cli("nnisuite.study.run", str(yaml_path), "--experiment-dir", str(full))
         one_line(proc, 2, f"--experiment-dir {full}: its disk is full")
         assert "web UI" not in proc.stdout
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
-    proc = cli("experiments.run", str(yaml_path), "--experiment-dir", str(a_file))
+    proc = cli("nnisuite.study.run", str(yaml_path), "--experiment-dir", str(a_file))
     one_line(proc, 2, "exists and is not a folder")
 
 
 def test_a_claim_names_its_holder_and_ends_with_it(tmp_path):
-    from experiments.claim import Held, claim, command_line, holder
+    from nnisuite.study.claim import Held, claim, command_line, holder
 
     assert holder(tmp_path, "abc") is None
     with claim(tmp_path, "abc") as path:
@@ -230,7 +230,7 @@ def test_a_claim_names_its_holder_and_ends_with_it(tmp_path):
 def test_staged_files_replace_their_namesakes_only_when_all_were_written(tmp_path):
     import errno
 
-    from analysis.atomic import WriteError, staged
+    from nnisuite.analysis.atomic import WriteError, staged
 
     out = tmp_path / "out"
     with staged(out) as stage:

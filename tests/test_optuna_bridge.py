@@ -1,5 +1,5 @@
-"""analysis.optuna: an NNI experiment as an Optuna study (checked against the live manager's
-REST API), idempotent on the same storage, bad input as one line and exit 2 with nothing
+"""nnisuite.analysis.optuna: an NNI experiment as an Optuna study (checked against the live
+manager's REST API), idempotent on the same storage, bad input as one line and exit 2 with nothing
 written, and optuna-dashboard in a real headless Chromium."""
 
 from __future__ import annotations
@@ -17,18 +17,17 @@ import optuna  # noqa: E402 - a declared test dependency (the optuna extra): it 
 import psutil
 import pytest
 
-from analysis.store import load_experiment
-from benchmarks.nni_db import write_experiment
-from experiments.manager import free_port
-from launcher import REPO
+from nnisuite.analysis.store import load_experiment
+from nnisuite.benchmarks.nni_db import write_experiment
+from nnisuite.study.manager import free_port
 from tests.helpers.markers import CHROMIUM, needs_chromium
 from tests.helpers.nni import experiment_config, running_experiment
-from tests.helpers.paths import DIGITS_YAML
+from tests.helpers.paths import DIGITS_YAML, REPO
 
 
 def bridge(*args, timeout=120):
     return subprocess.run(
-        [sys.executable, "-m", "analysis.optuna", *args],
+        [sys.executable, "-m", "nnisuite.analysis.optuna", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -45,7 +44,7 @@ def synthetic(tmp_path_factory):
 
 @pytest.mark.integration
 def test_round_trip_against_the_live_manager(tmp_path):
-    from analysis.optuna import to_study
+    from nnisuite.analysis.optuna import to_study
 
     config = experiment_config(DIGITS_YAML, tmp_path, max_trials=4, concurrency=2, epochs=2)
     with running_experiment(config, timeout_s=240) as (exp, port, status):
@@ -114,7 +113,7 @@ def test_bad_input_is_one_line_and_writes_nothing(args, fragment, synthetic, tmp
 
 
 def test_a_type_optuna_cannot_express_is_named(tmp_path):
-    from analysis.optuna import BridgeError, to_study
+    from nnisuite.analysis.optuna import BridgeError, to_study
 
     write_experiment(tmp_path, "normal", trials=3, intermediates=1)
     exp = load_experiment("normal", tmp_path)
@@ -125,8 +124,8 @@ def test_a_type_optuna_cannot_express_is_named(tmp_path):
 
 def test_a_finished_trial_without_an_end_time_is_kept():
     """A manager killed mid-run leaves trials with no end time (seen after SIGKILL + export)."""
-    from analysis.optuna import to_study
-    from analysis.store import Experiment, Trial
+    from nnisuite.analysis.optuna import to_study
+    from nnisuite.analysis.store import Experiment, Trial
 
     space = {"x": {"_type": "uniform", "_value": [0, 1]}}
     exp = Experiment(
@@ -166,7 +165,7 @@ def test_dashboard_in_a_real_browser(synthetic, tmp_path):
         [
             sys.executable,
             "-m",
-            "analysis.optuna",
+            "nnisuite.analysis.optuna",
             "synth",
             "--experiment-dir",
             str(synthetic),
@@ -223,3 +222,19 @@ def test_dashboard_in_a_real_browser(synthetic, tmp_path):
             proc.wait()
     with pytest.raises(OSError):  # the dashboard stopped with its parent
         socket.create_connection(("127.0.0.1", port), 1)
+
+
+def test_the_bridge_and_the_export_print_no_experimental_warning(synthetic, tmp_path):
+    """nnisuite calls Optuna's experimental APIs on purpose (metric names, plots): a user's
+    terminal does not get Optuna's ExperimentalWarning for them."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    proc = bridge("synth", "--experiment-dir", str(synthetic), "--storage", storage)
+    assert proc.returncode == 0, proc.stderr
+    export = subprocess.run(
+        [sys.executable, "-m", "nnisuite.analysis.export", "synth", "--experiment-dir",
+         str(synthetic), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert export.returncode == 0, export.stderr
+    for stderr in (proc.stderr, export.stderr):
+        assert "ExperimentalWarning" not in stderr and "is experimental" not in stderr, stderr

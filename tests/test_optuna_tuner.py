@@ -1,4 +1,4 @@
-"""experiments.optuna_tuner driven by NNI 3.0's own MsgDispatcher in this process (its unittest
+"""nnisuite.study.optuna_tuner driven by NNI 3.0's own MsgDispatcher in this process (its unittest
 channel: the commands it would send are captured), as the manager drives it: the search space,
 requests for parameters with trials pending, final results, end events (EARLY_STOPPED is
 PRUNED, FAILED is FAIL), a resume's import_data, several objectives. Through real NNI
@@ -12,8 +12,8 @@ import math
 import pytest
 from nni.runtime.msg_dispatcher import MsgDispatcher
 
-from analysis.pareto import front
-from experiments.optuna_tuner import (
+from nnisuite.analysis.pareto import front
+from nnisuite.study.optuna_tuner import (
     SAMPLERS,
     ArgsError,
     OptunaTuner,

@@ -1,4 +1,4 @@
-"""experiments.optuna_tuner through real NNI managers: two samplers for a few trials (their
+"""nnisuite.study.optuna_tuner through real NNI managers: two samplers for a few trials (their
 dispatcher's log says what each was told, checked against NNI's database; the shipped file
 under plain `nnictl create`: test_hpo_integration), and a two-objective NSGA-II study stopped with
 Ctrl-C and resumed (`--resume`: NNI hands the tuner the finished trials with import_data) whose
@@ -16,15 +16,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis.store import load_experiment
-from launcher import REPO
+from nnisuite.analysis.store import load_experiment
 from tests.helpers.nni import experiment_config, running_experiment, running_experiment_ids
+from tests.helpers.paths import REPO
 from tests.helpers.runner import runner, wait_dead
 
 pytestmark = pytest.mark.integration
 
 SHIPPED = REPO / "experiments" / "optuna_tpe_digits.yaml"
-TRIAL = "python3 -m launcher tests.fixtures.cost_trial"  # the project's Python, found
+TRIAL = "python3 -m nnisuite.launcher tests.fixtures.cost_trial"  # the project's Python, found
 TOLD = re.compile(r"parameter id (\d+) told: (\[.*\])")
 
 

@@ -1,4 +1,5 @@
-"""trials.params: typed defaults <- CLI flags <- NNI parameters; coercion refuses lossy values."""
+"""nnisuite.trials.params: typed defaults <- CLI flags <- NNI parameters; coercion refuses lossy
+values."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import math
 
 import pytest
 
-from trials.mlp import MLPParams
-from trials.params import ParameterError, build_parser, coerce, resolve_params
+from nnisuite.trials.mlp import MLPParams
+from nnisuite.trials.params import ParameterError, build_parser, coerce, resolve_params
 
 
 @pytest.mark.parametrize(

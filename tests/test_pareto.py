@@ -1,4 +1,4 @@
-"""analysis.pareto against brute force (the front by pairwise dominance, the hypervolume by
+"""nnisuite.analysis.pareto against brute force (the front by pairwise dominance, the hypervolume by
 cells of the coordinate grid), and the export's pareto.csv / summary / plot on databases in
 NNI's schema whose trials report costs: maximizing and minimizing, and a foreign experiment
 with no cost (no trade-off section)."""
@@ -11,10 +11,10 @@ import random
 import pandas as pd
 import pytest
 
-from analysis.export import export
-from analysis.pareto import build_front, dominates, front, hypervolume, reference_for
-from analysis.store import load_experiment
-from models import costs
+from nnisuite.analysis.export import export
+from nnisuite.analysis.pareto import build_front, dominates, front, hypervolume, reference_for
+from nnisuite.analysis.store import load_experiment
+from nnisuite.models import costs
 from tests.helpers.database import Database
 
 
@@ -85,7 +85,7 @@ CONFIG = {
         "features2": {"_type": "choice", "_value": [256, 512]},
         "value": {"_type": "uniform", "_value": [0, 1]},  # named like a pareto.csv column
     },
-    "trialCommand": "python3 -m trials.mlp",
+    "trialCommand": "python3 -m nnisuite.trials.mlp",
     "trialConcurrency": 1,
     "maxTrialNumber": 30,
     "tuner": {"name": "Random", "classArgs": {"optimize_mode": "maximize"}},
@@ -154,7 +154,7 @@ def test_an_experiment_without_costs_has_no_trade_off_section(tmp_path):
 def test_costs_of_a_real_model_are_measured():
     import torch
 
-    from models.mlp import MLP
+    from nnisuite.models.mlp import MLP
 
     model = MLP(64, [32, 16], 10).eval()
     found = costs.measure(model, torch.zeros(1, 64))
@@ -167,7 +167,7 @@ def test_costs_of_a_real_model_are_measured():
 def test_repeated_runs_are_compared_on_hypervolume_with_one_reference(tmp_path):
     """Two variants x 3 seeds of databases whose trials report costs: runs.csv's hypervolume
     per run, recomputed here from each run's trials.csv with the reference of all runs."""
-    from analysis.compare import compare_groups
+    from nnisuite.analysis.compare import compare_groups
 
     groups = {"a": [], "b": []}
     for variant, n in (("a", 12), ("b", 24)):
@@ -198,16 +198,16 @@ def test_repeated_runs_are_compared_on_hypervolume_with_one_reference(tmp_path):
 
 
 def test_the_optuna_bridge_carries_every_objective_and_its_name(tmp_path):
-    """An experiment whose tuner optimized accuracy and size (experiments.optuna_tuner's
+    """An experiment whose tuner optimized accuracy and size (nnisuite.study.optuna_tuner's
     objectives) becomes a two-objective study, objectives named; its best trials are the
     Pareto front computed here from the trials."""
-    from analysis.direction import objectives
-    from analysis.optuna import to_study
+    from nnisuite.analysis.direction import objectives
+    from nnisuite.analysis.optuna import to_study
 
     path = costly_database(tmp_path)
     exp = load_experiment(str(path), live=False)
     exp.config["tuner"] = {
-        "className": "experiments.optuna_tuner.OptunaTuner",
+        "className": "nnisuite.study.optuna_tuner.OptunaTuner",
         "classArgs": {"sampler": "nsgaii", "objectives": ["default", "parameters"]},
     }
     study, _ = to_study(exp, objectives=objectives(exp.config))
@@ -224,7 +224,7 @@ def test_the_optuna_bridge_carries_every_objective_and_its_name(tmp_path):
 def test_a_compared_study_draws_every_runs_front_per_cost(tmp_path):
     """compare with plots: one pareto_<cost>.png per cost every run reports (each run's front
     in its variant's colour), beside the best-so-far bands; none for a key no trial reports."""
-    from analysis.compare import compare_groups
+    from nnisuite.analysis.compare import compare_groups
 
     groups = {
         v: [str(costly_database(tmp_path / f"{v}{s}", n=8 + s)) for s in range(2)] for v in "ab"

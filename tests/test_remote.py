@@ -11,10 +11,10 @@ import nni
 import pytest
 import yaml
 
-from analysis.store import load_experiment
-from experiments.config import to_nni_config
-from launcher import REPO
+from nnisuite.analysis.store import load_experiment
+from nnisuite.config.experiment import to_nni_config
 from tests.helpers.nni import running_experiment
+from tests.helpers.paths import REPO
 from tests.helpers.sshd import SFTP, SSHD, loopback_sshd
 
 pytestmark = [
@@ -66,7 +66,7 @@ def test_remote_experiment_on_a_loopback_sshd(tmp_path):
             for exp_id in ids:
                 shutil.rmtree(Path.home() / "nni-experiments" / exp_id, ignore_errors=True)
     assert status == "DONE", [(t.trial_id, t.status) for t in exp.trials]
-    # the worker's nni version, read from its metadata (experiments/nni_node_preload.js), is
+    # the worker's nni version, read from its metadata (nni_patches/node_preload.js), is
     # the one NNI's own query (which imports all of nni there) would have logged; the trial
     # keeper's two start scripts ran by path, and the study ran on the keeper they started
     log = (tmp_path / "nni" / ids[0] / "log" / "nnimanager.log").read_text()
@@ -84,8 +84,8 @@ def test_the_runner_asks_every_host_before_anything_starts(tmp_path):
     """machineList checked over SSH by the runner: a host that cannot run trials is one line
     naming it (unreachable, key refused, no Python at pythonPath, Python without nni), exit 2,
     no manager started; a good host passes."""
-    from experiments.machines import entries
-    from experiments.manager import free_port
+    from nnisuite.config.machines import entries
+    from nnisuite.study.manager import free_port
     from tests.helpers.runner import cli
     from tests.helpers.sshd import keygen
 
@@ -114,7 +114,7 @@ def test_the_runner_asks_every_host_before_anything_starts(tmp_path):
         assert len(entries(raw)) == 5
         config = tmp_path / "remote.yaml"
         config.write_text(yaml.safe_dump(raw))
-        done = cli("experiments.run", str(config), "--out", str(tmp_path / "o"))
+        done = cli("nnisuite.study.run", str(config), "--out", str(tmp_path / "o"))
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert done.returncode == 2, done.stdout + done.stderr
     assert "web UI" not in done.stdout and not (tmp_path / "nni").exists()  # nothing started

@@ -10,9 +10,8 @@ import sys
 import pandas as pd
 import pytest
 
-from experiments.plan import RepeatError, load_plan, run_config
-from launcher import REPO
-from tests.helpers.paths import EXPERIMENTS
+from nnisuite.config.plan import RepeatError, load_plan, run_config
+from tests.helpers.paths import EXPERIMENTS, REPO
 
 TUNERS = EXPERIMENTS / "tuners_digits.yaml"
 ASSESSORS = EXPERIMENTS / "assessors_fashion.yaml"
@@ -20,7 +19,7 @@ ASSESSORS = EXPERIMENTS / "assessors_fashion.yaml"
 
 def repeat(*args, timeout=900):
     return subprocess.run(
-        [sys.executable, "-m", "experiments.repeat", *args],
+        [sys.executable, "-m", "nnisuite.study.repeat", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -33,8 +32,8 @@ def test_the_same_seed_gives_the_same_first_suggestions(name):
     from nni.tools.package_utils.tuner_factory import create_builtin_class_instance
 
     space = load_plan(TUNERS)  # the 3.17 space of the plan's base experiment
-    from experiments.config import load_yaml
-    from experiments.search_space import load_space
+    from nnisuite.config.experiment import load_yaml
+    from nnisuite.config.search_space import load_space
 
     nni_space, _, _ = load_space(load_yaml(space["base"]), space["base"])
 
@@ -49,7 +48,7 @@ def test_the_same_seed_gives_the_same_first_suggestions(name):
 
 def test_tuners_without_a_seed_are_known_as_such():
     """hyperopt's tuners take no seed in NNI: their runs differ by their own draws."""
-    from experiments.plan import takes_seed
+    from nnisuite.config.plan import takes_seed
 
     assert not takes_seed({"name": "Anneal"}) and not takes_seed({"name": "TPE_legacy"})
     assert takes_seed({"name": "TPE"}) and takes_seed({"name": "Random"})
@@ -86,7 +85,7 @@ def test_variants_keep_the_bases_direction_and_mixed_directions_are_refused(tmp_
         "down: {tuner: {name: TPE, classArgs: {optimize_mode: minimize}}}}\n"
     )
     out = subprocess.run(
-        [sys.executable, "-m", "experiments.repeat", str(path), "--out", str(tmp_path / "o")],
+        [sys.executable, "-m", "nnisuite.study.repeat", str(path), "--out", str(tmp_path / "o")],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -135,8 +134,8 @@ def test_the_other_tuners_run_in_nnis_own_dispatcher(tmp_path):
     dispatcher, the trials) is the same for every tuner. Each is told its trials' results: its
     suggestions after the first depend on them only if it received them, so a tuner is also
     checked to give a whole run of valid suggestions, each scored with the table's value."""
-    from benchmarks.tabular.__main__ import main
-    from benchmarks.tabular.table import Table
+    from nnisuite.benchmarks.tabular.__main__ import main
+    from nnisuite.benchmarks.tabular.table import Table
 
     table_dir = REPO / "benchmarks" / "tables" / "digits"
     out = tmp_path / "sim"

@@ -18,10 +18,10 @@ import re
 import pandas as pd
 import pytest
 
-from analysis.compare import compare
-from analysis.export import export
-from analysis.optuna import BridgeError, to_study
-from analysis.store import ExportError, load_experiment
+from nnisuite.analysis.compare import compare
+from nnisuite.analysis.export import export
+from nnisuite.analysis.optuna import BridgeError, to_study
+from nnisuite.analysis.store import ExportError, load_experiment
 from tests.helpers.database import Database
 
 EXPERIMENTS = 120
@@ -331,9 +331,12 @@ def test_the_command_lines_on_generated_experiments(generated, tmp_path, capsys)
     root, truths = generated
     for i, truth in enumerate(truths[:6]):
         for module, extra in (
-            ("analysis.export", ["--out", str(tmp_path / f"x{i}"), "--serial"]),
-            ("analysis.optuna", ["--storage", f"sqlite:///{tmp_path / f'o{i}.db'}"]),
-            ("analysis.compare", [str(truths[i + 1]["path"]), "--out", str(tmp_path / f"c{i}")]),
+            ("nnisuite.analysis.export", ["--out", str(tmp_path / f"x{i}"), "--serial"]),
+            ("nnisuite.analysis.optuna", ["--storage", f"sqlite:///{tmp_path / f'o{i}.db'}"]),
+            (
+                "nnisuite.analysis.compare",
+                [str(truths[i + 1]["path"]), "--out", str(tmp_path / f"c{i}")],
+            ),
         ):
             main = importlib.import_module(module).main
             try:

@@ -1,4 +1,4 @@
-"""experiments.resume on databases in NNI's schema (no manager): the seed a resumed tuner gets,
+"""nnisuite.study.resume on databases in NNI's schema (no manager): the seed a resumed tuner gets,
 the profile revision that carries it, and what cannot be resumed. (Resumes through real managers:
 test_faults, test_everyday.)"""
 
@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from experiments.resume import (
+from nnisuite.study.resume import (
     AlreadyFinished,
     ResumeError,
     check_not_finished,
@@ -104,7 +104,7 @@ def test_a_study_whose_last_trial_timed_out_is_finished(tmp_path):
     log = db.parent.parent / "log" / "nnimanager.log"
     log.parent.mkdir()
     log.write_text("Trial job t2 has been canceled because it is over max trial duration.\n")
-    from analysis.store import load_experiment
+    from nnisuite.analysis.store import load_experiment
 
     assert load_experiment("exp", db.parent.parent.parent).trials[2].status == "TIMED_OUT"
     with pytest.raises(AlreadyFinished):

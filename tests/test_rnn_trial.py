@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from models.rnn import CELLS, ElmanCell, RowClassifier
+from nnisuite.models.rnn import CELLS, ElmanCell, RowClassifier
+from nnisuite.trials import rnn
 from tests.helpers.markers import needs_fashion_mnist
-from trials import rnn
 
 
 def test_elman_cell_is_the_logs_concatenated_linear():
@@ -46,7 +46,7 @@ def test_standalone_learns_digits(tmp_path):
 
 def test_nni_contract_with_a_tuned_cell(run_nni_trial):
     proc, records = run_nni_trial(
-        "trials.rnn",
+        "nnisuite.trials.rnn",
         {"cell": "gru", "hidden_size": 32, "lr": 0.01},
         ["--dataset", "digits", "--epochs", "2"],
     )
@@ -58,7 +58,7 @@ def test_nni_contract_with_a_tuned_cell(run_nni_trial):
 
 
 def test_unknown_cell_is_an_error(run_nni_trial):
-    proc, _ = run_nni_trial("trials.rnn", {"cell": "transformer"}, ["--dataset", "digits"])
+    proc, _ = run_nni_trial("nnisuite.trials.rnn", {"cell": "transformer"}, ["--dataset", "digits"])
     assert proc.returncode == 2 and "cell 'transformer' unknown" in proc.stderr
 
 

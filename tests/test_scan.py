@@ -1,5 +1,5 @@
-"""Your own trial, read without running it: experiments.trial (which trial a command runs),
-experiments.scan (the names it reads from nni.get_next_parameter()), and validation of a foreign
+"""Your own trial, read without running it: nnisuite.config.trial (which trial a command runs),
+nnisuite.config.scan (the names it reads from nni.get_next_parameter()), and validation of a foreign
 experiment file (the log's feature1 defect with file:line)."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from experiments.config import ConfigError, TrialCommand, apply_overrides
-from experiments.scan import compare, scan_trial
-from experiments.trial import Trial, through_launcher
-from experiments.validate import validate
+from nnisuite.config.experiment import ConfigError, TrialCommand, apply_overrides
+from nnisuite.config.scan import compare, scan_trial
+from nnisuite.config.trial import Trial, through_launcher
+from nnisuite.config.validate import validate
 
 SPACE = {
     "lr": {"_type": "loguniform", "_value": [0.001, 0.1]},
@@ -191,7 +191,7 @@ def test_a_local_module_holding_the_call_is_read(tmp_path):
         ("NNISUITE_SEED=1 python3 -u sub/t.py", "python-script", "sub/t.py"),
         ("python3 -m mypkg.run --x", "python-module", "mypkg/run.py"),
         ("bash run.sh", "other", None),
-        ("python3 -m launcher trials.mlp --epochs 1", "nnisuite", None),
+        ("python3 -m nnisuite.launcher nnisuite.trials.mlp --epochs 1", "nnisuite", None),
     ],
 )
 def test_which_trial_a_command_runs(tmp_path, command, kind, source):
@@ -276,7 +276,7 @@ def test_an_empty_default_and_a_copy_keep_track(tmp_path):
 
 
 def test_a_warm_launcher_preloads_what_the_trial_imports(tmp_path):
-    from launcher import REPO
+    from tests.helpers.paths import REPO
 
     write(
         tmp_path,
@@ -293,6 +293,8 @@ def test_a_warm_launcher_preloads_what_the_trial_imports(tmp_path):
     )
     trial = Trial.parse("python3 train.py", tmp_path)
     assert trial.preload() == ("numpy", "torch", "torch.nn.functional", "sklearn.ensemble")
-    assert Trial.parse("python3 -m launcher trials.mlp", REPO).preload() is None  # all of it
-    fault = Trial.parse("python3 -m launcher tests.fixtures.fault_trial", REPO)
+    assert (
+        Trial.parse("python3 -m nnisuite.launcher nnisuite.trials.mlp", REPO).preload() is None
+    )  # all of it
+    fault = Trial.parse("python3 -m nnisuite.launcher tests.fixtures.fault_trial", REPO)
     assert fault.kind == "python-module" and fault.preload() == ()  # nni's own deps only

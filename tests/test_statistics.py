@@ -1,4 +1,4 @@
-"""analysis.statistics against values computed by hand on tiny tables."""
+"""nnisuite.analysis.statistics against values computed by hand on tiny tables."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from analysis import statistics as S
+from nnisuite.analysis import statistics as S
 
 
 def test_best_so_far_auc_and_trials_to_within():
@@ -97,8 +97,8 @@ def test_compare_groups_writes_the_tables_other_tools_read(tmp_path):
 
     import pandas as pd
 
-    from benchmarks.nni_db import write_experiment
-    from launcher import REPO
+    from nnisuite.benchmarks.nni_db import write_experiment
+    from tests.helpers.paths import REPO
 
     for i in range(3):
         write_experiment(tmp_path / "nni", f"a{i}", trials=10, intermediates=1, seed=i)
@@ -107,7 +107,7 @@ def test_compare_groups_writes_the_tables_other_tools_read(tmp_path):
         [
             sys.executable,
             "-m",
-            "analysis.compare",
+            "nnisuite.analysis.compare",
             "--group",
             "a=a0,a1,a2",
             "--group",

@@ -1,11 +1,12 @@
-"""analysis.store on databases written in NNI's schema with the patterns a real manager leaves:
-the parameter ids and sequence numbers a resume repeats, NNI's parameter mix-up at concurrency
-2, and a trial stopped as it exited. (The same patterns through real managers: test_faults.)"""
+"""nnisuite.analysis.store on databases written in NNI's schema with the patterns a real manager
+leaves: the parameter ids and sequence numbers a resume repeats, NNI's parameter mix-up at
+concurrency 2, and a trial stopped as it exited. (The same patterns through real managers:
+test_faults.)"""
 
 from __future__ import annotations
 
-from analysis.export import export
-from analysis.store import load_experiment
+from nnisuite.analysis.export import export
+from nnisuite.analysis.store import load_experiment
 from tests.helpers.database import Database
 
 CONFIG = {

@@ -1,5 +1,6 @@
-"""analysis.tables and analysis.compare on experiments in NNI's own schema (written by
-benchmarks.nni_db, no manager): number formatting, the comparison row, the compare CLI."""
+"""nnisuite.analysis.tables and nnisuite.analysis.compare on experiments in NNI's own schema
+(written by nnisuite.benchmarks.nni_db, no manager): number formatting, the comparison row, the
+compare CLI."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import sys
 import pandas as pd
 import pytest
 
-from analysis.compare import comparison_row
-from analysis.store import load_experiment
-from analysis.tables import fmt, metric_label, trials_table
-from benchmarks.nni_db import write_experiment
-from launcher import REPO
+from nnisuite.analysis.compare import comparison_row
+from nnisuite.analysis.store import load_experiment
+from nnisuite.analysis.tables import fmt, metric_label, trials_table
+from nnisuite.benchmarks.nni_db import write_experiment
+from tests.helpers.paths import REPO
 
 
 @pytest.mark.parametrize(
@@ -67,7 +68,7 @@ def test_compare_cli_writes_the_table_and_plot(two_experiments, tmp_path):
         [
             sys.executable,
             "-m",
-            "analysis.compare",
+            "nnisuite.analysis.compare",
             "expa",
             "expb",
             "--experiment-dir",
@@ -89,7 +90,14 @@ def test_compare_cli_writes_the_table_and_plot(two_experiments, tmp_path):
 
 def test_compare_cli_unknown_experiment_is_one_line(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "analysis.compare", "nope", "--experiment-dir", str(tmp_path)]
+        [
+            sys.executable,
+            "-m",
+            "nnisuite.analysis.compare",
+            "nope",
+            "--experiment-dir",
+            str(tmp_path),
+        ]
         + ["--out", str(tmp_path / "o")],
         cwd=REPO,
         capture_output=True,
@@ -114,7 +122,7 @@ def test_permutation_importance_equals_scikit_learns():
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.inspection import permutation_importance
 
-    from analysis.importance import permutation_scores
+    from nnisuite.analysis.importance import permutation_scores
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 3))
@@ -129,8 +137,8 @@ def test_permutation_importance_equals_scikit_learns():
 def test_many_trials_a_bounded_sample_and_readable_plots(tmp_path):
     """1,200 trials: importance is fit on a seeded sample of 1,000 (and says so), the
     intermediate plot is the best trials over a band, and the exporter still finds lr."""
-    from analysis.export import export_experiment
-    from analysis.importance import MAX_TRIALS
+    from nnisuite.analysis.export import export_experiment
+    from nnisuite.analysis.importance import MAX_TRIALS
 
     write_experiment(tmp_path / "nni", "big", trials=1200, intermediates=2)
     result = export_experiment("big", tmp_path / "out", tmp_path / "nni")
@@ -144,7 +152,7 @@ def test_many_trials_a_bounded_sample_and_readable_plots(tmp_path):
 
 @pytest.mark.slow
 def test_serial_and_parallel_exports_write_the_same_tables(tmp_path, two_experiments):
-    from analysis.export import export_experiment
+    from nnisuite.analysis.export import export_experiment
 
     a = export_experiment("expa", tmp_path / "a", two_experiments, parallel=True)
     b = export_experiment("expa", tmp_path / "b", two_experiments, parallel=False)

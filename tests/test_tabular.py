@@ -1,7 +1,7 @@
-"""benchmarks.tabular: the grid of the 3.17 space; a table built through real NNI experiments
-(a reduced grid, stopped with Ctrl-C and continued), its values against NNI's own database; the
-simulated NNI on the committed digits table: its tuner told the table's values, NNI's poll
-clock, an assessor's kill, Hyperband's budgets as epochs, seeds that repeat."""
+"""nnisuite.benchmarks.tabular: the grid of the 3.17 space; a table built through real NNI
+experiments (a reduced grid, stopped with Ctrl-C and continued), its values against NNI's own
+database; the simulated NNI on the committed digits table: its tuner told the table's values, NNI's
+poll clock, an assessor's kill, Hyperband's budgets as epochs, seeds that repeat."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from benchmarks.tabular.table import Table, TableError, grid_space, load_space_file, snap
-from launcher import REPO
+from nnisuite.benchmarks.tabular.table import Table, TableError, grid_space, load_space_file, snap
 from tests.helpers.nni import running_experiment_ids
+from tests.helpers.paths import REPO
 from tests.helpers.runner import wait_dead
 
 DIGITS = REPO / "benchmarks" / "tables" / "digits"
@@ -79,7 +79,7 @@ def build(out: Path, nni: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "benchmarks.tabular",
+        "nnisuite.benchmarks.tabular",
         "build",
         "--dataset",
         "digits",
@@ -218,7 +218,7 @@ def test_a_retrain_names_only_cells_of_a_whole_table(tmp_path, capsys):
     """`build --retrain FILE` trains listed cells again (the NNI side is the build's own, tested
     above): every listed cell must be one of the table's, and the table whole; refused in one
     line otherwise, before any NNI experiment starts."""
-    from benchmarks.tabular.__main__ import main
+    from nnisuite.benchmarks.tabular.__main__ import main
 
     folder = tmp_path / "digits"
     folder.mkdir()
@@ -246,7 +246,7 @@ def test_a_retrain_names_only_cells_of_a_whole_table(tmp_path, capsys):
 
 
 def test_a_simulated_tuner_is_told_the_tables_values_for_what_it_asked(tmp_path):
-    from benchmarks.tabular.study import simulate
+    from nnisuite.benchmarks.tabular.study import simulate
     from tests.fixtures import recording_tuner
 
     recording_tuner.HANDED.clear()
@@ -275,7 +275,7 @@ def test_a_simulated_tuner_is_told_the_tables_values_for_what_it_asked(tmp_path)
 
 
 def test_the_simulated_clock_is_nnis_poll_and_the_tables_seconds(tmp_path):
-    from benchmarks.tabular.study import simulate
+    from nnisuite.benchmarks.tabular.study import simulate
 
     plan = plan_file(tmp_path, {"random": {"tuner": {"name": "Random"}}}, trials=8, concurrency=1)
     simulate(plan, DIGITS, seeds=1, out=tmp_path / "out", workers=1, plots=False)
@@ -296,7 +296,7 @@ def test_a_time_budget_cuts_every_run_at_the_same_simulated_second(tmp_path):
     """--max-seconds: the same run, cut in the middle of its last trial: the trials that ended
     by then as before, the ones running then cut without a final, none started after; the
     run's wall is the budget."""
-    from benchmarks.tabular.study import simulate
+    from nnisuite.benchmarks.tabular.study import simulate
 
     plan = plan_file(tmp_path, {"random": {"tuner": {"name": "Random"}}}, trials=8, concurrency=2)
     simulate(plan, DIGITS, seeds=1, out=tmp_path / "full", workers=1, plots=False)
@@ -321,11 +321,11 @@ def test_a_time_budget_cuts_every_run_at_the_same_simulated_second(tmp_path):
 
 
 def test_an_assessor_stops_trials_without_a_final_and_hyperband_budgets_are_epochs(tmp_path):
-    from benchmarks.tabular.study import simulate
+    from nnisuite.benchmarks.tabular.study import simulate
 
     median = {"name": "Medianstop", "classArgs": {"optimize_mode": "maximize", "start_step": 2}}
     hyperband = {
-        "className": "experiments.nni_fixes.Hyperband",
+        "className": "nnisuite.nni_patches.tuners.Hyperband",
         "codeDirectory": str(REPO),
         "classArgs": {"optimize_mode": "maximize", "R": 9, "eta": 3},
     }
@@ -352,7 +352,7 @@ def test_an_assessor_stops_trials_without_a_final_and_hyperband_budgets_are_epoc
 
 
 def test_a_seed_repeats_a_simulated_run_and_the_files_are_repeats(tmp_path):
-    from benchmarks.tabular.study import simulate
+    from nnisuite.benchmarks.tabular.study import simulate
 
     variants = {"tpe": {"tuner": {"name": "TPE", "classArgs": {"optimize_mode": "maximize"}}}}
     plan = plan_file(tmp_path, variants, trials=10)
@@ -364,12 +364,12 @@ def test_a_seed_repeats_a_simulated_run_and_the_files_are_repeats(tmp_path):
     assert len(set(by_seed)) == 3  # another seed, other suggestions
     runs = pd.read_csv(tmp_path / "a" / "runs.csv")
     for column in ("variant", "seed", "final_best", "auc", "wall_s", "trials"):
-        assert column in runs  # experiments.repeat's columns
+        assert column in runs  # nnisuite.study.repeat's columns
     assert (tmp_path / "a" / "pairwise.csv").is_file()
 
 
 def test_the_command_line_sets_trials_and_the_trials_training_seed(tmp_path):
-    from benchmarks.tabular.__main__ import main
+    from nnisuite.benchmarks.tabular.__main__ import main
 
     plan = plan_file(tmp_path, {"random": {"tuner": {"name": "Random"}}}, trials=12)
     out = tmp_path / "out"
@@ -394,7 +394,7 @@ def test_how_many_seeds_see_two_variants_apart(tmp_path, capsys):
     distribution are seen apart about as often as alpha says."""
     import numpy as np
 
-    from benchmarks.tabular.__main__ import main
+    from nnisuite.benchmarks.tabular.__main__ import main
 
     rng = np.random.default_rng(1)
     rows = [("good", s, 0.95 + 0.005 * rng.standard_normal()) for s in range(40)]
@@ -420,7 +420,7 @@ def test_how_many_seeds_see_two_variants_apart(tmp_path, capsys):
 def test_a_plan_for_another_dataset_is_refused_whoever_names_it(tmp_path):
     """The table is of digits: a plan whose trials train on Fashion-MNIST (its base's trial
     command, the plan's `dataset`, or --dataset) is refused before any run, naming both."""
-    from benchmarks.tabular.study import simulate
+    from nnisuite.benchmarks.tabular.study import simulate
 
     plan = plan_file(tmp_path, {"random": {"tuner": {"name": "Random"}}}, trials=2)
     simulate(plan, DIGITS, 1, tmp_path / "ok", workers=1, plots=False, dataset="digits")

@@ -1,4 +1,4 @@
-"""experiments.validate: each problem named with file, key and fix; exit code 2; shipped files
+"""nnisuite.config.validate: each problem named with file, key and fix; exit code 2; shipped files
 are clean; the runner refuses to start an invalid experiment."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import sys
 import pytest
 import yaml
 
-from experiments.validate import main, validate
-from launcher import REPO
+from nnisuite.config.validate import main, validate
+from tests.helpers.paths import REPO
 
 SHIPPED = sorted(p for p in (REPO / "experiments").glob("*.yaml") if not p.name.startswith("."))
 SPACE = {
@@ -25,7 +25,7 @@ def write_experiment(tmp_path, space=None, space_file="space.yaml", **config):
     raw = {
         "searchSpaceFile": space_file,
         "trialCodeDirectory": str(REPO),
-        "trialCommand": "python3 -m launcher trials.mlp --epochs 2",
+        "trialCommand": "python3 -m nnisuite.launcher nnisuite.trials.mlp --epochs 2",
         "trialConcurrency": 1,
         "maxTrialNumber": 2,
         "tuner": {"name": "TPE", "classArgs": {"optimize_mode": "maximize"}},
@@ -93,7 +93,7 @@ def test_unknown_config_key_from_nni(tmp_path):
 
 
 def test_bad_trial_command_flag(tmp_path):
-    command = "python3 -m launcher trials.mlp --epocs 2"
+    command = "python3 -m nnisuite.launcher nnisuite.trials.mlp --epocs 2"
     (problem,) = validate(write_experiment(tmp_path, SPACE, trialCommand=command))
     assert problem.key == "trialCommand" and "--epocs" in problem.message
 
@@ -103,11 +103,14 @@ def test_required_parameter_nobody_sets(tmp_path):
     code = tmp_path / "code"
     code.mkdir()
     (code / "strict_trial.py").write_text(
-        "from dataclasses import dataclass\n\nfrom trials.params import TrialParams\n\n\n"
+        "from dataclasses import dataclass\n\nfrom nnisuite.trials.params import TrialParams\n\n\n"
         "@dataclass(kw_only=True)\nclass StrictParams(TrialParams):\n    width: int\n\n\n"
         "PARAMS = StrictParams\n"
     )
-    kw = {"trialCodeDirectory": str(code), "trialCommand": "python3 -m launcher strict_trial"}
+    kw = {
+        "trialCodeDirectory": str(code),
+        "trialCommand": "python3 -m nnisuite.launcher strict_trial",
+    }
     try:
         (problem,) = validate(
             write_experiment(tmp_path, {"epochs": {"_type": "choice", "_value": [1]}}, **kw)
@@ -146,7 +149,7 @@ def test_runner_refuses_an_invalid_experiment(tmp_path):
         [
             sys.executable,
             "-m",
-            "experiments.run",
+            "nnisuite.study.run",
             str(bad),
             "--experiment-dir",
             str(tmp_path / "nni"),
@@ -225,12 +228,12 @@ def test_nas_settings_mistakes(tmp_path):
 
 
 def test_the_cached_algorithm_registry_is_nnis_and_sees_a_registration(tmp_path, monkeypatch):
-    """experiments.algorithms reads NNI's registry once per state of its files: the same
+    """nnisuite.config.algorithms reads NNI's registry once per state of its files: the same
     entries and lookups as NNI's config_manager, and an `nnictl algo register` seen at once."""
     from nni.tools.package_utils import config_manager
     from nni.tools.package_utils.common import AlgoMeta
 
-    from experiments import algorithms
+    from nnisuite.config import algorithms
 
     monkeypatch.setenv("NNI_CONFIG_DIR", str(tmp_path))
     assert algorithms.registry() == config_manager.get_all_algo_meta()

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from experiments.config import get_key, load_yaml, to_nni_config
-from experiments.plan import is_plan
-from experiments.validate import is_nas_settings, main, validate
-from launcher import REPO
+from nnisuite.config.experiment import get_key, load_yaml, to_nni_config
+from nnisuite.config.plan import is_plan
+from nnisuite.config.validate import is_nas_settings, main, validate
+from tests.helpers.paths import REPO
 
 # yaml.safe_dump through libyaml: the same documents, written ~10x faster
 DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -119,7 +119,7 @@ def ask_nni(raw: dict, path: Path) -> bool:
     from nni.runtime.msg_dispatcher_base import MsgDispatcherBase
     from nni.tools.package_utils.tuner_factory import create_builtin_class_instance
 
-    from experiments.search_space import load_space
+    from nnisuite.config.search_space import load_space
 
     logging.disable(logging.CRITICAL)
     checkpoints = os.environ.setdefault("NNI_CHECKPOINT_DIRECTORY", "/tmp/nni-fuzz-checkpoints")
@@ -129,7 +129,7 @@ def ask_nni(raw: dict, path: Path) -> bool:
             space, _, _ = load_space(raw, path)
             for kind, algo_type in (("tuner", "tuners"), ("assessor", "assessors")):
                 _, spec = get_key(raw, kind)
-                if spec and spec.get("className"):  # a custom class (experiments.nni_fixes)
+                if spec and spec.get("className"):  # a custom class (nnisuite.nni_patches.tuners)
                     module, _, cls = spec["className"].rpartition(".")
                     with offline_dispatcher():  # Hyperband, BOHB are advisors
                         algo = getattr(importlib.import_module(module), cls)(
@@ -154,7 +154,7 @@ def ask_nni(raw: dict, path: Path) -> bool:
 
 def plan_accepts(path: Path) -> bool:
     """A study-of-studies file: NNI accepts the run of every variant."""
-    from experiments.plan import RepeatError, is_nas, load_plan, nas_settings, run_config
+    from nnisuite.config.plan import RepeatError, is_nas, load_plan, nas_settings, run_config
 
     try:
         plan = load_plan(path)
@@ -167,8 +167,8 @@ def plan_accepts(path: Path) -> bool:
 
 
 def nas_accepts(raw: dict) -> bool:
-    from nas.settings import settings_from
-    from nas.study import build_experiment
+    from nnisuite.config.nas_settings import settings_from
+    from nnisuite.nas.study import build_experiment
 
     try:
         build_experiment(settings_from(raw), None)

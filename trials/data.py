@@ -1,6 +1,6 @@
 """Datasets as in-memory tensor splits: digits (embedded), MNIST and Fashion-MNIST (IDX files).
 
-    from trials.data import load_dataset
+    from nnisuite.trials.data import load_dataset
     data = load_dataset("fashion-mnist")          # train 50,000 / val 10,000 / test 10,000
     data.train_x.shape  # (50000, 784) float32, standardised; data.image_shape == (28, 28)
 
@@ -80,7 +80,8 @@ class Dataset:
         return ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
 
 
-# Parsed arrays held in memory by a warm launcher (launcher.server); its forked trials share them.
+# Parsed arrays held in memory by a warm launcher (nnisuite.launcher.server); its forked trials
+# share them.
 MEMORY: dict[str, object] = {}
 
 

@@ -9,10 +9,10 @@ number it returns is finite. `restore_best` ends on the weights of the epoch wit
 validation accuracy (one copy of the weights per improvement): the final's validation and test
 figures are that epoch's, `restored_epoch` says which; `best_epoch` is recorded either way.
 `schedule` "cosine" sets each epoch's learning rate (epoch_lr); `weight_decay` is torch.optim's.
-The final also carries what the model costs (models.costs: parameters, latency per sample at
-batch 1 and 256 and the threads it was timed with).
+The final also carries what the model costs (nnisuite.models.costs: parameters, latency per sample
+at batch 1 and 256 and the threads it was timed with).
 
-Fast path, chosen visibly: a ReLU MLP under plain SGD trains with trials.fused's epoch (the
+Fast path, chosen visibly: a ReLU MLP under plain SGD trains with nnisuite.trials.fused's epoch (the
 same mathematics without autograd, 2.2x faster here) and evaluates with its fused forward.
 `FitConfig.fused`: None chooses it where it applies, False turns it off (`--no-fused`), True
 insists (an error where it does not apply); `fast_path()` says which and why, and the result
@@ -32,10 +32,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.costs import measure
-from trials.fused import fused_forward, fused_sgd_epoch, fused_supported
-from trials.metrics import classification_metrics, confusion_matrix
-from trials.params import OPTIMIZERS
+from nnisuite.models.costs import measure
+from nnisuite.trials.fused import fused_forward, fused_sgd_epoch, fused_supported
+from nnisuite.trials.metrics import classification_metrics, confusion_matrix
+from nnisuite.trials.params import OPTIMIZERS
 
 EVAL_BATCH = 16384  # a 10,000-sample split in one matmul
 
@@ -63,7 +63,7 @@ class FitResult:
     history: list[dict] = field(default_factory=list)  # one dict per finished epoch
     final: dict = field(default_factory=dict)
     diverged: bool = False
-    fused: bool = False  # trained and evaluated on trials.fused's path
+    fused: bool = False  # trained and evaluated on nnisuite.trials.fused's path
     resumed_epochs: int = 0  # epochs the loaded checkpoint had trained (0: a fresh start)
     resume_note: str = ""
     best_epoch: int | None = None  # the epoch of the best validation accuracy
@@ -117,12 +117,15 @@ def save_checkpoint(folder: str | None, model, optimizer, generator, epochs: int
 
 
 def fast_path(config: FitConfig, model: nn.Module) -> tuple[bool, str]:
-    """(use trials.fused?, the reason in words)."""
+    """(use nnisuite.trials.fused?, the reason in words)."""
     applies = fused_supported(model) and config.optimizer == "sgd" and config.momentum == 0
     if config.fused is False:
         return False, "off (--no-fused): autograd + torch.optim"
     if applies:
-        return True, "fused ReLU-MLP SGD epoch and forward (trials.fused; --no-fused turns it off)"
+        return (
+            True,
+            "fused ReLU-MLP SGD epoch and forward (nnisuite.trials.fused; --no-fused turns it off)",
+        )
     if not fused_supported(model):
         why = "the model is not a ReLU MLP"
     elif config.optimizer != "sgd":
@@ -164,8 +167,8 @@ def train_epoch(
     weight_decay: float = 0.0,
 ) -> float:
     """One pass over (x, y) in a seeded random order; returns the loss averaged over samples.
-    `fused_lr`: take trials.fused's epoch at this learning rate (and weight decay) instead of
-    `optimizer` (a ReLU MLP under plain SGD: the same maths, 2.2x faster)."""
+    `fused_lr`: take nnisuite.trials.fused's epoch at this learning rate (and weight decay) instead
+    of `optimizer` (a ReLU MLP under plain SGD: the same maths, 2.2x faster)."""
     if fused_lr is not None:
         return fused_sgd_epoch(model, x, y, fused_lr, batch_size, generator, weight_decay)
     model.train()
@@ -227,7 +230,7 @@ def fit(model: nn.Module, data, config: FitConfig, on_epoch: Callable[[dict], No
     last_good = copy.deepcopy(model.state_dict())
     best, best_state = -math.inf, None  # restore_best: one copy of the weights per improvement
     train_seconds = 0.0
-    if os.environ.get("NNISUITE_FIRST_STEP_PROBE"):  # benchmarks.epoch measures start-up
+    if os.environ.get("NNISUITE_FIRST_STEP_PROBE"):  # nnisuite.benchmarks.epoch measures start-up
         print(f"NNISUITE_FIRST_STEP {time.time():.6f}", flush=True)
     first = result.resumed_epochs + 1
     for epoch in range(first, first + config.epochs):
@@ -293,7 +296,7 @@ def fit(model: nn.Module, data, config: FitConfig, on_epoch: Callable[[dict], No
         "diverged": result.diverged,
         "fused": fused,
     }
-    result.final |= measure(model, data.test_x[:1])  # parameters, latency (models.costs)
+    result.final |= measure(model, data.test_x[:1])  # parameters, latency (nnisuite.models.costs)
     if result.best_epoch is not None:
         result.final["best_epoch"] = result.best_epoch
         if best_state is not None:

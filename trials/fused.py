@@ -1,6 +1,6 @@
 """A fused training epoch for the commonest trial: an MLP with ReLU under plain SGD.
 
-    if fused_supported(model):             # trials.engine.fast_path decides, visibly
+    if fused_supported(model):             # nnisuite.trials.engine.fast_path decides, visibly
         loss = fused_sgd_epoch(model, x, y, lr, batch_size, generator)
         logits = fused_forward(model, x)
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.mlp import MLP
+from nnisuite.models.mlp import MLP
 
 
 def fused_supported(model: nn.Module) -> bool:

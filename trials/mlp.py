@@ -1,7 +1,7 @@
 """The MLP trial (log days 3.12 and 3.17): an NNI trial, or a standalone run.
 
-    python -m trials.mlp --epochs 5 --lr 0.05                 # digits, writes runs/<time>/
-    python -m trials.mlp --dataset fashion-mnist --out runs/fmnist
+    python -m nnisuite.trials.mlp --epochs 5 --lr 0.05                 # digits, writes runs/<time>/
+    python -m nnisuite.trials.mlp --dataset fashion-mnist --out runs/fmnist
     nnictl create --config experiments/mlp_tpe.yaml           # as an NNI trial
 
 Parameter names are the 3.17 search space's: features1, features2, lr, batch_size.
@@ -12,10 +12,10 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from trials.params import MAX_WIDTH, ParameterError, TrainingParams
-from trials.runner import main_guard, run_trial
+from nnisuite.trials.params import MAX_WIDTH, ParameterError, TrainingParams
+from nnisuite.trials.runner import main_guard, run_trial
 
-ACTIVATIONS = ("relu", "tanh", "gelu", "sigmoid")  # models.mlp.ACTIVATIONS, without torch
+ACTIVATIONS = ("relu", "tanh", "gelu", "sigmoid")  # nnisuite.models.mlp.ACTIVATIONS, without torch
 
 
 @dataclass
@@ -37,7 +37,7 @@ class MLPParams(TrainingParams):
 
 
 def build_mlp(params: MLPParams, data):
-    from models.mlp import MLP
+    from nnisuite.models.mlp import MLP
 
     return MLP(
         data.num_features,
@@ -47,12 +47,14 @@ def build_mlp(params: MLPParams, data):
     )
 
 
-PARAMS = MLPParams  # what experiments.validate checks search spaces against
-BUILD = build_mlp  # what experiments.best retrains
+PARAMS = MLPParams  # what nnisuite.config.validate checks search spaces against
+BUILD = build_mlp  # what nnisuite.deploy.best retrains
 
 
 def main(argv=None) -> dict:
-    return run_trial(MLPParams, build_mlp, argv, prog="python -m trials.mlp", description=__doc__)
+    return run_trial(
+        MLPParams, build_mlp, argv, prog="python -m nnisuite.trials.mlp", description=__doc__
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,11 @@ from pathlib import Path
 
 # Fields a user sets on the command line but a search space must not tune.
 CLI_ONLY = {"out", "data_dir", "threads", "device", "fused", "test_each_epoch"}
-OPTIMIZERS = ("sgd", "adam")  # what trials.engine.make_optimizer builds
-SCHEDULES = ("constant", "cosine")  # trials.engine.epoch_lr: the learning rate of each epoch
+OPTIMIZERS = ("sgd", "adam")  # what nnisuite.trials.engine.make_optimizer builds
+SCHEDULES = (
+    "constant",
+    "cosine",
+)  # nnisuite.trials.engine.epoch_lr: the learning rate of each epoch
 DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 MAX_WIDTH = 65_536  # a layer wider than this is a typo, not a model (784 x 65,536 floats: 200 MB)
 
@@ -45,13 +48,13 @@ class TrialParams:
     out: str | None = None
     threads: int | None = None  # torch threads; None: torch's default (all cores)
     device: str | None = None  # None: CUDA when visible, else CPU
-    fused: bool | None = None  # trials.fused's fast path; None: wherever it applies
+    fused: bool | None = None  # nnisuite.trials.fused's fast path; None: wherever it applies
 
     def check(self) -> None:
         """Range checks shared by every trial, before any work; subclasses extend and call
         super()."""
-        from trials.data import DATASETS  # numpy only
-        from trials.outputs import check_writable
+        from nnisuite.trials.data import DATASETS  # numpy only
+        from nnisuite.trials.outputs import check_writable
 
         if self.epochs < 1:
             raise ParameterError(f"epochs must be >= 1, got {self.epochs}")
@@ -73,7 +76,7 @@ class TrialParams:
 
 @dataclasses.dataclass
 class TrainingParams(TrialParams):
-    """The optimiser's fields, shared by the trials that train with trials.engine."""
+    """The optimiser's fields, shared by the trials that train with nnisuite.trials.engine."""
 
     lr: float = 0.001
     batch_size: int = 64
@@ -82,7 +85,7 @@ class TrainingParams(TrialParams):
     weight_decay: float = 0.0  # L2 penalty, as torch.optim's weight_decay (biases included)
     schedule: str = "constant"  # or "cosine": lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2
     restore_best: bool = False  # end with the weights of the best validation epoch
-    test_each_epoch: bool = False  # also test every epoch (benchmarks.tabular's tables)
+    test_each_epoch: bool = False  # also test every epoch (nnisuite.benchmarks.tabular's tables)
 
     def check(self) -> None:
         super().check()

@@ -119,7 +119,7 @@ class StandaloneReporter(Reporter):
         )
 
     def _emit_final(self, metrics):
-        from trials.plots import plot_history  # matplotlib only when files are written
+        from nnisuite.trials.plots import plot_history  # matplotlib only when files are written
 
         self.out.mkdir(parents=True, exist_ok=True)
         doc = {"params": self.params, "history": self.history, "final": metrics}

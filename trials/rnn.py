@@ -1,8 +1,8 @@
 """The RNN trial (log day 3.13): an image read row by row; NNI trial or standalone run.
 
-    python -m trials.rnn --epochs 5                              # fashion-mnist, the log's cell
-    python -m trials.rnn --dataset digits --cell gru --epochs 5 --out runs/rnn-digits
-    python -m experiments.run experiments/rnn_tpe.yaml           # tuned by NNI
+    python -m nnisuite.trials.rnn --epochs 5                         # fashion-mnist, the log's cell
+    python -m nnisuite.trials.rnn --dataset digits --cell gru --epochs 5 --out runs/rnn-digits
+    python -m nnisuite.study.run experiments/rnn_tpe.yaml           # tuned by NNI
 
 Defaults are the log's: hidden 128, Adam, lr 0.003, batch 64, fashion-mnist.
 """
@@ -12,10 +12,10 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from trials.params import MAX_WIDTH, ParameterError, TrainingParams
-from trials.runner import main_guard, run_trial
+from nnisuite.trials.params import MAX_WIDTH, ParameterError, TrainingParams
+from nnisuite.trials.runner import main_guard, run_trial
 
-CELLS = ("elman", "gru", "lstm")  # models.rnn.CELLS, restated so validation skips torch
+CELLS = ("elman", "gru", "lstm")  # nnisuite.models.rnn.CELLS, restated so validation skips torch
 
 
 @dataclass
@@ -34,21 +34,23 @@ class RNNParams(TrainingParams):
             raise ParameterError(f"hidden_size must be in 1..{MAX_WIDTH}, got {self.hidden_size}")
 
 
-PARAMS = RNNParams  # what experiments.validate checks search spaces against
+PARAMS = RNNParams  # what nnisuite.config.validate checks search spaces against
 
 
 def build_rnn(params: RNNParams, data):
-    from models.rnn import RowClassifier
+    from nnisuite.models.rnn import RowClassifier
 
     rows, cols = data.image_shape
     return RowClassifier(cols, params.hidden_size, data.num_classes, cell=params.cell)
 
 
-BUILD = build_rnn  # what experiments.best retrains
+BUILD = build_rnn  # what nnisuite.deploy.best retrains
 
 
 def main(argv=None) -> dict:
-    return run_trial(RNNParams, build_rnn, argv, prog="python -m trials.rnn", description=__doc__)
+    return run_trial(
+        RNNParams, build_rnn, argv, prog="python -m nnisuite.trials.rnn", description=__doc__
+    )
 
 
 if __name__ == "__main__":

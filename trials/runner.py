@@ -1,6 +1,6 @@
 """The life of every trial: parameters -> data -> model -> fit -> one final report.
 
-    run_trial(MLPParams, build_mlp, argv)   # what `python -m trials.mlp` does
+    run_trial(MLPParams, build_mlp, argv)   # what `python -m nnisuite.trials.mlp` does
 
 Heavy modules (torch, nni) are imported here, not at the entry points, so a parameter error or
 `--help` answers at once.
@@ -13,8 +13,13 @@ import os
 import signal
 import sys
 
-from trials.params import resolve_params
-from trials.report import NNIReporter, StandaloneReporter, default_out_dir, running_under_nni
+from nnisuite.trials.params import resolve_params
+from nnisuite.trials.report import (
+    NNIReporter,
+    StandaloneReporter,
+    default_out_dir,
+    running_under_nni,
+)
 
 # Keys some NNI tuners add to a trial's parameters: Hyperband and BOHB a budget (here: epochs);
 # PBT the checkpoint folders a trial continues from and saves to.
@@ -28,7 +33,7 @@ def tuner_extras(nni_params: dict) -> dict:
 
 
 def fit_config(params):
-    from trials.engine import FitConfig
+    from nnisuite.trials.engine import FitConfig
 
     names = {f.name for f in dataclasses.fields(FitConfig)}
     return FitConfig(**{k: v for k, v in dataclasses.asdict(params).items() if k in names})
@@ -77,18 +82,18 @@ def run_trial(params_cls, build_model, argv=None, prog="trial", description="") 
 
 
 def train(params, build_model, on_epoch=None, announce=None, resume_from=None, save_to=None):
-    """Data -> seeded model -> fit: the training every trial runs (and benchmarks.study runs
-    in-process for Optuna). `announce(line)` hears which path the engine takes; resume_from /
+    """Data -> seeded model -> fit: the training every trial runs (and nnisuite.benchmarks.study
+    runs in-process for Optuna). `announce(line)` hears which path the engine takes; resume_from /
     save_to are checkpoint folders (NNI's PBT). Returns the engine's FitResult."""
     import torch
 
-    from trials.engine import fast_path, pick_device
-    from trials.params import ParameterError
+    from nnisuite.trials.engine import fast_path, pick_device
+    from nnisuite.trials.params import ParameterError
 
     if params.threads:
         torch.set_num_threads(params.threads)
-    from trials.data import load_dataset
-    from trials.engine import fit
+    from nnisuite.trials.data import load_dataset
+    from nnisuite.trials.engine import fit
 
     config = fit_config(params)
     config.resume_from, config.save_to = resume_from, save_to
@@ -124,8 +129,8 @@ def train(params, build_model, on_epoch=None, announce=None, resume_from=None, s
 
 def main_guard(fn, argv=None) -> int:
     """Run an entry point, turning expected errors into one line and exit code 2."""
-    from trials.data import DatasetError
-    from trials.params import ParameterError
+    from nnisuite.trials.data import DatasetError
+    from nnisuite.trials.params import ParameterError
 
     try:
         fn(argv)

@@ -1,16 +1,16 @@
 """A tabulated benchmark of the log's 3.17 space and a simulated NNI on it.
 
-    python -m benchmarks.tabular build --dataset digits --out benchmarks/tables/digits
-    python -m benchmarks.tabular run experiments/tuners_digits.yaml \\
+    python -m nnisuite.benchmarks.tabular build --dataset digits --out benchmarks/tables/digits
+    python -m nnisuite.benchmarks.tabular run experiments/tuners_digits.yaml \\
         --table benchmarks/tables/digits --seeds 100 --out runs/sim-tuners-digits
 
 `build` trains every cell of the grid (the space's choices, lr on a log grid, seeds 0..S-1)
 with nnisuite's MLP trial through real NNI experiments and writes the table (resumable: run the
 same command again; exit 3 while cells are missing; a grid that extends the folder's table,
-more seeds or lr values, trains only its new cells). `run` takes experiments.repeat's plan
+more seeds or lr values, trains only its new cells). `run` takes nnisuite.study.repeat's plan
 files and simulates every (variant, seed) run with NNI's own tuner / assessor / advisor classes
 against the table (benchmarks/tabular/simulator.py says what is simulated and how), writing what
-experiments.repeat writes. `agree` compares a plan's real runs (experiments.repeat's folder)
+nnisuite.study.repeat writes. `agree` compares a plan's real runs (nnisuite.study.repeat's folder)
 with its simulated ones. `seeds` says how many seeds a study needs to see two variants of a
 runs.csv apart (resampling its runs).
 Exit codes: 0 done; 2 bad input; 3 a build with cells still missing.
@@ -23,12 +23,13 @@ import json
 import sys
 from pathlib import Path
 
-from trials.params import positive_int
+from nnisuite.shipped import find_study, find_table
+from nnisuite.trials.params import positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m benchmarks.tabular",
+        prog="python -m nnisuite.benchmarks.tabular",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -58,8 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
         "(cells whose seconds were measured while the machine was busy)",
     )
     r = sub.add_parser("run", help="simulate a study of studies on a table")
-    r.add_argument("plan", help="an experiments.repeat plan file (experiments/tuners_*.yaml)")
-    r.add_argument("--table", required=True, help="a built table's folder")
+    r.add_argument(
+        "plan",
+        type=find_study,
+        help="a `nnisuite repeat` plan file (experiments/tuners_*.yaml), or a shipped one's name",
+    )
+    r.add_argument(
+        "--table",
+        required=True,
+        type=find_table,
+        help="a built table's folder, or a shipped table's name (digits, fashion-mnist)",
+    )
     r.add_argument("--seeds", type=positive_int, default=100, help="seeds per variant (100)")
     r.add_argument("--out", required=True, help="folder for runs.csv, comparison.md, ...")
     r.add_argument("--variants", help="comma-separated subset of the plan's variants")
@@ -78,12 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--epochs",
         type=positive_int,
-        help="every trial's epochs instead of the plan's, as experiments.repeat --epochs (at "
+        help="every trial's epochs instead of the plan's, as nnisuite.study.repeat --epochs (at "
         "most the table's)",
     )
     r.add_argument(
         "--dataset",
-        help="the trials' --dataset instead of the plan's, as experiments.repeat --dataset "
+        help="the trials' --dataset instead of the plan's, as nnisuite.study.repeat --dataset "
         "(it must be the table's)",
     )
     r.add_argument("--no-plots", dest="plots", action="store_false", help="no band plots")
@@ -92,11 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["draw", "study"],
         default="draw",
         help="each trial's training seed: drawn per trial from the table's (default), or the "
-        "run's own seed as experiments.repeat's trials (seeds must be in the table)",
+        "run's own seed as nnisuite.study.repeat's trials (seeds must be in the table)",
     )
     a = sub.add_parser("agree", help="the simulator against real runs of the same plan")
-    a.add_argument("--real", required=True, help="an experiments.repeat --out folder")
-    a.add_argument("--simulated", required=True, help="a benchmarks.tabular run --out folder")
+    a.add_argument("--real", required=True, help="an nnisuite.study.repeat --out folder")
+    a.add_argument(
+        "--simulated", required=True, help="a nnisuite.benchmarks.tabular run --out folder"
+    )
     a.add_argument("--out", required=True, help="folder for agreement.md / .csv and the plot")
     a.add_argument(
         "--same-seeds",
@@ -104,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seeds whose parameter sequences are compared trial by trial (e.g. 0,1,2)",
     )
     s = sub.add_parser("seeds", help="how many seeds a study needs to see two variants apart")
-    s.add_argument("runs", help="a folder with runs.csv (experiments.repeat's or run's --out)")
+    s.add_argument("runs", help="a folder with runs.csv (nnisuite.study.repeat's or run's --out)")
     s.add_argument("--variants", required=True, help="the two variants, as tpe,random")
     s.add_argument("--out", required=True, help="folder for seeds.csv and seeds.md")
     s.add_argument("--metric", default="final_best", help="a runs.csv column (default final_best)")
@@ -128,7 +140,7 @@ LIMITS = {
 
 def problems(args) -> list[str]:
     """What is wrong with the flags, before any work (one line each)."""
-    from trials.outputs import check_writable
+    from nnisuite.trials.outputs import check_writable
 
     found = [
         f"--{name.replace('_', '-')} {getattr(args, name)}: at most {limit}"
@@ -160,10 +172,10 @@ def problems(args) -> list[str]:
 
 
 def main(argv=None) -> int:
-    from benchmarks.tabular.agree import AgreementError
-    from benchmarks.tabular.simulator import SimulationError
-    from benchmarks.tabular.table import Build, TableError
-    from experiments.plan import RepeatError
+    from nnisuite.benchmarks.tabular.agree import AgreementError
+    from nnisuite.benchmarks.tabular.simulator import SimulationError
+    from nnisuite.benchmarks.tabular.table import Build, TableError
+    from nnisuite.config.plan import RepeatError
 
     args = build_parser().parse_args(argv)
     found = problems(args)
@@ -172,7 +184,7 @@ def main(argv=None) -> int:
         return 2
     try:
         if args.command == "build":
-            from benchmarks.tabular.build import build
+            from nnisuite.benchmarks.tabular.build import build
 
             if args.dataset not in ("digits", "fashion-mnist"):
                 raise TableError(f"--dataset {args.dataset!r}: digits or fashion-mnist")
@@ -196,18 +208,18 @@ def main(argv=None) -> int:
                 )
             )
         if args.command == "agree":
-            from benchmarks.tabular.agree import agree
+            from nnisuite.benchmarks.tabular.agree import agree
 
             seeds = [int(x) for x in args.same_seeds.split(",") if x.strip()]
             print(agree(Path(args.real), Path(args.simulated), Path(args.out), seeds))
             return 0
         if args.command == "seeds":
-            from benchmarks.tabular.study import seeds_to_see
+            from nnisuite.benchmarks.tabular.study import seeds_to_see
 
             variants = [v for v in args.variants.split(",") if v]
             print(seeds_to_see(Path(args.runs), variants, Path(args.out), args.metric, args.draws))
             return 0
-        from benchmarks.tabular.study import simulate
+        from nnisuite.benchmarks.tabular.study import simulate
 
         variants = [v for v in (args.variants or "").split(",") if v] or None
         print(

@@ -1,6 +1,6 @@
-"""`python -m benchmarks.tabular agree`: the simulator against reality. A plan run for real
-(experiments.repeat's folder) and simulated (benchmarks.tabular run's folder), variant by
-variant: final best and AUC of best-so-far over seeds (mean +- SE, two-sided Mann-Whitney U of
+"""`python -m nnisuite.benchmarks.tabular agree`: the simulator against reality. A plan run for real
+(nnisuite.study.repeat's folder) and simulated (nnisuite.benchmarks.tabular run's folder), variant
+by variant: final best and AUC of best-so-far over seeds (mean +- SE, two-sided Mann-Whitney U of
 real against simulated), the mean best-so-far curves and their largest gap, the mean wall
 seconds; and for the seeds given, whether the simulated run asked for the same parameters in the
 same order as the real one (a tuner deterministic given its seed, fed the same values, must).
@@ -40,7 +40,7 @@ def real_runs(folder: Path) -> dict:
             ],
         }
     if not found:
-        raise AgreementError(f"{folder}: no runs/*/run.json (an experiments.repeat folder?)")
+        raise AgreementError(f"{folder}: no runs/*/run.json (an nnisuite.study.repeat folder?)")
     return found
 
 
@@ -49,7 +49,9 @@ def simulated_runs(folder: Path) -> dict:
 
     path = folder / "trials.csv.gz"
     if not path.is_file():
-        raise AgreementError(f"{folder}: no trials.csv.gz (a benchmarks.tabular run folder?)")
+        raise AgreementError(
+            f"{folder}: no trials.csv.gz (a nnisuite.benchmarks.tabular run folder?)"
+        )
     trials = pd.read_csv(io.BytesIO(gzip.decompress(path.read_bytes())))
     runs = pd.read_csv(folder / "runs.csv").set_index(["variant", "seed"])
     found = {}
@@ -85,8 +87,8 @@ def agree(real_dir: Path, sim_dir: Path, out: Path, same_seeds: list[int]) -> st
     import pandas as pd
     from scipy.stats import mannwhitneyu
 
-    from analysis import statistics as S
-    from analysis.plots import plt, save
+    from nnisuite.analysis import statistics as S
+    from nnisuite.analysis.plots import plt, save
 
     real, sim = real_runs(real_dir), simulated_runs(sim_dir)
     variants = sorted({v for v, _ in real} & {v for v, _ in sim})

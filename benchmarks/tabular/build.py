@@ -1,9 +1,10 @@
-"""`python -m benchmarks.tabular build`: train every cell of the grid through real NNI experiments
-(nnisuite's runner: validation, the warm launcher, the watchdog, Ctrl-C), then write the table.
+"""`python -m nnisuite.benchmarks.tabular build`: train every cell of the grid through real NNI
+experiments (nnisuite's runner: validation, the warm launcher, the watchdog, Ctrl-C), then write the
+table.
 
 Resumable: OUT/build.json lists the build's experiments; run the same command again and a new
-experiment trains only the cells no earlier one finished (benchmarks.tabular.cells_tuner), and
-the table is written once every cell has a finished trial. A folder holding another grid's
+experiment trains only the cells no earlier one finished (nnisuite.benchmarks.tabular.cells_tuner),
+and the table is written once every cell has a finished trial. A folder holding another grid's
 build is refused, except where the new grid extends the table already there (the same trials,
 more seeds, lr values or choices): its rows are kept and only the new cells are trained, and
 table.json says which table it extends (`extends`).
@@ -18,21 +19,22 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.machine import cpu_name
-from benchmarks.tabular.table import (
+from nnisuite import DATA
+from nnisuite.benchmarks.machine import cpu_name
+from nnisuite.benchmarks.tabular.table import (
     TABLE_FILE,
     Build,
     Table,
     TableError,
     cell_key,
     cells,
+    current_command,
     extends,
     grid_size,
     rows_of,
     table_rows,
     write_table,
 )
-from launcher import REPO
 
 BUILD_FILE, CELLS_FILE, EXPERIMENT_FILE = "build.json", "cells.json", "grid.yaml"
 EXIT_UNFINISHED = 3  # the grid is not complete yet: run the same command again
@@ -40,7 +42,8 @@ EXIT_UNFINISHED = 3  # the grid is not complete yet: run the same command again
 
 def trial_command(build: Build) -> str:
     return (
-        f"python3 -m launcher trials.mlp --dataset {build.dataset} --epochs {build.epochs} "
+        f"python3 -m nnisuite.launcher nnisuite.trials.mlp --dataset {build.dataset} "
+        f"--epochs {build.epochs} "
         "--threads 1 --test-each-epoch"
     )
 
@@ -53,12 +56,12 @@ def experiment_yaml(build: Build, grid: dict, remaining: list[dict]) -> Path:
         "experimentName": f"tabular_{build.dataset}",
         "searchSpace": grid,
         "trialCommand": trial_command(build),
-        "trialCodeDirectory": str(REPO),
+        "trialCodeDirectory": str(DATA),
         "trialConcurrency": build.concurrency,
         "maxTrialNumber": len(remaining),
         "tuner": {
-            "className": "benchmarks.tabular.cells_tuner.CellsTuner",
-            "codeDirectory": str(REPO),
+            "className": "nnisuite.benchmarks.tabular.cells_tuner.CellsTuner",
+            "codeDirectory": str(build.out.resolve()),  # any folder: nnisuite is installed
             "classArgs": {"cells_file": str(cells.resolve())},
         },
         "trainingService": {"platform": "local"},
@@ -91,7 +94,8 @@ def record(build: Build, grid: dict, earlier: Table | None) -> dict:
     path = build.out / BUILD_FILE
     found = json.loads(path.read_text()) if path.is_file() else None
     command = trial_command(build)
-    if found is not None and (found.get("grid"), found.get("trial_command", command)) == (
+    recorded = current_command(found.get("trial_command", command)) if found else None
+    if found is not None and (found.get("grid"), recorded) == (
         grid,
         command,
     ):
@@ -109,7 +113,7 @@ def record(build: Build, grid: dict, earlier: Table | None) -> dict:
 
 
 def load_all(found: dict) -> list:
-    from analysis.store import ExportError, load_experiment
+    from nnisuite.analysis.store import ExportError, load_experiment
 
     exps = []
     for exp_id, exp_dir in found["experiments"]:
@@ -121,8 +125,8 @@ def load_all(found: dict) -> list:
 def run_cells(yaml_path: Path, build: Build, found: dict) -> int:
     """One NNI experiment over the cells in yaml_path, through nnisuite's runner; recorded in
     build.json as soon as it exists (a Ctrl-C keeps what it finished)."""
-    from experiments.manager import run_study
-    from experiments.run import build_parser, new_study
+    from nnisuite.study.manager import run_study
+    from nnisuite.study.run import build_parser, new_study
 
     argv = [str(yaml_path), "--out", str(build.out / "export")]
     if build.experiment_dir:

@@ -4,8 +4,8 @@ GridSearch always walks the whole product, and its resume cannot add trials beyo
 maxTrialNumber to redo the ones a stop cut short).
 
     tuner:
-      className: benchmarks.tabular.cells_tuner.CellsTuner
-      codeDirectory: <the repo>
+      className: nnisuite.benchmarks.tabular.cells_tuner.CellsTuner
+      codeDirectory: <any folder>
       classArgs: {cells_file: /abs/path/cells.json}     # a JSON list of parameter dicts
 """
 
@@ -19,7 +19,7 @@ from nni.tuner import Tuner
 
 
 def validate_class_args(cells_file=None, **others) -> None:
-    """What experiments.validate asks of a custom tuner's classArgs."""
+    """What nnisuite.config.validate asks of a custom tuner's classArgs."""
     if others:
         raise ValueError(f"CellsTuner takes only cells_file, not {sorted(others)}")
     if not cells_file or not Path(cells_file).is_file():

@@ -19,7 +19,7 @@ its epochs' seconds; its values: the table's curve of the cell its parameters sn
 value to the nearest grid value, lr on a log scale: the snap is counted and reported), for a
 training seed drawn per trial from the table's seeds by the run's own random generator
 (a trial's training seed is not the tuner's to choose), or with trial_seed="study" the run's
-own seed for every trial, as experiments.repeat's trials train (the seed must be in the table).
+own seed for every trial, as nnisuite.study.repeat's trials train (the seed must be in the table).
 With a time budget (max_seconds, `run --max-seconds`) the study stops at that simulated second:
 trials still running then are cut (USER_CANCELED, no final result), so variants are compared at
 equal simulated wall-clock, whatever number of trials each fits in.
@@ -37,11 +37,11 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.tabular.table import Table, TableError
-from experiments.config import TrialCommand
+from nnisuite.benchmarks.tabular.table import Table, TableError
+from nnisuite.config.experiment import TrialCommand
 
 POLL_S = 0.5  # nnimanager.js: pollInterval of the local training service (NNI 3.0)
-BUDGET = "TRIAL_BUDGET"  # trials.runner's: Hyperband's and BOHB's epochs
+BUDGET = "TRIAL_BUDGET"  # nnisuite.trials.runner's: Hyperband's and BOHB's epochs
 
 
 class SimulationError(ValueError):
@@ -115,7 +115,7 @@ class Simulation:
         from nni.runtime.msg_dispatcher import MsgDispatcher
         from nni.runtime.msg_dispatcher_base import MsgDispatcherBase
 
-        from experiments.search_space import load_space
+        from nnisuite.config.search_space import load_space
 
         self.table, self.rng, self.tag = table, random.Random(seed), tag
         self.max_seconds = max_seconds  # a time budget: the study stops there

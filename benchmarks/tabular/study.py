@@ -1,7 +1,8 @@
-"""`python -m benchmarks.tabular run`: a study of studies (experiments.repeat's plan files) on a
-table, every run simulated (benchmarks.tabular.simulator); the same runs.csv, comparison.csv,
-pairwise.csv, comparison.md and plots as experiments.repeat (analysis.compare), with simulated
-wall seconds, and trials.csv.gz (every simulated trial of every run).
+"""`python -m nnisuite.benchmarks.tabular run`: a study of studies (nnisuite.study.repeat's plan
+files) on a table, every run simulated (nnisuite.benchmarks.tabular.simulator); the same runs.csv,
+comparison.csv, pairwise.csv, comparison.md and plots as nnisuite.study.repeat
+(nnisuite.analysis.compare), with simulated wall seconds, and trials.csv.gz (every simulated trial
+of every run).
 """
 
 from __future__ import annotations
@@ -14,17 +15,17 @@ import multiprocessing
 import time
 from pathlib import Path
 
-from benchmarks.tabular.simulator import Simulation, SimulationError
-from benchmarks.tabular.table import Table
+from nnisuite.benchmarks.tabular.simulator import Simulation, SimulationError
+from nnisuite.benchmarks.tabular.table import Table
 
 TRIALS_FILE = "trials.csv.gz"
 
 
 def one_run(task) -> dict:
-    """A (variant, seed) run simulated: its analysis.compare.Run fields and its trials."""
+    """A (variant, seed) run simulated: its nnisuite.analysis.compare.Run fields and its trials."""
     plan, table, variant, seed, trial_seed, max_seconds = task
-    from analysis.direction import direction
-    from experiments.plan import run_config
+    from nnisuite.analysis.direction import direction
+    from nnisuite.config.plan import run_config
 
     config = run_config(plan, variant, seed, None, plan.get("dataset"))
     started = time.perf_counter()
@@ -97,8 +98,8 @@ def simulate(
     import nni.__main__  # noqa: F401 - NNI sets its loggers up on import: quiet them after
     import pandas as pd
 
-    from analysis.compare import Run, aggregate
-    from experiments.plan import is_nas, load_plan, override_plan, run_config
+    from nnisuite.analysis.compare import Run, aggregate
+    from nnisuite.config.plan import is_nas, load_plan, override_plan, run_config
 
     logging.getLogger("nni").setLevel(logging.WARNING)  # the tuners' per-run info lines
     plan = override_plan(
@@ -132,7 +133,7 @@ def simulate(
     out = Path(out)
     snapped = sum(r["snapped"] for r in results)
     trials = sum(r.trials for r in runs)
-    from experiments.repeat import ran_what
+    from nnisuite.study.repeat import ran_what
 
     name = (plan.get("title") or Path(plan_path).stem).rsplit(": ", 1)[0]
     if dataset:  # the plan's title names its own dataset
@@ -151,7 +152,8 @@ def simulate(
     note = (
         f"\n\nSimulated: {len(runs)} runs, {trials} trials in {elapsed:.1f} s of wall time "
         f"({workers} worker(s)); {snapped} trial(s) had a value moved to the grid's nearest "
-        f"(benchmarks.tabular.simulator). Wall seconds are simulated: the table's start-up "
+        f"(nnisuite.benchmarks.tabular.simulator). Wall seconds are simulated: the table's "
+        "start-up "
         f"and epoch seconds, NNI's 0.5 s poll.\n"
     )
     (out / "comparison.md").write_text(text + note)
@@ -183,11 +185,11 @@ def seeds_to_see(
     runs: Path, variants: list[str], out: Path, metric: str = "final_best", draws: int = 2000
 ) -> str:
     """How many seeds a study needs to see two variants of `runs` (a folder with runs.csv:
-    experiments.repeat's or this simulator's) apart: seeds.csv and seeds.md in `out`, the
+    nnisuite.study.repeat's or this simulator's) apart: seeds.csv and seeds.md in `out`, the
     markdown returned."""
     import pandas as pd
 
-    from analysis.statistics import detection_rates
+    from nnisuite.analysis.statistics import detection_rates
 
     try:
         table = pd.read_csv(Path(runs) / "runs.csv")

@@ -10,7 +10,7 @@ The grid: every `choice` value of the space, a `loguniform` parameter (lr) on a 
 `lr_values` values from its low to its high end, a `uniform` one on a linear grid, and the trial's
 `seed` as one more choice. One NNI trial per cell (configuration and seed), with
 `--test-each-epoch` so that the test set is measured every epoch too (outside the timed epoch);
-benchmarks.tabular.build runs them, resumably.
+nnisuite.benchmarks.tabular.build runs them, resumably.
 
 Files in the folder: `table.csv.gz` (one row per configuration, seed and epoch: the parameters,
 `seed`, `epoch`, `val_accuracy`, `val_loss`, `test_accuracy`, `test_loss`, `epoch_s`, and per
@@ -32,9 +32,9 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher import REPO
+from nnisuite import DATA
 
-SPACE_FILE = REPO / "search_spaces" / "mlp_tpe.yaml"  # the log's 3.17 space
+SPACE_FILE = DATA / "search_spaces" / "mlp_tpe.yaml"  # the log's 3.17 space
 TABLE_FILE, META_FILE, GRID_FILE = "table.csv.gz", "table.json", "grid.yaml"
 METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "epoch_s")
 SEED = "seed"  # the trial's training seed, one more choice of the grid
@@ -47,7 +47,7 @@ class TableError(ValueError):
 def load_space_file(path: Path = SPACE_FILE) -> dict:
     import yaml
 
-    from experiments.config import SAFE_LOADER
+    from nnisuite.config.experiment import SAFE_LOADER
 
     return yaml.load(path.read_text(), Loader=SAFE_LOADER)  # noqa: S506 - the safe loader
 
@@ -183,7 +183,7 @@ class Build:
             ("choices", self.choices),
         )
         given = " ".join(f"--{k} {v}" for k, v in flags if v is not None)
-        return f"python -m benchmarks.tabular build {given} --out {self.out}"
+        return f"python -m nnisuite.benchmarks.tabular build {given} --out {self.out}"
 
     def grid(self) -> dict:
         return grid_space(load_space_file(), self.lr_values, self.seeds, self.choices)
@@ -265,12 +265,26 @@ def table_rows(table: Table) -> list[dict]:
     ]
 
 
+def current_command(command: str) -> str:
+    """A recorded trial command in today's module names: tables built before nnisuite had one
+    import name recorded `python3 -m launcher trials.mlp ...` for the same trial."""
+    import re
+
+    command = re.sub(r"(-m )launcher(?= )", r"\1nnisuite.launcher", command)
+    return re.sub(r"(?<= )trials\.", "nnisuite.trials.", command)
+
+
 def extends(table: Table, grid: dict, dataset: str, epochs: int, command: str) -> bool:
     """Whether `grid` holds every cell of `table` with the same trials: the same dataset, epochs
     and trial command, the same parameters, each with all of the table's values and maybe more
     (more seeds, lr values or choices)."""
     meta = table.meta
-    if (meta["dataset"], int(meta["epochs"]), meta["trial_command"]) != (dataset, epochs, command):
+    recorded = current_command(meta["trial_command"])
+    if (meta["dataset"], int(meta["epochs"]), recorded) != (
+        dataset,
+        epochs,
+        current_command(command),
+    ):
         return False
     return set(meta["grid"]) == set(grid) and all(
         set(spec["_value"]) <= set(grid[name]["_value"]) for name, spec in meta["grid"].items()
@@ -284,7 +298,7 @@ def write_table(
     `earlier` table's metadata it extends); returns the metadata."""
     import pandas as pd
 
-    from benchmarks.machine import cpu_name
+    from nnisuite.benchmarks.machine import cpu_name
 
     rows, missing = rows_of(exps, grid, carried)
     if missing:

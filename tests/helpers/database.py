@@ -1,4 +1,4 @@
-"""NNI databases written row by row in NNI 3.0's own schema (benchmarks.nni_db.SCHEMA), for
+"""NNI databases written row by row in NNI 3.0's own schema (nnisuite.benchmarks.nni_db.SCHEMA), for
 tests of what the readers make of patterns a real manager writes (a resume's repeated ids, a
 trial stopped as it exited, any metric or space a user's trial may produce).
 
@@ -15,7 +15,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from benchmarks.nni_db import SCHEMA, twice
+from nnisuite.benchmarks.nni_db import SCHEMA, twice
 
 
 class Database:

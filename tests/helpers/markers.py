@@ -9,8 +9,8 @@ import shutil
 
 import pytest
 
+from nnisuite.trials.data import find_idx_files
 from tests.helpers.sshd import SFTP, SSHD
-from trials.data import find_idx_files
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 IN_CI = os.environ.get("CI") == "true"

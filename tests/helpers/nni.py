@@ -12,10 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-from analysis.store import MANIFEST, running_manager
-from experiments.config import apply_overrides, load_yaml, to_nni_config
-from experiments.manager import free_port, watch
-from launcher import REPO
+from nnisuite.analysis.store import MANIFEST, running_manager
+from nnisuite.config.experiment import apply_overrides, load_yaml, to_nni_config
+from nnisuite.study.manager import free_port, watch
+from tests.helpers.paths import REPO
 
 NNICTL = [sys.executable, "-m", "nni.tools.nnictl.nnictl"]
 
@@ -61,14 +61,14 @@ def running_experiment(
     config, *, wait: bool = True, timeout_s: float = 300, on_poll=None, launcher: bool = True
 ):
     """Start `config` (an nni ExperimentConfig) on a free port, as the runners start one (a warm
-    launcher its `python3 -m launcher` trials fork from, unless launcher=False; NNI's version
-    query answered by experiments.nni_python; NNI's launcher talks to the manager once it
-    listens); yield (experiment, port, status) once it has
+    launcher its `python3 -m nnisuite.launcher` trials fork from, unless launcher=False; NNI's
+    version query answered by nnisuite.nni_patches.interpreter; NNI's launcher talks to the manager
+    once it listens); yield (experiment, port, status) once it has
     finished (or at once when wait=False); always stop it."""
     from nni.experiment import Experiment
 
-    from experiments.nni_python import quick_version_query
-    from launcher.warm import warm_launcher
+    from nnisuite.launcher.warm import warm_launcher
+    from nnisuite.nni_patches.interpreter import quick_version_query
 
     exp = Experiment(config)
     port = free_port()
@@ -83,7 +83,7 @@ def running_experiment(
 
 @contextlib.contextmanager
 def _started(exp, port, config, wait, timeout_s, on_poll):
-    from experiments.manager import owned_start
+    from nnisuite.study.manager import owned_start
 
     logs = Path(config.experiment_working_directory) / exp.id / "log"
     try:

@@ -1,4 +1,4 @@
-"""`python -m experiments.run` as a real subprocess for the fault-injection tests: its output
+"""`python -m nnisuite.study.run` as a real subprocess for the fault-injection tests: its output
 read by a thread, its process tree (the warm launcher, the forked trials, the NNI manager, the
 guard) found with psutil, and everything it started killed at the end whatever happened."""
 
@@ -16,18 +16,18 @@ from pathlib import Path
 import psutil
 import yaml
 
-from experiments.manager import free_port
-from launcher import REPO
-from launcher.warm import PRELOADED, SOCKET
+from nnisuite.launcher.warm import PRELOADED, SOCKET
+from nnisuite.study.manager import free_port
+from tests.helpers.paths import REPO
 
 # `nnisuite run` as `make` / `pip install -e .` installs it beside this Python
 NNISUITE = [str(Path(sys.executable).with_name("nnisuite")), "run"]
-RUN_MODULE = [sys.executable, "-m", "experiments.run"]
+RUN_MODULE = [sys.executable, "-m", "nnisuite.study.run"]
 
 
 class Runner:
     """port=None: the runner chooses its own (no --port). `program` and `cwd`: how and where it
-    runs (default `python -m experiments.run` in the repo; NNISUITE: the console script).
+    runs (default `python -m nnisuite.study.run` in the repo; NNISUITE: the console script).
     plots=False (the default here) exports with --no-plots --no-optuna --no-importance: these
     tests are about what happens to a study, and the plots cost 2-3 s of CPU per export, the
     forest 1-2 s (the export's own tests, and the tests that pass plots=True, make them)."""
@@ -49,7 +49,7 @@ class Runner:
         if own_launcher:
             env = {k: v for k, v in env.items() if k not in (SOCKET, PRELOADED)}
         flags = ["--port", str(self.port)] if self.port else []
-        runs = program == RUN_MODULE or program[-1] == "run"  # experiments.run's flags
+        runs = program == RUN_MODULE or program[-1] == "run"  # nnisuite.study.run's flags
         flags += [] if plots or not runs else ["--no-plots", "--no-optuna", "--no-importance"]
         self.proc = subprocess.Popen(
             [*program, *args, *flags],
@@ -90,7 +90,7 @@ class Runner:
 
     def launcher(self) -> psutil.Process | None:
         """The warm launcher: the runner's own child (its forked trials share its cmdline)."""
-        for p in self.find("launcher.server"):
+        for p in self.find("nnisuite.launcher.server"):
             with contextlib.suppress(psutil.Error):
                 if p.ppid() == self.proc.pid:
                     return p
@@ -196,7 +196,9 @@ def fault_experiment(
         "experimentName": "faults",
         "searchSpaceFile": str(space_file),
         "trialCodeDirectory": str(REPO),
-        "trialCommand": f"python3 -m launcher tests.fixtures.fault_trial {command_args}".strip(),
+        "trialCommand": (
+            f"python3 -m nnisuite.launcher tests.fixtures.fault_trial {command_args}".strip()
+        ),
         "trialConcurrency": concurrency,
         "maxTrialNumber": max_trials,
         "tuner": tuner or {"name": "GridSearch"},

@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from experiments.manager import free_port
+from nnisuite.study.manager import free_port
 
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if Path("/usr/sbin/sshd").exists() else None)
 SFTP = next(

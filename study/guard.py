@@ -1,13 +1,13 @@
 """Stops an NNI manager when the runner that started it dies without stopping it.
 
-    python -m experiments.guard RUNNER_PID MANAGER_PID PORT     # experiments.manager starts it
+    python -m nnisuite.study.guard RUNNER_PID MANAGER_PID PORT    # nnisuite.study.manager starts it
 
 NNI runs its manager detached (its own process group) and stops it from an `atexit` hook, which
 a runner killed with SIGKILL never runs: the manager would go on running a study that nobody
 watches, with trials that no longer fork from the (dead) warm launcher. The guard is the
 runner's child: when it is re-parented (the runner died), it asks the manager to stop, as
 `nnictl stop` does, and kills its process group if it has not exited 30 s later. The stopped
-experiment resumes with `python -m experiments.run --resume ID`. Standard library only.
+experiment resumes with `python -m nnisuite.study.run --resume ID`. Standard library only.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def stop_manager(manager_pid: int, port: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.guard", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m nnisuite.study.guard", description=__doc__)
     p.add_argument("runner", type=int, help="pid of the runner (this process's parent)")
     p.add_argument("manager", type=int, help="pid of the NNI manager (its process group)")
     p.add_argument("port", type=int, help="the manager's REST port")

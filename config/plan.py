@@ -1,4 +1,4 @@
-"""A study-of-studies file (`python -m experiments.repeat`): a base experiment, variants,
+"""A study-of-studies file (`python -m nnisuite.study.repeat`): a base experiment, variants,
 seeds; and the experiment mapping of each (variant, seed) run.
 
     plan = load_plan("experiments/tuners_digits.yaml")
@@ -7,8 +7,8 @@ seeds; and the experiment mapping of each (variant, seed) run.
 Keys: base (an experiment YAML, relative to this file), variants (name: {tuner, assessor,
 epochs}), seeds, trials, concurrency, epochs, dataset, title. A variant's tuner or assessor that
 sets no optimize_mode takes the base tuner's. The base may instead be NAS
-settings (`python -m nas`): variants then set {strategy}, `settings` overrides any other NAS
-setting, and seed s is the strategy's seed (and the architectures' training seeds are 0).
+settings (`python -m nnisuite.nas`): variants then set {strategy}, `settings` overrides any other
+NAS setting, and seed s is the strategy's seed (and the architectures' training seeds are 0).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from experiments.config import ConfigError, apply_overrides, get_key, load_yaml, set_key
+from nnisuite.config.experiment import ConfigError, apply_overrides, get_key, load_yaml, set_key
 
 KEYS = (
     "base",
@@ -105,8 +105,8 @@ def is_nas(plan: dict) -> bool:
 
 
 def nas_settings(plan: dict, variant: str, seed: int, dataset: str | None = None) -> dict:
-    """The NAS settings of one run (nas.settings: defaults <- base <- plan <- variant)."""
-    from nas.settings import settings_from
+    """The NAS settings of one run (config.nas_settings: defaults <- base <- plan <- variant)."""
+    from nnisuite.config.nas_settings import settings_from
 
     spec = plan["variants"][variant]
     overrides = dict(plan.get("settings") or {})
@@ -123,10 +123,10 @@ def nas_settings(plan: dict, variant: str, seed: int, dataset: str | None = None
 
 def takes(algorithm: dict, argument: str) -> bool:
     """Whether the tuner's (assessor's) constructor has `argument`: a built-in one's, or a
-    custom `className` importable from here (experiments.optuna_tuner.OptunaTuner)."""
+    custom `className` importable from here (nnisuite.study.optuna_tuner.OptunaTuner)."""
     import importlib
 
-    from experiments.algorithms import algorithm_class, lookup
+    from nnisuite.config.algorithms import algorithm_class, lookup
 
     try:
         if algorithm.get("className"):
@@ -173,7 +173,7 @@ def run_config(
             raw = set_key(raw, kind, value)
             if value is None:
                 raw = {k: v for k, v in raw.items() if get_key({k: v}, kind)[0] is None}
-    from experiments.trial import Trial
+    from nnisuite.config.trial import Trial
 
     own = Trial.of(raw, plan["base"]).own
     _, tuner = get_key(raw, "tuner")  # the variant's or the base's: seeded per run

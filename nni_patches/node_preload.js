@@ -1,5 +1,5 @@
 // nnisuite's preload for NNI's manager (Node), loaded with NODE_OPTIONS="--require <this file>"
-// into the managers nnisuite starts (experiments/binding.py sets the environment); the installed
+// into the managers nnisuite starts (nni_patches/binding.py sets the environment); the installed
 // NNI is not changed. Only a process running nni_node/main.js is touched; any other Node program
 // that inherits NODE_OPTIONS is left alone. Its fixes:
 //
@@ -33,7 +33,7 @@
 //    (training_service/remote_v3/worker.js): on a host with internet it replaces the worker's nni
 //    with the newest release, whatever the manager's is; without, pip spends 13 s failing
 //    (measured here). nnisuite's runner has already asked each host over SSH whether its Python
-//    has nni and the trial's packages (experiments/machines.py). NNISUITE_REMOTE_PIP=1 keeps
+//    has nni and the trial's packages (config/machines.py). NNISUITE_REMOTE_PIP=1 keeps
 //    NNI's upgrade. Right after, NNI asks the worker its nni version for one log line
 //    (`python -c "import nni ; print(nni.__version__)"`: all of nni imported, scipy.stats with
 //    it, ~2 s of the host's CPU at every worker start); here the installed version is read from

@@ -1,10 +1,11 @@
 """One NNI session, from start to export: ports, progress lines, the watchdog, Ctrl-C, stop.
 
     study = Study(experiment, port=None, out=Path("runs/x"), max_trials=10,
-                  resume_hint="to continue it: python -m experiments.run --resume ID ...")
+                  resume_hint="to continue it: python -m nnisuite.study.run --resume ID ...")
     code = run_study(study, export=my_export)     # 0 done, 3 watchdog, 130 interrupted
 
-Both runners (`python -m experiments.run`, `python -m nas`) go through `run_study`, which
+Both runners (`python -m nnisuite.study.run`, `python -m nnisuite.nas`) go through `run_study`,
+which
 - makes SIGINT and SIGTERM raise KeyboardInterrupt (a runner started from a shell's background
   job inherits SIGINT *ignored*, and Python then keeps ignoring it: Ctrl-C was lost there);
 - chooses the port and starts NNI's manager so that it is certainly this study's
@@ -22,7 +23,7 @@ A stop from outside (`nnictl stop ID`) is a stop, not a fault: exit 0 when every
 ended, else 130, as for Ctrl-C.
 
 NNI's REST server and web UI would listen on every interface without authentication: the
-manager listens on loopback only unless the study asks for more (`experiments/binding.py`), and
+manager listens on loopback only unless the study asks for more (`nni_patches/binding.py`), and
 `run_study` says so once at start when it does.
 """
 
@@ -40,21 +41,22 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis.atomic import EXIT_WRITE, WriteError
-from analysis.store import ExportError, opened
-from experiments.binding import addresses, exposure, node_environment, portal_urls
-from experiments.claim import Held, claim
-from experiments.nni_python import quick_version_query
-from experiments.trial import runner_path
-from launcher.warm import warm_launcher
-from trials.outputs import disk_full
+from nnisuite.analysis.atomic import EXIT_WRITE, WriteError
+from nnisuite.analysis.store import ExportError, opened
+from nnisuite.config.trial import runner_path
+from nnisuite.launcher import module_command
+from nnisuite.launcher.warm import warm_launcher
+from nnisuite.nni_patches.binding import addresses, exposure, node_environment, portal_urls
+from nnisuite.nni_patches.interpreter import quick_version_query
+from nnisuite.runtime import runtime_dir
+from nnisuite.study.claim import Held, claim
+from nnisuite.trials.outputs import disk_full
 
 TERMINAL = {"DONE", "STOPPED", "ERROR"}
 ACTIVE = {"WAITING", "RUNNING", "UNKNOWN"}
@@ -79,12 +81,24 @@ NNI_ISSUES = {
 
 
 def port_is_free(port: int) -> bool:
+    """Whether NNI's manager could listen on `port`: bound as Node binds (SO_REUSEADDR), so the
+    TIME_WAIT connections of a manager that just stopped do not make it look taken."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
             return False
         return True
+
+
+def port_problem(port: int | None) -> str | None:
+    """Why a requested --port cannot serve a manager (taken now), else None: checked before a
+    runner prints or starts anything."""
+    if port is None or port_is_free(port):
+        return None
+    taken = f"port {port} is taken (by another program or NNI manager)"
+    return f"{taken}; a free one now: --port {free_port()}"
 
 
 def free_port() -> int:
@@ -102,7 +116,6 @@ def default_port(requested: int | None) -> int:
     return usual if port_is_free(usual) else free_port()
 
 
-PORT_LOCK = Path(tempfile.gettempdir()) / "nnisuite-ports.lock"
 LISTEN_TIMEOUT_S = 120.0
 
 
@@ -116,8 +129,9 @@ class ManagerStartError(RuntimeError):
 
 @contextlib.contextmanager
 def port_lock():
-    """nnisuite runners choose a port and start a manager on it one at a time."""
-    with open(PORT_LOCK, "a") as f:
+    """nnisuite runners (this user's: the lock lives in nnisuite.runtime's folder) choose a
+    port and start a manager on it one at a time."""
+    with open(runtime_dir() / "ports.lock", "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -157,7 +171,7 @@ def wait_listening(proc, port: int, logs: Path | None, timeout_s: float = LISTEN
 @contextlib.contextmanager
 def owned_start(exp, port: int, logs: Path | None, hosts: list[str] | None = None):
     """While `exp.start(port)` runs: the manager process listens on `hosts` (default: loopback,
-    experiments/binding.py) and is known to `exp` the moment NNI starts it (so a Ctrl-C stops
+    nni_patches/binding.py) and is known to `exp` the moment NNI starts it (so a Ctrl-C stops
     it), and NNI's launcher talks to the port only once that process listens there. NNI's module
     functions are wrapped from outside, then restored."""
     from nni.experiment import launcher as nni_launcher
@@ -264,7 +278,7 @@ def progress_line(trials, max_trials, mode: str = "maximize") -> tuple[str, floa
 
 
 def experiment_status(port: int) -> str:
-    from analysis.store import get_json
+    from nnisuite.analysis.store import get_json
 
     return get_json(f"http://127.0.0.1:{port}/api/v1/nni/check-status").get("status", "?")
 
@@ -357,7 +371,7 @@ class GrowingLog:
         return text
 
 
-# What the manager's preload (experiments/nni_node_preload.js) logs when a remote host is lost
+# What the manager's preload (nni_patches/node_preload.js) logs when a remote host is lost
 HOST_LOST = re.compile(r"nnisuite: worker (\S+) lost; .*")
 
 
@@ -430,8 +444,8 @@ def watch(
     trials ended (or, strategy done, nothing ran for 5 s). `on_poll(trials)` after each poll.
     `disk`: the experiment directory; its disk filling (or the manager logging SQLITE_FULL /
     ENOSPC) ends the study as DISK_FULL before NNI fails more writes."""
-    from analysis.direction import direction
-    from analysis.store import read_rest
+    from nnisuite.analysis.direction import direction
+    from nnisuite.analysis.store import read_rest
 
     started = time.monotonic()
     last_line, last_sig, last_change = None, None, started
@@ -642,7 +656,7 @@ class Study:
     outcome: Outcome | None = None  # how watching ended, once run_study returns
     port_requested: bool | None = None  # the user named the port (default: a port was given)
     preload: tuple[str, ...] | None = None  # the warm launcher's imports (None: nnisuite's)
-    claimed: bool = False  # the caller already holds the experiment (experiments/claim.py)
+    claimed: bool = False  # the caller already holds the experiment (study/claim.py)
     host: str | None = None  # --host: also listen there (default: loopback only)
 
     def __post_init__(self):
@@ -651,7 +665,7 @@ class Study:
 
     @property
     def hosts(self) -> list[str]:
-        """The addresses its manager listens on (experiments/binding.py)."""
+        """The addresses its manager listens on (nni_patches/binding.py)."""
         return addresses(self.host, self.exp.config)
 
     @property
@@ -746,7 +760,7 @@ def guard(exp):
         yield
         return
     g = subprocess.Popen(
-        [sys.executable, "-m", "experiments.guard", str(os.getpid()), str(proc.pid), str(exp.port)],
+        module_command("nnisuite.study.guard", str(os.getpid()), str(proc.pid), str(exp.port)),
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
@@ -770,7 +784,7 @@ def run_study(
     """Start (or resume) `study.exp`, watch it, stop it, export; returns the exit code.
     announce=False: no exposure note and no resume hint (a caller running many studies says
     those once, and prints progress to `stream`). The experiment is held for this process
-    throughout (experiments/claim.py): exit 2 when another runner holds it."""
+    throughout (study/claim.py): exit 2 when another runner holds it."""
     if study.claimed:
         return watched_study(study, export, launcher, stall_s, stream, announce)
     try:

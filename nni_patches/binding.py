@@ -6,7 +6,7 @@
 NNI 3.0 has no option for it: its REST server and web UI call `app.listen(port)`, which listens
 on every interface with no authentication (whoever reaches the port can stop the experiment,
 change its search space and read every trial). nnisuite starts each manager (runner, resume,
-repeat, NAS, the tests) with Node's `--require experiments/nni_node_preload.js` in NODE_OPTIONS:
+repeat, NAS, the tests) with Node's `--require nni_patches/node_preload.js` in NODE_OPTIONS:
 that preload gives `listen` the addresses below (and the tuner's dispatcher 120 s instead of 10 to
 connect); the installed NNI is not changed, and a plain
 `nnictl create` keeps NNI's own behaviour (docs/what-happens-when.md says how to keep it private
@@ -30,7 +30,7 @@ import os
 import shlex
 from pathlib import Path
 
-PRELOAD = Path(__file__).with_name("nni_node_preload.js")
+PRELOAD = Path(__file__).with_name("node_preload.js")
 LOOPBACK = ("127.0.0.1", "::1")
 EVERYWHERE = ("0.0.0.0", "::")
 

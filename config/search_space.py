@@ -16,8 +16,8 @@ import json
 import math
 from pathlib import Path
 
-from experiments.config import ConfigError, get_key, load_yaml, resolve
-from experiments.problem import Problem
+from nnisuite.config.experiment import ConfigError, get_key, load_yaml, resolve
+from nnisuite.config.problem import Problem
 
 TWO_BOUNDS = {"uniform", "loguniform", "randint"}
 THREE_BOUNDS = {"quniform", "qloguniform"}

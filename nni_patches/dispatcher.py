@@ -1,11 +1,11 @@
 """NNI's tuner dispatcher as nnisuite's managers start it: `python -m nni ARGS` becomes
 
-    python -c "from experiments import nni_dispatcher; nni_dispatcher.main()" ARGS
+    python -c "from nnisuite.nni_patches import dispatcher; dispatcher.main()" ARGS
 
-(experiments/nni_python.py's interpreter script), which runs NNI's own `nni.__main__` with two
+(nni_patches/interpreter.py's interpreter script), which runs NNI's own `nni.__main__` with two
 things fixed from the outside:
 
-- `import nni` without scipy.stats (launcher/nni_import.py; NNISUITE_LAZY_SCIPY=0: as NNI does);
+- `import nni` without scipy.stats (nni_patches/lazy_import.py; NNISUITE_LAZY_SCIPY=0: as NNI does);
 - a stop in milliseconds. NNI 3.0's dispatcher (nni/runtime/msg_dispatcher_base.py) ends its
   two command workers by letting each wait out `queue.get(timeout=3)` before it sees
   `stopping`, and NNI's manager waits for the dispatcher to exit (polling it each second) before
@@ -28,7 +28,7 @@ things fixed from the outside:
   final the dispatcher handles (no timer: if none follows, the tuner never hears that end).
   Only a SUCCEEDED end waits; a failed or stopped trial's end is told at once.
 
-NNISUITE_NNI_PYTHON=plain (experiments/nni_python.py) turns the whole script off: NNI's
+NNISUITE_NNI_PYTHON=plain (nni_patches/interpreter.py) turns the whole script off: NNI's
 dispatcher as it ships.
 """
 
@@ -39,7 +39,7 @@ import runpy
 import threading
 import time
 
-from launcher import nni_import
+from nnisuite.nni_patches import lazy_import
 
 WAKE = ("nnisuite: stopping", None)  # never a command NNI sends (those are CommandType)
 
@@ -179,7 +179,7 @@ def ordered_trial_end() -> None:
 
 def main() -> None:
     """`python -m nni ARGS` (sys.argv carries ARGS) with the fixes in place."""
-    nni_import.install()  # unless NNISUITE_LAZY_SCIPY=0
+    lazy_import.install()  # unless NNISUITE_LAZY_SCIPY=0
     quick_stop()
     ordered_trial_end()
     runpy.run_module("nni", run_name="__main__", alter_sys=True)

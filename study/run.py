@@ -1,18 +1,18 @@
 """Run a whole study with one command: validate, start on NNI, watch, stop, export; or resume one.
 
-    python -m experiments.run experiments/mlp_tpe_digits.yaml          # what `make demo` runs
-    python -m experiments.run experiments/mlp_tpe_fashion.yaml --max-trials 4 --epochs 5
-    python -m experiments.run --resume ID [--experiment-dir DIR]       # after a crash or Ctrl-C
+    python -m nnisuite.study.run experiments/mlp_tpe_digits.yaml          # what `make demo` runs
+    python -m nnisuite.study.run experiments/mlp_tpe_fashion.yaml --max-trials 4 --epochs 5
+    python -m nnisuite.study.run --resume ID [--experiment-dir DIR]       # after a crash or Ctrl-C
 
-Any trial NNI accepts runs: nnisuite's own (`python3 -m launcher trials.mlp ...`) and yours
-(`python3 train.py --flag`, `python3 -m your.module`, `bash run.sh`; trialCodeDirectory relative
-to the YAML, as in nnictl). Trials run with this runner's Python first on PATH, as in an
+Any trial NNI accepts runs: nnisuite's own (`python3 -m nnisuite.launcher nnisuite.trials.mlp ...`)
+and yours (`python3 train.py --flag`, `python3 -m your.module`, `bash run.sh`; trialCodeDirectory
+relative to the YAML, as in nnictl). Trials run with this runner's Python first on PATH, as in an
 activated venv. Overrides of the YAML: --port, --experiment-dir, --max-trials, --concurrency
 (your trial gets OMP_NUM_THREADS instead of --threads), --dataset and --epochs (flags of
 nnisuite's trials only). The experiment is validated first (exit 2 on problems; a remote
 study's hosts are asked over SSH whether they can run its trials), runs on NNI's
 own manager (web UI at http://127.0.0.1:PORT while it runs), and is exported with
-analysis.export into --out (default runs/<name>-<id>). Exit codes: 0 done; 2 bad input; 3 the
+`nnisuite export` into --out (default runs/<name>-<id>). Exit codes: 0 done; 2 bad input; 3 the
 watchdog found the manager dead, the experiment in ERROR or nothing moving for --stall-minutes
 (it prints the logs' tails, exports and says how to resume); 4 a disk filled or the export
 could not be written (nothing finished lost, no file half-written); 130 Ctrl-C (stopped cleanly,
@@ -31,9 +31,7 @@ import functools
 import sys
 from pathlib import Path
 
-from experiments.binding import add_host_flag, check_host, private_prefix
-from experiments.claim import Held, claim
-from experiments.config import (
+from nnisuite.config.experiment import (
     ConfigError,
     apply_overrides,
     get_key,
@@ -41,14 +39,24 @@ from experiments.config import (
     set_key,
     to_nni_config,
 )
-from experiments.machines import check_machines, needed
-from experiments.manager import EXIT_DONE, EXIT_USAGE, Study, quoted, run_study
-from experiments.problem import report
-from experiments.trial import Trial, through_launcher
-from experiments.validate import validate
-from launcher.warm import add_launcher_flag
-from trials.outputs import check_writable
-from trials.params import positive_int
+from nnisuite.config.machines import check_machines, needed
+from nnisuite.config.problem import report
+from nnisuite.config.trial import Trial, through_launcher
+from nnisuite.config.validate import validate
+from nnisuite.launcher.warm import add_launcher_flag
+from nnisuite.nni_patches.binding import add_host_flag, check_host, private_prefix
+from nnisuite.shipped import find_study, listing
+from nnisuite.study.claim import Held, claim
+from nnisuite.study.manager import (
+    EXIT_DONE,
+    EXIT_USAGE,
+    Study,
+    port_problem,
+    quoted,
+    run_study,
+)
+from nnisuite.trials.outputs import check_writable
+from nnisuite.trials.params import positive_int
 
 OVERRIDES = ("max_trials", "concurrency", "dataset", "epochs")
 
@@ -60,8 +68,8 @@ def export_flags(args) -> dict:
 
 
 def export(study: Study, _outcome, plots: bool = True, **flags) -> None:
-    from analysis.export import export_experiment
-    from analysis.store import ExportError
+    from nnisuite.analysis.export import export_experiment
+    from nnisuite.analysis.store import ExportError
 
     exp = study.exp
     try:
@@ -87,7 +95,7 @@ def files_line(out: Path, plots: bool) -> str:
 
 def resume_hint(exp_id: str, exp_dir: Path) -> str:
     return (
-        f"to continue it: python -m experiments.run --resume {exp_id} "
+        f"to continue it: python -m nnisuite.study.run --resume {exp_id} "
         f"--experiment-dir {quoted(exp_dir)}"
     )
 
@@ -141,6 +149,7 @@ def new_study(args) -> Study | int:
         check_writable(out, "--out")
         or check_writable(exp_dir, "--experiment-dir")
         or check_host(args.host, config)
+        or port_problem(args.port)
     )
     if problem:
         print(f"error: {problem}", file=sys.stderr)
@@ -152,9 +161,14 @@ def new_study(args) -> Study | int:
 
 
 def resumed_study(args, stack: contextlib.ExitStack) -> Study | int:
-    """The study to resume, held for this process on `stack` (experiments/claim.py) before
+    """The study to resume, held for this process on `stack` (study/claim.py) before
     anything is touched: a second runner resuming it is refused."""
-    from experiments.resume import AlreadyFinished, ResumeError, experiment_folder, prepare_resume
+    from nnisuite.study.resume import (
+        AlreadyFinished,
+        ResumeError,
+        experiment_folder,
+        prepare_resume,
+    )
 
     try:
         stack.enter_context(claim(experiment_folder(args.resume, args.experiment_dir), args.resume))
@@ -164,11 +178,12 @@ def resumed_study(args, stack: contextlib.ExitStack) -> Study | int:
     except Held as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if args.out:
+    problem = port_problem(args.port)  # before the resume writes anything into the database
+    if args.out and not problem:
         problem = check_writable(Path(args.out), "--out")
-        if problem:
-            print(f"error: {problem}", file=sys.stderr)
-            return EXIT_USAGE
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         exp = prepare_resume(args.resume, args.experiment_dir)
     except AlreadyFinished as exc:
@@ -200,9 +215,9 @@ def resumed_study(args, stack: contextlib.ExitStack) -> Study | int:
 
 def export_finished(args) -> int:
     """--resume of a study that ran all its trials: export it again, start nothing."""
-    from analysis.export import export_experiment
-    from analysis.store import ExportError, load_experiment
-    from experiments.resume import experiment_folder
+    from nnisuite.analysis.export import export_experiment
+    from nnisuite.analysis.store import ExportError, load_experiment
+    from nnisuite.study.resume import experiment_folder
 
     root = experiment_folder(args.resume, args.experiment_dir)
     try:
@@ -237,11 +252,17 @@ def port(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m experiments.run",
+        prog="python -m nnisuite.study.run",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("config", nargs="?", help="experiment YAML (experiments/*.yaml)")
+    p.add_argument(
+        "config",
+        nargs="?",
+        type=find_study,
+        help="experiment YAML, or the name of a shipped study (`--list`: mlp_tpe_digits, ...)",
+    )
+    p.add_argument("--list", action="store_true", help="name the shipped studies and exit")
     p.add_argument("--resume", metavar="ID", help="resume the stopped or crashed experiment ID")
     p.add_argument("--port", type=port, help="web UI / REST port (default 8080, else a free one)")
     p.add_argument("--experiment-dir", help="NNI experiment folder (default ~/nni-experiments)")
@@ -285,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.list:
+        print(listing())
+        return 0
     if args.resume and args.config:
         parser.error("give either an experiment file or --resume ID, not both")
     if args.resume and any(getattr(args, k) is not None for k in OVERRIDES):

@@ -19,7 +19,7 @@ What NNI 3.0 cannot give, and what nnisuite does about it:
   Random's start-up draws repeat the stopped run's). nnisuite gives the resumed tuner a new
   seed derived from the old one and the number of trials so far (`resumed_seed`), written
   into the experiment's config as a new profile revision, and says so;
-- parameter ids and sequence numbers restart (analysis.store reads them right);
+- parameter ids and sequence numbers restart (nnisuite.analysis.store reads them right);
 - a study that already ran all its trials has nothing to resume: it is exported again, and
   no manager is started (which would add the idle time to its recorded end).
 """
@@ -32,7 +32,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from analysis.store import (
+from nnisuite.analysis.store import (
     DEFAULT_EXPERIMENT_DIR,
     FINISHED,
     ExportError,
@@ -41,7 +41,7 @@ from analysis.store import (
     manifest_entry,
     opened,
 )
-from experiments.guard import stop_manager
+from nnisuite.study.guard import stop_manager
 
 
 class ResumeError(ValueError):
@@ -151,7 +151,9 @@ def prepare_resume(exp_id: str, experiment_dir: str | None = None):
     except Exception as exc:  # noqa: BLE001 - NNI raises ValueError / KeyError / sqlite errors
         raise ResumeError(f"experiment {exp_id!r}: NNI cannot read its config ({exc})") from exc
     if config.experiment_type == "nas":
-        raise ResumeError(f"experiment {exp_id!r} is a NAS study: see python -m nas --help")
+        raise ResumeError(
+            f"experiment {exp_id!r} is a NAS study: see python -m nnisuite.nas --help"
+        )
     exp = Experiment(config, id=exp_id)
     exp._action = "resume"  # what Experiment.resume() sets before starting (NNI 3.0)
     return exp

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from launcher import CLIENT_MODULE
+from nnisuite.launcher import CLIENT_MODULE
 
 
 class ConfigError(ValueError):
@@ -183,11 +183,12 @@ PYTHON_OPTIONS_WITH_VALUE = ("-W", "-X")
 @dataclass
 class TrialCommand:
     """A parsed trial command: `[NAME=value ...] PREFIX [MODULE | SCRIPT] ARGS`, where PREFIX
-    is `python3 -m launcher [--python P]` or `python3 -m` (a module: trials.mlp, their.module),
-    or `python3 [-u ...]` (a script: train.py); anything else (`bash run.sh`) is all prefix."""
+    is `python3 -m nnisuite.launcher [--python P]` or `python3 -m` (a module: nnisuite.trials.mlp,
+    their.module), or `python3 [-u ...]` (a script: train.py); anything else (`bash run.sh`) is all
+    prefix."""
 
     prefix: list[str]  # everything before the module or script name, env assignments aside
-    module: str | None  # e.g. trials.mlp; None when the command runs no module
+    module: str | None  # e.g. nnisuite.trials.mlp; None when the command runs no module
     args: list[str]
     script: str | None = None  # e.g. train.py, as written (relative to trialCodeDirectory)
     env: dict[str, str] = field(default_factory=dict)  # leading NAME=value assignments
@@ -228,8 +229,10 @@ class TrialCommand:
 
     @property
     def through_launcher(self) -> bool:
-        """Whether the command runs through nnisuite's client (`python3 -m launcher ...`)."""
-        return CLIENT_MODULE in self.prefix[1:3] and "-m" in self.prefix[:2]
+        """Whether the command runs through nnisuite's client (`python3 -m nnisuite.launcher
+        ...`)."""
+        prefix = self.prefix
+        return CLIENT_MODULE in prefix and prefix[prefix.index(CLIENT_MODULE) - 1 :][:1] == ["-m"]
 
     def flag(self, flag: str) -> str | None:
         """The value of `--flag value` or `--flag=value` in the trial's arguments, or None."""
@@ -278,7 +281,7 @@ def apply_overrides(
     own_trial: bool = True,
 ) -> dict:
     """The runner's command-line overrides, applied to a loaded YAML mapping. For a trial that
-    is not nnisuite's (`own_trial=False`: experiments.trial says which) the seed and thread
+    is not nnisuite's (`own_trial=False`: nnisuite.config.trial says which) the seed and thread
     count go into its environment (NNISUITE_SEED, OMP_NUM_THREADS) instead of flags, and
     --dataset / --epochs, which only nnisuite's trials take, are a ConfigError."""
     if max_trials is not None:

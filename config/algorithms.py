@@ -22,7 +22,7 @@ import io
 import logging
 import typing
 
-from experiments.problem import Problem
+from nnisuite.config.problem import Problem
 
 KINDS = ("tuner", "assessor", "advisor")
 OPTIMIZE_MODES = ("maximize", "minimize")
@@ -51,7 +51,7 @@ def registry() -> list:
     from nni.runtime.config import get_builtin_config_file, get_config_file
     from nni.tools.package_utils import config_manager
 
-    from experiments.config import nni_reads_yaml_with_libyaml
+    from nnisuite.config.experiment import nni_reads_yaml_with_libyaml
 
     nni_reads_yaml_with_libyaml()
     files = (
@@ -256,7 +256,7 @@ def one_parameter(update, label: str, name: str, spec, file: str) -> list[Proble
 
 def algorithm_problems(kind: str, spec, space, file: str) -> list[Problem]:
     """Every problem of a `tuner:` / `assessor:` / `advisor:` entry (empty: fine)."""
-    from experiments.config import get_key
+    from nnisuite.config.experiment import get_key
 
     if not isinstance(spec, dict):
         return [
@@ -298,7 +298,7 @@ def algorithm_problems(kind: str, spec, space, file: str) -> list[Problem]:
             problems.append(
                 Problem(file, f"{kind}.className", f"must be module.Class, got {class_name!r}", "")
             )
-        from experiments.config import resolve
+        from nnisuite.config.experiment import resolve
 
         if not isinstance(code_dir, str) or not resolve(code_dir, file).is_dir():
             problems.append(
@@ -375,7 +375,7 @@ def algorithm_problems(kind: str, spec, space, file: str) -> list[Problem]:
 def custom_problems(kind: str, class_name: str, folder: str, args: dict, space, file: str):
     """A custom class checked as NNI's dispatcher would meet it: imported from its
     codeDirectory, its classArgs against its constructor (and the module's own
-    `validate_class_args(**args)` where it has one: experiments.optuna_tuner), and a tuner
+    `validate_class_args(**args)` where it has one: nnisuite.study.optuna_tuner), and a tuner
     (not an advisor) built and handed the search space."""
     import sys
     from types import SimpleNamespace

@@ -1,7 +1,7 @@
 """Optuna's samplers as NNI tuners: one NNI Tuner class, backed by an Optuna study in memory.
 
     tuner:
-      className: experiments.optuna_tuner.OptunaTuner
+      className: nnisuite.study.optuna_tuner.OptunaTuner
       codeDirectory: ..                    # the folder holding `experiments/` (the repo root)
       classArgs: {sampler: tpe, optimize_mode: maximize, seed: 0}
     # several objectives (keys of the trial's final dict; costs are minimized by default):
@@ -17,7 +17,7 @@ go to the sampler's constructor as they are (e.g. {n_startup_trials: 5}).
 
 Objectives: `optimize_mode` for NNI's `default` alone (NNI's tuners' argument), or
 `objectives` (keys of the final result dict) with `directions` (maximize / minimize per key;
-default: models.costs' keys minimized, `default` as optimize_mode, any other key required).
+default: nnisuite.models.costs' keys minimized, `default` as optimize_mode, any other key required).
 
 As an NNI tuner: the search space is converted parameter by parameter (choice, also nested
 with `_name`; randint; uniform, quniform; loguniform, qloguniform: a q-type is sampled
@@ -41,8 +41,8 @@ import logging
 
 from nni.tuner import Tuner
 
-from analysis import direction
-from analysis.direction import Objectives
+from nnisuite.analysis import direction
+from nnisuite.analysis.direction import Objectives
 
 SAMPLERS = ("tpe", "cmaes", "gp", "qmc", "random", "nsgaii", "motpe")
 SINGLE_ONLY = ("cmaes",)
@@ -157,7 +157,7 @@ def suggest(trial, name: str, dist):
 
 
 def objectives_of(optimize_mode: str, objectives, directions) -> Objectives:
-    """analysis.direction's objectives, its errors as ArgsError."""
+    """nnisuite.analysis.direction's objectives, its errors as ArgsError."""
     try:
         return direction.objectives_of(optimize_mode, objectives, directions)
     except direction.ObjectiveError as exc:
@@ -337,7 +337,7 @@ def remember_end_events() -> None:
     if getattr(original, "nnisuite_wrapped", False):
         return
 
-    from experiments.nni_dispatcher import tells_tuner
+    from nnisuite.nni_patches.dispatcher import tells_tuner
 
     def handle_trial_end(self, data):
         tuner = getattr(self, "tuner", None)
@@ -351,7 +351,7 @@ def remember_end_events() -> None:
 
 
 def validate_class_args(**args) -> None:
-    """ArgsError (one line) for classArgs OptunaTuner would refuse: for experiments.validate."""
+    """ArgsError (one line) for classArgs OptunaTuner would refuse: for nnisuite.config.validate."""
     known = {"sampler", "optimize_mode", "seed", "objectives", "directions", "sampler_args"}
     unknown = sorted(set(args) - known)
     if unknown:

@@ -1,4 +1,5 @@
-"""Settings of a NAS study (`python -m nas`): defaults, strategies, checks. No NNI, no torch.
+"""Settings of a NAS study (`python -m nnisuite.nas`): defaults, strategies, checks. No NNI, no
+torch.
 
     settings = settings_from(load_yaml("experiments/nas_depth.yaml"), {"epochs": 2})
     check(settings)          # SettingsError naming the bad setting
@@ -9,15 +10,18 @@ evaluator receives every value from here.
 
 from __future__ import annotations
 
-# multi-trial, through NNI's manager; optuna_*: Optuna's samplers (experiments.optuna_tuner) in
+# multi-trial, through NNI's manager; optuna_*: Optuna's samplers (nnisuite.study.optuna_tuner) in
 # NNI's HPOTunerStrategy (CMA-ES samples these spaces' categorical choices independently: it is
 # offered so that a study can show it, docs/results.md)
 STRATEGIES = ("grid", "random", "evolution", "tpe", "optuna_tpe", "optuna_gp", "optuna_cmaes")
 ONE_SHOT = ("random-oneshot", "darts", "gumbel-darts", "enas")  # one supernet, in-process
-SPACES = ("depth", "attention")  # nas.space.DepthSpace, nas.attention_space.AttentionSpace
+SPACES = (
+    "depth",
+    "attention",
+)  # nnisuite.nas.space.DepthSpace, nnisuite.nas.attention_space.AttentionSpace
 IMAGE_SHAPES = {"digits": (8, 8), "mnist": (28, 28), "fashion-mnist": (28, 28)}  # rows, cols
 INPUT_SIZES = {name: r * c for name, (r, c) in IMAGE_SHAPES.items()}  # flattened sizes
-# nas.attention_space's choices (kind: num_kv_heads = heads, heads / 2, 1)
+# nnisuite.nas.attention_space's choices (kind: num_kv_heads = heads, heads / 2, 1)
 ATTENTION_CHOICES = {
     "kind": ("MHA", "GQA", "MQA"),
     "heads": (2, 4, 8),
@@ -46,7 +50,7 @@ DEFAULTS = {
 }
 
 
-# Why `python -m nas --resume` refuses, from NNI 3.0's source (checked here, torch 2.14):
+# Why `python -m nnisuite.nas --resume` refuses, from NNI 3.0's source (checked here, torch 2.14):
 NO_RESUME = (
     "NNI 3.0 cannot resume a NAS study: on resume its manager sends the finished results to the "
     "strategy as IMPORT_DATA, which the NAS side's command channel does not know "

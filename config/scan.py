@@ -4,7 +4,7 @@ log's `feature1` defect (a tuned name the trial never reads; a name the trial re
 space lacks), for anyone's trial.
 
     scan = scan_trial(Path("train.py"))
-    problems = compare(scan, space, space_file)      # experiments.problem.Problem, with severity
+    problems = compare(scan, space, space_file)     # nnisuite.config.problem.Problem, with severity
 
 Seen: `p = nni.get_next_parameter()` (any import spelling; also `... or {}`, `dict(...)`,
 `.copy()`, aliases `q = p`), then `p["lr"]`, `p.get("lr", 0.1)`, `p.pop("lr")`, `"lr" in p`; the
@@ -26,7 +26,7 @@ import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from experiments.problem import Problem
+from nnisuite.config.problem import Problem
 
 SOURCE_CALL = "get_next_parameter"
 # Calls that only show or measure the parameters (a dict handed to them is not lost track of).

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from experiments.problem import Problem
+from nnisuite.config.problem import Problem
 
 CONNECT_TIMEOUT_S = 5
 MARK = "nnisuite-check:"
@@ -108,7 +108,7 @@ def check_one(m: dict, base: Path, modules: tuple[str, ...]) -> str | None:
 
 
 def needed(trial) -> tuple[str, ...]:
-    """The packages a host needs for `trial` (an experiments.trial.Trial): NNI's runtime, and
+    """The packages a host needs for `trial` (an nnisuite.config.trial.Trial): NNI's runtime, and
     the trial's heavy imports (nnisuite's trials: torch and numpy)."""
     preload = trial.preload()
     heavy = ("torch", "numpy") if preload is None else preload

@@ -10,7 +10,7 @@ nni to print four facts: about 2.3 s of CPU per experiment here, paid again by e
 repeated study. The script prints the same JSON (computed by this process, which has nni
 imported already), answers the remote service's `-c "import nni ; print(nni.__version__)"`
 (run once per SSH worker) the same way, starts the tuner's dispatcher (`python -m nni ...`)
-through experiments/nni_dispatcher.py (scipy.stats deferred, a stop without NNI's 3 s wait) and
+through nni_patches/dispatcher.py (scipy.stats deferred, a stop without NNI's 3 s wait) and
 hands every other command to this interpreter unchanged. NNI is fixed from the outside: its
 launcher's NniManagerArgs gets the script as `python_interpreter` while the block runs. Switch
 it off with NNISUITE_NNI_PYTHON=plain.
@@ -24,12 +24,12 @@ import os
 import shlex
 import shutil
 import sys
-import tempfile
-from pathlib import Path
+
+from nnisuite.runtime import scratch
 
 MODULE = "nni.tools.nni_manager_scripts.collect_version_info"
 VERSION_SCRIPT = "import nni ; print(nni.__version__)"
-DISPATCHER = "from experiments import nni_dispatcher; nni_dispatcher.main()"
+DISPATCHER = "from nnisuite.nni_patches import dispatcher; dispatcher.main()"
 
 
 def version_info() -> str:
@@ -50,7 +50,7 @@ def script(python: str, answer: str) -> str:
     return "\n".join(
         [
             "#!/bin/sh",
-            "# nnisuite (experiments/nni_python.py): NNI's manager runs its Python through this.",
+            "# nnisuite (nni_patches/interpreter.py): NNI's manager runs its Python through this.",
             f'if [ "$1" = -m ] && [ "$2" = {MODULE} ]; then',
             f"  printf '%s\\n' {shlex.quote(answer)}",
             "  exit 0",
@@ -60,10 +60,10 @@ def script(python: str, answer: str) -> str:
             f"  printf '%s\\n' {shlex.quote(json.loads(answer)['nniVersion'])}",
             "  exit 0",
             "fi",
-            "# the dispatcher, fixed from outside (experiments/nni_dispatcher.py)",
+            "# the dispatcher, fixed from outside (nni_patches/dispatcher.py)",
             'if [ "$1" = -m ] && [ "$2" = nni ]; then',
             "  shift 2",
-            f'  exec {shlex.quote(python)} -c {shlex.quote(DISPATCHER)} "$@"',
+            f'  exec {shlex.quote(python)} -P -c {shlex.quote(DISPATCHER)} "$@"',
             "fi",
             f'exec {shlex.quote(python)} "$@"',
             "",
@@ -79,7 +79,7 @@ def quick_version_query():
         return
     from nni.experiment import launcher as nni_launcher
 
-    folder = Path(tempfile.mkdtemp(prefix="nnisuite-python-"))
+    folder = scratch("nnisuite-python-")
     path = folder / "python"
     path.write_text(script(sys.executable, version_info()))
     path.chmod(0o700)

@@ -1,7 +1,7 @@
 """NNI 3.0 tuners with a bug nnisuite works around by subclassing; experiment files name them as
 custom tuners:
 
-    tuner: {className: experiments.nni_fixes.Hyperband, codeDirectory: .., classArgs: {...}}
+    tuner: {className: nnisuite.nni_patches.tuners.Hyperband, codeDirectory: .., classArgs: {...}}
 
 Hyperband and BOHB give their trials string parameter ids ("0_0_0") and, on the first metric,
 compare one with an int (nni/recoverable.py, is_created_in_previous_exp: `param_id <=

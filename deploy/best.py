@@ -1,10 +1,11 @@
 """The best model of a study, in the user's hands: the configuration chosen by validation
 accuracy, retrained over seeds on the study's splits, tested once, saved as a model that loads
-without nnisuite, with a model card. HPO studies of nnisuite's trials (trials.mlp, trials.rnn)
-and NAS studies (`python -m nas`: the depth space and the attention search) alike.
+without nnisuite, with a model card. HPO studies of nnisuite's trials (nnisuite.trials.mlp,
+nnisuite.trials.rnn) and NAS studies (`python -m nnisuite.nas`: the depth space and the attention
+search) alike.
 
-    python -m experiments.best ID --out best/            # after `python -m experiments.run ...`
-    python -m experiments.best ID --experiment-dir D --out DIR --seeds 5 --epochs 30
+    python -m nnisuite.deploy.best ID --out best/         # after `python -m nnisuite.study.run ...`
+    python -m nnisuite.deploy.best ID --experiment-dir D --out DIR --seeds 5 --epochs 30
     nnisuite best ID --out DIR
 
 What it does:
@@ -20,7 +21,8 @@ What it does:
                     logits (n, classes); `torch.export.load(path).module()(images)` loads it
                     with torch alone (no nnisuite, no model code);
    weights.pt       {"state_dict"} for nnisuite's own model class (an attention classifier's
-                    also "transformer_kwargs": `python -m analysis.attention --model` reads it);
+                    also "transformer_kwargs": `python -m nnisuite.analysis.attention --model` reads
+                    it);
    card.md          data and splits, configuration and its origin, recipe, metrics over seeds,
                     per-class accuracy, parameters, latency, the command that reproduces it;
    confusion.png    the saved model's confusion matrix on the test split;
@@ -48,7 +50,7 @@ import sys
 import time
 from pathlib import Path
 
-from models import costs
+from nnisuite.models import costs
 
 CARD, MODEL, WEIGHTS = "card.md", "model.pt2", "weights.pt"
 RECIPE = (
@@ -95,7 +97,8 @@ class Choice:
     validation: float  # the trial's own validation accuracy, as NNI recorded it
     test: float | None  # recorded, shown, never used to choose
     parameters: dict  # the tuned parameters, or a NAS trial's architecture choices
-    module: str  # trials.mlp / trials.rnn, or the NAS model space (nas.space.DepthSpace)
+    # nnisuite.trials.mlp / .rnn, or the NAS model space (nnisuite.nas.space.DepthSpace)
+    module: str
     args: list[str]  # the trial command's flags (HPO)
     tuner: str
     finished: int  # SUCCEEDED trials it was chosen from
@@ -112,7 +115,7 @@ def is_nas(params) -> bool:
 
 def choose(exp) -> Choice:
     """The SUCCEEDED trial with the highest validation accuracy (ties: the earlier trial)."""
-    from experiments.trial import Trial
+    from nnisuite.config.trial import Trial
 
     config = exp.config
     code_dir = config.get("trialCodeDirectory") or "."
@@ -120,9 +123,9 @@ def choose(exp) -> Choice:
     nas = config.get("experimentType") == "nas"
     if not trial.own and not nas:
         raise BestError(
-            f"experiment {exp.id} runs {trial.label!r}: experiments.best retrains nnisuite's own "
-            "trials (trials.mlp, trials.rnn) and NAS studies; for your own trial, its best "
-            "parameters are in `python -m analysis.export` 's trials.csv"
+            f"experiment {exp.id} runs {trial.label!r}: `nnisuite best` retrains nnisuite's own "
+            "trials (nnisuite.trials.mlp, .rnn) and NAS studies; for your own trial, its best "
+            "parameters are in `python -m nnisuite.analysis.export` 's trials.csv"
         )
     done = [
         t
@@ -166,7 +169,7 @@ class Recipe:
     dataset: str
     data_dir: str | None
     split_seed: int  # the study's splits
-    fit: object  # trials.engine.FitConfig (its seed set per retrain)
+    fit: object  # nnisuite.trials.engine.FitConfig (its seed set per retrain)
     make_model: object  # (seed, data) -> a fresh model, initialised from seed
     record: dict  # every setting, for best.json and the card
 
@@ -177,7 +180,7 @@ def recipe(choice: Choice, epochs, restore_best, data_dir, threads) -> Recipe:
         return nas_recipe(choice, epochs, restore_best, data_dir)
     import torch
 
-    from trials.runner import fit_config
+    from nnisuite.trials.runner import fit_config
 
     module, params = trial_params(choice, epochs, restore_best, data_dir, threads)
 
@@ -197,14 +200,14 @@ def recipe(choice: Choice, epochs, restore_best, data_dir, threads) -> Recipe:
 
 def nas_recipe(choice: Choice, epochs, restore_best, data_dir) -> Recipe:
     """A NAS trial: its architecture rebuilt from NNI's record (the model space's class and
-    arguments, the sample), trained as nas.evaluator trained it."""
+    arguments, the sample), trained as nnisuite.nas.evaluator trained it."""
     import copy
 
     import nni
 
-    from nas.evaluator import reseed_parameters
-    from nas.settings import DEFAULTS
-    from trials.engine import FitConfig
+    from nnisuite.config.nas_settings import DEFAULTS
+    from nnisuite.nas.evaluator import reseed_parameters
+    from nnisuite.trials.engine import FitConfig
 
     kwargs = dict(DEFAULTS) | dict(choice.nas["evaluator"].get("__kwargs__", {}))
     kwargs.pop("function", None)
@@ -231,8 +234,8 @@ def nas_recipe(choice: Choice, epochs, restore_best, data_dir) -> Recipe:
 
 def trial_params(choice: Choice, epochs, restore_best, data_dir, threads):
     """(module, the trial's parameters with the overrides applied)."""
-    from trials.params import resolve_params
-    from trials.runner import BUDGET, tuner_extras
+    from nnisuite.trials.params import resolve_params
+    from nnisuite.trials.runner import BUDGET, tuner_extras
 
     module = importlib.import_module(choice.module)
     tuned = dict(choice.parameters)
@@ -271,7 +274,8 @@ def deployable(model, data):
 
 def weights(model) -> dict:
     """weights.pt: {"state_dict"}, and for an attention classifier the "transformer_kwargs"
-    that rebuild it (nas.evaluator.save_model's format: analysis.attention --model reads it)."""
+    that rebuild it (nnisuite.nas.evaluator.save_model's format: nnisuite.analysis.attention --model
+    reads it)."""
     state = {"state_dict": model.state_dict()}
     if hasattr(model, "describe"):
         kwargs = model.describe().get("transformer_kwargs")
@@ -341,11 +345,11 @@ def retrain(how: Recipe, seeds: int, threads: int | None, say):
     """Train the configuration once per seed; returns (rows, models, data)."""
     import torch
 
-    from trials.data import load_dataset
+    from nnisuite.trials.data import load_dataset
 
     if threads:
         torch.set_num_threads(threads)
-    from trials.engine import fit
+    from nnisuite.trials.engine import fit
 
     data = load_dataset(how.dataset, how.data_dir, seed=how.split_seed)
     rows, models = [], []
@@ -473,7 +477,7 @@ def card_text(record: dict) -> str:
 
 
 def model_name(module: str) -> str:
-    """trials.mlp -> MLP; nas.space.DepthSpace -> DepthSpace architecture."""
+    """nnisuite.trials.mlp -> MLP; nnisuite.nas.space.DepthSpace -> DepthSpace architecture."""
     last = module.split(".")[-1]
     return last.upper() if module.startswith("trials.") else f"{last} architecture"
 
@@ -490,10 +494,10 @@ def build(args, say=print) -> dict:
     import numpy as np
     import torch
 
-    from analysis.atomic import staged
-    from analysis.store import load_experiment
-    from trials.data import raw_splits
-    from trials.metrics import confusion_matrix
+    from nnisuite.analysis.atomic import staged
+    from nnisuite.analysis.store import load_experiment
+    from nnisuite.trials.data import raw_splits
+    from nnisuite.trials.metrics import confusion_matrix
 
     exp = load_experiment(args.experiment, args.experiment_dir)
     choice = choose(exp)
@@ -537,7 +541,7 @@ def build(args, say=print) -> dict:
             [
                 "python",
                 "-m",
-                "experiments.best",
+                "nnisuite.deploy.best",
                 exp.id,
                 *(["--experiment-dir", str(args.experiment_dir)] if args.experiment_dir else []),
                 "--out",
@@ -594,11 +598,11 @@ def build(args, say=print) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from analysis.store import add_source_arguments
-    from trials.params import positive_int
+    from nnisuite.analysis.store import add_source_arguments
+    from nnisuite.trials.params import positive_int
 
     p = argparse.ArgumentParser(
-        prog="python -m experiments.best",
+        prog="python -m nnisuite.deploy.best",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -622,11 +626,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from analysis.atomic import EXIT_WRITE, WriteError
-    from analysis.store import ExportError
-    from trials.data import DatasetError
-    from trials.outputs import check_writable
-    from trials.params import ParameterError
+    from nnisuite.analysis.atomic import EXIT_WRITE, WriteError
+    from nnisuite.analysis.store import ExportError
+    from nnisuite.trials.data import DatasetError
+    from nnisuite.trials.outputs import check_writable
+    from nnisuite.trials.params import ParameterError
 
     args = build_parser().parse_args(argv)
     problem = check_writable(Path(args.out), "--out")

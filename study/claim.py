@@ -3,7 +3,7 @@
     with claim(exp_dir, exp_id):         # Held (one line naming the holder) when another has it
         run the study
 
-A runner (experiments.run, its --resume, repeat, nas) holds an advisory lock on
+A runner (nnisuite.study.run, its --resume, repeat, nas) holds an advisory lock on
 `<experiment dir>/.nnisuite/<id>.lock` from before its manager starts until after it stopped;
 the file says which process holds it and its command line. The kernel drops the lock when that
 process dies however it dies (kill -9 included), so a stale file never blocks anyone. A second
@@ -26,7 +26,7 @@ class Held(RuntimeError):
 
 
 def command_line() -> str:
-    """This process's command line as typed (python -m experiments.run ...)."""
+    """This process's command line as typed (python -m nnisuite.study.run ...)."""
     import psutil
 
     try:

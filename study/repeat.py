@@ -1,8 +1,8 @@
 """Repeated studies: every (variant, seed) of a study-of-studies file as a real NNI experiment,
 then the comparison with statistics.
 
-    python -m experiments.repeat experiments/tuners_digits.yaml --out runs/tuners-digits
-    python -m experiments.repeat FILE --out DIR --seeds 3 --max-trials 8 --variants tpe,random
+    python -m nnisuite.study.repeat experiments/tuners_digits.yaml --out runs/tuners-digits
+    python -m nnisuite.study.repeat FILE --out DIR --seeds 3 --max-trials 8 --variants tpe,random
 
 The file names a base experiment YAML, the variants (each replaces the base's `tuner` and/or
 `assessor`, and may set its own `epochs`), the seeds, and the trials, concurrency and epochs of
@@ -13,7 +13,7 @@ without a seed say so in the output and differ between runs by their own unseede
 The base may run your own trial (`python3 train.py`, any trialCommand NNI accepts): its seed
 is then the environment variable NNISUITE_SEED (read it: `int(os.environ["NNISUITE_SEED"])`),
 `epochs` and `dataset` (flags of nnisuite's trials) are refused, and --launcher / --no-launcher
-choose how a `python SCRIPT.py` trial starts, as in experiments.run.
+choose how a `python SCRIPT.py` trial starts, as in nnisuite.study.run.
 
 Each run goes through the runner's machinery (validation, one NNI manager, the watchdog, the
 export into DIR/runs/<variant>-s<seed>/: its tables and summary; its plots with --plots, its
@@ -22,7 +22,8 @@ done / total, elapsed, estimated remaining. Ctrl-C stops the current run cleanly
 are kept, and running the same command again skips them, but only a run made with the same
 settings (its whole experiment: space, tuner, trials, epochs, concurrency, dataset; recorded in
 its run.json): one made otherwise is named and run again. At the end, DIR holds runs.csv,
-comparison.csv, pairwise.csv, comparison.md and the best-so-far band plots (analysis.compare).
+comparison.csv, pairwise.csv, comparison.md and the best-so-far band plots
+(nnisuite.analysis.compare).
 """
 
 from __future__ import annotations
@@ -36,11 +37,9 @@ import sys
 import time
 from pathlib import Path
 
-from analysis.atomic import EXIT_WRITE, WriteError, staged
-from analysis.store import ExportError
-from experiments.binding import add_host_flag, check_host
-from experiments.manager import EXIT_INTERRUPTED, EXIT_USAGE, Study, run_study
-from experiments.plan import (
+from nnisuite.analysis.atomic import EXIT_WRITE, WriteError, staged
+from nnisuite.analysis.store import ExportError
+from nnisuite.config.plan import (
     RepeatError,
     is_nas,
     load_plan,
@@ -49,10 +48,13 @@ from experiments.plan import (
     run_config,
     takes_seed,
 )
-from experiments.validate import validate
-from launcher.warm import add_launcher_flag, warm_launcher
-from trials.outputs import check_writable
-from trials.params import positive_int
+from nnisuite.config.validate import validate
+from nnisuite.launcher.warm import add_launcher_flag, warm_launcher
+from nnisuite.nni_patches.binding import add_host_flag, check_host
+from nnisuite.shipped import find_study
+from nnisuite.study.manager import EXIT_INTERRUPTED, EXIT_USAGE, Study, run_study
+from nnisuite.trials.outputs import check_writable
+from nnisuite.trials.params import positive_int
 
 MAX_RUNS = 100_000  # (variant, seed) runs of one repeated study: beyond, a typo
 
@@ -80,9 +82,9 @@ def hpo_study(plan, variant: str, seed: int, folder: Path, experiment_dir, launc
     its trials fork from a warm launcher (the repeat's, which imported the same: study.preload)."""
     from nni.experiment import Experiment
 
-    from experiments.config import set_key, to_nni_config
-    from experiments.problem import errors
-    from experiments.trial import Trial, through_launcher
+    from nnisuite.config.experiment import set_key, to_nni_config
+    from nnisuite.config.problem import errors
+    from nnisuite.config.trial import Trial, through_launcher
 
     raw = run_config(plan, variant, seed, experiment_dir, plan.get("dataset"))
     problems = errors(validate(plan["base"], raw))
@@ -104,8 +106,8 @@ def hpo_study(plan, variant: str, seed: int, folder: Path, experiment_dir, launc
 def nas_study(plan, variant: str, seed: int, folder: Path, experiment_dir):
     """(Study, True, True) of one NAS run (the strategy is seeded; trials fork from the warm
     launcher), or an exit code."""
-    from nas.settings import SettingsError, check, max_trials, space_size
-    from nas.study import build_experiment
+    from nnisuite.config.nas_settings import SettingsError, check, max_trials, space_size
+    from nnisuite.nas.study import build_experiment
 
     try:
         settings = nas_settings(plan, variant, seed, plan.get("dataset"))
@@ -140,9 +142,9 @@ def run_one(
     forest: bool = False,
 ) -> dict | int:
     """One run as a real NNI experiment; returns its record, or an exit code to stop on."""
-    from analysis.compare import Run
-    from analysis.export import export
-    from analysis.store import load_experiment
+    from nnisuite.analysis.compare import Run
+    from nnisuite.analysis.export import export
+    from nnisuite.analysis.store import load_experiment
 
     folder = out / "runs" / f"{variant}-s{seed}"
     if is_nas(plan):
@@ -212,7 +214,7 @@ def clock(seconds: float) -> str:
 
 
 def repeat(args) -> int:
-    from analysis.compare import Run, aggregate
+    from nnisuite.analysis.compare import Run, aggregate
 
     for path, flag in ((args.out, "--out"), (args.experiment_dir, "--experiment-dir")):
         problem = check_writable(Path(path), flag) if path else None
@@ -252,7 +254,7 @@ def repeat(args) -> int:
             )
     warm, preload = args.launcher is not False, None
     if not is_nas(plan):
-        from analysis.direction import direction
+        from nnisuite.analysis.direction import direction
 
         modes = {v: direction(run_config(plan, v, 0, None)) for v in variants}
         if len(set(modes.values())) > 1:
@@ -261,8 +263,8 @@ def repeat(args) -> int:
                 f"the variants optimize in different directions ({said}): set optimize_mode "
                 "in the base tuner's classArgs (variants take it) or in each variant"
             )  # the base's trial: say once how it starts and what it is checked for
-        from experiments.problem import report
-        from experiments.trial import Trial, through_launcher
+        from nnisuite.config.problem import report
+        from nnisuite.config.trial import Trial, through_launcher
 
         raw = run_config(plan, todo[0][0], 0, None, plan.get("dataset"))
         if report(validate(plan["base"], raw), sys.stderr, f"{todo[0][0]}: "):
@@ -328,11 +330,15 @@ def repeat(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m experiments.repeat",
+        prog="python -m nnisuite.study.repeat",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("file", help="study-of-studies YAML (experiments/tuners_digits.yaml)")
+    p.add_argument(
+        "file",
+        type=find_study,
+        help="study-of-studies YAML (experiments/tuners_digits.yaml), or a shipped one's name",
+    )
     p.add_argument("--out", required=True, help="folder for the runs and the comparison")
     p.add_argument("--experiment-dir", help="NNI experiment folder (default ~/nni-experiments)")
     p.add_argument("--seeds", type=positive_int, help="runs per variant (override the file)")
@@ -344,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--importance",
         action="store_true",
-        help="also fit each run's parameter importance (the random forest of analysis.export, "
+        help="also fit each run's parameter importance (the random forest of `nnisuite export`, "
         "~0.8 s of CPU a run; the comparison does not use it)",
     )
     add_host_flag(p)

@@ -1,15 +1,16 @@
 """Check an experiment YAML (or NAS settings file) before anything starts.
 
-    python -m experiments.validate experiments/*.yaml      # exit 0: all good; 2: problems
+    python -m nnisuite.config.validate experiments/*.yaml      # exit 0: all good; 2: problems
 
 Each problem is one line (`error:`, `warning:` or `note:`) naming the file, the key, what is
 wrong and the fix; only errors fail (exit 2). The runners
-(`python -m experiments.run`, `python -m nas`) run the same checks first, and `nnictl create`
-users get them with this command. Checked:
+(`python -m nnisuite.study.run`, `python -m nnisuite.nas`) run the same checks first, and `nnictl
+create` users get them with this command. Checked:
 - every top-level key: a key NNI knows (did-you-mean for typos), of the right type and range
   (`trialConcurrency must be a positive integer, got -1`), the required ones present;
-- the search space: known `_type`, well-formed `_value` (experiments.search_space);
-- the trial, when it is one of nnisuite's (`python3 -m launcher trials.mlp ...`): a space key it
+- the search space: known `_type`, well-formed `_value` (nnisuite.config.search_space);
+- the trial, when it is one of nnisuite's (`python3 -m nnisuite.launcher nnisuite.trials.mlp ...`):
+a space key it
   does not accept (the log's `feature1`), a value its type cannot take, a required parameter
   nobody sets, bad trial-command flags;
 - the trial, when it is your own (`python3 train.py`, `python3 -m your.module`, `bash run.sh`,
@@ -24,7 +25,7 @@ users get them with this command. Checked:
   purpose. The scan does not see keys that are not string literals (`p[name]`), iteration over
   the parameters, the dict handed to another file's code or to NNI's merge_parameter, nor
   exec / getattr: where it loses track it says so at file:line and reports no unread names;
-- tuner / assessor / advisor (experiments.algorithms): a name in NNI's registry, of the right
+- tuner / assessor / advisor (nnisuite.config.algorithms): a name in NNI's registry, of the right
   kind, its packages installed, classArgs its constructor takes with fitting values, and
   search-space types the tuner can sample;
 - last, NNI's own ExperimentConfig validation, its bare assertions given a message.
@@ -43,11 +44,12 @@ import sys
 import traceback
 from pathlib import Path
 
-from experiments.algorithms import algorithm_problems
-from experiments.config import ConfigError, get_key, load_yaml
-from experiments.problem import Problem, errors, report
-from experiments.search_space import check_space_entry, load_space, space_values
-from launcher import trial_command
+from nnisuite.config.algorithms import algorithm_problems
+from nnisuite.config.experiment import ConfigError, get_key, load_yaml
+from nnisuite.config.problem import Problem, errors, report
+from nnisuite.config.search_space import check_space_entry, load_space, space_values
+from nnisuite.launcher import trial_command
+from nnisuite.shipped import find_study
 
 NNI_DOCS = "see https://nni.readthedocs.io/en/stable/reference/experiment_config.html"
 LOG_LEVELS = ("fatal", "error", "warning", "info", "debug", "trace")
@@ -105,10 +107,10 @@ def _gpu_indices(x) -> bool:
 # optional keys.
 RULES = {
     "experimentName": (lambda x: isinstance(x, str), "a string", "mlp_tpe"),
-    "experimentType": (lambda x: x == "hpo", "hpo (NAS runs with python -m nas)", "hpo"),
+    "experimentType": (lambda x: x == "hpo", "hpo (NAS runs with python -m nnisuite.nas)", "hpo"),
     "searchSpaceFile": (_text, "a path (relative to this file)", "../search_spaces/mlp_tpe.yaml"),
     "searchSpace": (lambda x: isinstance(x, dict), "a mapping of name: {_type, _value}", "{}"),
-    "trialCommand": (_text, "a command line (a string)", trial_command("trials.mlp")),
+    "trialCommand": (_text, "a command line (a string)", trial_command("nnisuite.trials.mlp")),
     "trialCodeDirectory": (_text, "a path", ".."),
     "trialConcurrency": (lambda x: _int(x) and x > 0, "a positive integer", "2"),
     "trialGpuNumber": (lambda x: _int(x) and x >= 0, "an integer >= 0", "1"),
@@ -176,9 +178,9 @@ def config_key_problems(raw: dict, file: str) -> list[Problem]:
 
 def check_trial(space: dict, raw: dict, path: Path, space_file: str) -> list[Problem]:
     """The trial against the space: nnisuite's own trials by their PARAMS dataclass; anyone
-    else's Python trial by reading its source (experiments.scan); a note for what cannot be
+    else's Python trial by reading its source (nnisuite.config.scan); a note for what cannot be
     checked."""
-    from experiments.trial import Trial
+    from nnisuite.config.trial import Trial
 
     trial = Trial.of(raw, path)
     file = str(path)
@@ -198,8 +200,8 @@ def check_trial(space: dict, raw: dict, path: Path, space_file: str) -> list[Pro
                 "note",
             )
         ]
-    from experiments.scan import compare, scan_trial
-    from experiments.search_space import key_lines
+    from nnisuite.config.scan import compare, scan_trial
+    from nnisuite.config.search_space import key_lines
 
     inline = Path(space_file).resolve() == path.resolve()
     scan = scan_trial(trial.source, trial.code_dir)
@@ -220,9 +222,9 @@ def check_trial(space: dict, raw: dict, path: Path, space_file: str) -> list[Pro
 
 @functools.lru_cache(maxsize=16)
 def flag_parser(cls, module: str) -> argparse.ArgumentParser:
-    """The trial's own flag parser (trials.params.build_parser), built once per trial class:
-    parse_args leaves a parser as it was."""
-    from trials.params import build_parser
+    """The trial's own flag parser (nnisuite.trials.params.build_parser), built once per trial
+    class: parse_args leaves a parser as it was."""
+    from nnisuite.trials.params import build_parser
 
     return build_parser(cls, module, "")
 
@@ -230,7 +232,7 @@ def flag_parser(cls, module: str) -> argparse.ArgumentParser:
 def check_own_trial(space: dict, trial, file: str) -> list[Problem]:
     """nnisuite's own trial: every space key a field of its PARAMS, values of its types, its
     flags parsed by its own parser, required fields set."""
-    from trials.params import CLI_ONLY, ParameterError, coerce, field_types
+    from nnisuite.trials.params import CLI_ONLY, ParameterError, coerce, field_types
 
     parsed = trial.command
     try:
@@ -319,7 +321,7 @@ def nni_config_problems(raw: dict, path: Path) -> list[Problem]:
     from nni.experiment.config import ExperimentConfig
     from nni.experiment.config import utils as nni_utils
 
-    from experiments.config import to_nni_config
+    from nnisuite.config.experiment import to_nni_config
 
     try:
         with contextlib.redirect_stderr(io.StringIO()):
@@ -347,30 +349,32 @@ def nni_config_problems(raw: dict, path: Path) -> list[Problem]:
 
 
 def nas_settings_problems(raw: dict, path: Path) -> list[Problem]:
-    from nas.settings import SettingsError, check, settings_from
+    from nnisuite.config.nas_settings import SettingsError, check, settings_from
 
     try:
         check(settings_from(raw))
     except SettingsError as exc:
         key = getattr(exc, "key", None) or "NAS settings"
-        return [Problem(str(path), key, str(exc), "see python -m nas --help")]
+        return [Problem(str(path), key, str(exc), "see python -m nnisuite.nas --help")]
     return []
 
 
 def plan_problems(path: Path) -> list[Problem]:
     """A study-of-studies file: the file itself, then every variant's run (seed 0)."""
-    from experiments.plan import RepeatError, load_plan, run_config
+    from nnisuite.config.plan import RepeatError, load_plan, run_config
 
     try:
         plan = load_plan(path)
     except RepeatError as exc:
-        return [Problem(str(path), "study", str(exc).split(": ", 1)[-1], "see experiments.repeat")]
-    from experiments.plan import is_nas, nas_settings
+        return [
+            Problem(str(path), "study", str(exc).split(": ", 1)[-1], "see nnisuite.study.repeat")
+        ]
+    from nnisuite.config.plan import is_nas, nas_settings
 
     problems = []
     for variant in plan["variants"]:
         if is_nas(plan):
-            from nas.settings import SettingsError, check
+            from nnisuite.config.nas_settings import SettingsError, check
 
             try:
                 check(nas_settings(plan, variant, 0))
@@ -395,11 +399,11 @@ def validate(path: str | Path, raw: dict | None = None) -> list[Problem]:
     except ConfigError as exc:
         return [Problem(str(path), "file", str(exc).split(": ", 1)[-1], "give a valid YAML file")]
     if is_nas_settings(raw):
-        return nas_settings_problems(raw, path)  # settings for `python -m nas`, not nnictl
-    from experiments.plan import is_plan
+        return nas_settings_problems(raw, path)  # settings for `python -m nnisuite.nas`, not nnictl
+    from nnisuite.config.plan import is_plan
 
     if is_plan(raw):
-        return plan_problems(path)  # a study of studies for `python -m experiments.repeat`
+        return plan_problems(path)  # a study of studies for `python -m nnisuite.study.repeat`
     problems = config_key_problems(raw, str(path))
     space, space_file, space_problems = load_space(raw, path)
     problems += [p for p in space_problems if p.key not in {q.key for q in problems}]
@@ -426,11 +430,16 @@ def validate(path: str | Path, raw: dict | None = None) -> list[Problem]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m experiments.validate",
+        prog="python -m nnisuite.config.validate",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("files", nargs="+", help="experiment YAML files")
+    parser.add_argument(
+        "files",
+        nargs="+",
+        type=find_study,
+        help="experiment, plan or NAS settings YAML files, or names of shipped studies",
+    )
     return parser
 
 

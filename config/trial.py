@@ -8,7 +8,8 @@ it).
 
 `trialCodeDirectory` is relative to the YAML file, as in nnictl; the trial runs from there.
 Nothing here imports or runs the user's code: a file is found on disk and, for nnisuite's own
-trials, imported only when it declares a top-level PARAMS (trials.mlp, trials.rnn).
+trials, imported only when it declares a top-level PARAMS (nnisuite.trials.mlp,
+nnisuite.trials.rnn).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from experiments.config import TrialCommand, get_key, resolve
+from nnisuite.config.experiment import TrialCommand, get_key, resolve
 
 
 @dataclass
@@ -66,7 +67,9 @@ class Trial:
             return None
         import importlib
 
-        if str(self.code_dir) not in sys.path:
+        from nnisuite.launcher import needs_cwd
+
+        if needs_cwd(self.command.module) and str(self.code_dir) not in sys.path:
             sys.path.insert(0, str(self.code_dir))
         return getattr(importlib.import_module(self.command.module), "PARAMS", None)
 
@@ -112,17 +115,26 @@ def runner_path(path: str | None = None) -> str:
 
 def module_file(module: str, code_dir: Path) -> Path | None:
     """The file `python -m module` runs from code_dir: code_dir/a/b.py or code_dir/a/b/__main__.py,
-    else where the running interpreter would find it (an installed package). Imports nothing
-    of the module itself (find_spec imports its parent packages only when they are not under
-    code_dir)."""
+    else where the running interpreter would find it (an installed package; always for
+    nnisuite's and NNI's modules, which the launcher runs with code_dir off sys.path). Imports
+    nothing of the module itself (find_spec imports its parent packages only when they are not
+    under code_dir)."""
+    from nnisuite.launcher import needs_cwd
+
     parts = module.split(".")
     for candidate in (
-        code_dir.joinpath(*parts).with_suffix(".py"),
-        code_dir.joinpath(*parts, "__main__.py"),
+        ()
+        if not needs_cwd(module)
+        else (
+            code_dir.joinpath(*parts).with_suffix(".py"),
+            code_dir.joinpath(*parts, "__main__.py"),
+        )
     ):
         if candidate.is_file():
             return candidate
-    if any((code_dir / parts[0]).with_suffix(s).exists() for s in ("", ".py")):
+    if needs_cwd(module) and any(
+        (code_dir / parts[0]).with_suffix(s).exists() for s in ("", ".py")
+    ):
         return None  # the package is the user's, under code_dir, and has no such module
     import importlib.util
 
@@ -166,7 +178,7 @@ def through_launcher(trial: Trial, choice: bool | None) -> tuple[str | None, boo
     study needs a warm launcher; a line saying what was chosen and how to change it, or None
     for nnisuite's own trials, whose launcher line the runner prints). `choice`: --launcher
     (True), --no-launcher (False), neither (None: on where it is sure to run the same)."""
-    from launcher import CLIENT_MODULE
+    from nnisuite.launcher import CLIENT_MODULE, module_command
 
     cmd = trial.command
     if trial.own or cmd.through_launcher:
@@ -183,7 +195,7 @@ def through_launcher(trial: Trial, choice: bool | None) -> tuple[str | None, boo
             f"trials run as written: {cmd.python} is not this runner's Python "
             f"({sys.executable}); --launcher forks them from a warm one of this Python instead",
         )
-    rewritten = replace(cmd, prefix=[sys.executable, "-m", CLIENT_MODULE, "--script"], module=None)
+    rewritten = replace(cmd, prefix=[*module_command(CLIENT_MODULE), "--script"], module=None)
     heavy = ", ".join(trial.preload() or ()) or "nni's dependencies"
     return (
         str(rewritten),

@@ -2,8 +2,8 @@
 DataFrame is encoded: 1.0-1.3 s of CPU less in every process of a study that imports nni (the
 runner, the tuner's dispatcher, the warm launcher).
 
-    from launcher import nni_import
-    nni_import.install()        # before nni is first imported; idempotent
+    from nnisuite.nni_patches import lazy_import
+    lazy_import.install()        # before nni is first imported; idempotent
 
 NNI 3.0's `import nni` runs nni/mutable/mutable.py, whose only use of scipy.stats is
 `from scipy.stats import norm, lognorm, uniform, loguniform` at the top and calls of those four
