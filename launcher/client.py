@@ -30,6 +30,7 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 
 import nnisuite
 from nnisuite.launcher import CLIENT_MODULE, needs_cwd
@@ -159,7 +160,10 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(run_via_launcher(sock, module, args))
     exe = project_python(python)
     env = dict(os.environ)
-    if not needs_cwd(module):  # the current folder kept off sys.path (python -P; any python3)
+    own_tree = nnisuite.SOURCE is not None and Path.cwd() == nnisuite.SOURCE
+    if not needs_cwd(module) and not own_tree:
+        # the current folder (a user's project) kept off sys.path, as `python -P` does; in
+        # nnisuite's own source tree (a remote worker's upload) it is what provides nnisuite
         env["PYTHONSAFEPATH"] = "1"
     os.execve(exe, [exe, "-m", module, *args], env)
 

@@ -56,7 +56,7 @@
 //    (NNI's allocatedParameters) and anything else are NNI's as before.
 //
 // By hand, to keep a plain `nnictl create` private:
-//   NODE_OPTIONS="--require /path/to/nnisuite/experiments/nni_node_preload.js" nnictl create ...
+//   NODE_OPTIONS="--require /path/to/nnisuite/nni_patches/node_preload.js" nnictl create ...
 "use strict";
 
 const http = require("http");
