@@ -182,7 +182,7 @@ class Run:
         starts = [t.start_time for t in exp.trials if t.start_time]
         t0 = min(starts) if starts else 0.0
         done = sorted(
-            (t for t in exp.trials if isinstance(t.final.get("default"), (int, float))),
+            (t for t in exp.trials if finite(t.final.get("default"))),
             key=lambda t: (t.sequence if t.sequence is not None else 0, t.end_time or 0),
         )
         ends = [t.end_time for t in exp.trials if t.end_time]
@@ -205,6 +205,17 @@ class Run:
 
     def to_json(self) -> dict:
         return self.__dict__.copy()
+
+
+def finite(value) -> bool:
+    """A final NNI stored as a usable number: not NaN or +-inf, not a string or a bool (those are
+    shown as stored and left out of every best, curve and statistic)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def has_result(run: Run) -> bool:
+    """Whether any trial of the run reported a usable final result."""
+    return bool(run.finals)
 
 
 def runs_mode(runs: list[Run]) -> str:
@@ -241,6 +252,23 @@ def run_rows(runs: list[Run], budget: int) -> list[dict]:
             }
         )
     return rows
+
+
+COMPARISON_COLUMNS = [
+    "variant",
+    "runs",
+    "final_best_mean",
+    "final_best_se",
+    "final_best_test_mean",
+    "final_best_test_se",
+    "auc_mean",
+    "auc_se",
+    "mean_rank",
+    "trials_to_within_mean",
+    "runs_within",
+    "wall_s_mean",
+    "wall_s_se",
+]
 
 
 def comparison_rows(rows: list[dict]) -> list[dict]:
@@ -289,7 +317,11 @@ def pm(mean: float, se: float, digits: int = 4) -> str:
 
 
 def comparison_markdown(
-    title: str, comparison: list[dict], pairs: list[dict], mode: str = MAXIMIZE
+    title: str,
+    comparison: list[dict],
+    pairs: list[dict],
+    mode: str = MAXIMIZE,
+    left_out: list[str] = (),
 ) -> str:
     lines = [
         f"# {title}",
@@ -326,7 +358,17 @@ def comparison_markdown(
         lines.append(f"| {a} | " + " | ".join(cells) + " |")
     significant = [p for p in pairs if p["p_holm"] < 0.05]
     lines += [""]
-    if significant:
+    if left_out:
+        lines.append(
+            f"- Left out, no trial reported a final result: {', '.join(left_out)} "
+            "(their trials.csv and trial logs say why)."
+        )
+    if len(comparison) < 2:
+        lines.append(
+            f"- No comparison: {len(comparison)} variant(s) have a run with a result; "
+            "at least two are needed."
+        )
+    elif significant:
         for p in significant:
             a = next(r for r in comparison if r["variant"] == p["variant_a"])
             b = next(r for r in comparison if r["variant"] == p["variant_b"])
@@ -441,17 +483,21 @@ def write_aggregate(runs, budget, out: Path, title, plots, label) -> str:
 
     rows = run_rows(runs, budget)
     pd.DataFrame(rows).to_csv(out / "runs.csv", index=False)
-    comparison = comparison_rows(rows)
-    pd.DataFrame(comparison).to_csv(out / "comparison.csv", index=False)
+    # a run in which no trial reported a usable final has no final best: it is named and left
+    # out of the statistics, never compared as if it were a value
+    scored = [r for r in rows if finite(r["final_best"])]
+    left_out = [f"{r['variant']} seed {r['seed']}" for r in rows if not finite(r["final_best"])]
+    comparison = comparison_rows(scored) if scored else []
+    pd.DataFrame(comparison, columns=COMPARISON_COLUMNS).to_csv(out / "comparison.csv", index=False)
     by_variant = {
-        c["variant"]: [r["final_best"] for r in rows if r["variant"] == c["variant"]]
+        c["variant"]: [r["final_best"] for r in scored if r["variant"] == c["variant"]]
         for c in comparison
     }
-    pairs = S.pairwise_mann_whitney(by_variant)
+    pairs = S.pairwise_mann_whitney(by_variant) if len(by_variant) > 1 else []
     columns = ["variant_a", "variant_b", "u", "p", "p_holm"]
     pd.DataFrame(pairs, columns=columns).to_csv(out / "pairwise.csv", index=False)
     mode = runs_mode(runs)
-    text = comparison_markdown(title, comparison, pairs, mode)
+    text = comparison_markdown(title, comparison, pairs, mode, left_out)
     volumes = hypervolumes(runs)
     if volumes:
         text += "\n" + write_hypervolumes(volumes, rows, out)

@@ -62,6 +62,11 @@ TERMINAL = {"DONE", "STOPPED", "ERROR"}
 ACTIVE = {"WAITING", "RUNNING", "UNKNOWN"}
 FAULTS = {"UNREACHABLE", "ERROR", "STALLED", "STRATEGY_FAILED", "DISK_FULL"}
 EXIT_DONE, EXIT_USAGE, EXIT_FAULT, EXIT_INTERRUPTED = 0, 2, 3, 130
+EXIT_NO_RESULT = 5  # the study ended and no trial reported a final result: it found nothing
+STOPPED = {"USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED"}
+# what NNI's check-status says once the tuner has no more configurations (GridSearch over a
+# small space; NNI 3.0 uses both names)
+NO_MORE = {"NO_MORE_TRIAL", "TUNER_NO_MORE_TRIAL"}
 DISK_ERRORS = ("SQLITE_FULL", "ENOSPC")  # what NNI's manager logs when its disk is full
 DEFAULT_PORT = 8080
 UNREACHABLE_S = 5.0  # REST silent this long (manager process alive) counts as a dead manager
@@ -531,8 +536,8 @@ def watch(
             settled = now - last_change > 5.0
             if strategy.done and not active and (ended >= (expected or 0) or settled):
                 return Outcome("DONE", "the strategy has no more architectures", trials)
-        elif status == "NO_MORE_TRIAL" and not active:
-            return Outcome("DONE", "the tuner has no more trials", trials)
+        elif status in NO_MORE and not active:
+            return Outcome("DONE", "the tuner has no more configurations", trials)
         limit = stall_limit(trials, stall_s)
         if now - last_change > limit:
             return Outcome("STALLED", f"nothing happened for {now - last_change:.0f} s", trials)
@@ -618,6 +623,55 @@ def tail(path: Path, lines: int = 15) -> str:
 def trial_folder(exp_dir: Path, exp_id: str, trial_id: str) -> Path:
     """Where NNI 3.0's local service keeps a trial's stdout / stderr."""
     return exp_dir / exp_id / "environments" / "local-env" / "trials" / trial_id
+
+
+def counts(trials) -> dict[str, int]:
+    """How the trials ended: `results` (a final result, whatever the status: what the export
+    ranks), `succeeded`, `failed`, `stopped` (by the user, NNI or an assessor), `no_final`
+    (succeeded without reporting a final result), `unfinished`."""
+    ended = [t for t in trials if t.status not in ACTIVE]
+    return {
+        "results": sum(bool(t.final) for t in trials),
+        "succeeded": sum(t.status == "SUCCEEDED" for t in ended),
+        "failed": sum(t.status == "FAILED" for t in ended),
+        "stopped": sum(t.status in STOPPED for t in ended),
+        "no_final": sum(t.status == "SUCCEEDED" and not t.final for t in ended),
+        "unfinished": len(trials) - len(ended),
+    }
+
+
+def counts_line(trials) -> str:
+    """One line saying how every trial ended (the end of every run, repeat run and NAS study)."""
+    c = counts(trials)
+    line = (
+        f"trials: {c['results']} with a final result; {c['succeeded']} succeeded, "
+        f"{c['failed']} failed, {c['stopped']} stopped, {c['no_final']} succeeded without a "
+        "final result"
+    )
+    return line + (f", {c['unfinished']} unfinished" if c["unfinished"] else "")
+
+
+def nothing_found(trials, exp_dir: Path, exp_id: str) -> str:
+    """Why a study that ended has no result: the first failed trial's last stderr lines and
+    where they are, or the trials that never reported a final."""
+    c = counts(trials)
+    lines = [
+        f"error: no trial reported a final result: the study found nothing ({counts_line(trials)})"
+    ]
+    failed = sorted((t for t in trials if t.status == "FAILED"), key=lambda t: t.sequence or 0)
+    if failed:
+        stderr = trial_folder(exp_dir, exp_id, failed[0].trial_id) / "trial.stderr"
+        text = tail(stderr, 6).rstrip() if stderr.is_file() else "(no stderr recorded)"
+        lines.append(f"the first failed trial ({failed[0].trial_id}) ended with ({stderr}):")
+        lines += [f"  {line}" for line in text.splitlines()]
+    if c["no_final"]:
+        lines.append(
+            f"{c['no_final']} trial(s) succeeded without a final result: a trial reports "
+            "nni.report_final_result(value) once, at its end"
+        )
+    if not failed and not c["no_final"] and not trials:
+        lines.append("no trial ran at all (maxTrialNumber, maxExperimentDuration?)")
+    return "\n".join(lines)
 
 
 def describe_fault(outcome: Outcome, exp_dir: Path, exp_id: str) -> str:
@@ -843,12 +897,14 @@ def watched_study(study: Study, export, launcher, stall_s, stream, announce) -> 
                             exp_id=exp.id,
                             disk=study.exp_dir,
                         )
-                    detail = f" ({outcome.detail})" if outcome.status == "STOPPED" else ""
+                    said = outcome.status in ("STOPPED", "DONE") and outcome.detail
+                    detail = f" ({outcome.detail})" if said else ""
                     print(
                         f"experiment {exp.id} ended: {outcome.status}{detail}",
                         file=stream,
                         flush=True,
                     )
+                    print(counts_line(outcome.trials), file=stream, flush=True)
                 except KeyboardInterrupt:
                     print("\ninterrupted: stopping the experiment...", file=sys.stderr, flush=True)
                 except PortTaken as exc:
@@ -891,6 +947,9 @@ def watched_study(study: Study, export, launcher, stall_s, stream, announce) -> 
         return EXIT_WRITE
     if outcome.fault:
         return EXIT_FAULT
+    if outcome.finished and not counts(outcome.trials)["results"]:
+        print(nothing_found(outcome.trials, study.exp_dir, exp.id), file=sys.stderr, flush=True)
+        return EXIT_NO_RESULT
     return EXIT_DONE if outcome.finished else EXIT_INTERRUPTED
 
 

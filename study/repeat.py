@@ -33,6 +33,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -52,7 +53,13 @@ from nnisuite.config.validate import validate
 from nnisuite.launcher.warm import add_launcher_flag, warm_launcher
 from nnisuite.nni_patches.binding import add_host_flag, check_host
 from nnisuite.shipped import find_study
-from nnisuite.study.manager import EXIT_INTERRUPTED, EXIT_USAGE, Study, run_study
+from nnisuite.study.manager import (
+    EXIT_INTERRUPTED,
+    EXIT_NO_RESULT,
+    EXIT_USAGE,
+    Study,
+    run_study,
+)
 from nnisuite.trials.outputs import check_writable
 from nnisuite.trials.params import positive_int
 
@@ -164,8 +171,8 @@ def run_one(
         records["run"] = Run.of(loaded, variant, seed, time.monotonic() - started)
 
     code = run_study(study, export=export_run, launcher=warm, stream=io.StringIO(), announce=False)
-    if code != 0 or "run" not in records:
-        return code or 1
+    if code not in (0, EXIT_NO_RESULT) or "run" not in records:
+        return code or 1  # a run without any result is kept: named, and left out of the statistics
     record = records["run"].to_json() | {
         "status": study.outcome.status if study.outcome else "?",
         "seeded_tuner": seeded,
@@ -214,7 +221,7 @@ def clock(seconds: float) -> str:
 
 
 def repeat(args) -> int:
-    from nnisuite.analysis.compare import Run, aggregate
+    from nnisuite.analysis.compare import Run, aggregate, has_result
 
     for path, flag in ((args.out, "--out"), (args.experiment_dir, "--experiment-dir")):
         problem = check_writable(Path(path), flag) if path else None
@@ -309,9 +316,10 @@ def repeat(args) -> int:
             elapsed = time.monotonic() - started
             left = (elapsed / ran) * (len(todo) - i) if ran else 0.0
             pick = min if done.get("mode") == "minimize" else max
-            best = pick(done["finals"]) if done["finals"] else float("nan")
+            finite = [v for v in done["finals"] if isinstance(v, (int, float)) and math.isfinite(v)]
+            best = f"best {pick(finite):.4f}" if finite else "NO RESULT (no trial reported a final)"
             print(
-                f"[{i}/{len(todo)}] {variant} seed {seed}: best {best:.4f}, "
+                f"[{i}/{len(todo)}] {variant} seed {seed}: {best}, "
                 f"{done.get('wall_s') or 0:.0f} s ({'ran' if fresh else 'kept from before'}); "
                 f"elapsed {clock(elapsed)}, about {clock(left)} left",
                 flush=True,
@@ -325,6 +333,13 @@ def repeat(args) -> int:
         title = f"{name}: {len(variants)} variants, {what}"
     print(aggregate(runs, int(plan.get("trials") or 0) or max(r.trials for r in runs), out, title))
     print(f"files: {out}/ (runs.csv, comparison.csv, pairwise.csv, comparison.md, *.png, runs/)")
+    if not any(has_result(r) for r in runs):
+        print(
+            f"error: no run has a result: every trial of every run failed or reported no final "
+            f"result (each run's trials.csv and trial logs: {out}/runs/)",
+            file=sys.stderr,
+        )
+        return EXIT_NO_RESULT
     return 0
 
 

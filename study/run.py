@@ -15,8 +15,11 @@ own manager (web UI at http://127.0.0.1:PORT while it runs), and is exported wit
 `nnisuite export` into --out (default runs/<name>-<id>). Exit codes: 0 done; 2 bad input; 3 the
 watchdog found the manager dead, the experiment in ERROR or nothing moving for --stall-minutes
 (it prints the logs' tails, exports and says how to resume); 4 a disk filled or the export
-could not be written (nothing finished lost, no file half-written); 130 Ctrl-C (stopped cleanly,
-still exported). NNI's manager listens on this machine only (127.0.0.1, ::1) unless --host.
+could not be written (nothing finished lost, no file half-written); 5 the study ended and no
+trial reported a final result (the first failed trial's stderr is quoted); 130 Ctrl-C (stopped
+cleanly, still exported). The end says how every trial ended (with a final result, succeeded,
+failed, stopped, succeeded without a final). NNI's manager listens on this machine only
+(127.0.0.1, ::1) unless --host.
 
 --resume continues a stopped or crashed experiment with NNI's own resume: trials that were
 running when it stopped are run again (same id and parameters), the tuner is given every
