@@ -485,6 +485,21 @@ def compare(
         close = did_you_mean(name, read_names - names)
         line = (key_lines or {}).get(name)
         shown = f"{space_file}:{line}" if line else space_file
+        if close in scan.defaults:
+            # the log's `feature1` defect in NNI's quickstart style: the trial reads a near name
+            # from its own defaults (no error at the read: a default is allowed), so this is it
+            read = next(r for r in scan.reads if r.name == close)
+            problems.append(
+                Problem(
+                    shown,
+                    f"search space {name!r}",
+                    f"never read by {label}, which reads {close!r} at {where(read.file, read.line)}"
+                    f" instead: every trial trains with {close!r}'s default and {name!r} is "
+                    "never tuned (the study log's feature1 defect)",
+                    f"rename one of them ({name!r} in {space_file}, or {close!r} in the trial)",
+                )
+            )
+            continue
         problems.append(
             Problem(
                 shown,

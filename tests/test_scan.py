@@ -156,6 +156,30 @@ def test_a_dict_of_defaults_marks_untuned_names(tmp_path):
     assert got == []  # epochs is untuned on purpose; print() does not lose track
 
 
+@pytest.mark.parametrize(
+    "reading",
+    [
+        'params = {"feature1": 64, "lr": 0.1}\nparams.update(nni.get_next_parameter())',
+        'defaults = {"feature1": 64, "lr": 0.1}\nparams = {**defaults, **nni.get_next_parameter()}',
+    ],
+)
+def test_the_logs_feature1_defect_in_nnis_quickstart_style_is_an_error(tmp_path, reading):
+    """NNI's quickstart reads parameters over a dict of defaults: with the log's typo (space
+    `features1`, trial `feature1`) every trial trains with the default. An error naming both
+    places, not a warning."""
+    space = {
+        "features1": {"_type": "choice", "_value": [128, 256]},
+        "lr": {"_type": "loguniform", "_value": [0.001, 0.1]},
+    }
+    path = write(tmp_path, "train.py", "import nni\n" + reading + "\n"
+                 "width = params['feature1']\nrate = params['lr']\n")  # fmt: skip
+    problems = compare(scan_trial(path), space, "space.yaml", {"features1": 2})
+    (error,) = [p for p in problems if p.severity == "error"]
+    assert error.file == "space.yaml:2" and "'features1'" in error.key
+    assert f"reads 'feature1' at {path}:" in error.message and "never tuned" in error.message
+    assert not [p for p in problems if p.severity == "warning"]
+
+
 def test_where_tracking_is_lost_it_says_so_and_reports_no_unread_names(tmp_path):
     got = findings(
         tmp_path,
