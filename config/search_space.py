@@ -98,6 +98,19 @@ def space_values(spec) -> list:
     return [float(value[0]) + 0.5]  # continuous: a float that is not an integer
 
 
+def space_extremes(spec) -> list:
+    """The values of a space entry a trial's range checks must accept: every choice, a range's
+    two ends (randint's upper end is exclusive); none for the unbounded normals."""
+    kind, value = spec["_type"], spec["_value"]
+    if kind == "choice":
+        return [v for v in value if not isinstance(v, dict)]
+    if kind == "randint":
+        return [int(value[0]), int(value[1]) - 1]
+    if kind in ("uniform", "loguniform", "quniform", "qloguniform"):
+        return [value[0], value[1]]
+    return []
+
+
 def read_space_file(path: str | Path) -> dict:
     """A search-space YAML (or JSON) file as a mapping; ConfigError when unreadable."""
     return load_yaml(path)

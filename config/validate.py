@@ -298,6 +298,7 @@ def check_own_trial(space: dict, trial, file: str) -> list[Problem]:
                 coerce(name, raw, types[name])
             except ParameterError as exc:
                 problems.append(Problem(file, "trialCommand", str(exc), "fix the flag's value"))
+    problems += range_problems(cls, types, flags, space, file, parsed.module)
     for f in dataclasses.fields(cls):
         has_default = not (
             f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
@@ -313,6 +314,50 @@ def check_own_trial(space: dict, trial, file: str) -> list[Problem]:
                     f"add it to the search space or pass {flag} in trialCommand",
                 )
             )
+    return problems
+
+
+def range_problems(cls, types, flags: dict, space: dict, file: str, module: str) -> list[Problem]:
+    """The trial's own range checks (its PARAMS' check(): --epochs 0, --dataset imagenet, a
+    width past its maximum) on the trial command's flags, then on every choice and both ends of
+    every range of the space, each over those flags: what the trial would refuse at run time,
+    refused before anything starts. Paths (--out, --data-dir) are the worker's: not looked at."""
+    from nnisuite.config.search_space import space_extremes
+    from nnisuite.trials.params import ParameterError, coerce
+
+    given = {}
+    for name, raw in flags.items():
+        if raw is not None and name in types and name not in ("out", "data_dir"):
+            try:
+                given[name] = coerce(name, raw, types[name])
+            except ParameterError:
+                return []  # a bad type: reported already
+    try:
+        base = cls(**given)
+    except TypeError:
+        return []  # a required field the space sets: checked per value below is not possible
+    try:
+        base.check()
+    except ParameterError as exc:
+        return [Problem(file, "trialCommand", f"{module} refuses it: {exc}", "fix the flag")]
+    problems = []
+    for name, spec in space.items():
+        if name not in types or check_space_entry(name, spec, file):
+            continue
+        for value in space_extremes(spec):
+            try:
+                dataclasses.replace(base, **{name: coerce(name, value, types[name])}).check()
+            except ParameterError as exc:
+                shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+                problems.append(
+                    Problem(
+                        file,
+                        f"search space {name!r}",
+                        f"value {shown}: {module} refuses it ({exc}); every trial given it fails",
+                        f"keep {name} within what {module} accepts",
+                    )
+                )
+                break
     return problems
 
 

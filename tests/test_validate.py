@@ -98,6 +98,37 @@ def test_bad_trial_command_flag(tmp_path):
     assert problem.key == "trialCommand" and "--epocs" in problem.message
 
 
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        ("--dataset imagenet", "dataset 'imagenet' unknown"),
+        ("--epochs 0", "epochs must be >= 1, got 0"),
+        ("--lr -1", "lr must be > 0, got -1.0"),
+        ("--optimizer adam --momentum 0.9", "momentum 0.9 is SGD's"),
+    ],
+)
+def test_the_trials_own_range_checks_refuse_its_flags_first(tmp_path, flags, fragment):
+    """The trial refuses these at run time (every trial would fail); validation asks the trial's
+    own checks first."""
+    command = f"python3 -m nnisuite.launcher nnisuite.trials.mlp {flags}"
+    (problem,) = validate(write_experiment(tmp_path, SPACE, trialCommand=command))
+    assert problem.key == "trialCommand" and fragment in problem.message, problem
+
+
+@pytest.mark.parametrize(
+    "name, spec, fragment",
+    [
+        ("features1", {"_type": "choice", "_value": [128, 100_000_000]}, "must be <= 65536"),
+        ("lr", {"_type": "uniform", "_value": [-0.1, 0.1]}, "lr must be > 0"),
+        ("batch_size", {"_type": "randint", "_value": [0, 64]}, "batch_size must be >= 1"),
+        ("optimizer", {"_type": "choice", "_value": ["sgd", "adamw2"]}, "unknown"),
+    ],
+)
+def test_space_values_the_trial_refuses_are_named(tmp_path, name, spec, fragment):
+    (problem,) = validate(write_experiment(tmp_path, SPACE | {name: spec}))
+    assert problem.key == f"search space {name!r}" and fragment in problem.message, problem
+
+
 def test_required_parameter_nobody_sets(tmp_path):
     """A trial parameter without a default must come from the space or the command line."""
     code = tmp_path / "code"
