@@ -33,7 +33,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from nnisuite.analysis import statistics as S  # noqa: E402
 from nnisuite.analysis.atomic import EXIT_WRITE, WriteError, staged  # noqa: E402
-from nnisuite.analysis.direction import MAXIMIZE, MINIMIZE, direction, word  # noqa: E402
+from nnisuite.analysis.direction import (  # noqa: E402
+    MAXIMIZE,
+    MINIMIZE,
+    direction,
+    scored,
+    usable,
+    word,
+)
 from nnisuite.analysis.export import make_folder  # noqa: E402
 from nnisuite.analysis.plots import best_so_far, plot_run_fronts, save  # noqa: E402
 from nnisuite.analysis.store import ExportError, load_experiment  # noqa: E402
@@ -68,7 +75,7 @@ def number(value) -> float | None:
 def comparison_row(exp) -> dict:
     mode = direction(exp.config)
     trials = trials_table(exp)
-    done = trials[trials["default"].notna()]
+    done = trials[scored(trials)]
     row = {
         "experiment": exp.id,
         "name": exp.config.get("experimentName"),
@@ -182,7 +189,7 @@ class Run:
         starts = [t.start_time for t in exp.trials if t.start_time]
         t0 = min(starts) if starts else 0.0
         done = sorted(
-            (t for t in exp.trials if finite(t.final.get("default"))),
+            (t for t in exp.trials if usable(t.final.get("default"))),
             key=lambda t: (t.sequence if t.sequence is not None else 0, t.end_time or 0),
         )
         ends = [t.end_time for t in exp.trials if t.end_time]
@@ -205,12 +212,6 @@ class Run:
 
     def to_json(self) -> dict:
         return self.__dict__.copy()
-
-
-def finite(value) -> bool:
-    """A final NNI stored as a usable number: not NaN or +-inf, not a string or a bool (those are
-    shown as stored and left out of every best, curve and statistic)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def has_result(run: Run) -> bool:
@@ -485,8 +486,8 @@ def write_aggregate(runs, budget, out: Path, title, plots, label) -> str:
     pd.DataFrame(rows).to_csv(out / "runs.csv", index=False)
     # a run in which no trial reported a usable final has no final best: it is named and left
     # out of the statistics, never compared as if it were a value
-    scored = [r for r in rows if finite(r["final_best"])]
-    left_out = [f"{r['variant']} seed {r['seed']}" for r in rows if not finite(r["final_best"])]
+    scored = [r for r in rows if usable(r["final_best"])]
+    left_out = [f"{r['variant']} seed {r['seed']}" for r in rows if not usable(r["final_best"])]
     comparison = comparison_rows(scored) if scored else []
     pd.DataFrame(comparison, columns=COMPARISON_COLUMNS).to_csv(out / "comparison.csv", index=False)
     by_variant = {

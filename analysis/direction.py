@@ -49,9 +49,27 @@ def sign(mode: str) -> float:
     return -1.0 if mode == MINIMIZE else 1.0
 
 
+def usable(value) -> bool:
+    """A result NNI stored that can be ranked: a finite real number. NaN, +-inf, strings
+    ("0.9" too), bools, dicts and missing values are shown as stored and left out of every best,
+    ranking, importance, front and statistic."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def scored(df, column: str = "default"):
+    """The rows of `df` whose `column` is usable (a boolean mask; all False when absent)."""
+    if column not in df:
+        return df.index.map(lambda _: False).astype(bool)
+    return df[column].map(usable).astype(bool)
+
+
 def best_first(df, mode: str, column: str = "default"):
-    """`df` sorted by `column`, best first; rows without a value last."""
-    return df.sort_values(column, ascending=mode == MINIMIZE, na_position="last", kind="stable")
+    """`df` sorted by `column`, best first; rows without a usable value last, as stored."""
+    if column not in df or df.empty:
+        return df
+    key = df[column].map(lambda v: float(v) if usable(v) else math.nan)
+    order = key.sort_values(ascending=mode == MINIMIZE, na_position="last", kind="stable").index
+    return df.loc[order]
 
 
 def best_of(values, mode: str):

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnisuite.analysis.atomic import EXIT_WRITE, WriteError, staged
-from nnisuite.analysis.direction import MAXIMIZE, direction
+from nnisuite.analysis.direction import MAXIMIZE, direction, scored
 from nnisuite.analysis.importance import MIN_FIT, importance, importance_markdown
 from nnisuite.analysis.pareto import front_rows, log_choice, trade_offs
 from nnisuite.analysis.pareto import markdown as pareto_markdown
@@ -192,7 +192,7 @@ def write_export(
     trials = trials_table(exp)
     params = parameter_names(exp)
     trials.to_csv(out / "trials.csv", index=False)
-    n_finished = int(trials["default"].notna().sum()) if not trials.empty else 0
+    n_finished = int(scored(trials).sum()) if not trials.empty else 0
     fronts = trade_offs(exp.trials, direction(exp.config) == MAXIMIZE)
     chosen = {t.trial_id for t in exp.trials if log_choice(t.parameters)}
     pareto = front_rows(fronts, trials, params, chosen)
@@ -306,7 +306,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_WRITE
     print(result.summary)
-    if result.trials["default"].notna().sum() == 0:
+    if scored(result.trials).sum() == 0:
         print("No finished trial yet: the tables are empty.")
     how = " (all in this process)" if args.serial else " (plots, Optuna: worker processes)"
     print(f"wrote {len(result.files)} files to {args.out}{how}")

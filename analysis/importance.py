@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from nnisuite.analysis.direction import scored
+
 N_TREES = 200
 N_REPEATS = 30
 SEED = 0
@@ -42,7 +44,7 @@ def encode(column: pd.Series) -> np.ndarray:
 def design(trials: pd.DataFrame, params: list[str], max_trials: int = MAX_TRIALS, seed=SEED):
     """(x, y, parameters that vary, trials used, trials finished) of the finished trials; a
     seeded sample of `max_trials` of them when there are more."""
-    done = trials[trials["default"].notna()]
+    done = trials[scored(trials)]
     finished = len(done)
     if finished > max_trials:
         done = done.sample(n=max_trials, random_state=seed).sort_index()

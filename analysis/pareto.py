@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from nnisuite.analysis.direction import usable
+
 REFERENCE_MARGIN = 1.1  # the reference cost: 1.1 x the largest cost seen
 # the log's own 3.17 choice (its defaults: nnisuite.trials.mlp.MLPParams), marked where a space has
 # it
@@ -135,13 +137,7 @@ def trade_offs(trials, maximize: bool = True, reference: dict | None = None) -> 
     `reference`: {cost: Reference} to use instead of each front's own."""
     from nnisuite.models.costs import present
 
-    done = [
-        t
-        for t in trials
-        if t.status == "SUCCEEDED"
-        and isinstance(t.final.get("default"), (int, float))
-        and math.isfinite(t.final["default"])
-    ]
+    done = [t for t in trials if t.status == "SUCCEEDED" and usable(t.final.get("default"))]
     fronts = []
     for cost in present(t.final for t in done):
         points = [(float(t.final["default"]), float(t.final[cost])) for t in done]

@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from nnisuite.analysis.direction import MAXIMIZE, MINIMIZE, word  # noqa: E402
+from nnisuite.analysis.direction import MAXIMIZE, MINIMIZE, scored, word  # noqa: E402
 
 SMALL = 100  # trials drawn one by one up to this many
 LEGEND = 12  # curves named in a legend up to this many
@@ -38,7 +38,7 @@ def save(fig, path: Path) -> Path:
 def best_so_far(trials: pd.DataFrame, mode: str = MAXIMIZE) -> pd.Series:
     """Running best of `default` (maximum; minimum when minimizing) in trial order
     (sequence), finished trials only."""
-    done = trials[trials["default"].notna()].sort_values("sequence", kind="stable")
+    done = trials[scored(trials)].sort_values("sequence", kind="stable")
     values = done["default"].astype(float)
     best = values.cummin() if mode == MINIMIZE else values.cummax()
     return best.reset_index(drop=True)
@@ -142,7 +142,7 @@ def plot_experiment(
 ) -> list[Path]:
     """`label`: what the trials' `default` metric is (nnisuite.analysis.tables.metric_label);
     `mode`: which way is better (nnisuite.analysis.direction)."""
-    done = trials[trials["default"].notna()].sort_values("sequence", kind="stable")
+    done = trials[scored(trials)].sort_values("sequence", kind="stable")
     written = [
         plot_final_per_trial(done, label, out),
         plot_best_so_far(trials, label, out, mode),

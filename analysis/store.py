@@ -86,9 +86,11 @@ class Experiment:
 
 
 def decode_metric(data):
-    """NNI stores metric data JSON-encoded twice; scalars become {"default": value}."""
+    """NNI stores metric data JSON-encoded twice (the trial's SDK encodes the value, the manager
+    the message); scalars become {"default": value}. Exactly two decodes: a string the trial
+    reported ("n/a", or "0.9") stays the string it was, never a number."""
     value = data
-    for _ in range(3):
+    for _ in range(2):
         if isinstance(value, str):
             try:
                 value = json.loads(value)
@@ -412,7 +414,12 @@ def add_metrics(trials: dict[str, Trial], rows, records: ParameterRecords) -> No
             step = int(sequence)
             if any(m["step"] == step for m in trial.intermediates):
                 trial.intermediates = []  # a step again: NNI re-ran it after a resume
-            trial.intermediates.append({"step": step, **decode_metric(data)})
+            # NNI's sequence number is the step; a `step` the trial reported itself (a common way
+            # to report the epoch) is kept beside it as metric.step, never in its place
+            values = {
+                ("metric.step" if k == "step" else k): v for k, v in decode_metric(data).items()
+            }
+            trial.intermediates.append({"step": step, **values})
             trial.intermediates.sort(key=lambda m: m["step"])
 
 

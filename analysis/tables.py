@@ -23,7 +23,7 @@ import json
 
 import pandas as pd
 
-from nnisuite.analysis.direction import best_first, direction
+from nnisuite.analysis.direction import best_first, direction, scored
 from nnisuite.analysis.store import Experiment, flatten_parameters
 
 LEADING = ["trial_id", "sequence", "status"]
@@ -318,7 +318,7 @@ def summary_markdown(exp: Experiment, trials: pd.DataFrame, importance_md: str =
         "## Trials, best first",
         "",
     ]
-    finished = trials[trials["default"].notna()] if not trials.empty else trials
+    finished = trials[scored(trials)] if not trials.empty else trials
     if finished.empty:
         lines.append("No trial has a final result yet: the tables are empty.")
     else:

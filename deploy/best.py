@@ -50,6 +50,7 @@ import sys
 import time
 from pathlib import Path
 
+from nnisuite.analysis.direction import usable
 from nnisuite.models import costs
 
 CARD, MODEL, WEIGHTS = "card.md", "model.pt2", "weights.pt"
@@ -127,11 +128,7 @@ def choose(exp) -> Choice:
             "trials (nnisuite.trials.mlp, .rnn) and NAS studies; for your own trial, its best "
             "parameters are in `python -m nnisuite.analysis.export` 's trials.csv"
         )
-    done = [
-        t
-        for t in exp.trials
-        if t.status == "SUCCEEDED" and isinstance(t.final.get("default"), (int, float))
-    ]
+    done = [t for t in exp.trials if t.status == "SUCCEEDED" and usable(t.final.get("default"))]
     if not done:
         raise BestError(f"experiment {exp.id} has no SUCCEEDED trial with a final result")
     best = max(done, key=lambda t: (t.final["default"], -(t.sequence or 0)))

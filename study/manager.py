@@ -69,6 +69,7 @@ STOPPED = {"USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED"}
 NO_MORE = {"NO_MORE_TRIAL", "TUNER_NO_MORE_TRIAL"}
 DISK_ERRORS = ("SQLITE_FULL", "ENOSPC")  # what NNI's manager logs when its disk is full
 DEFAULT_PORT = 8080
+FINAL_SETTLE_S = 2.0  # how long a SUCCEEDED trial's final result may trail its end
 UNREACHABLE_S = 5.0  # REST silent this long (manager process alive) counts as a dead manager
 MIN_STALL_S = 300.0  # default stall limit: 5 minutes, or 3x the longest finished trial
 STOP_TIMEOUT_S = 60.0
@@ -514,7 +515,12 @@ def watch(
                     trials,
                 )
             return Outcome("ERROR", "NNI reports experiment status ERROR", trials)
-        if status in ("DONE", "STOPPED", "STOPPING"):
+        # a trial's end can reach the manager before its final result (it reported, then exited
+        # at once): at the end, wait up to FINAL_SETTLE_S for such finals before calling it done
+        unsettled = now - last_change < FINAL_SETTLE_S and any(
+            t.status == "SUCCEEDED" and not t.final for t in trials
+        )
+        if status in ("DONE", "STOPPED", "STOPPING") and not (status == "DONE" and unsettled):
             detail = "" if status == "DONE" else "stopped from outside the runner (nnictl stop)"
             return Outcome("DONE" if status == "DONE" else "STOPPED", detail, trials)
         if manager is not None and dispatcher is None:
@@ -536,7 +542,8 @@ def watch(
             settled = now - last_change > 5.0
             if strategy.done and not active and (ended >= (expected or 0) or settled):
                 return Outcome("DONE", "the strategy has no more architectures", trials)
-        elif status in NO_MORE and not active:
+        elif status in NO_MORE and not active and now - last_change >= FINAL_SETTLE_S:
+            # (NNI says so while it may still be submitting the tuner's last configuration)
             return Outcome("DONE", "the tuner has no more configurations", trials)
         limit = stall_limit(trials, stall_s)
         if now - last_change > limit:
@@ -625,13 +632,26 @@ def trial_folder(exp_dir: Path, exp_id: str, trial_id: str) -> Path:
     return exp_dir / exp_id / "environments" / "local-env" / "trials" / trial_id
 
 
+def recorded_trials(study) -> list:
+    """The trials as NNI's database holds them once its manager stopped (the last REST poll
+    can trail the end by a trial or a final); [] when it cannot be read."""
+    from nnisuite.analysis.store import ExportError, load_experiment
+
+    try:
+        return load_experiment(study.exp.id, study.exp_dir, live=False).trials
+    except (ExportError, OSError):
+        return []
+
+
 def counts(trials) -> dict[str, int]:
-    """How the trials ended: `results` (a final result, whatever the status: what the export
-    ranks), `succeeded`, `failed`, `stopped` (by the user, NNI or an assessor), `no_final`
-    (succeeded without reporting a final result), `unfinished`."""
+    """How the trials ended: `results` (a usable final result, whatever the status: what the
+    export ranks; NaN, inf or a string is not one), `succeeded`, `failed`, `stopped` (by the
+    user, NNI or an assessor), `no_final` (succeeded without reporting a final), `unfinished`."""
+    from nnisuite.analysis.direction import usable
+
     ended = [t for t in trials if t.status not in ACTIVE]
     return {
-        "results": sum(bool(t.final) for t in trials),
+        "results": sum(usable(t.final.get("default")) for t in trials),
         "succeeded": sum(t.status == "SUCCEEDED" for t in ended),
         "failed": sum(t.status == "FAILED" for t in ended),
         "stopped": sum(t.status in STOPPED for t in ended),
@@ -904,7 +924,7 @@ def watched_study(study: Study, export, launcher, stall_s, stream, announce) -> 
                         file=stream,
                         flush=True,
                     )
-                    print(counts_line(outcome.trials), file=stream, flush=True)
+
                 except KeyboardInterrupt:
                     print("\ninterrupted: stopping the experiment...", file=sys.stderr, flush=True)
                 except PortTaken as exc:
@@ -921,6 +941,9 @@ def watched_study(study: Study, export, launcher, stall_s, stream, announce) -> 
         if outcome.status == "USAGE":
             study.outcome = outcome
             return EXIT_USAGE
+        if started:  # how every trial ended, from the database of the stopped manager
+            outcome.trials = recorded_trials(study) or outcome.trials
+            print(counts_line(outcome.trials), file=stream, flush=True)
         if outcome.status == "STOPPED" and all_ended(outcome.trials, study.max_trials):
             outcome.status = "DONE"  # stopped from outside once every trial had ended
         if outcome.fault and started:

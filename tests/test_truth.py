@@ -6,6 +6,7 @@ as finished; a repeated study never calls variants "the same" from runs without 
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from nnisuite.analysis.compare import Run, aggregate
-from nnisuite.study.manager import EXIT_NO_RESULT, counts, counts_line
+from nnisuite.study.manager import EXIT_NO_RESULT, counts, counts_line, free_port
 from tests.helpers.nni import running_experiment_ids
 from tests.helpers.runner import NNISUITE
 
@@ -46,8 +47,10 @@ def project(tmp_path: Path, trial: str, space: dict, tuner: dict, trials: int) -
 
 
 def nnisuite(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    """The command, run to its end; a study gets a free port (never NNI's usual 8080)."""
+    port = ["--port", str(free_port())] if args[0] == "run" else []
     return subprocess.run(
-        [NNISUITE[0], *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+        [NNISUITE[0], *args, *port], cwd=cwd, capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -91,7 +94,8 @@ def test_a_tuner_out_of_configurations_ends_the_study_at_once(tmp_path):
                     cwd=tmp_path, timeout=110)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "ended: DONE (the tuner has no more configurations)" in proc.stdout
-    assert "trials: 3 with a final result; 3 succeeded, 0 failed" in proc.stdout
+    said = next(line for line in proc.stdout.splitlines() if line.startswith("trials: "))
+    assert said.startswith("trials: 3 with a final result; 3 succeeded, 0 failed"), said
     assert sorted(pd.read_csv(tmp_path / "out" / "trials.csv")["x"]) == [1, 2, 3]
 
 
@@ -150,3 +154,60 @@ def test_counts_read_every_way_a_trial_ends():
     assert counts(trials) == {"results": 2, "succeeded": 2, "failed": 2, "stopped": 2,
                               "no_final": 1, "unfinished": 1}  # fmt: skip
     assert counts_line(trials).endswith("1 succeeded without a final result, 1 unfinished")
+
+
+ODD = """
+import math
+import nni
+
+kind = nni.get_next_parameter()["kind"]
+finals = [0.5, math.inf, "n/a", {"default": "0.5", "status": "odd"}, "0.9", math.nan, 0.25]
+for epoch in range(3):
+    nni.report_intermediate_result({"default": 0.1 * epoch, "step": 7, "status": "x"})
+nni.report_final_result(finals[kind])
+"""
+
+
+@pytest.mark.integration
+def test_every_value_nni_stored_is_read_as_stored_and_only_numbers_rank(tmp_path):
+    """Finals of inf, NaN, strings ("0.9" too) and dicts with string values, intermediates
+    that carry their own `step` and `status`, from a real NNI manager: the export, compare and
+    the Optuna bridge read them without a traceback, rank only the finite numbers, keep every
+    intermediate row (the trial's `step` beside NNI's), and never turn a string into a number."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "odd.py").write_text(ODD.lstrip())
+    config = {
+        "searchSpace": {"kind": {"_type": "choice", "_value": list(range(7))}},
+        "trialCommand": "python3 odd.py",
+        "trialCodeDirectory": ".",
+        "trialConcurrency": 2,
+        "maxTrialNumber": 7,
+        "tuner": {"name": "GridSearch"},
+        "trainingService": {"platform": "local"},
+    }
+    (folder / "odd.yml").write_text(yaml.safe_dump(config))
+    exp_dir = tmp_path / "nni"
+    proc = nnisuite("run", "odd.yml", "--experiment-dir", str(exp_dir), "--out",
+                    str(tmp_path / "out"), cwd=folder)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    said = next(line for line in proc.stdout.splitlines() if line.startswith("trials: "))
+    assert said.startswith("trials: 2 with a final result; 7 succeeded"), said  # 0.5 and 0.25
+    assert "Traceback" not in proc.stderr
+    trials = pd.read_csv(tmp_path / "out" / "trials.csv", dtype=str, keep_default_na=False)
+    stored = dict(zip(trials["kind"], trials["default"]))
+    assert stored["0"] == "0.5" and stored["1"] == "inf" and stored["2"] == "n/a"
+    assert stored["3"] == "0.5" and stored["4"] == "0.9" and stored["6"] == "0.25"
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    best = next(line for line in summary.splitlines() if line.startswith("## Best trial"))
+    assert "0.5000" in best  # the number 0.5, not the string "0.9" nor inf
+    steps = pd.read_csv(tmp_path / "out" / "intermediate.csv")
+    assert len(steps) == 21 and set(steps["step"]) == {0, 1, 2}
+    assert set(steps["metric.step"]) == {7}
+    exp_id = re.search(r"^experiment (\w+):", proc.stdout, re.M).group(1)
+    for args in (
+        ["compare", exp_id, exp_id, "--out", str(tmp_path / "cmp"), "--no-plots"],
+        ["optuna", exp_id, "--storage", f"sqlite:///{tmp_path / 'o.db'}"],
+    ):
+        done = nnisuite(*args, "--experiment-dir", str(exp_dir), cwd=tmp_path)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (args, done.stderr[-2000:])
