@@ -941,9 +941,11 @@ def watched_study(study: Study, export, launcher, stall_s, stream, announce) -> 
         if outcome.status == "USAGE":
             study.outcome = outcome
             return EXIT_USAGE
-        if started:  # how every trial ended, from the database of the stopped manager
-            outcome.trials = recorded_trials(study) or outcome.trials
-            print(counts_line(outcome.trials), file=stream, flush=True)
+        # how every trial ended, from the database of the stopped manager (outcome.trials stays
+        # the last poll's: what was RUNNING when a fault was seen)
+        recorded = (recorded_trials(study) or outcome.trials) if started else outcome.trials
+        if started:
+            print(counts_line(recorded), file=stream, flush=True)
         if outcome.status == "STOPPED" and all_ended(outcome.trials, study.max_trials):
             outcome.status = "DONE"  # stopped from outside once every trial had ended
         if outcome.fault and started:
@@ -970,8 +972,8 @@ def watched_study(study: Study, export, launcher, stall_s, stream, announce) -> 
         return EXIT_WRITE
     if outcome.fault:
         return EXIT_FAULT
-    if outcome.finished and not counts(outcome.trials)["results"]:
-        print(nothing_found(outcome.trials, study.exp_dir, exp.id), file=sys.stderr, flush=True)
+    if outcome.finished and not counts(recorded)["results"]:
+        print(nothing_found(recorded, study.exp_dir, exp.id), file=sys.stderr, flush=True)
         return EXIT_NO_RESULT
     return EXIT_DONE if outcome.finished else EXIT_INTERRUPTED
 

@@ -111,6 +111,20 @@ def local_trials(config) -> bool:
     return all(getattr(service, "platform", "local") == "local" for service in services)
 
 
+def refused(out: Path, exp_dir: Path, args, config) -> bool:
+    """Whether the study cannot start where and how it was asked (said in one line): before the
+    runner prints or starts anything."""
+    problem = (
+        check_writable(out, "--out")
+        or check_writable(exp_dir, "--experiment-dir")
+        or check_host(args.host, config)
+        or port_problem(args.port)
+    )
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+    return bool(problem)
+
+
 def new_study(args) -> Study | int:
     from nni.experiment import Experiment
 
@@ -148,14 +162,7 @@ def new_study(args) -> Study | int:
     exp = Experiment(config)
     exp_dir = Path(config.canonical_copy().experiment_working_directory)
     out = Path(args.out or f"runs/{config.experiment_name or 'experiment'}-{exp.id}")
-    problem = (
-        check_writable(out, "--out")
-        or check_writable(exp_dir, "--experiment-dir")
-        or check_host(args.host, config)
-        or port_problem(args.port)
-    )
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
+    if refused(out, exp_dir, args, config):
         return EXIT_USAGE
     print(f"experiment {exp.id}: {config.experiment_name}", flush=True)
     study = Study(exp, args.port, out, config.max_trial_number, resume_hint(exp.id, exp_dir))
@@ -198,13 +205,7 @@ def resumed_study(args, stack: contextlib.ExitStack) -> Study | int:
     config = exp.config
     exp_dir = Path(config.canonical_copy().experiment_working_directory)
     out = Path(args.out or f"runs/{config.experiment_name or 'experiment'}-{exp.id}")
-    problem = (
-        check_writable(out, "--out")
-        or check_writable(exp_dir, "--experiment-dir")
-        or check_host(args.host, config)
-    )
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
+    if refused(out, exp_dir, args, config):
         return EXIT_USAGE
     print(f"resuming experiment {exp.id}: {config.experiment_name}", flush=True)
     trial = Trial.parse(config.trial_command, Path(config.canonical_copy().trial_code_directory))

@@ -42,13 +42,33 @@ def running_experiment_ids() -> str:
         except FileNotFoundError:
             return ""
     else:
-        raise AssertionError(f"{MANIFEST}: not readable JSON for 5 s")
+        # NNI's managers rewrite the manifest in place under a lock that breaks after 2 s: under
+        # load two writers can leave it torn for longer. Its answer is NNI's rule anyway: the
+        # managers alive, read from the processes themselves
+        return "\n".join(
+            f"Id: {exp_id}  (manifest unreadable)  pid: {pid}"
+            for exp_id, pid in sorted(live_managers().items())
+        )
     return "\n".join(
         f"Id: {exp_id}  Name: {entry.get('experimentName')}  Status: {entry.get('status')}  "
         f"Port: {entry.get('port')}  pid: {entry.get('pid')}"
         for exp_id, entry in sorted(manifest.items())
         if isinstance(entry, dict) and running_manager(exp_id, entry) is not None
     )
+
+
+def live_managers() -> dict[str, int]:
+    """experiment id -> pid of every NNI manager process alive (nni_node/main.js)."""
+    import psutil
+
+    found = {}
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if any(part.endswith("nni_node/main.js") for part in cmd) and "--experiment-id" in cmd:
+            i = cmd.index("--experiment-id")
+            if i + 1 < len(cmd):
+                found[cmd[i + 1]] = proc.info["pid"]
+    return found
 
 
 def experiment_config(yaml_path: str | Path, tmp_path: Path, **overrides):
