@@ -156,3 +156,27 @@ def test_a_foreign_trial_has_no_best_model_to_retrain(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and "retrains nnisuite's own trials" in proc.stderr
     assert not (tmp_path / "out" / "card.md").exists()
+
+
+def test_the_choice_is_the_highest_validation_never_the_highest_test(tmp_path):
+    """The log tuned on its test set; nnisuite chooses on validation and only records test.
+    Two trials whose validation and test disagree: the first (0.95 / 0.90) is the best model,
+    not the second (0.93 / 0.97)."""
+    from nnisuite.deploy.best import choose
+    from tests.helpers.database import Database
+
+    config = {
+        "searchSpace": {"lr": {"_type": "choice", "_value": [0.1, 0.01]}},
+        "trialCommand": "python3 -m nnisuite.launcher nnisuite.trials.mlp --epochs 2",
+        "trialCodeDirectory": str(REPO),
+        "maxTrialNumber": 2,
+        "tuner": {"name": "TPE", "classArgs": {"optimize_mode": "maximize"}},
+    }
+    db = Database(tmp_path, "split", config)
+    for i, (val, test) in enumerate([(0.95, 0.90), (0.93, 0.97)]):
+        db.start(i * 1000, f"t{i}", i, i, {"lr": [0.1, 0.01][i]})
+        db.metric(i * 1000 + 200, f"t{i}", i, "FINAL", {"default": val, "test_accuracy": test})
+        db.event(i * 1000 + 300, f"t{i}", "SUCCEEDED", seq=i)
+    chosen = choose(load_experiment(str(db.write()), live=False))
+    assert (chosen.trial_id, chosen.validation, chosen.test) == ("t0", 0.95, 0.90)
+    assert chosen.parameters == {"lr": 0.1}

@@ -17,13 +17,13 @@ from tests.helpers.database import Database
 FINALS = [0.5, 0.2, 0.9, 0.1]  # trials t0..t3 in order
 
 
-def experiment(tmp_path, mode: str):
+def experiment(tmp_path, mode: str, key: str = "tuner", name: str = "TPE"):
     config = {
         "experimentName": f"toy {mode}",
         "searchSpace": {"x": {"_type": "uniform", "_value": [0, 1]}},
         "trialCommand": "python3 train.py",
         "maxTrialNumber": 4,
-        "tuner": {"name": "TPE", "classArgs": {"optimize_mode": mode}},
+        key: {"name": name, "classArgs": {"optimize_mode": mode}},
     }
     db = Database(tmp_path, mode, config)
     for i, value in enumerate(FINALS):
@@ -99,3 +99,12 @@ def test_comparing_opposite_directions_is_one_clear_error(tmp_path):
     a, b = experiment(tmp_path, "maximize"), experiment(tmp_path, "minimize")
     with pytest.raises(ExportError, match="different directions"):
         compare([a.source, b.source], tmp_path / "out", plots=False)
+
+
+@pytest.mark.parametrize("name", ["Hyperband", "BOHB"])
+def test_an_advisors_optimize_mode_is_the_studys(tmp_path, name):
+    """Hyperband and BOHB are configured under `advisor:`, not `tuner:`: a minimizing one makes
+    the lowest final the best, as it does for a tuner."""
+    exp = experiment(tmp_path, "minimize", key="advisor", name=name)
+    summary = export(exp, tmp_path / "out", plots=False, optuna=False).summary
+    assert "## Best trial: t3 " in summary and "optimize mode: minimize" in summary
