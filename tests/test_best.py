@@ -180,3 +180,25 @@ def test_the_choice_is_the_highest_validation_never_the_highest_test(tmp_path):
     chosen = choose(load_experiment(str(db.write()), live=False))
     assert (chosen.trial_id, chosen.validation, chosen.test) == ("t0", 0.95, 0.90)
     assert chosen.parameters == {"lr": 0.1}
+
+
+def test_the_exported_model_sees_raw_images_as_the_trial_saw_its_inputs(tmp_path):
+    """The saved model takes raw uint8 images and standardises them with the training split's
+    statistics, as the trial's data did: its logits on the raw test images equal the in-memory
+    model's on the trial's tensors (a swapped mean and std changes them while accuracy counts
+    can stay the same)."""
+    import torch
+
+    from nnisuite.deploy.best import deployable, export, load
+    from nnisuite.models.mlp import MLP
+    from nnisuite.trials.data import load_dataset
+
+    data = load_dataset("digits")
+    torch.manual_seed(0)
+    model = MLP(data.num_features, [32], data.num_classes).eval()
+    path = tmp_path / "model.pt2"
+    export(deployable(model, data), data.image_shape, path)
+    raw = torch.from_numpy(raw_splits("digits")[2][0])
+    with torch.no_grad():
+        loaded, in_memory = load(path)(raw), model(data.test_x)
+    assert torch.allclose(loaded, in_memory, atol=1e-4), (loaded - in_memory).abs().max()
