@@ -110,6 +110,18 @@ def preload(modules=PRELOAD, datasets=("digits", "fashion-mnist")) -> None:
             data.warm_array_cache(name)
 
 
+def stop_with_parent(parent: int) -> None:
+    """Linux: SIGTERM this launcher when the process that started it dies (prctl
+    PR_SET_PDEATHSIG), from its first line on; and if it already died, stop now."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    if os.getppid() != parent:
+        sys.exit(0)
+
+
 def die_with_parent(parent: int) -> None:
     """Linux: SIGKILL this process when the launcher dies, even of SIGKILL (prctl
     PR_SET_PDEATHSIG); a trial never outlives the launcher that forked it."""
@@ -173,7 +185,7 @@ def run_child(request: dict, fds: list[int], parent: int) -> None:
 
 
 class Launcher:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, parent: int | None = None):
         self.path = Path(path)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
@@ -185,7 +197,8 @@ class Launcher:
         self.selector.register(self.server, selectors.EVENT_READ)
         self.children: dict[int, socket.socket] = {}  # pid -> the client's connection
         self.running = True
-        self.parent = os.getppid()  # the runner; when it dies we are re-parented
+        # the runner; when it dies we are re-parented
+        self.parent = os.getppid() if parent is None else parent
         self.freeze = os.environ.get(GC_FREEZE) != "0"  # GC_FREEZE: gc.freeze at each fork
 
     def accept(self) -> None:
@@ -285,13 +298,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    parent = os.getppid()  # the runner, recorded before the imports: a runner gone during them
+    stop_with_parent(parent)  # (a Ctrl-C, a kill) ends this launcher too, never an orphan
     args = build_parser().parse_args(argv)
     t0 = time.perf_counter()
     if args.preload is None:
         preload()
     else:
         preload(tuple(m for m in args.preload.split(",") if m))
-    launcher = Launcher(args.socket)
+    launcher = Launcher(args.socket, parent)
 
     def stop(*_):
         launcher.running = False

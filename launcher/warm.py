@@ -90,22 +90,22 @@ def warm_launcher(enabled: bool = True, stream=None, preload=None):
     if live(running) and os.environ.get(PRELOADED, preload_key(preload)) == preload_key(preload):
         yield running
         return
-    proc, sock = start_server(preload)
     previous = {name: os.environ.get(name) for name in (SOCKET, PRELOADED)}
-    ready = wait_ready(proc, sock)
-    if ready:
-        os.environ[SOCKET], os.environ[PRELOADED] = str(sock), preload_key(preload)
-        deferred = "; scipy.stats deferred in `import nni`" if lazy_import.installed() else ""
-        tops = dict.fromkeys(name.split(".")[0] for name in preload or ())
-        imported = f" (imported before the fork: {', '.join(tops)})" if tops else ""
-        print(
-            f"warm launcher ready (pid {proc.pid}): trials fork from it{imported}{deferred} "
-            f"(off: --no-launcher, {lazy_import.SWITCH}=0)",
-            file=stream,
-        )
-    else:
-        print("warm launcher did not start: trials run as plain processes", file=stream)
-    try:
+    proc, sock = start_server(preload)
+    try:  # from here on, also a Ctrl-C while the launcher imports stops it
+        ready = wait_ready(proc, sock)
+        if ready:
+            os.environ[SOCKET], os.environ[PRELOADED] = str(sock), preload_key(preload)
+            deferred = "; scipy.stats deferred in `import nni`" if lazy_import.installed() else ""
+            tops = dict.fromkeys(name.split(".")[0] for name in preload or ())
+            imported = f" (imported before the fork: {', '.join(tops)})" if tops else ""
+            print(
+                f"warm launcher ready (pid {proc.pid}): trials fork from it{imported}{deferred} "
+                f"(off: --no-launcher, {lazy_import.SWITCH}=0)",
+                file=stream,
+            )
+        else:
+            print("warm launcher did not start: trials run as plain processes", file=stream)
         yield str(sock) if ready else None
     finally:
         for name, value in previous.items():

@@ -175,6 +175,27 @@ def test_ctrl_c_while_nni_starts_leaves_no_manager_and_an_honest_hint(tmp_path):
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("how", ["ctrl-c", "sigkill"])
+def test_a_runner_stopped_while_its_launcher_imports_leaves_no_launcher(tmp_path, how):
+    """The warm launcher spends its first ~2 s importing PyTorch: a Ctrl-C then (0.3 s after
+    the experiment's line) stops it with the study; a runner SIGKILLed then takes it along
+    (the launcher asked the kernel for its parent's death before importing anything)."""
+    yaml = fault_experiment(tmp_path, UNIFORM_X, tuner=RANDOM, max_trials=2)
+    with runner(*args(tmp_path, yaml)) as r:
+        r.wait_until(lambda: r.launcher() is not None, what="the warm launcher process")
+        launcher = r.launcher().pid
+        if how == "ctrl-c":
+            r.proc.send_signal(signal.SIGINT)
+            assert r.wait(timeout=120) == 130, r.output[-3000:]
+        else:
+            r.proc.kill()
+            r.proc.wait()
+        assert not wait_dead([launcher], 10), "the warm launcher outlived its runner"
+        if how == "ctrl-c":
+            assert not wait_dead(r.seen, 15), "a process of the runner outlived it"
+
+
+@pytest.mark.integration
 def test_nnictl_stop_during_a_study_is_a_stop_not_a_crash(tmp_path):
     yaml = fault_experiment(
         tmp_path, UNIFORM_X, "--mode slow --steps 40", tuner=RANDOM, max_trials=4
