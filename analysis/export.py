@@ -179,7 +179,7 @@ def export(
     Written whole or not at all (nnisuite.trials.outputs.staged): WriteError when a file cannot be
     written, and the files already in `out` stay as they were."""
     out = make_folder(out)
-    with staged(out) as stage:
+    with staged(out, owner="export") as stage:  # replaces an earlier export there, whole
         result = write_export(exp, stage, plots, parallel, optuna, forest)
     result.files = [out / Path(p).name for p in result.files]
     return result

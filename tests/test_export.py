@@ -223,3 +223,26 @@ def test_assessor_stops_read_from_the_manager_log(tmp_path):
         None,
         None,
     ]
+
+
+def test_an_export_replaces_an_earlier_one_whole_and_keeps_your_files(tmp_path):
+    """--out holding an earlier export: the new one leaves none of the earlier files it does
+    not write itself (an importance table or plots of another experiment beside a summary
+    that says they were not computed); a file of the user's there stays."""
+    from nnisuite.analysis.export import export
+    from nnisuite.analysis.store import load_experiment
+    from nnisuite.benchmarks.nni_db import write_experiment
+
+    root = tmp_path / "nni"
+    write_experiment(root, "first", trials=12, intermediates=3, seed=1)
+    write_experiment(root, "second", trials=4, intermediates=2, seed=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    export(load_experiment("first", root, live=False), out, plots=True, optuna=False)
+    assert list(out.glob("*.png")) and (out / "importance.csv").is_file()
+    second = export(load_experiment("second", root, live=False), out, plots=False, optuna=False)
+    left = {p.name for p in out.iterdir() if not p.name.startswith(".")}
+    assert left == {p.name for p in second.files} | {"notes.txt"}, left
+    assert not list(out.glob("*.png")) and (out / "notes.txt").read_text() == "mine"
+    assert "second" in (out / "summary.md").read_text()
