@@ -30,6 +30,7 @@ import socket
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 from nnisuite.launcher import needs_cwd
@@ -168,6 +169,9 @@ def run_child(request: dict, fds: list[int], parent: int) -> None:
             else:
                 if needs_cwd(module) and request["cwd"] not in sys.path:
                     sys.path.insert(0, request["cwd"])
+                # the module was imported before the fork (that is the point): runpy's warning
+                # that it is in sys.modules already says nothing to the trial's stderr
+                warnings.filterwarnings("ignore", "'.*' found in sys.modules", RuntimeWarning)
                 runpy.run_module(module, run_name="__main__", alter_sys=True)
             code = 0
         except SystemExit as exc:

@@ -96,10 +96,12 @@ def files_line(out: Path, plots: bool) -> str:
     return f"tables: {out}/ (summary.md, trials.csv, intermediate.csv; no plots: --no-plots)"
 
 
-def resume_hint(exp_id: str, exp_dir: Path) -> str:
+def resume_hint(exp_id: str, exp_dir: Path, out: Path) -> str:
+    """The command that continues the study from any folder: its experiment folder and its
+    export folder absolute, as they were."""
     return (
-        f"to continue it: python -m nnisuite.study.run --resume {exp_id} "
-        f"--experiment-dir {quoted(exp_dir)}"
+        f"to continue it: nnisuite run --resume {exp_id} "
+        f"--experiment-dir {quoted(exp_dir.resolve())} --out {quoted(out.resolve())}"
     )
 
 
@@ -165,7 +167,7 @@ def new_study(args) -> Study | int:
     if refused(out, exp_dir, args, config):
         return EXIT_USAGE
     print(f"experiment {exp.id}: {config.experiment_name}", flush=True)
-    study = Study(exp, args.port, out, config.max_trial_number, resume_hint(exp.id, exp_dir))
+    study = Study(exp, args.port, out, config.max_trial_number, resume_hint(exp.id, exp_dir, out))
     study.preload, study.host = trial.preload(), args.host
     return study
 
@@ -212,7 +214,7 @@ def resumed_study(args, stack: contextlib.ExitStack) -> Study | int:
     args.warm = (
         args.launcher is not False and trial.command.through_launcher and local_trials(config)
     )
-    study = Study(exp, args.port, out, config.max_trial_number, resume_hint(exp.id, exp_dir))
+    study = Study(exp, args.port, out, config.max_trial_number, resume_hint(exp.id, exp_dir, out))
     study.preload, study.host, study.claimed = trial.preload(), args.host, True
     return study
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -48,7 +49,10 @@ def run_cli(*argv, timeout=60) -> subprocess.CompletedProcess:
 def test_commands_printed_for_a_folder_with_spaces_can_be_pasted(tmp_path):
     folder = tmp_path / "my runs" / "nni"
     assert quoted(folder) == f"'{folder}'"
-    assert resume_hint("abc", folder).endswith(f"--experiment-dir '{folder}'")
+    out = Path("relative out")  # printed absolute: the command works from any folder
+    assert resume_hint("abc", folder, out).endswith(
+        f"--experiment-dir '{folder}' --out '{out.resolve()}'"
+    )
     assert not resumable(folder, "abc")  # nothing recorded: no resume command is printed
 
 

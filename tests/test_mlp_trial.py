@@ -45,6 +45,7 @@ def test_nni_contract_one_final_per_trial(run_nni_trial):
     params = {"features1": 256, "features2": 128, "lr": 0.05, "batch_size": 32}
     proc, records = run_nni_trial("nnisuite.trials.mlp", params, ["--epochs", "3"])
     assert proc.returncode == 0, proc.stderr
+    assert "RuntimeWarning" not in proc.stderr, proc.stderr  # runpy's, on a preloaded module
     periodical = [r["value"] for r in records if r["type"] == "PERIODICAL"]
     finals = [r["value"] for r in records if r["type"] == "FINAL"]
     assert len(periodical) == 3 and len(finals) == 1
