@@ -195,20 +195,69 @@ def recipe(choice: Choice, epochs, restore_best, data_dir, threads) -> Recipe:
     )
 
 
+# the model spaces `nnisuite best` rebuilds from a NAS trial's record: nnisuite's own, nothing else
+MODEL_SPACES = ("nnisuite.nas.space.DepthSpace", "nnisuite.nas.attention_space.AttentionSpace")
+
+
+def plain(value) -> bool:
+    """JSON data only: no NNI serialisation marker (`__nni_obj__` is a pickle, `__nni_type__`
+    and `__symbol__` name code to import and call) anywhere inside."""
+    if isinstance(value, dict):
+        return all(
+            isinstance(k, str) and not k.startswith("__") and plain(v) for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return all(plain(v) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def refused(what: str) -> str:
+    return (
+        f"the NAS record's {what} hold serialised objects or code references: refused (a "
+        "record is read as data only; nothing in it is unpickled, imported or called)"
+    )
+
+
+def nas_model(record: dict):
+    """A NAS trial's architecture rebuilt from NNI's record as data: its model space must be
+    one of nnisuite's (MODEL_SPACES), built from the record's plain arguments and frozen at its
+    sample. NNI's own `nni.load` would unpickle any `__nni_obj__` and import any `__nni_type__`
+    the record holds: a database from someone else would run their code."""
+    import importlib
+
+    symbol = (record.get("model_symbol") or {}).get("__nni_type__", "")
+    symbol = symbol.removeprefix("path:") if isinstance(symbol, str) else ""
+    if symbol not in MODEL_SPACES:
+        raise BestError(
+            f"the NAS record's model space {symbol or '?'!r} is not one of nnisuite's "
+            f"({', '.join(MODEL_SPACES)}): refused (a record is read as data only)"
+        )
+    args, kwargs, sample = (record.get(k) for k in ("model_args", "model_kwargs", "sample"))
+    args, kwargs = args or [], kwargs or {}
+    if not (plain(args) and plain(kwargs) and isinstance(kwargs, dict) and isinstance(args, list)):
+        raise BestError(refused("model arguments"))
+    if not (isinstance(sample, dict) and plain(sample)):
+        raise BestError(refused("architecture sample"))
+    module, name = symbol.rsplit(".", 1)
+    space = getattr(importlib.import_module(module), name)(*args, **kwargs)
+    return space.freeze(sample)
+
+
 def nas_recipe(choice: Choice, epochs, restore_best, data_dir) -> Recipe:
     """A NAS trial: its architecture rebuilt from NNI's record (the model space's class and
     arguments, the sample), trained as nnisuite.nas.evaluator trained it."""
     import copy
 
-    import nni
-
     from nnisuite.config.nas_settings import DEFAULTS
     from nnisuite.nas.evaluator import reseed_parameters
     from nnisuite.trials.engine import FitConfig
 
-    kwargs = dict(DEFAULTS) | dict(choice.nas["evaluator"].get("__kwargs__", {}))
-    kwargs.pop("function", None)
-    base = nni.load(json.dumps(choice.nas)).executable_model()
+    evaluator = dict((choice.nas.get("evaluator") or {}).get("__kwargs__") or {})
+    evaluator.pop("function", None)  # a reference to nnisuite's evaluator: never imported here
+    if not plain(evaluator):
+        raise BestError(refused("its evaluator's settings"))
+    kwargs = dict(DEFAULTS) | evaluator
+    base = nas_model(choice.nas)
     fit = FitConfig(
         epochs=epochs or int(kwargs["epochs"]),
         lr=float(kwargs["lr"]),

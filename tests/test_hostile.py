@@ -1,0 +1,109 @@
+"""Files from someone else are data, never code: a NAS experiment's database whose trial record
+carries a pickle (`__nni_obj__`) or a code reference (`__nni_type__` naming any callable) makes
+`nnisuite best` refuse in one line, and no payload runs (its marker file never appears)."""
+
+from __future__ import annotations
+
+import base64
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nnisuite.deploy.best import BestError, choose, nas_model, nas_recipe
+from tests.helpers.database import Database
+
+
+class Payload:
+    """Unpickling it runs `touch MARKER`: what a hostile record would do."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (subprocess.call, (["touch", str(self.marker)],))
+
+
+def record(**changes) -> dict:
+    """A NAS trial's parameters as NNI 3.0 records them for nnisuite's depth space."""
+    base = {
+        "status": "frozen",
+        "model_symbol": {"__nni_type__": "path:nnisuite.nas.space.DepthSpace"},
+        "model_args": [],
+        "model_kwargs": {"in_features": 64, "num_classes": 10, "min_depth": 1, "max_depth": 2,
+                         "repeats": 1, "extended": False},
+        "evaluator": {
+            "__symbol__": "path:nni.nas.evaluator.functional.FunctionalEvaluator",
+            "__kwargs__": {
+                "function": {"__nni_type__": "path:nnisuite.nas.evaluator.evaluate_architecture"},
+                "dataset": "digits", "epochs": 1, "lr": 0.1, "batch_size": 64,
+            },
+        },
+        "sample": {"seed": 0, "depth": 2},
+        "__instance_type__": "path:nni.nas.space.space.SimplifiedModelSpace",
+    }  # fmt: skip
+    return base | changes
+
+
+def pickled(marker: Path) -> dict:
+    return {"__nni_obj__": base64.b64encode(pickle.dumps(Payload(marker))).decode()}
+
+
+def nas_experiment(tmp_path: Path, parameters: dict):
+    from nnisuite.analysis.store import load_experiment
+
+    command = "python3 -m nni.nas.execution.training_service trial"
+    config = {"experimentType": "nas", "trialCommand": command, "maxTrialNumber": 1}
+    db = Database(tmp_path, "hostile", config)
+    db.start(0, "t0", 0, 0, parameters)
+    db.metric(100, "t0", 0, "FINAL", {"default": 0.9})
+    db.event(200, "t0", "SUCCEEDED", seq=0)
+    return load_experiment(str(db.write()), live=False)
+
+
+def test_an_honest_record_rebuilds_nnisuites_model_space_at_its_sample():
+    model = nas_model(record())
+    assert type(model).__name__ == "DepthSpace"
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["model_kwargs", "sample", "model_args", "evaluator", "model_symbol"],
+)
+def test_a_pickle_anywhere_in_the_record_is_refused_and_never_runs(tmp_path, where):
+    marker = tmp_path / "marker"
+    bad = pickled(marker)
+    changes = {
+        "model_kwargs": {"model_kwargs": record()["model_kwargs"] | {"in_features": bad}},
+        "sample": {"sample": {"seed": 0, "depth": bad}},
+        "model_args": {"model_args": [bad]},
+        "evaluator": {"evaluator": {"__kwargs__": {"dataset": "digits", "lr": bad}}},
+        "model_symbol": {"model_symbol": bad},
+    }[where]
+    exp = nas_experiment(tmp_path, record(**changes))
+    with pytest.raises(BestError, match="refused"):
+        nas_recipe(choose(exp), epochs=1, restore_best=False, data_dir=None)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("symbol", ["path:subprocess.call", "path:os.system", "path:builtins.eval"])
+def test_a_model_space_that_is_not_nnisuites_is_refused(tmp_path, symbol):
+    exp = nas_experiment(tmp_path, record(model_symbol={"__nni_type__": symbol}))
+    with pytest.raises(BestError, match="not one of nnisuite's"):
+        nas_recipe(choose(exp), epochs=1, restore_best=False, data_dir=None)
+
+
+def test_the_command_refuses_a_hostile_database_in_one_line(tmp_path):
+    marker = tmp_path / "marker"
+    exp = nas_experiment(tmp_path, record(sample={"seed": 0, "depth": pickled(marker)}))
+    db = tmp_path / exp.id / "db" / "nni.sqlite"
+    proc = subprocess.run(
+        [sys.executable, "-P", "-m", "nnisuite.deploy.best", str(db), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and "refused" in lines[0], proc.stderr
+    assert not marker.exists() and not (tmp_path / "o").exists()
