@@ -23,7 +23,7 @@ import json
 
 import pandas as pd
 
-from nnisuite.analysis.direction import best_first, direction, scored
+from nnisuite.analysis.direction import best_first, direction, scored, usable
 from nnisuite.analysis.store import Experiment, flatten_parameters
 
 LEADING = ["trial_id", "sequence", "status"]
@@ -120,7 +120,7 @@ def trials_table(exp: Experiment) -> pd.DataFrame:
     rows = []
     for t in exp.trials:
         flat = flatten_parameters(t.parameters)
-        defaults = [m["default"] for m in t.intermediates if numeric(m.get("default"))]
+        defaults = [m["default"] for m in t.intermediates if usable(m.get("default"))]
         row = {"trial_id": t.trial_id, "sequence": t.sequence, "status": t.status, "host": t.host}
         row |= {column: flat.get(name) for column, name in columns.items()}
         row["default"] = t.final.get("default")

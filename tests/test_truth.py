@@ -162,8 +162,9 @@ import nni
 
 kind = nni.get_next_parameter()["kind"]
 finals = [0.5, math.inf, "n/a", {"default": "0.5", "status": "odd"}, "0.9", math.nan, 0.25]
-for epoch in range(3):
-    nni.report_intermediate_result({"default": 0.1 * epoch, "step": 7, "status": "x"})
+for epoch in range(3):  # a NaN first: the best intermediate is still the best number
+    value = math.nan if epoch == 0 else 0.1 * epoch
+    nni.report_intermediate_result({"default": value, "step": 7, "status": "x"})
 nni.report_final_result(finals[kind])
 """
 
@@ -201,6 +202,7 @@ def test_every_value_nni_stored_is_read_as_stored_and_only_numbers_rank(tmp_path
     summary = (tmp_path / "out" / "summary.md").read_text()
     best = next(line for line in summary.splitlines() if line.startswith("## Best trial"))
     assert "0.5000" in best  # the number 0.5, not the string "0.9" nor inf
+    assert set(trials["best_intermediate"]) == {"0.2"}
     steps = pd.read_csv(tmp_path / "out" / "intermediate.csv")
     assert len(steps) == 21 and set(steps["step"]) == {0, 1, 2}
     assert set(steps["metric.step"]) == {7}
