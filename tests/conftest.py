@@ -79,7 +79,14 @@ def pytest_configure(config):
     without workers) starts one warm launcher (nnisuite's trials' imports) for the whole run,
     without waiting for it: the workers it is about to spawn inherit its socket path
     ($NNISUITE_TEST_RUN_LAUNCHER) and wait for it only when a test needs it (shared_launcher).
-    One launcher instead of one per worker: 3.3 s of CPU each. It exits with this process."""
+    One launcher instead of one per worker: 3.3 s of CPU each. It exits with this process.
+
+    Every process of the run (the controller, each worker) has a "usual" port of its own in
+    place of NNI's 8080 (NNISUITE_DEFAULT_PORT, where runners without --port start): a test
+    never takes, or stops, a study a developer runs on 8080 beside it."""
+    from nnisuite.study.manager import free_port
+
+    os.environ["NNISUITE_DEFAULT_PORT"] = str(free_port())
     if hasattr(config, "workerinput") or os.environ.get(SHARED_LAUNCHER) == "0":
         return
     from nnisuite.launcher.warm import start_server

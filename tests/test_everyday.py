@@ -78,8 +78,9 @@ def test_a_bad_output_folder_is_refused_before_anything_starts(tmp_path, what):
 
 @pytest.mark.integration
 def test_two_studies_at_once_without_a_port_each_watch_their_own(tmp_path):
-    """Both want 8080: the second must take another port, never talk to the first's manager;
-    then a --resume of a finished study exports it again and starts nothing."""
+    """Both want the usual port (the tests' own in place of 8080, conftest): the second must
+    take another port, never talk to the first's manager; then a --resume of a finished study
+    exports it again and starts nothing."""
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
     yamls = [
