@@ -20,6 +20,9 @@ from nnisuite.launcher import CLIENT_MODULE
 from tests.helpers.nni import read_nni_metrics
 from tests.helpers.paths import REPO
 
+# after each test, passed or failed: what it started in its tmp_path is stopped
+pytest_plugins = ["tests.helpers.cleanup"]
+
 
 @pytest.fixture
 def run_nni_trial(tmp_path, request):
