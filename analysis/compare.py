@@ -255,6 +255,10 @@ def run_rows(runs: list[Run], budget: int) -> list[dict]:
     return rows
 
 
+# two-sided Mann-Whitney U between two groups of n: the smallest p is 2 / C(2n, n), 0.1 at n = 3
+# and 0.029 at n = 4, so below 4 runs a variant "no significant difference" says nothing
+MIN_RUNS_FOR_A_TEST = 4
+
 COMPARISON_COLUMNS = [
     "variant",
     "runs",
@@ -364,10 +368,17 @@ def comparison_markdown(
             f"- Left out, no trial reported a final result: {', '.join(left_out)} "
             "(their trials.csv and trial logs say why)."
         )
+    fewest = min((r["runs"] for r in comparison), default=0)
     if len(comparison) < 2:
         lines.append(
             f"- No comparison: {len(comparison)} variant(s) have a run with a result; "
             "at least two are needed."
+        )
+    elif fewest < MIN_RUNS_FOR_A_TEST and not significant:
+        lines.append(
+            f"- No conclusion: a variant has {fewest} run(s) with a result, and with fewer than "
+            f"{MIN_RUNS_FOR_A_TEST} a variant no difference can reach p < 0.05 (two-sided "
+            "Mann-Whitney U): run more seeds before calling variants the same."
         )
     elif significant:
         for p in significant:

@@ -470,7 +470,35 @@ def validate(path: str | Path, raw: dict | None = None) -> list[Problem]:
         )
     if not errors(problems):
         problems += nni_config_problems(raw, path)
+        problems += tpe_start_up(raw, str(path))
     return problems
+
+
+TPE_START_UP = 20  # NNI 3.0's TPE samples at random until it has this many results (n_startup_jobs)
+
+
+def tpe_start_up(raw: dict, file: str) -> list[Problem]:
+    """A note when NNI's TPE never leaves its random start-up: with maxTrialNumber within
+    n_startup_jobs (20 unless tpe_args says otherwise) the study is random search with TPE's
+    seed, and a comparison of it with Random compares two random searches."""
+    _, tuner = get_key(raw, "tuner")
+    _, trials = get_key(raw, "maxTrialNumber")
+    if not isinstance(tuner, dict) or tuner.get("name") != "TPE" or not isinstance(trials, int):
+        return []
+    args = tuner.get("classArgs") or {}
+    start = (args.get("tpe_args") or {}).get("n_startup_jobs", TPE_START_UP)
+    if not isinstance(start, int) or trials > start:
+        return []
+    return [
+        Problem(
+            file,
+            "tuner",
+            f"TPE samples at random for its first {start} trials (n_startup_jobs) and this study "
+            f"has {trials}: it is random search",
+            "set tuner.classArgs.tpe_args.n_startup_jobs below maxTrialNumber to let TPE model",
+            "note",
+        )
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -126,7 +126,7 @@ def choose(exp) -> Choice:
         raise BestError(
             f"experiment {exp.id} runs {trial.label!r}: `nnisuite best` retrains nnisuite's own "
             "trials (nnisuite.trials.mlp, .rnn) and NAS studies; for your own trial, its best "
-            "parameters are in `python -m nnisuite.analysis.export` 's trials.csv"
+            f"parameters are the first row of the trials.csv of `nnisuite export {exp.id}`"
         )
     done = [t for t in exp.trials if t.status == "SUCCEEDED" and usable(t.final.get("default"))]
     if not done:

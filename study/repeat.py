@@ -272,10 +272,15 @@ def repeat(args) -> int:
             )  # the base's trial: say once how it starts and what it is checked for
         from nnisuite.config.problem import report
         from nnisuite.config.trial import Trial, through_launcher
+        from nnisuite.config.validate import tpe_start_up
 
         raw = run_config(plan, todo[0][0], 0, None, plan.get("dataset"))
         if report(validate(plan["base"], raw), sys.stderr, f"{todo[0][0]}: "):
             return EXIT_USAGE
+        for variant in dict.fromkeys(v for v, _ in todo[1:] if v != todo[0][0]):
+            # a TPE variant inside its random start-up is random search: said once each
+            config = run_config(plan, variant, 0, None, plan.get("dataset"))
+            report(tpe_start_up(config, str(plan["base"])), sys.stderr, f"{variant}: ")
         trial = Trial.of(raw, plan["base"])
         _, warm, said = through_launcher(trial, args.launcher)
         if said:

@@ -213,3 +213,16 @@ def test_every_value_nni_stored_is_read_as_stored_and_only_numbers_rank(tmp_path
     ):
         done = nnisuite(*args, "--experiment-dir", str(exp_dir), cwd=tmp_path)
         assert done.returncode == 0 and "Traceback" not in done.stderr, (args, done.stderr[-2000:])
+
+
+def test_too_few_seeds_is_no_conclusion_not_the_same(tmp_path):
+    """Three runs a variant can never differ at p < 0.05 (Mann-Whitney U's smallest p is 0.1):
+    the comparison says it cannot conclude instead of calling far apart variants the same."""
+    few = [run("a", s, [0.50 + s / 1000]) for s in range(3)]
+    few += [run("b", s, [0.90 + s / 1000]) for s in range(3)]
+    text = aggregate(few, 1, tmp_path / "few", plots=False)
+    assert "No conclusion" in text and "these variants are the same" not in text
+    many = [run("a", s, [0.50 + s / 1000]) for s in range(5)]
+    many += [run("b", s, [0.90 + s / 1000]) for s in range(5)]
+    text = aggregate(many, 1, tmp_path / "many", plots=False)
+    assert "b beats a on final best" in text and "No conclusion" not in text

@@ -244,7 +244,7 @@ def test_the_mutants_include_the_reported_cases():
 
 def test_shipped_files_pass():
     for path in SHIPPED:
-        problems = validate(path)
+        problems = [p for p in validate(path) if p.severity != "note"]  # TPE's start-up notes
         if path.name == "mlp_tpe_remote.yaml":  # a template: its SSH key is the user's
             assert len(problems) == 1 and "SSH key file" in problems[0].message
         else:
