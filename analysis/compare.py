@@ -67,9 +67,7 @@ def wall_time_s(exp, trials) -> float | None:
 def number(value) -> float | None:
     """A reported value as a float; None when it is not a finite number (a user's key may
     hold text)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
+    return float(value) if usable(value) else None
 
 
 def comparison_row(exp) -> dict:

@@ -114,9 +114,7 @@ class Objectives:
                 if isinstance(result, dict)
                 else (result if key == "default" else None)
             )
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                return None
-            if not math.isfinite(value):
+            if not usable(value):
                 return None
             out.append(float(value))
         return out

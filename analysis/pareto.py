@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from nnisuite.analysis.direction import usable
 
 REFERENCE_MARGIN = 1.1  # the reference cost: 1.1 x the largest cost seen
-# the log's own 3.17 choice (its defaults: nnisuite.trials.mlp.MLPParams), marked where a space has
-# it
+# the log's own 3.17 choice (nnisuite.trials.mlp.MLPParams' defaults), marked where a space has it
 LOG_CHOICE = {"features1": 128, "features2": 256}
 
 

@@ -92,10 +92,6 @@ def metric_column(key: str, taken) -> str:
     return f"{METRIC_PREFIX}{key}" if key in taken else key
 
 
-def numeric(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def mixed(values) -> bool:
     """Strings beside other values: a CSV could not tell "1" from 1."""
     kinds = {isinstance(v, str) for v in values if v is not None}

@@ -197,3 +197,11 @@ def space_size(settings: dict) -> int:
 def max_trials(settings: dict) -> int:
     """The trial budget: --max-trials, else the whole grid."""
     return int(settings["max_trials"] or grid_size(settings))
+
+
+def is_nas_settings(raw: dict) -> bool:
+    """Whether an experiment file holds NAS settings (`nnisuite nas --config`), not an nnictl
+    experiment: a strategy and no trial command."""
+    from nnisuite.config.experiment import get_key
+
+    return "strategy" in raw and get_key(raw, "trialCommand")[0] is None

@@ -9,10 +9,10 @@ create` users get them with this command. Checked:
 - every top-level key: a key NNI knows (did-you-mean for typos), of the right type and range
   (`trialConcurrency must be a positive integer, got -1`), the required ones present;
 - the search space: known `_type`, well-formed `_value` (nnisuite.config.search_space);
-- the trial, when it is one of nnisuite's (`python3 -m nnisuite.launcher nnisuite.trials.mlp ...`):
-a space key it
-  does not accept (the log's `feature1`), a value its type cannot take, a required parameter
-  nobody sets, bad trial-command flags;
+- the trial, when it is one of nnisuite's (`python3 -m nnisuite.launcher nnisuite.trials.mlp
+  ...`): a space key it does not accept (the log's `feature1`), a value its type cannot take, a
+  value or flag its own range checks refuse, a required parameter nobody sets, bad trial-command
+  flags;
 - the trial, when it is your own (`python3 train.py`, `python3 -m your.module`, `bash run.sh`,
   with trialCodeDirectory relative to the YAML as in nnictl): that its file exists, and for a
   Python file the parameter names it reads from nni.get_next_parameter(), read from its source
@@ -46,6 +46,7 @@ from pathlib import Path
 
 from nnisuite.config.algorithms import algorithm_problems
 from nnisuite.config.experiment import ConfigError, get_key, load_yaml
+from nnisuite.config.nas_settings import is_nas_settings
 from nnisuite.config.problem import Problem, errors, report
 from nnisuite.config.search_space import check_space_entry, load_space, space_values
 from nnisuite.launcher import trial_command
@@ -430,10 +431,6 @@ def plan_problems(path: Path) -> list[Problem]:
             problem.key = f"variant {variant}: {problem.key}"
             problems.append(problem)
     return problems
-
-
-def is_nas_settings(raw: dict) -> bool:
-    return "strategy" in raw and get_key(raw, "trialCommand")[0] is None
 
 
 def validate(path: str | Path, raw: dict | None = None) -> list[Problem]:

@@ -21,8 +21,7 @@ What it does:
                     logits (n, classes); `torch.export.load(path).module()(images)` loads it
                     with torch alone (no nnisuite, no model code);
    weights.pt       {"state_dict"} for nnisuite's own model class (an attention classifier's
-                    also "transformer_kwargs": `python -m nnisuite.analysis.attention --model` reads
-                    it);
+                    also "transformer_kwargs": `nnisuite attention --model` reads it);
    card.md          data and splits, configuration and its origin, recipe, metrics over seeds,
                     per-class accuracy, parameters, latency, the command that reproduces it;
    confusion.png    the saved model's confusion matrix on the test split;

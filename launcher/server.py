@@ -298,13 +298,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated modules to import before forking, besides nni's own dependencies "
         "(default: what nnisuite's trials import; '' for none)",
     )
+    p.add_argument(
+        "--parent",
+        type=int,
+        help="pid of the process that started it (default: its parent now); it stops when that "
+        "one dies, also when it died before this launcher got going",
+    )
     return p
 
 
 def main(argv=None) -> int:
-    parent = os.getppid()  # the runner, recorded before the imports: a runner gone during them
-    stop_with_parent(parent)  # (a Ctrl-C, a kill) ends this launcher too, never an orphan
     args = build_parser().parse_args(argv)
+    # the runner, known before the imports (from its own pid when it passed it: it may already
+    # be gone by now): a runner gone at any point (a Ctrl-C, a kill) ends this launcher too
+    parent = args.parent or os.getppid()
+    stop_with_parent(parent)
     t0 = time.perf_counter()
     if args.preload is None:
         preload()

@@ -128,7 +128,7 @@ def start_server(preload=None, env: dict | None = None) -> tuple[subprocess.Pope
     folder = scratch(FOLDER_PREFIX)
     sock = folder / "launcher.sock"
     command = module_command("nnisuite.launcher.server", "--socket", str(sock))
-    command += ["--ready-file", str(ready_file(sock))]
+    command += ["--ready-file", str(ready_file(sock)), "--parent", str(os.getpid())]
     command += ["--preload", ",".join(preload)] if preload is not None else []
     proc = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL, start_new_session=True)
     return proc, sock

@@ -8,8 +8,7 @@
 Rows (28 tokens of 28 features for the MNIST family, 8 of 8 for digits) -> a linear input
 projection plus a learned position embedding -> `depth` pre-norm encoder blocks (LayerNorm ->
 nnisuite.models.attention.MultiHeadAttention -> residual; LayerNorm -> MLP (4x, GELU) ->
-residual) ->
-a final LayerNorm -> the mean over rows -> a linear head.
+residual) -> a final LayerNorm -> the mean over rows -> a linear head.
 """
 
 from __future__ import annotations

@@ -23,13 +23,13 @@ TABLES = DATA / "benchmarks" / "tables"
 
 def kind(path: Path) -> str:
     """experiment (nnictl's format), plan (a study of studies: `nnisuite repeat`) or nas
-    (`nnisuite nas --config`), read from the file's top-level keys."""
-    keys = {line.split(":")[0] for line in path.read_text().splitlines() if line[:1].isalpha()}
-    if "variants" in keys:
-        return "plan"
-    if "trialCommand" in keys:
-        return "experiment"
-    return "nas"
+    (`nnisuite nas --config`), as validation tells them apart."""
+    from nnisuite.config.experiment import load_yaml
+    from nnisuite.config.nas_settings import is_nas_settings
+    from nnisuite.config.plan import is_plan
+
+    raw = load_yaml(path)
+    return "plan" if is_plan(raw) else "nas" if is_nas_settings(raw) else "experiment"
 
 
 def studies() -> dict[str, tuple[str, str]]:

@@ -4,8 +4,7 @@
                   resume_hint="to continue it: python -m nnisuite.study.run --resume ID ...")
     code = run_study(study, export=my_export)     # 0 done, 3 watchdog, 130 interrupted
 
-Both runners (`python -m nnisuite.study.run`, `python -m nnisuite.nas`) go through `run_study`,
-which
+Both runners (`nnisuite run`, `nnisuite nas`) and `nnisuite repeat` go through `run_study`, which
 - makes SIGINT and SIGTERM raise KeyboardInterrupt (a runner started from a shell's background
   job inherits SIGINT *ignored*, and Python then keeps ignoring it: Ctrl-C was lost there);
 - chooses the port and starts NNI's manager so that it is certainly this study's
@@ -227,12 +226,10 @@ def start_on_a_port(exp, study, start: Callable[[int], None]) -> None:
         with port_lock():
             if study.port is None or (attempt and not study.port_requested):
                 study.port = default_port(None) if attempt == 0 else free_port()
-            if not port_is_free(study.port):
+            taken = port_problem(study.port)
+            if taken:
                 if study.port_requested:
-                    raise PortTaken(
-                        f"port {study.port} is taken (by another program or NNI manager); "
-                        f"a free one now: --port {free_port()}"
-                    )
+                    raise PortTaken(taken)
                 continue
             try:
                 with owned_start(exp, study.port, logs, study.hosts):

@@ -13,6 +13,7 @@ import pytest
 
 from tests.helpers.nni import live_managers
 from tests.helpers.paths import REPO
+from tests.helpers.runner import NNISUITE
 
 FAILING = """
 import os, socket, subprocess, time
@@ -55,9 +56,7 @@ def test_a_failing_test_leaves_nothing_running(tmp_path):
     env = os.environ | {
         "HYGIENE_TMP": str(record),
         "HYGIENE_PORT": str(free_port()),
-        "NNISUITE": str(REPO / ".venv" / "bin" / "nnisuite")
-        if (REPO / ".venv" / "bin" / "nnisuite").exists()
-        else os.path.join(os.path.dirname(sys.executable), "nnisuite"),
+        "NNISUITE": NNISUITE[0],  # the console script beside this Python
         "PYTHONPATH": str(REPO),
     }
     proc = subprocess.run(

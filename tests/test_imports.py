@@ -14,7 +14,7 @@ from tests.helpers.paths import REPO
 # that trials may not see; analysis reads NNI's records; study runs experiments on NNI, nas runs
 # NAS studies through study's session; deploy hands over the best model; benchmarks measure all.
 LAYERS = (
-    "base",  # nnisuite.runtime, nnisuite.shipped: where files live; the standard library only
+    "base",  # nnisuite.runtime: this user's runtime folder; the standard library only
     "nni_patches",
     "models",
     "trials",
@@ -33,7 +33,10 @@ UPWARD = {
     ("nnisuite.study.repeat", "nnisuite.nas.study"),
     ("nnisuite.study.repeat", "nnisuite.nas"),
 }
-BASE = {"nnisuite.runtime", "nnisuite.shipped"}
+BASE = {"nnisuite.runtime"}
+# modules of the package itself that sit in a lower layer: the shipped files are read as
+# experiment files (config.validate finds them by name)
+PLACED = {"nnisuite.shipped": "config"}
 FOLDERS = [layer for layer in LAYERS if layer not in ("base", "nnisuite")] + ["nnisuite"]
 
 
@@ -59,6 +62,8 @@ def layer(module: str) -> str:
     parts = module.split(".")
     if module in BASE:
         return "base"
+    if module in PLACED:
+        return PLACED[module]
     if parts[0] != "nnisuite":
         return parts[0]
     return parts[1] if len(parts) > 1 and parts[1] in LAYERS else "nnisuite"
