@@ -3,7 +3,7 @@
 // NNI is not changed. Only a process running nni_node/main.js is touched; any other Node program
 // that inherits NODE_OPTIONS is left alone. Its fixes:
 //
-// 1. Listen on the addresses in NNISUITE_BIND_HOSTS (comma-separated; default 127.0.0.1) instead
+// 1. Listen on the addresses in NNISUITE_BIND_HOSTS (comma-separated; default 127.0.0.1,::1) instead
 //    of every interface. NNI 3.0's REST server calls `app.listen(port)` with no host
 //    (nni_node/rest_server), so Node listens everywhere, unauthenticated. The first address is
 //    the server NNI knows (its errors are NNI's: EADDRINUSE ends the manager as before); each
@@ -63,7 +63,7 @@ const http = require("http");
 const net = require("net");
 
 const script = process.argv[1] || "";
-const hosts = (process.env.NNISUITE_BIND_HOSTS || "127.0.0.1")
+const hosts = (process.env.NNISUITE_BIND_HOSTS || "127.0.0.1,::1")
   .split(",")
   .map((h) => h.trim())
   .filter(Boolean);

@@ -138,3 +138,66 @@ def test_a_dispatcher_slower_than_ten_seconds_still_connects(tmp_path):
         assert r.wait() == 0, r.output[-3000:]
     assert "trials 1/1 done, 1 succeeded" in r.output
     assert "did not connect" not in r.output
+
+
+def listening(pid: int, port: int) -> set[str]:
+    import psutil
+
+    return {
+        c.laddr.ip
+        for c in psutil.Process(pid).net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+    }
+
+
+def answers(host: str, port: int) -> str:
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/api/v1/nni/check-status"
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, url], capture_output=True, text=True, timeout=30
+    )
+    return done.stdout.strip()
+
+
+def this_machines_other_addresses() -> list[str]:
+    import psutil
+
+    return [
+        a.address.split("%")[0]
+        for addrs in psutil.net_if_addrs().values()
+        for a in addrs
+        if a.family.name in ("AF_INET", "AF_INET6")
+        and a.address.split("%")[0] not in LOOPBACK
+        and not a.address.startswith("fe80")
+    ]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("how", ["runner", "manual"])
+def test_a_manager_listens_on_both_loopbacks_and_nowhere_else(tmp_path, monkeypatch, how):
+    """What the runner's URL line promises (http://127.0.0.1:PORT and http://[::1]:PORT) answers,
+    and nothing else of this machine does: as the runners start a manager (owned_start), and on
+    the guide's manual path (NODE_OPTIONS="--require .../node_preload.js" nnictl ...), where the
+    preload's own default decides."""
+    from nnisuite.nni_patches.binding import PRELOAD
+    from tests.helpers.database import Database
+    from tests.helpers.nni import viewing
+
+    config = {
+        "searchSpace": UNIFORM_X,
+        "trialCommand": "true",
+        "trialConcurrency": 1,
+        "tuner": RANDOM,
+        "trainingService": {"platform": "local"},
+        "experimentWorkingDirectory": str(tmp_path),
+    }
+    Database(tmp_path, "bound", config).write()
+    if how == "manual":
+        monkeypatch.setenv("NODE_OPTIONS", f"--require {PRELOAD}")
+        monkeypatch.delenv("NNISUITE_BIND_HOSTS", raising=False)
+    with viewing(tmp_path, "bound", owned=how == "runner") as (exp, port):
+        pid = exp._proc.pid
+        assert listening(pid, port) == {"127.0.0.1", "::1"}
+        assert answers("127.0.0.1", port) == "HTTP 200"
+        assert answers("::1", port) == "HTTP 200"
+        for address in this_machines_other_addresses():
+            assert answers(address, port) == "REFUSED", address

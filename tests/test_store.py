@@ -5,6 +5,8 @@ test_faults.)"""
 
 from __future__ import annotations
 
+import pytest
+
 from nnisuite.analysis.export import export
 from nnisuite.analysis.store import load_experiment
 from tests.helpers.database import Database
@@ -21,11 +23,11 @@ CONFIG = {
 }
 
 
-def resumed_database(tmp_path):
+def resumed_database(tmp_path, config=CONFIG):
     """What NNI 3.0 wrote for a study stopped after two trials and resumed (read off a real
     run): in the second session parameter ids and sequence numbers start again at 1, and the
     local service gave each of the two new trials the other's recorded parameters."""
-    db = Database(tmp_path, "resumed", CONFIG)
+    db = Database(tmp_path, "resumed", config)
     db.start(0, "A", 0, 0, {"x": 0.1})
     db.start(10, "B", 1, 1, {"x": 0.2})
     db.metric(500, "A", 0, "FINAL", {"default": 0.55})
@@ -50,6 +52,25 @@ def test_repeated_parameter_ids_after_a_resume_are_read_by_time(tmp_path):
     assert ran == {"A": 0.1, "B": 0.2, "C": 0.9, "D": 0.7}
     for t in exp.trials:
         assert abs(t.final["default"] - (0.5 + t.parameters["x"] / 2)) < 1e-9
+
+
+@pytest.mark.integration
+def test_a_live_manager_is_read_with_the_same_correction(tmp_path):
+    """The same database served by a real NNI manager (view mode, as `nnictl view` starts it):
+    `nnisuite export http://...` reads NNI's REST answers, whose metrics carry `parameterId`,
+    and must pair each trial with what it trained on exactly as the sqlite reader does."""
+    from tests.helpers.nni import viewing
+
+    resumed_database(tmp_path, CONFIG | {"experimentWorkingDirectory": str(tmp_path)})
+    with viewing(tmp_path, "resumed") as (_, port):
+        live = load_experiment(f"http://127.0.0.1:{port}")
+    assert {t.trial_id: t.parameters["x"] for t in live.trials} == {
+        "A": 0.1,
+        "B": 0.2,
+        "C": 0.9,
+        "D": 0.7,
+    }
+    assert [t.final["default"] for t in live.trials] == [0.55, 0.6, 0.95, 0.85]
 
 
 def test_repeated_sequence_numbers_are_renumbered_in_submission_order(tmp_path):

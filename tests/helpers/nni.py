@@ -134,3 +134,28 @@ def read_nni_metrics(sys_dir: Path) -> list[dict]:
         records.append(json.loads(raw[pos + 8 : pos + 8 + size]))
         pos += 8 + size
     return records
+
+
+@contextlib.contextmanager
+def viewing(root: Path, exp_id: str, *, owned: bool = True):
+    """A real NNI manager in view mode (what `nnictl view` starts) over the experiment `exp_id`
+    under `root` (a database written by tests.helpers.database, its config naming `root` as
+    experimentWorkingDirectory): it runs nothing and serves the database over REST in about
+    a second. owned=True starts it as the runners do (study.manager.owned_start: loopback);
+    owned=False as NNI itself does, with this process's environment (NODE_OPTIONS...).
+    Yields (experiment, port); always stopped."""
+    from nni.experiment import Experiment
+    from nni.experiment import launcher as nni_launcher
+
+    from nnisuite.study.manager import owned_start
+
+    exp = Experiment(nni_launcher.get_stopped_experiment_config(exp_id, str(root)), id=exp_id)
+    exp._action = "view"  # what Experiment.view() sets (NNI 3.0)
+    port = free_port()
+    try:
+        with owned_start(exp, port, root / exp_id / "log") if owned else contextlib.nullcontext():
+            exp.start(port)
+        yield exp, port
+    finally:
+        exp.stop()
+    assert exp_id not in running_experiment_ids(), f"experiment {exp_id} still running"
