@@ -103,3 +103,32 @@ def test_the_warm_launcher_imports_nothing_the_hook_defers():
         found[lazy] = json.loads(proc.stdout.splitlines()[-1])
     assert found["1"] == [True, False, False]
     assert found["0"] == [True, True, True]
+
+
+FIRST = """
+import json, sys
+import scipy.stats, pandas   # a user's script that imported them before nni
+stats, frames = scipy.stats, pandas
+import nnisuite  # installs the hook
+import nni
+import nni.mutable.mutable as mutable
+import scipy.stats, pandas
+print(json.dumps({"hook": any(type(f).__name__ == "_Finder" for f in sys.meta_path),
+                  "same": sys.modules["scipy.stats"] is stats and sys.modules["pandas"] is frames
+                          and scipy.stats is stats and pandas is frames,
+                  "nni_uses_real": mutable.norm is stats.norm}))
+"""
+
+
+def test_nni_imported_after_scipy_stats_and_pandas_keeps_the_real_modules():
+    """A user who imported scipy.stats and pandas before nni: nni gets the real modules, and
+    nobody gets a second copy (two pandas: isinstance checks between them fail)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", FIRST], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.splitlines()[-1]) == {
+        "hook": True,
+        "same": True,
+        "nni_uses_real": True,
+    }
