@@ -41,12 +41,13 @@ from nnisuite.launcher.protocol import recv_message, send_message
 LOST_GRACE_S = 5.0
 
 
-def launcher_lost(grace_s: float = LOST_GRACE_S) -> int:
+def launcher_lost(grace_s: float | None = None) -> int:
     """The warm launcher died with this trial's process in it. A runner SIGKILLed takes its
     launcher along and its guard then stops the experiment: had the client exited 1 at once,
     NNI could record the trial FAILED before that stop (seen under load), and a resume does
     not run a failed trial again. So wait for the stop and die of its signal, as a stopped
     trial does; exit 1 (failed) when no stop comes."""
+    grace_s = LOST_GRACE_S if grace_s is None else grace_s
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_DFL)
     print(f"launcher: the warm launcher died; failing in {grace_s:g} s unless stopped",
