@@ -40,6 +40,7 @@ from nnisuite.analysis.store import Experiment, ExportError, add_source_argument
 from nnisuite.analysis.tables import (
     intermediate_table,
     metric_label,
+    parameter_columns,
     parameter_names,
     summary_markdown,
     trials_table,
@@ -232,7 +233,15 @@ def write_export(
         if "skipped" in found:
             sections += f"\n\nOptuna's importance evaluators: {found['skipped']}."
         else:
-            sections += "\n\n" + optuna_markdown(found["importances"], table)
+            # Optuna names parameters as the trials received them; the forest's table names
+            # columns (a parameter `status` is the column `param.status`): one name each
+            named = parameter_columns(exp)
+            forest_named = (
+                None
+                if table is None
+                else table.assign(parameter=[named.get(c, c) for c in table["parameter"]])
+            )
+            sections += "\n\n" + optuna_markdown(found["importances"], forest_named)
             files += [Path(p) for p in found["files"]]
     if fronts:
         sections = pareto_markdown(fronts, pareto, metric_label(trials, exp.config)) + (

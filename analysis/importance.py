@@ -52,7 +52,15 @@ def design(trials: pd.DataFrame, params: list[str], max_trials: int = MAX_TRIALS
     if not params:
         return None, None, [], len(done), finished
     x = np.column_stack([encode(done[p]) for p in params])
-    return x, done["default"].to_numpy(dtype=float), params, len(done), finished
+    return x, scaled(done["default"].to_numpy(dtype=float)), params, len(done), finished
+
+
+def scaled(y: np.ndarray) -> np.ndarray:
+    """y times a power of two that brings its largest magnitude near 1: exact in floating
+    point, so R^2 and the forest's splits are those of y, and finals as large as 1e300 no
+    longer overflow the squares of R^2 to NaN."""
+    top = float(np.max(np.abs(y))) if len(y) else 0.0
+    return np.ldexp(y, -np.frexp(top)[1]) if top > 0 else y
 
 
 def r2(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:

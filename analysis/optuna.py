@@ -49,6 +49,7 @@ from nnisuite.analysis.store import (
     flatten_parameters,
     load_experiment,
 )
+from nnisuite.analysis.tables import fmt
 from nnisuite.models.costs import COSTS
 from nnisuite.models.costs import label as cost_label
 
@@ -313,9 +314,15 @@ def importances(study) -> dict:
         warnings.simplefilter("ignore")  # Optuna marks PED-ANOVA experimental
         for method, (trials, evaluator) in evaluators.items():
             try:
-                out[method] = dict(get_param_importances(trials, evaluator=evaluator))
+                found = dict(get_param_importances(trials, evaluator=evaluator))
             except (RuntimeError, ValueError) as exc:  # too few trials, nothing varies
                 out[method] = {"_error": str(exc).splitlines()[0]}
+                continue
+            if not all(math.isfinite(v) for v in found.values()):
+                # fANOVA's variances of values as large as 1e300 overflow: no ranking at all
+                top = max((abs(v) for t in trials.trials for v in t.values or []), default=0.0)
+                found = {"_error": f"its figures are not finite (values up to {top:.4g})"}
+            out[method] = found
     return out
 
 
@@ -539,7 +546,7 @@ def main(argv=None) -> int:
     else:
         how = f"{study.metric_names[0]}, {study.direction.name.lower()}"
         try:
-            best = f"; best value {study.best_value:.4f} (trial {study.best_trial.number})"
+            best = f"; best value {fmt(study.best_value)} (trial {study.best_trial.number})"
         except ValueError:
             pass
     print(

@@ -9,8 +9,12 @@ The rules every table follows:
 - a trial's final result counts (tables, best, comparisons, statistics, the Optuna study as
   COMPLETE) when it reported one, whatever its status: NNI's tuner received it too;
 - a key the trial reported that has the name of a column nnisuite writes (`status`,
-  `duration_s`, a parameter, `trial_id`, `step`, ...) is kept as `metric.<key>`: a user's
-  values never overwrite or drop NNI's;
+  `duration_s`, a parameter, `trial_id`, `step`, ...) is kept as `metric.<key>` (a parameter
+  so named as `param.<name>`; the prefix repeats while the name is still taken, so `status`
+  beside `metric.status` is `metric.metric.status`): a user's values never overwrite or drop
+  NNI's or each other;
+- every value as NNI stored it: integers stay integers beside blanks and floats (`3`, `1000`,
+  `0.5`, not `3.0`), floats keep their digits;
 - a parameter column that mixes strings with other values (`"1"` and `1`) is written as JSON
   text (`"1"` and `1`, `true`), so that each value can be told apart;
 - parameter columns in the search space's order (nested ones as `outer.inner`).
@@ -66,7 +70,8 @@ def space_order(space: dict, prefix: str = "") -> list[str]:
 def parameter_columns(exp: Experiment) -> dict[str, str]:
     """column -> flattened parameter name, in the search space's order (names it does not
     list after, as the trials first carry them). A parameter named like a column nnisuite
-    writes (`status`, `default`, ...) gets the column `param.<name>`."""
+    writes (`status`, `default`, ...) gets the column `param.<name>` (`param.param.<name>`
+    where the space also has a `param.<name>`: no two parameters share a column)."""
     names = space_order(exp.config.get("searchSpace") or {})
     carried: dict[str, None] = {}  # every name a trial carries, in first-seen order
     for trial in exp.trials:
@@ -75,8 +80,9 @@ def parameter_columns(exp: Experiment) -> dict[str, str]:
     top = {n.split(".")[0] for n in carried}
     # nested names no trial took stay out; top-level ones stay (nothing started yet)
     names = [n for n in names if n in carried or ("." not in n and n not in top) or not carried]
-    reserved = set(LEADING) | set(TRAILING) | {"default"}
-    return {(f"param.{n}" if n in reserved else n): n for n in names}
+    reserved = set(LEADING) | set(TRAILING) | {"default", "host"}
+    column_of = own_columns(names, reserved, PARAM_PREFIX)
+    return {column_of[n]: n for n in names}
 
 
 def parameter_names(exp: Experiment) -> list[str]:
@@ -84,12 +90,25 @@ def parameter_names(exp: Experiment) -> list[str]:
     return list(parameter_columns(exp))
 
 
+PARAM_PREFIX = "param."
 METRIC_PREFIX = "metric."
 
 
-def metric_column(key: str, taken) -> str:
-    """The column of a reported key: its own name, or metric.<key> where that is taken."""
-    return f"{METRIC_PREFIX}{key}" if key in taken else key
+def own_columns(names, taken, prefix: str) -> dict[str, str]:
+    """name -> its column: its own name where free, else `prefix` added until it is (a key
+    `status` beside a key `metric.status` gets `metric.metric.status`): names keep their own
+    columns first, so no two names share one and no value is dropped."""
+    taken = set(taken)
+    columns = {n: n for n in names if n not in taken}
+    taken |= set(columns)
+    for name in names:
+        if name not in columns:
+            column = f"{prefix}{name}"
+            while column in taken:
+                column = f"{prefix}{column}"
+            columns[name] = column
+            taken.add(column)
+    return {n: columns[n] for n in names}
 
 
 def mixed(values) -> bool:
@@ -112,7 +131,7 @@ def trials_table(exp: Experiment) -> pd.DataFrame:
     final_keys: list[str] = []
     for trial in exp.trials:
         final_keys += [k for k in trial.final if k != "default" and k not in final_keys]
-    columns_of = {k: metric_column(k, taken) for k in final_keys}
+    columns_of = own_columns(final_keys, taken, METRIC_PREFIX)
     rows = []
     for t in exp.trials:
         flat = flatten_parameters(t.parameters)
@@ -137,26 +156,44 @@ def trials_table(exp: Experiment) -> pd.DataFrame:
             for row in rows:
                 row[p] = as_json(row[p])
     columns = leading + params + ["default"] + [columns_of[k] for k in final_keys] + TRAILING
-    return pd.DataFrame(rows, columns=columns)
+    return typed_frame(rows, columns)
+
+
+def typed_column(values: list) -> pd.Series:
+    """One column with each value as NNI stored it: integers stay integers beside blanks
+    (pandas' nullable Int64) and beside floats (an object column: 1000 and 0.5, not 1000.0);
+    a column of floats (NaN, inf included) is float; anything else is kept as it is."""
+    present = [v for v in values if v is not None]
+    ints = [isinstance(v, int) and not isinstance(v, bool) for v in present]
+    if present and all(ints) and all(abs(v) < 2**63 for v in present):
+        return pd.Series(values, dtype="Int64" if len(present) < len(values) else "int64")
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present)
+    if numbers and not any(ints):
+        return pd.Series(values, dtype=float)
+    return pd.Series(values, dtype=object)
+
+
+def typed_frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({c: typed_column([row.get(c) for row in rows]) for c in columns})
 
 
 def intermediate_table(exp: Experiment) -> pd.DataFrame:
     """trial_id, step, then each reported key (metric.trial_id / metric.step where the trial
     reported keys of those names)."""
+    keys: list[str] = []
+    for t in exp.trials:
+        for m in t.intermediates:
+            keys += [k for k in m if k != "step" and k not in keys]
+    if not keys and not any(t.intermediates for t in exp.trials):
+        return pd.DataFrame(columns=["trial_id", "step", "default"])
+    columns_of = own_columns(keys, ("trial_id", "step"), METRIC_PREFIX)
     rows = [
-        {
-            "trial_id": t.trial_id,
-            "step": m["step"],
-            **{metric_column(k, ("trial_id", "step")): v for k, v in m.items() if k != "step"},
-        }
+        {"trial_id": t.trial_id, "step": m["step"]}
+        | {columns_of[k]: v for k, v in m.items() if k != "step"}
         for t in exp.trials
         for m in t.intermediates
     ]
-    if not rows:
-        return pd.DataFrame(columns=["trial_id", "step", "default"])
-    df = pd.DataFrame(rows)
-    keys = [c for c in df.columns if c not in ("trial_id", "step")]
-    return df[["trial_id", "step", *keys]]
+    return typed_frame(rows, ["trial_id", "step", *columns_of.values()])
 
 
 def status_counts(trials: pd.DataFrame) -> dict[str, int]:
@@ -180,7 +217,7 @@ def algorithm(config: dict) -> str:
 
 
 def fmt(value) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
         return ""
     if isinstance(value, float):
         if value.is_integer() and abs(value) < 1e15 and abs(value) >= 1:
@@ -322,8 +359,6 @@ def summary_markdown(exp: Experiment, trials: pd.DataFrame, importance_md: str =
         lines.append(markdown_table(table.rename(columns={"default": f"{label} (default)"})))
         best = ranked(finished, mode).iloc[0]
         trial = next(t for t in exp.trials if t.trial_id == best["trial_id"])
-        flat = flatten_parameters(trial.parameters)
-        best_params = {n: flat[n] for n in columns.values() if n in flat}
         lines += [
             "",
             f"## Best trial: {best['trial_id']} ({label} {fmt(best['default'])}"
@@ -335,11 +370,7 @@ def summary_markdown(exp: Experiment, trials: pd.DataFrame, importance_md: str =
             + ")",
             "",
             "```json",
-            json.dumps(
-                {k: (v.item() if hasattr(v, "item") else v) for k, v in best_params.items()},
-                indent=4,
-                ensure_ascii=False,
-            ),
+            json.dumps(trial.parameters, indent=4, ensure_ascii=False, default=str),
             "```",
         ]
     if importance_md:

@@ -133,3 +133,82 @@ def test_unicode_is_written_as_itself_and_numbers_keep_their_digits(tmp_path):
     assert '"größe": "groß"' in summary and '["klein", "groß"]' in summary
     assert "\\u00" not in summary
     assert "default metric 1.213)" in summary
+
+
+def test_names_that_collide_after_prefixing_each_keep_a_column_of_their_own(tmp_path):
+    """A space with `status` and `param.status`, finals with `status` and `metric.status`:
+    four values, four columns, none lost; the summary's best trial is what the trial got."""
+    space = {
+        "status": {"_type": "choice", "_value": [1]},
+        "param.status": {"_type": "choice", "_value": [2]},
+    }
+    final = {"default": 0.5, "status": 7, "metric.status": 8}
+    exp = write(
+        tmp_path, "collide", space, [({"status": 1, "param.status": 2}, "SUCCEEDED", final)]
+    )
+    summary = export(exp, tmp_path / "out", plots=False, optuna=False).summary
+    header = (tmp_path / "out" / "trials.csv").read_text().splitlines()[0].split(",")
+    assert len(header) == len(set(header))
+    row = pd.read_csv(tmp_path / "out" / "trials.csv").iloc[0]
+    values = {c: row[c] for c in header if c.endswith("status") and c != "status"}
+    assert sorted(values.values()) == [1, 2, 7, 8], values
+    assert row["status"] == "SUCCEEDED"
+    best = json.loads(summary.split("```json")[1].split("```")[0])
+    assert best == {"status": 1, "param.status": 2}
+
+
+def test_integers_stay_integers_beside_blanks_and_floats(tmp_path):
+    space = {
+        "n": {"_type": "choice", "_value": [3, 1000, 0.5, -3]},
+        "k": {"_type": "choice", "_value": [0, 2]},
+    }
+    trials = [
+        ({"n": 3, "k": 0}, "SUCCEEDED", {"default": 0, "count": 3}),
+        ({"n": 1000}, "SUCCEEDED", {"default": 0.5}),
+        ({"n": 0.5, "k": 2}, "SUCCEEDED", {"default": 2}),
+        ({"n": -3, "k": 0}, "SUCCEEDED", {"default": 0.25}),
+    ]
+    summary = export(write(tmp_path, "ints", space, trials), tmp_path / "out", False).summary
+    rows = (tmp_path / "out" / "trials.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    cells = {c: [r.split(",")[header.index(c)] for r in rows[1:]] for c in ("n", "k", "count")}
+    assert cells == {
+        "n": ["3", "1000", "0.5", "-3"],
+        "k": ["0", "", "2", "0"],
+        "count": ["3", "", "", ""],
+    }
+    assert "0.0000" not in summary and "| t0 | SUCCEEDED | 3 | 0 | 0 |" in summary
+
+
+def test_a_huge_final_ranks_and_every_figure_stays_finite_or_is_refused(tmp_path):
+    """1e300 is a number NNI stored: it is best; R^2's squares no longer overflow to NaN
+    importances; fANOVA, whose variances do, says so; `nnisuite optuna` prints it short."""
+    import subprocess
+    import sys
+
+    from tests.helpers.paths import REPO
+
+    space = {
+        "x": {"_type": "uniform", "_value": [0, 1]},
+        "y": {"_type": "uniform", "_value": [0, 1]},
+    }
+    values = [0.1, 0.4, 1e300, 0.2, 0.3, 0.5]
+    exp = write(
+        tmp_path,
+        "huge",
+        space,
+        [({"x": i / 7, "y": (i * 3 % 7) / 7}, "SUCCEEDED", v) for i, v in enumerate(values)],
+    )
+    summary = export(exp, tmp_path / "out", plots=False, optuna=True).summary
+    assert "## Best trial: t2 (default metric 1e+300)" in summary
+    importance = pd.read_csv(tmp_path / "out" / "importance.csv")
+    assert importance["importance"].notna().all() and importance["std"].notna().all()
+    assert "fanova not computed: its figures are not finite (values up to 1e+300)" in summary
+    assert "| nan" not in summary
+    done = subprocess.run(
+        [sys.executable, "-m", "nnisuite.analysis.optuna", str(exp.source),
+         "--storage", f"sqlite:///{tmp_path / 'o.db'}"],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "best value 1e+300 (trial 2)" in done.stdout and "0" * 20 not in done.stdout
