@@ -268,7 +268,8 @@ def progress_line(trials, max_trials, mode: str = "maximize") -> tuple[str, floa
         and not isinstance(t.final.get("default"), bool)
     ]
     best = (min(finals) if mode == "minimize" else max(finals)) if finals else None
-    done = sum(v for k, v in counts.items() if k not in ACTIVE)
+    # an interrupted trial runs again on --resume: not done (the count never goes backwards)
+    done = sum(v for k, v in counts.items() if k not in ACTIVE and k != "INTERRUPTED")
     parts = [f"trials {done}/{max_trials or '?'} done", f"{counts.get('SUCCEEDED', 0)} succeeded"]
     for status in ("FAILED", "EARLY_STOPPED", "TIMED_OUT", "USER_CANCELED", "INTERRUPTED"):
         if counts.get(status):

@@ -211,6 +211,8 @@ def resume_and_check(tmp_path, exp_id, before: dict) -> pd.DataFrame:
     ) as r:
         assert r.wait() == 0, r.output[:3000]  # the head: what the watchdog saw comes first
         assert_nothing_left(r, exp_id)
+    counted = [int(n) for n in re.findall(r"trials (\d+)/6 done", r.output)]
+    assert counted == sorted(counted), r.output[:3000]  # the progress never goes backwards
     trials = exported(tmp_path, "r")
     assert len(trials) == 6 and trials["default"].notna().all()
     assert (trials["status"] == "SUCCEEDED").all()

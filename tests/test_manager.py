@@ -42,8 +42,9 @@ def test_progress_line_counts_and_best():
         trial("g", "WAITING"),
     ]
     line, best = progress_line(trials, 10)
+    # the interrupted trial runs again on --resume: not done
     assert line == (
-        "trials 5/10 done, 2 succeeded, 1 failed, 1 early-stopped, 1 interrupted, 1 running, "
+        "trials 4/10 done, 2 succeeded, 1 failed, 1 early-stopped, 1 interrupted, 1 running, "
         "1 waiting, best 0.9500 (b)"
     )
     assert best == 0.95
