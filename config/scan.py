@@ -11,11 +11,14 @@ Seen: `p = nni.get_next_parameter()` (any import spelling; also `... or {}`, `di
 same dict handed to a function of the same file (`main(p)`, `main(params=p)`: its argument is
 followed) or unpacked into one (`train(**p)`: its parameters are the names read, the ones
 without a default required); a dict of defaults updated with it (`params = {...};
-params.update(p)`: the defaults' names are untuned on purpose); a module-level `p` read inside
-functions; local modules the file imports when it does not call get_next_parameter itself.
+params.update(p)`: the defaults' names are untuned on purpose); argparse's namespace
+(`add_argument` destinations are the defaults) under NNI's `merge_parameter(args, p)`,
+`vars(args).update(p)` or `params = vars(args); params.update(p)`, then `args.lr`; a
+module-level `p` read inside functions; local modules the file imports when it does not call
+get_next_parameter itself.
 Not seen (the scan then says where it lost track and reports no unread names): a key that is not
 a string literal (`p[name]`), iteration (`for k in p`, `p.items()`), the dict passed to another
-module's function or stored in an object, NNI's `merge_parameter` (attribute access), and
+module's function or stored in an object, argparse options added in another file, and
 anything done with `exec`, `getattr` or through another file's variables.
 """
 
@@ -53,6 +56,7 @@ class Scan:
     calls: list[tuple[Path, int]] = field(default_factory=list)  # get_next_parameter() sites
     reads: list[Read] = field(default_factory=list)
     defaults: set[str] = field(default_factory=set)  # untuned on purpose (a defaults dict)
+    options: set[str] = field(default_factory=set)  # argparse destinations (add_argument)
     takes: dict[str, set[str]] = field(default_factory=dict)  # f(**p): f -> its parameter names
     takes_at: dict[str, tuple[Path, int]] = field(default_factory=dict)
     lost: list[tuple[Path, int, str]] = field(default_factory=list)  # where tracking stopped
@@ -70,6 +74,34 @@ def is_source_call(node) -> bool:
 
 def const_str(node) -> str | None:
     return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def called(node, *names: str) -> bool:
+    """A call of a function of one of these names (`vars(x)`, `nni.utils.merge_parameter(...)`)."""
+    if not isinstance(node, ast.Call):
+        return False
+    f = node.func
+    return (f.id if isinstance(f, ast.Name) else getattr(f, "attr", None)) in names
+
+
+def argparse_destinations(tree: ast.AST) -> set[str]:
+    """The attribute names `parser.add_argument(...)` calls create: `dest=`, else the first long
+    option (`--hidden-size` -> hidden_size), else a positional's name."""
+    found = set()
+    for node in ast.walk(tree):
+        if not called(node, "add_argument"):
+            continue
+        dest = next((const_str(k.value) for k in node.keywords if k.arg == "dest"), None)
+        flags = [v for v in (const_str(a) for a in node.args) if v]
+        if dest is None:
+            long = [f for f in flags if f.startswith("--")]
+            plain = [f for f in flags if not f.startswith("-")]
+            short = [f for f in flags if f.startswith("-") and not f.startswith("--")]
+            chosen = (long or plain or short or [None])[0]
+            dest = chosen.lstrip("-").replace("-", "_") if chosen else None
+        if dest:
+            found.add(dest)
+    return found
 
 
 class _Scope(ast.NodeVisitor):
@@ -92,6 +124,10 @@ class _Scope(ast.NodeVisitor):
             name = f.id if isinstance(f, ast.Name) else getattr(f, "attr", None)
             if name in ("dict", "deepcopy", "copy") and node.args and self.holds(node.args[0]):
                 return True
+        if called(node, "vars") and node.args and self.holds(node.args[0]):
+            return True  # vars(merge_parameter(args, p)): the namespace's dict
+        if called(node, "merge_parameter") and any(self.holds(a) for a in node.args[1:2]):
+            return True  # NNI's merge_parameter(argparse namespace, p): a namespace
         if isinstance(node, ast.Dict):  # {**defaults, **p}
             return any(k is None and self.holds(v) for k, v in zip(node.keys, node.values))
         if isinstance(node, ast.BoolOp):  # nni.get_next_parameter() or {}
@@ -101,6 +137,8 @@ class _Scope(ast.NodeVisitor):
         return False
 
     def literal_keys(self, node) -> set[str]:
+        if called(node, "vars"):  # vars(args): the argparse destinations
+            return set(self.s.scan.options)
         if isinstance(node, ast.Dict):
             return {const_str(k) for k in node.keys if const_str(k)}
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "dict":
@@ -113,6 +151,8 @@ class _Scope(ast.NodeVisitor):
             if isinstance(target, ast.Name):
                 if value is not None and self.holds(value):
                     self.tracked.add(target.id)
+                    if any(called(n, "merge_parameter") for n in ast.walk(value)):
+                        self.s.scan.defaults |= self.s.scan.options  # argparse's defaults
                     if isinstance(value, ast.Dict):
                         self.s.scan.defaults |= self.literal_keys(value)
                         for k, v in zip(value.keys, value.values):
@@ -123,6 +163,8 @@ class _Scope(ast.NodeVisitor):
                     keys = self.literal_keys(value) if value is not None else set()
                     if keys:
                         self.s.dicts[target.id] = keys
+                    if called(value, "vars") and value.args and isinstance(value.args[0], ast.Name):
+                        self.s.namespace_of[target.id] = value.args[0].id
 
     def take(self, value) -> None:
         """Visit an assigned value; one that holds the parameters is only noted, not a use."""
@@ -189,6 +231,16 @@ class _Scope(ast.NodeVisitor):
                 self.s.note_calls(node.args[0])
                 self.tracked.add(name)
                 self.s.scan.defaults |= self.s.dicts.get(name, set())
+                if name in self.s.namespace_of:  # params = vars(args): args holds them too
+                    self.tracked.add(self.s.namespace_of[name])
+                return
+            inner = f.value
+            if self.holds(node.args[0]) and called(inner, "vars") and inner.args:
+                # vars(args).update(p): argparse's namespace now holds the parameters
+                self.s.note_calls(node.args[0])
+                if isinstance(inner.args[0], ast.Name):
+                    self.tracked.add(inner.args[0].id)
+                self.s.scan.defaults |= self.s.scan.options
                 return
         if is_source_call(node):
             self.s.scan.calls.append((self.s.file, node.lineno))
@@ -234,6 +286,17 @@ class _Scope(ast.NodeVisitor):
         if not handed or callee is None:
             self.visit(f)
 
+    def visit_Attribute(self, node):
+        """args.lr of a namespace holding the parameters (merge_parameter, vars(args).update)."""
+        if (
+            isinstance(node.value, ast.Name)
+            and node.value.id in self.tracked
+            and isinstance(node.ctx, ast.Load)
+        ):
+            self.s.read(node.attr, node, "subscript")
+            return
+        self.generic_visit(node)
+
     def visit_Name(self, node):
         if node.id in self.tracked and isinstance(node.ctx, ast.Load):
             self.s.lose(node, "used as a whole")
@@ -272,6 +335,8 @@ class _Scanner:
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
         }
         self.dicts: dict[str, set[str]] = {}  # names bound to dict literals (defaults)
+        self.namespace_of: dict[str, str] = {}  # params = vars(args): params -> args
+        scan.options |= argparse_destinations(tree)
         self.followed: set[tuple[str, str]] = set()
         self.module_scope: _Scope | None = None
 
@@ -307,6 +372,13 @@ class _Scanner:
             a.arg
             for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs
             if a.arg not in tracked
+        }
+        # a name the function assigns is its own (Python's rule), unless declared global
+        declared = {n for g in ast.walk(fn) if isinstance(g, ast.Global) for n in g.names}
+        local |= {
+            n.id
+            for n in ast.walk(fn)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) and n.id not in declared
         }
         module = self.module_scope.tracked if self.module_scope else set()
         inherited = {n for n in module if n not in local}

@@ -322,3 +322,51 @@ def test_a_warm_launcher_preloads_what_the_trial_imports(tmp_path):
     )  # all of it
     fault = Trial.parse("python3 -m nnisuite.launcher tests.fixtures.fault_trial", REPO)
     assert fault.kind == "python-module" and fault.preload() == ()  # nni's own deps only
+
+
+ARGPARSE = """
+import argparse
+import nni
+from nni.utils import merge_parameter
+
+def get_params():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--feature1", type=int, default=64)
+    parser.add_argument("--learning-rate", dest="lr", type=float, default=0.1)
+    parser.add_argument("--epochs", type=int, default=3)
+    args, _ = parser.parse_known_args()
+    return args
+
+"""
+
+
+@pytest.mark.parametrize(
+    "reading",
+    [
+        # NNI's own mnist-pytorch example
+        "params = vars(merge_parameter(get_params(), nni.get_next_parameter()))\n"
+        "w = params['feature1'] + params['lr'] + params['epochs']",
+        "args = merge_parameter(get_params(), nni.get_next_parameter())\n"
+        "w = args.feature1 + args.lr + args.epochs",
+        "args = get_params()\nvars(args).update(nni.get_next_parameter())\n"
+        "w = args.feature1 + args.lr + args.epochs",
+        "args = get_params()\nparams = vars(args)\nparams.update(nni.get_next_parameter())\n"
+        "w = params['feature1'] + args.lr + params['epochs']",
+    ],
+    ids=["vars-merge", "merge", "vars-update", "vars-then-update"],
+)
+def test_the_feature1_defect_over_argparse_defaults_is_an_error(tmp_path, reading):
+    """Parameters over argparse's defaults (add_argument destinations read without running
+    anything): `epochs`, untuned on purpose, is fine; the space's `features1` beside the
+    trial's `feature1` is the log's defect; `lr` (dest= of --learning-rate) is read."""
+    space = {
+        "features1": {"_type": "choice", "_value": [128, 256]},
+        "lr": {"_type": "loguniform", "_value": [0.001, 0.1]},
+    }
+    path = write(tmp_path, "train.py", ARGPARSE + reading + "\n")
+    problems = compare(scan_trial(path), space, "space.yaml", {"features1": 2})
+    assert [(p.severity, p.key) for p in problems] == [("error", "search space 'features1'")]
+    assert "reads 'feature1' at" in problems[0].message
+    right = {**space, "feature1": space["features1"]}
+    del right["features1"]
+    assert compare(scan_trial(path), right, "space.yaml") == []
