@@ -10,7 +10,8 @@ Seen: `p = nni.get_next_parameter()` (any import spelling; also `... or {}`, `di
 `.copy()`, aliases `q = p`), then `p["lr"]`, `p.get("lr", 0.1)`, `p.pop("lr")`, `"lr" in p`; the
 same dict handed to a function of the same file (`main(p)`, `main(params=p)`: its argument is
 followed) or unpacked into one (`train(**p)`: its parameters are the names read, the ones
-without a default required); a dict of defaults updated with it (`params = {...};
+without a default required), also a function imported from a local module (`from model import
+build`: read in model.py at its lines); a dict of defaults updated with it (`params = {...};
 params.update(p)`: the defaults' names are untuned on purpose); argparse's namespace
 (`add_argument` destinations are the defaults) under NNI's `merge_parameter(args, p)`,
 `vars(args).update(p)` or `params = vars(args); params.update(p)`, then `args.lr`; a
@@ -18,13 +19,15 @@ module-level `p` read inside functions; local modules the file imports when it d
 get_next_parameter itself.
 Not seen (the scan then says where it lost track and reports no unread names): a key that is not
 a string literal (`p[name]`), iteration (`for k in p`, `p.items()`), the dict passed to another
-module's function or stored in an object, argparse options added in another file, and
+module's function reached other than by `from module import name`, or stored in an object,
+argparse options added in another file, and
 anything done with `exec`, `getattr` or through another file's variables.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -327,18 +330,60 @@ def callee_params(fn) -> tuple[list[str], list[str], bool, set[str]]:
 
 
 class _Scanner:
-    def __init__(self, scan: Scan, file: Path, tree: ast.Module):
+    def __init__(self, scan: Scan, file: Path, tree: ast.Module, root: Path | None = None):
         self.scan, self.file = scan, file
         self.functions = {
             n.name: n
             for n in ast.walk(tree)
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
         }
+        self.home: dict[int, Path] = {}  # id(function) -> its file, for another file's
+        if root is not None:
+            self.functions |= self.imported_functions(tree, root)
         self.dicts: dict[str, set[str]] = {}  # names bound to dict literals (defaults)
         self.namespace_of: dict[str, str] = {}  # params = vars(args): params -> args
         scan.options |= argparse_destinations(tree)
         self.followed: set[tuple[str, str]] = set()
         self.module_scope: _Scope | None = None
+
+    def imported_functions(self, tree: ast.Module, root: Path) -> dict:
+        """`from model import build` of a local module (under `root`): build's definition,
+        read from model.py (not run), so that `build(**p)` and `build(p)` are followed."""
+        found = {}
+        for node in tree.body:
+            if not isinstance(node, ast.ImportFrom) or not node.module or node.level:
+                continue
+            parts = node.module.split(".")
+            for candidate in (root.joinpath(*parts).with_suffix(".py"),
+                              root.joinpath(*parts, "__init__.py")):  # fmt: skip
+                if not candidate.is_file() or candidate.resolve() == self.file:
+                    continue
+                try:
+                    other = ast.parse(candidate.read_text(encoding="utf-8"))
+                except (OSError, UnicodeDecodeError, SyntaxError, RecursionError, ValueError):
+                    break
+                defined = {
+                    n.name: n
+                    for n in other.body
+                    if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                }
+                for alias in node.names:
+                    if alias.name in defined:
+                        fn = defined[alias.name]
+                        found[alias.asname or alias.name] = fn
+                        self.home[id(fn)] = candidate.resolve()
+                break
+        return found
+
+    @contextlib.contextmanager
+    def in_file_of(self, fn):
+        """Reads inside `fn` are at its own file's lines."""
+        here = self.file
+        self.file = self.home.get(id(fn), here)
+        try:
+            yield
+        finally:
+            self.file = here
 
     def note_calls(self, node) -> None:
         for n in ast.walk(node):
@@ -355,13 +400,14 @@ class _Scanner:
         if (fn.name, param) in self.followed:
             return
         self.followed.add((fn.name, param))
-        self.run_scope(fn, {param})
+        with self.in_file_of(fn):
+            self.run_scope(fn, {param})
 
     def unpacked(self, fn, params, node) -> None:
         positional, kwonly, _, with_default = params
         names = [n for n in positional + kwonly if n not in ("self", "cls")]
         self.scan.takes[fn.name] = set(names)
-        self.scan.takes_at[fn.name] = (self.file, fn.lineno)
+        self.scan.takes_at[fn.name] = (self.home.get(id(fn), self.file), fn.lineno)
         for name in names:  # a parameter with a default may go untuned; one without may not
             if name in with_default:
                 self.scan.defaults.add(name)
@@ -381,6 +427,7 @@ class _Scanner:
             if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) and n.id not in declared
         }
         module = self.module_scope.tracked if self.module_scope else set()
+        module = set() if id(fn) in self.home else module  # another file: not our globals
         inherited = {n for n in module if n not in local}
         scope = _Scope(self, inherited | tracked)
         for stmt in fn.body:
@@ -391,6 +438,8 @@ class _Scanner:
         for stmt in tree.body:
             self.module_scope.visit(stmt)
         for fn in self.functions.values():  # module-level parameters read inside functions
+            if id(fn) in self.home:
+                continue  # another file's function: followed only where handed the dict
             if self.module_scope.tracked or any(is_source_call(n) for n in ast.walk(fn)):
                 self.run_scope(fn, set())
 
@@ -441,7 +490,7 @@ def scan_trial(source: Path, root: Path | None = None) -> Scan:
                 return scan
             continue
         scan.files.append(file)
-        _Scanner(scan, file, tree).run(tree)
+        _Scanner(scan, file, tree, root).run(tree)
         if not scan.calls:
             try:
                 queue += local_imports(tree, file, root)

@@ -25,12 +25,13 @@ create` users get them with this command. Checked:
   **p}`) or argparse declares (`add_argument` destinations under NNI's `merge_parameter(args,
   p)`, `vars(args).update(p)`) are untuned on purpose; a space name never read beside such a
   near name the trial reads (space `features1`, trial `feature1`: the log's defect) is an
-  error naming both lines. Functions of the same file the parameters are handed to
-  (`main(p)`, `train(**p)`) are followed, and local modules the file imports are read when the
-  call is there. Not seen: keys that are not string literals (`p[name]`), iteration over the
-  parameters, the dict handed to another file's function or stored in an object, argparse
-  options added in another file, exec / getattr: where the scan loses track it says so at
-  file:line and reports no unread names;
+  error naming both lines. Functions the parameters are handed to (`main(p)`, `train(**p)`),
+  of the same file or imported from a local module (`from model import build`), are followed,
+  and local modules the file imports are read when the call is there. Not seen: keys that are
+  not string literals (`p[name]`), iteration over the parameters, the dict handed to a
+  function reached another way (`model.build(**p)`) or stored in an object, argparse options
+  added in another file, exec / getattr: where the scan loses track it says so at file:line
+  and reports no unread names;
 - tuner / assessor / advisor (nnisuite.config.algorithms): a name in NNI's registry, of the right
   kind, its packages installed, classArgs its constructor takes with fitting values, and
   search-space types the tuner can sample;

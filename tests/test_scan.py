@@ -370,3 +370,36 @@ def test_the_feature1_defect_over_argparse_defaults_is_an_error(tmp_path, readin
     right = {**space, "feature1": space["features1"]}
     del right["features1"]
     assert compare(scan_trial(path), right, "space.yaml") == []
+
+
+def test_a_function_of_a_local_module_is_read_where_the_parameters_go(tmp_path):
+    """`build(**params)` and `train(params)` into the user's own model.py: its signature and
+    reads are followed there (read, not imported), at model.py's lines."""
+    write(
+        tmp_path,
+        "model.py",
+        """
+        def build(lr, momentum=0.9, width=64):
+            return lr, momentum, width
+
+        def train(p):
+            return p["lr"] * p["momentm"]
+        """,
+    )
+    path = write(
+        tmp_path,
+        "train.py",
+        """
+        import nni
+        from model import build, train
+        params = nni.get_next_parameter()
+        net = build(**params)
+        train(params)
+        """,
+    )
+    problems = compare(scan_trial(path), {**SPACE, "depth": SPACE["lr"]}, "space.yaml")
+    got = sorted((p.severity, p.key, p.file.rsplit("/", 1)[-1]) for p in problems)
+    assert got == [
+        ("error", "parameter 'momentm'", "model.py:5"),  # would be a KeyError in train()
+        ("error", "search space 'depth'", "model.py:1"),  # build() takes no depth
+    ], [p.message for p in problems]
