@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 
 import pandas as pd
 
@@ -162,8 +163,13 @@ def trials_table(exp: Experiment) -> pd.DataFrame:
 def typed_column(values: list) -> pd.Series:
     """One column with each value as NNI stored it: integers stay integers beside blanks
     (pandas' nullable Int64) and beside floats (an object column: 1000 and 0.5, not 1000.0);
-    a column of floats (NaN, inf included) is float; anything else is kept as it is."""
+    a reported NaN is the text NaN (a blank is a value never reported); a column of floats
+    (inf included) is float; anything else is kept as it is."""
     present = [v for v in values if v is not None]
+    if any(isinstance(v, float) and math.isnan(v) for v in present):
+        # a NaN the trial reported is shown as NNI stored it, apart from a blank (nothing)
+        nan = [("NaN" if isinstance(v, float) and math.isnan(v) else v) for v in values]
+        return pd.Series(nan, dtype=object)
     ints = [isinstance(v, int) and not isinstance(v, bool) for v in present]
     if present and all(ints) and all(abs(v) < 2**63 for v in present):
         return pd.Series(values, dtype="Int64" if len(present) < len(values) else "int64")

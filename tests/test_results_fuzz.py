@@ -22,6 +22,7 @@ from nnisuite.analysis.compare import compare
 from nnisuite.analysis.export import export
 from nnisuite.analysis.optuna import BridgeError, to_study
 from nnisuite.analysis.store import ExportError, load_experiment
+from nnisuite.analysis.tables import fmt
 from tests.helpers.database import Database
 
 EXPERIMENTS = 120
@@ -248,7 +249,7 @@ def check_summary(truth, out) -> None:
     header = re.search(r"## Best trial: (\S+) \(", summary)
     assert header and header.group(1) == best["id"], (header, best["id"], truth["mode"])
     block = summary.split("## Best trial")[1].split("```json")[1].split("```")[0]
-    assert json.loads(block) == flat(best["params"])
+    assert json.loads(block) == best["params"]  # as the trial got them (nested, not flat)
 
 
 def check_optuna(truth, exp) -> None:
@@ -346,3 +347,192 @@ def test_the_command_lines_on_generated_experiments(generated, tmp_path, capsys)
             stderr = capsys.readouterr().err
             if code:
                 assert code == 2 and len(stderr.strip().splitlines()) == 1, (module, stderr)
+
+
+# ---------------------------------------------------------------- through a real NNI manager
+
+ODD = [0.5, 0.25, 1, 0, -3, 2**40, 1e300, -1e300, math.nan, math.inf, -math.inf, "n/a", "0.9",
+       True, None, "ü"]  # fmt: skip
+ODD_KEYS = ["status", "metric.status", "step", "trial_id", "größe", "层数", "duration_s", "a|b"]
+REPORTING_TRIAL = """
+import json, sys
+import nni
+p = nni.get_next_parameter()
+plan = json.load(open("plans.json"))[p["i"]]
+for value in plan["intermediates"]:
+    nni.report_intermediate_result(value)
+for value in plan["finals"]:
+    nni.report_final_result(value)
+"""
+
+
+def report_of(rng: random.Random, intermediate: bool):
+    """A value or a dict as a trial reports it: odd values, `step`, colliding and unicode keys."""
+    value = rng.choice(ODD)
+    if rng.random() < 0.4:
+        return value
+    extra = {k: rng.choice(ODD) for k in rng.sample(ODD_KEYS, rng.randint(1, 3))}
+    if intermediate and rng.random() < 0.5:
+        extra["step"] = rng.randint(0, 9)  # the epoch, as users report it
+    return {"default": value, **extra} if rng.random() < 0.85 else extra
+
+
+def plans(n: int) -> list[dict]:
+    rng = random.Random(44)
+    return [
+        {
+            "intermediates": [report_of(rng, True) for _ in range(rng.randint(0, 3))],
+            "finals": [report_of(rng, False) for _ in range(rng.choice([0, 1, 1, 1, 2]))],
+        }
+        for _ in range(n)
+    ]
+
+
+def stored(db) -> dict:
+    """NNI's own rows, read here with sqlite3 and json alone: trial -> its PERIODICAL rows and
+    its last FINAL (decoded twice, as NNI encoded it), in (timestamp, rowid) order."""
+    import sqlite3
+
+    found: dict[str, dict] = {}
+    with sqlite3.connect(db) as conn:
+        for trial in conn.execute("SELECT DISTINCT trialJobId FROM TrialJobEvent"):
+            found.setdefault(trial[0], {"periodical": 0, "final": None, "finals": 0})
+        rows = conn.execute(
+            "SELECT trialJobId, type, data FROM MetricData ORDER BY timestamp, rowid"
+        )
+        for trial, kind, data in rows:
+            entry = found.setdefault(trial, {"periodical": 0, "final": None, "finals": 0})
+            if kind == "PERIODICAL":
+                entry["periodical"] += 1
+            else:
+                value = json.loads(json.loads(data))
+                entry["final"] = value if isinstance(value, dict) else {"default": value}
+                entry["finals"] += 1
+    return {k: v for k, v in found.items() if k}
+
+
+def own_columns_rule(keys, taken, prefix="metric.") -> dict:
+    """The documented rule (analysis/tables.py), applied here: own names first, then the
+    prefix repeated until free."""
+    taken, columns = set(taken), {}
+    for key in keys:
+        if key not in taken:
+            columns[key] = key
+    taken |= set(columns)
+    for key in keys:
+        if key not in columns:
+            column = prefix + key
+            while column in taken:
+                column = prefix + column
+            columns[key], taken = column, taken | {column}
+    return columns
+
+
+def shown(text: str, value) -> bool:
+    """A trials.csv cell (as text) is the value NNI stored."""
+    if isinstance(value, float) and math.isnan(value):
+        return text == "NaN"
+    return same(text, value, False)
+
+
+def usable_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@pytest.mark.integration
+def test_values_reported_through_a_real_manager_are_read_as_nni_stored_them(tmp_path):
+    """40 sub-second trials of one real study, each reporting generated odd values (NaN, +-inf,
+    1e300, 2**40, strings, bools, null, dicts with `step`, colliding and unicode keys, none,
+    one or two finals), over a space whose names collide with columns: every row and cell of
+    trials.csv and intermediate.csv, the summary's best, compare's best and the Optuna study
+    against NNI's own database."""
+    import subprocess
+
+    from tests.helpers.runner import NNISUITE
+
+    n = 40
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "odd.py").write_text(REPORTING_TRIAL.lstrip())
+    (folder / "plans.json").write_text(json.dumps(plans(n)))
+    space = {
+        "i": {"_type": "choice", "_value": list(range(n))},
+        "status": {"_type": "choice", "_value": [1]},
+        "param.status": {"_type": "choice", "_value": ["x"]},
+        "größe": {"_type": "choice", "_value": [True]},
+    }
+    config = {
+        "searchSpace": space,
+        "trialCommand": "python3 odd.py",
+        "trialCodeDirectory": ".",
+        "trialConcurrency": 4,
+        "maxTrialNumber": n,
+        "tuner": {"name": "GridSearch"},
+        "trainingService": {"platform": "local"},
+    }
+    (folder / "odd.yml").write_text(json.dumps(config))
+    from nnisuite.study.manager import free_port
+
+    exp_dir, out = tmp_path / "nni", tmp_path / "out"
+    run = subprocess.run(
+        [NNISUITE[0], "run", "odd.yml", "--experiment-dir", str(exp_dir), "--out", str(out),
+         "--port", str(free_port())],
+        cwd=folder, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    exp_id = re.search(r"^experiment (\w+):", run.stdout, re.M).group(1)
+    nni = stored(exp_dir / exp_id / "db" / "nni.sqlite")
+    assert len(nni) == n
+    table = pd.read_csv(out / "trials.csv", dtype=str, keep_default_na=False)
+    header = list(table.columns)
+    assert len(header) == len(set(header)) and sorted(table["trial_id"]) == sorted(nni)
+    params = {"i": "i", "status": "param.param.status", "param.status": "param.status"}
+    params["größe"] = "größe"
+    taken = set(COLUMNS) | set(params.values()) | {"host"}
+    keys: list[str] = []
+    for entry in nni.values():
+        keys += [k for k in (entry["final"] or {}) if k != "default" and k not in keys]
+    column_of = own_columns_rule(keys, taken)
+    assert sorted(c for c in header if c not in taken) == sorted(column_of.values())
+    for row in table.to_dict("records"):
+        entry = nni[row["trial_id"]]
+        assert row["param.param.status"] == "1" and row["param.status"] == "x"
+        assert int(row["intermediate_count"]) == entry["periodical"], (row, entry)
+        final = entry["final"] or {}
+        assert shown(row["default"], final.get("default")), (row["default"], final)
+        for key in keys:
+            assert shown(row[column_of[key]], final.get(key)), (key, row[column_of[key]], final)
+    steps = pd.read_csv(out / "intermediate.csv", dtype=str, keep_default_na=False)
+    assert len(steps) == sum(e["periodical"] for e in nni.values())
+    numbers = {t: e["final"]["default"] for t, e in nni.items()
+               if e["final"] and usable_number(e["final"].get("default"))}  # fmt: skip
+    summary = (out / "summary.md").read_text()
+    if numbers:
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+        best = max(numbers.values())
+        header_line = next(x for x in summary.splitlines() if x.startswith("## Best trial"))
+        assert numbers[header_line.split()[3]] == best, header_line
+    else:
+        assert run.returncode == 5
+    for args in (
+        ["compare", exp_id, exp_id, "--out", str(tmp_path / "side"), "--no-plots"],
+        ["compare", "--group", f"a={exp_id}", "--group", f"b={exp_id}", "--out",
+         str(tmp_path / "cmp"), "--no-plots"],
+        ["optuna", exp_id, "--storage", f"sqlite:///{tmp_path / 'o.db'}"],
+    ):  # fmt: skip
+        done = subprocess.run(
+            [NNISUITE[0], *args, "--experiment-dir", str(exp_dir)],
+            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (args, done.stderr[-2000:])
+    side = (tmp_path / "side" / "compare.md").read_text()
+    assert side.count(f"| {fmt(max(numbers.values()))} |") == 2, side
+    runs = pd.read_csv(tmp_path / "cmp" / "runs.csv")  # repeat's statistics, two runs of one
+    assert (runs["final_best"] == max(numbers.values())).all()
+    assert "No conclusion" in (tmp_path / "cmp" / "comparison.md").read_text()
+    import optuna
+
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{tmp_path / 'o.db'}")
+    complete = {t.user_attrs.get("nni_trial_id", t.number): t.value for t in study.trials
+                if t.state.name == "COMPLETE"}  # fmt: skip
+    assert sorted(complete.values()) == sorted(numbers.values())
