@@ -497,6 +497,11 @@ def find_database(experiment: str, experiment_dir: str | Path | None = None) -> 
         else Path(os.environ.get("NNI_EXPERIMENT_DIR", DEFAULT_EXPERIMENT_DIR))
     )
     db = root / experiment / "db" / "nni.sqlite"
+    recorded = manifest_entry(experiment).get("logDir") if not experiment_dir else None
+    if not db.is_file() and isinstance(recorded, str) and recorded:
+        # an id NNI's list of experiments knows, run in another folder (--experiment-dir)
+        listed = Path(recorded) / experiment / "db" / "nni.sqlite"
+        db = listed if listed.is_file() else db
     if not db.is_file():
         raise ExportError(
             f"experiment {experiment!r} not found: no {db} "
@@ -508,7 +513,11 @@ def find_database(experiment: str, experiment_dir: str | Path | None = None) -> 
 def add_source_arguments(parser) -> None:
     """The positional EXPERIMENT and --experiment-dir, as every analysis entry point takes them."""
     parser.add_argument("experiment", help="experiment id, path to nni.sqlite, or manager URL")
-    parser.add_argument("--experiment-dir", help="NNI experiment folder (~/nni-experiments)")
+    parser.add_argument(
+        "--experiment-dir",
+        help="NNI experiment folder (default ~/nni-experiments, or the folder NNI's list of "
+        "experiments records for the id)",
+    )
 
 
 def load_experiment(

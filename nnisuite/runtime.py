@@ -7,14 +7,22 @@ of one machine never meet each other's files:
 
 A folder of that name that is not this user's own, or that others may write, is never used:
 nnisuite falls back to a fresh private folder of its own under the temporary folder.
+
+Each scratch folder records the process that made it (`owner`: pid and start time); making
+one removes the others whose process is gone (a runner SIGKILLed never ran its cleanup), so
+kills leave nothing behind for long.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import tempfile
 from pathlib import Path
+
+OWNER = "owner"  # in each scratch folder: "<pid> <start time>" of the process that made it
+PREFIXES = ("nnisuite-launcher-", "nnisuite-python-")
 
 
 def private(path: Path) -> bool:
@@ -42,6 +50,44 @@ def runtime_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix=f"nnisuite-{os.getuid()}-"))
 
 
+def started(pid: int) -> str | None:
+    """The start time of process `pid` (Linux's /proc), None when there is no such process:
+    with the pid it names one process, never a later one that reused the pid."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    return stat_line.rsplit(")", 1)[-1].split()[19]
+
+
+def gone(folder: Path) -> bool:
+    """Whether the process that made scratch folder `folder` no longer runs."""
+    try:
+        pid, start = (folder / OWNER).read_text().split()
+        return started(int(pid)) != start
+    except (OSError, ValueError):
+        return False  # no record (an older nnisuite's, or being made): left alone
+
+
+def sweep(root: Path) -> None:
+    """Remove the scratch folders under `root` whose process is gone."""
+    if not Path("/proc/self/stat").exists():
+        return
+    for folder in root.iterdir() if root.is_dir() else ():
+        if folder.name.startswith(PREFIXES) and gone(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def scratch(prefix: str) -> Path:
-    """A new empty folder of this user's for one process's runtime files."""
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=runtime_dir()))
+    """A new empty folder of this user's for one process's runtime files (it holds only the
+    `owner` record); the folders of processes gone are removed first."""
+    root = runtime_dir()
+    try:
+        sweep(root)
+    except OSError:
+        pass
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+    start = started(os.getpid())
+    if start is not None:
+        (folder / OWNER).write_text(f"{os.getpid()} {start}\n")
+    return folder

@@ -83,3 +83,25 @@ def psutil_cmdline(pid: int) -> list[str]:
         return psutil.Process(pid).cmdline()
     except psutil.Error:
         return []
+
+
+def test_scratch_folders_of_processes_gone_are_removed(tmp_path, monkeypatch):
+    """A runner SIGKILLed never runs its cleanup: its launcher / interpreter folders are
+    removed by the next nnisuite process that makes one; a live process's folder and a folder
+    with no owner record stay."""
+    from nnisuite import runtime
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    tmp_path.chmod(0o700)
+    make = "from nnisuite.runtime import scratch; print(scratch('nnisuite-launcher-'))"
+    killed = subprocess.run(
+        [sys.executable, "-c", make], capture_output=True, text=True, cwd=REPO, check=True
+    ).stdout.strip()
+    assert os.path.isdir(killed) and os.path.isfile(os.path.join(killed, runtime.OWNER))
+    unrecorded = runtime.runtime_dir() / "nnisuite-python-old"
+    unrecorded.mkdir()
+    mine = runtime.scratch("nnisuite-python-")
+    assert not os.path.exists(killed)  # its process exited
+    assert mine.is_dir() and unrecorded.is_dir()
+    runtime.scratch("nnisuite-launcher-")
+    assert mine.is_dir()  # this process still runs

@@ -525,6 +525,14 @@ def test_values_reported_through_a_real_manager_are_read_as_nni_stored_them(tmp_
             cwd=tmp_path, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert done.returncode == 0 and "Traceback" not in done.stderr, (args, done.stderr[-2000:])
+    # the id alone, without --experiment-dir: found through NNI's list of experiments
+    again = subprocess.run(
+        [NNISUITE[0], "export", exp_id, "--out", str(tmp_path / "again"), "--no-plots",
+         "--no-optuna", "--no-importance"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (tmp_path / "again" / "trials.csv").read_text() == (out / "trials.csv").read_text()
     side = (tmp_path / "side" / "compare.md").read_text()
     assert side.count(f"| {fmt(max(numbers.values()))} |") == 2, side
     runs = pd.read_csv(tmp_path / "cmp" / "runs.csv")  # repeat's statistics, two runs of one
