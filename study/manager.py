@@ -872,7 +872,7 @@ def watched_study(study: Study, export, launcher, stall_s, stream, announce) -> 
     """run_study, once the experiment is held."""
     exp = study.exp
     outcome = Outcome("INTERRUPTED")
-    started = False
+    started = skipped_export = False
     os.environ["PATH"] = runner_path()  # trials' `python3` is this Python, as in a venv
     with interrupts_enabled():
         try:
@@ -952,7 +952,16 @@ def watched_study(study: Study, export, launcher, stall_s, stream, announce) -> 
         try:
             export(study, outcome)
         except KeyboardInterrupt:
-            print("interrupted: export skipped", file=sys.stderr)
+            # the export is staged: --out holds the earlier export or nothing, never a part
+            skipped_export = True
+            print(
+                f"interrupted: the export was not written ({study.out} is as it was); to write "
+                f"it: nnisuite export {exp.id} --experiment-dir "
+                f"{quoted(Path(study.exp_dir).resolve())} "
+                f"--out {quoted(Path(study.out).resolve())}",
+                file=sys.stderr,
+                flush=True,
+            )
         except WriteError as exc:
             written = False
             print(f"error: the export failed: {exc}", file=sys.stderr, flush=True)
@@ -973,6 +982,8 @@ def watched_study(study: Study, export, launcher, stall_s, stream, announce) -> 
     if outcome.finished and not counts(recorded)["results"]:
         print(nothing_found(recorded, study.exp_dir, exp.id), file=sys.stderr, flush=True)
         return EXIT_NO_RESULT
+    if skipped_export:
+        return EXIT_INTERRUPTED  # the study finished; its export did not: not a plain success
     return EXIT_DONE if outcome.finished else EXIT_INTERRUPTED
 
 

@@ -225,3 +225,28 @@ def test_nnictl_stop_during_a_study_is_a_stop_not_a_crash(tmp_path):
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert "Optuna" not in summary and "Not computed (not asked for" in summary
     assert not (tmp_path / "out" / "importance.csv").exists()
+
+
+@pytest.mark.integration
+def test_ctrl_c_during_the_export_of_a_finished_study_says_how_to_write_it(tmp_path):
+    """Ctrl-C once the study finished, while its export (plots, Optuna, importance) is being
+    written: exit 130, not 0; --out untouched (the export is staged), and the printed export
+    command writes it."""
+    yaml = fault_experiment(tmp_path, UNIFORM_X, tuner=RANDOM, max_trials=2)
+    with runner(*args(tmp_path, yaml), plots=True) as r:
+        r.wait_until(lambda: "\ntrials: " in r.output, what="the end-of-study counts", timeout=240)
+        r.proc.send_signal(signal.SIGINT)
+        code = r.wait(timeout=120)
+        assert not wait_dead(r.seen, 15), "a process of the runner outlived it"
+    if code == 0:  # the export finished before the signal came: nothing to check this time
+        assert (tmp_path / "out" / "summary.md").is_file()
+        pytest.skip("the export had finished before the Ctrl-C arrived")
+    assert code == 130, r.output[-3000:]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    hint = re.search(r"to write it: (nnisuite export .*)", r.output).group(1)
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("nnisuite")), *hint.split()[1:], "--no-plots"],
+        capture_output=True, text=True, timeout=300, cwd="/",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "out" / "trials.csv").is_file()
