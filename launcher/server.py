@@ -36,6 +36,7 @@ from pathlib import Path
 from nnisuite.launcher import needs_cwd
 from nnisuite.launcher.protocol import recv_message, send_message
 from nnisuite.nni_patches import lazy_import
+from nnisuite.runtime import release
 
 FOLDER_PREFIX = (
     "nnisuite-launcher-"  # nnisuite.launcher.warm's folder for the socket and ready file
@@ -347,8 +348,7 @@ def leave_nothing(sock: Path, ready_file: str | None) -> None:
         with contextlib.suppress(FileNotFoundError):
             Path(ready_file).unlink()
     if sock.parent.name.startswith(FOLDER_PREFIX):
-        with contextlib.suppress(OSError):
-            sock.parent.rmdir()
+        release(sock.parent)
 
 
 if __name__ == "__main__":

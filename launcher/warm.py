@@ -19,7 +19,7 @@ from pathlib import Path
 from nnisuite.launcher import module_command
 from nnisuite.launcher.server import FOLDER_PREFIX
 from nnisuite.nni_patches import lazy_import
-from nnisuite.runtime import scratch
+from nnisuite.runtime import release, scratch
 
 READY_TIMEOUT_S = 60.0
 SOCKET = "NNISUITE_LAUNCHER"  # the launcher's socket, for `python3 -m nnisuite.launcher` clients
@@ -153,5 +153,4 @@ def stop_server(proc: subprocess.Popen, sock: Path) -> None:
     for path in (sock, ready_file(sock)):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-    with contextlib.suppress(OSError):
-        sock.parent.rmdir()
+    release(sock.parent)

@@ -91,3 +91,16 @@ def scratch(prefix: str) -> Path:
     if start is not None:
         (folder / OWNER).write_text(f"{os.getpid()} {start}\n")
     return folder
+
+
+def release(folder: Path) -> None:
+    """Remove scratch folder `folder` once its files are gone: its owner record, then the folder
+    if nothing else is left in it."""
+    try:
+        (folder / OWNER).unlink()
+    except OSError:
+        pass
+    try:
+        folder.rmdir()
+    except OSError:
+        pass

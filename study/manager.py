@@ -58,7 +58,8 @@ from nnisuite.study.claim import Held, claim
 from nnisuite.trials.outputs import disk_full
 
 TERMINAL = {"DONE", "STOPPED", "ERROR"}
-ACTIVE = {"WAITING", "RUNNING", "UNKNOWN"}
+# ADD_RESUMED: NNI 3.0's status, on --resume, of a trial it will run again until it starts
+ACTIVE = {"WAITING", "RUNNING", "UNKNOWN", "ADD_RESUMED"}
 FAULTS = {"UNREACHABLE", "ERROR", "STALLED", "STRATEGY_FAILED", "DISK_FULL"}
 EXIT_DONE, EXIT_USAGE, EXIT_FAULT, EXIT_INTERRUPTED = 0, 2, 3, 130
 EXIT_NO_RESULT = 5  # the study ended and no trial reported a final result: it found nothing
@@ -260,7 +261,8 @@ def progress_line(trials, max_trials, mode: str = "maximize") -> tuple[str, floa
     returns (line, best)."""
     counts: dict[str, int] = {}
     for t in trials:
-        counts[t.status] = counts.get(t.status, 0) + 1
+        status = "WAITING" if t.status == "ADD_RESUMED" else t.status  # to be run again
+        counts[status] = counts.get(status, 0) + 1
     finals = [
         (t.final["default"], t.trial_id)
         for t in trials

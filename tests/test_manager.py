@@ -40,12 +40,13 @@ def test_progress_line_counts_and_best():
         trial("e", "INTERRUPTED"),
         trial("f", "RUNNING"),
         trial("g", "WAITING"),
+        trial("h", "ADD_RESUMED"),  # NNI 3.0's status, on --resume, of a trial to run again
     ]
     line, best = progress_line(trials, 10)
-    # the interrupted trial runs again on --resume: not done
+    # the interrupted and the resumed trial run again on --resume: not done
     assert line == (
         "trials 4/10 done, 2 succeeded, 1 failed, 1 early-stopped, 1 interrupted, 1 running, "
-        "1 waiting, best 0.9500 (b)"
+        "2 waiting, best 0.9500 (b)"
     )
     assert best == 0.95
     assert progress_line([], None) == ("trials 0/? done, 0 succeeded, 0 running, best -", None)
