@@ -12,8 +12,11 @@ the launcher when one is live, else exec'd with this interpreter.
 With `$NNISUITE_LAUNCHER` naming a live launcher socket (nnisuite.launcher.server; the runners start
 one), the trial runs as a forked child of that warm process: this client hands over its
 arguments, working directory, environment and stdin / stdout / stderr, forwards SIGINT /
-SIGTERM to the child, and exits as the child did (dying of the same signal, so NNI records
-the stop as a stop, not a failure). When the launcher itself dies (its runner was killed: the
+SIGTERM to the child, and exits as the child did. A child stopped by a signal this client
+forwarded (NNI's stop) makes it die of the same signal, so NNI records the stop as a stop
+(USER_CANCELED); a child killed by any other signal (the OOM killer's SIGKILL, a segfault, a
+signal sent to the child alone) makes it exit 128 + the signal with one line, so NNI records
+FAILED. When the launcher itself dies (its runner was killed: the
 runner's guard is stopping the experiment) the client waits LOST_GRACE_S for that stop and dies
 of it, so NNI records the trial interrupted and `--resume` runs it again; with no stop by then
 it exits 1 (failed). Otherwise it execs the trial module with, in order:
@@ -106,6 +109,7 @@ def run_via_launcher(
         request |= {"script": os.path.abspath(module), "cwd": os.getcwd()}
     child: list[int] = []  # its pid, once the launcher has said it
     pending: list[int] = []  # signals that came before that
+    asked: list[int] = []  # the stops NNI (or the user) sent this client
 
     def send(pid: int, signum: int) -> None:
         try:
@@ -114,6 +118,7 @@ def run_via_launcher(
             pass
 
     def forward(signum, _frame):
+        asked.append(signum)
         if child:
             send(child[0], signum)
         else:
@@ -130,10 +135,22 @@ def run_via_launcher(
         result = recv_message(sock)[0]
     except ConnectionError:  # the launcher died: its children were killed with it
         return launcher_lost()
-    if result.get("signal"):
-        # die of the same signal, as NNI expects of a stopped trial
-        signal.signal(result["signal"], signal.SIG_DFL)
-        os.kill(os.getpid(), result["signal"])
+    signum = result.get("signal")
+    if signum and asked:
+        # a stop that was asked for: die of the same signal, as NNI expects of a stopped trial
+        # (it records USER_CANCELED for a trial command killed by a signal)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    if signum:
+        # any other death (the OOM killer's SIGKILL, a segfault, a signal sent to the trial
+        # alone) is a failure, as it is when the trial is no child of a launcher's
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        print(f"launcher: the trial's process died of {name}, a signal nobody asked the trial "
+              "to stop with: it failed", file=sys.stderr, flush=True)  # fmt: skip
+        return 128 + signum
     return int(result["exit"])
 
 

@@ -80,6 +80,29 @@ def test_sigkill_one_trial_mid_run(tmp_path):
     report("trial SIGKILL", exit=0, trials=len(trials), failed=1, kept=3)
 
 
+def test_a_trial_killed_by_a_signal_nobody_asked_for_failed(tmp_path):
+    """The OOM killer's SIGKILL, a segfault, a SIGTERM sent to the trial alone (its client did
+    not forward it): FAILED, never USER_CANCELED (a stop), whatever shell NNI runs it under."""
+    yaml = fault_experiment(
+        tmp_path, UNIFORM_X, "--mode slow --steps 100", tuner={"name": "Random"},
+        max_trials=3, concurrency=3,
+    )  # fmt: skip
+    with runner(*args(tmp_path, yaml)) as r:
+        r.wait_until(lambda: len(r.forked_trials()) == 3, what="three trials running")
+        time.sleep(0.5)
+        for child, signum in zip(
+            r.forked_trials(), (signal.SIGKILL, signal.SIGSEGV, signal.SIGTERM)
+        ):
+            child.send_signal(signum)
+        assert r.wait() == 5, r.output[-3000:]  # no trial has a result
+        assert_nothing_left(r, experiment_id(r))
+    trials = exported(tmp_path)
+    assert list(trials["status"]) == ["FAILED"] * 3, trials
+    stderr = "".join(p.read_text() for p in (tmp_path / "nni").rglob("trial.stderr"))
+    for name in ("SIGKILL", "SIGSEGV", "SIGTERM"):
+        assert f"died of {name}" in stderr, stderr[-2000:]
+
+
 def test_misbehaving_trials_are_recorded_and_the_study_completes(tmp_path):
     """A trial that hangs (and ignores SIGINT) is killed by maxTrialDuration; one that reports
     intermediates but no final, one that exits 1 at once: each recorded, the study done.
