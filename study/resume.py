@@ -127,14 +127,75 @@ def check_not_finished(exp_id: str, root: Path) -> None:
         )
 
 
+def recorded_config(exp_id: str, root: Path):
+    """The experiment's config as NNI recorded it in its database (an nni ExperimentConfig),
+    needing nothing else: the search space is the one recorded (a searchSpaceFile moved or
+    edited since is named in one line and not read), the trials' folder must still exist."""
+    import yaml
+    from nni.experiment import ExperimentConfig, launcher
+
+    try:
+        raw = launcher.get_stopped_experiment_config_json(exp_id, str(root))
+    except Exception as exc:  # noqa: BLE001 - NNI raises ValueError / KeyError / sqlite errors
+        raise ResumeError(f"experiment {exp_id!r}: NNI cannot read its config ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ResumeError(f"experiment {exp_id!r}: no config recorded in its database")
+    space_file = raw.get("searchSpaceFile")
+    if space_file and isinstance(raw.get("searchSpace"), dict):
+        del raw["searchSpaceFile"]  # the recorded space is the study's, whatever the file says
+        try:
+            now = load_space(Path(space_file))
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            why = f"cannot be read ({type(exc).__name__})"
+        else:
+            why = "changed since the study started" if now != raw["searchSpace"] else None
+        if why:
+            print(
+                f"note: search space file {space_file} {why}: resuming with the space NNI "
+                "recorded (a new space is a new study: nnisuite run)",
+                flush=True,
+            )
+    code = raw.get("trialCodeDirectory")
+    if code and not Path(code).is_dir():
+        raise ResumeError(
+            f"experiment {exp_id!r}: its trials' folder {code} (trialCodeDirectory) is gone: "
+            "nothing to run the trials from"
+        )
+    raw["experimentWorkingDirectory"] = str(root)
+    try:
+        return ExperimentConfig(**raw)
+    except Exception as exc:  # noqa: BLE001 - NNI's config checks raise several kinds
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ResumeError(
+            f"experiment {exp_id!r}: NNI cannot use its recorded config ({first})"
+        ) from None
+
+
+def load_space(path: Path) -> dict:
+    """A search space file as NNI reads it (JSON or YAML)."""
+    import yaml
+
+    text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return yaml.safe_load(text)
+
+
 def prepare_resume(exp_id: str, experiment_dir: str | None = None):
     """An nni Experiment that `start` resumes (its config read from the database).
-    AlreadyFinished when there is nothing left to run."""
-    from nni.experiment import Experiment, launcher
+    AlreadyFinished when there is nothing left to run. Nothing is written to the database
+    before every check has passed."""
+    from nni.experiment import Experiment
 
     root = experiment_folder(exp_id, experiment_dir)
     stop_live_manager(exp_id)
     check_not_finished(exp_id, root)
+    config = recorded_config(exp_id, root)
+    if config.experiment_type == "nas":
+        raise ResumeError(
+            f"experiment {exp_id!r} is a NAS study: see python -m nnisuite.nas --help"
+        )
     db = root / exp_id / "db" / "nni.sqlite"
     with opened(db) as conn:  # a snapshot: a killed manager may have left a hot journal
         (trials_so_far,) = conn.execute(
@@ -146,14 +207,7 @@ def prepare_resume(exp_id: str, experiment_dir: str | None = None):
         raise ResumeError(f"experiment {exp_id!r}: cannot read its config ({exc})") from None
     if note:
         print(f"note: {note}", flush=True)
-    try:
-        config = launcher.get_stopped_experiment_config(exp_id, str(root))
-    except Exception as exc:  # noqa: BLE001 - NNI raises ValueError / KeyError / sqlite errors
-        raise ResumeError(f"experiment {exp_id!r}: NNI cannot read its config ({exc})") from exc
-    if config.experiment_type == "nas":
-        raise ResumeError(
-            f"experiment {exp_id!r} is a NAS study: see python -m nnisuite.nas --help"
-        )
+        config = recorded_config(exp_id, root)  # with the tuner's new seed
     exp = Experiment(config, id=exp_id)
     exp._action = "resume"  # what Experiment.resume() sets before starting (NNI 3.0)
     return exp

@@ -297,6 +297,8 @@ def test_sigkill_the_runner_then_resume(tmp_path):
         cleaned = time.monotonic() - killed
         assert not folder.exists()  # the launcher's socket folder went with it
     assert exp_id not in running_experiment_ids()
+    # the space file moved away since: the resume needs only what NNI recorded
+    (tmp_path / "space.yaml").rename(tmp_path / "moved.yaml")
     stopped = load_experiment(exp_id, tmp_path / "nni")
     finished = {t.trial_id: t.final["default"] for t in stopped.trials if t.final}
     assert {t.status for t in stopped.trials} <= {"SUCCEEDED", "INTERRUPTED"}

@@ -14,6 +14,8 @@ from nnisuite.study.resume import (
     ResumeError,
     check_not_finished,
     experiment_folder,
+    prepare_resume,
+    recorded_config,
     reseed_tuner,
     resumed_seed,
 )
@@ -116,3 +118,47 @@ def test_an_experiment_that_is_not_there(tmp_path):
         experiment_folder("nope", str(tmp_path))
     db = database(tmp_path, None, ["SUCCEEDED"])
     assert experiment_folder("exp", str(tmp_path)) == db.parent.parent.parent.resolve()
+
+
+SPACE = {"x": {"_type": "uniform", "_value": [0, 1]}}
+
+
+def recorded(tmp_path, space_file=None, code=None):
+    """A stopped study whose config names a space file and a trials' folder."""
+    config = {
+        "experimentName": "r",
+        "searchSpace": SPACE,
+        "trialCommand": "python3 train.py",
+        "trialCodeDirectory": str(code or tmp_path),
+        "trialConcurrency": 1,
+        "maxTrialNumber": 3,
+        "tuner": {"name": "TPE", "classArgs": {"optimize_mode": "maximize", "seed": 5}},
+        "trainingService": {"platform": "local"},
+    }
+    if space_file is not None:
+        config["searchSpaceFile"] = str(space_file)
+    db = Database(tmp_path / "nni", "exp", config)
+    db.start(0, "t0", 0, 0, {"x": 0.1})
+    return db.write()
+
+
+def test_a_resume_needs_only_the_database_the_space_is_the_recorded_one(tmp_path, capsys):
+    moved = tmp_path / "space.yaml"  # never written: moved away since the study started
+    recorded(tmp_path, moved)
+    config = recorded_config("exp", tmp_path / "nni")
+    assert config.search_space == SPACE and config.search_space_file is None
+    assert f"search space file {moved} cannot be read" in capsys.readouterr().out
+    moved.write_text("x: {_type: uniform, _value: [0, 5]}\n")  # edited instead
+    assert recorded_config("exp", tmp_path / "nni").search_space == SPACE
+    assert f"{moved} changed since the study started" in capsys.readouterr().out
+    moved.write_text(json.dumps(SPACE))  # as it was: nothing to say
+    assert recorded_config("exp", tmp_path / "nni").search_space == SPACE
+    assert capsys.readouterr().out == ""
+
+
+def test_a_resume_that_cannot_start_writes_nothing_to_the_database(tmp_path):
+    db = recorded(tmp_path, code=tmp_path / "gone")
+    before = profiles(db)
+    with pytest.raises(ResumeError, match="trials' folder .*gone.* is gone"):
+        prepare_resume("exp", str(tmp_path / "nni"))
+    assert profiles(db) == before  # no new tuner seed written for a resume that never ran
