@@ -32,6 +32,7 @@ import atexit
 import contextlib
 import fcntl
 import functools
+import logging
 import os
 import re
 import shlex
@@ -795,20 +796,45 @@ def kill_process_group(pid: int | None) -> None:
             os.killpg(pid, signal.SIGKILL)
 
 
+class OneLine(logging.Filter):
+    """NNI's `_logger.exception(e)` when a stop cannot reach the manager: one line, not a
+    40-line traceback of requests' internals (what happened is said by the lines after it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            record.exc_info, record.exc_text = None, None
+            first = (str(record.msg).strip().splitlines() or [""])[0]
+            record.msg, record.args = f"the manager did not answer the stop: {first[:200]}", ()
+        return True
+
+
 def stop_experiment(exp) -> None:
-    """exp.stop(), bounded: a manager that is dead is not asked, one that hangs is killed."""
+    """exp.stop(), bounded: a manager that is dead is not asked, one that hangs is killed, one
+    that does not listen yet (a stop while NNI starts it) is killed without asking."""
     proc = getattr(exp, "_proc", None)
     pid = getattr(proc, "pid", None)
     if proc is not None and proc.poll() is not None:
         exp._proc = None  # dead: NNI's stop would wait on its REST API
+    elif proc is not None and not getattr(exp, "_nnisuite_listening", False):
+        try:
+            experiment_status(exp.port)  # it may listen already, unknown to owned_start
+        except Exception:  # noqa: BLE001 - no answer at all: nothing NNI's stop could ask
+            kill_process_group(pid)
+            with contextlib.suppress(Exception):
+                proc.wait(timeout=10)
+            exp._proc = None
     timer = threading.Timer(STOP_TIMEOUT_S, kill_process_group, args=(pid,))
     timer.daemon = True
     timer.start()
+    nni_log = logging.getLogger("nni.experiment.experiment")
+    one_line = OneLine()
+    nni_log.addFilter(one_line)
     try:
         exp.stop()
     except Exception as exc:  # noqa: BLE001 - the manager is killed below either way
         print(f"warning: stopping the experiment: {exc}", file=sys.stderr)
     finally:
+        nni_log.removeFilter(one_line)
         timer.cancel()
         atexit.unregister(exp.stop)
     kill_process_group(pid)  # orphans of a crashed manager (its dispatcher, plain trials)
