@@ -294,6 +294,25 @@ def timing(exp: Experiment) -> str:
     return f"started {started}; no end recorded; last trial event {iso(last)} ({span} in)"
 
 
+def repeated_configurations(exp: Experiment) -> list[tuple[str, str]]:
+    """(trial, the earlier trial whose parameters it repeats) in trial order; a trial NNI ran
+    again after a resume (same id) is not a repeat. NAS trials are left out (their records
+    carry the sampled architecture, which may repeat on purpose)."""
+    if exp.config.get("experimentType") == "nas":
+        return []
+    first: dict[str, str] = {}
+    found = []
+    for trial in exp.trials:
+        if not trial.parameters:
+            continue
+        key = json.dumps(trial.parameters, sort_keys=True, default=str)
+        if key in first:
+            found.append((trial.trial_id, first[key]))
+        else:
+            first[key] = trial.trial_id
+    return found
+
+
 def status_note(exp: Experiment, counts: dict[str, int], trials: pd.DataFrame) -> list[str]:
     notes = []
     if counts.get("INTERRUPTED"):
@@ -313,6 +332,15 @@ def status_note(exp: Experiment, counts: dict[str, int], trials: pd.DataFrame) -
         notes.append(
             "- trials per host (column `host`, from NNI's record): "
             + ", ".join(f"{host} {n}" for host, n in ran.items())
+        )
+    repeated = repeated_configurations(exp)
+    if repeated:
+        shown = ", ".join(f"{later} ran {earlier}'s" for later, earlier in repeated[:5])
+        more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
+        notes.append(
+            f"- {len(repeated)} trial(s) ran a configuration an earlier trial had run ({shown}"
+            f"{more}): NNI's own replay after `nnictl resume` does this, or a tuner that drew "
+            "it again (GridSearch never does)"
         )
     if exp.renumbered:
         notes.append(

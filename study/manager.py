@@ -71,6 +71,7 @@ NO_MORE = {"NO_MORE_TRIAL", "TUNER_NO_MORE_TRIAL"}
 DISK_ERRORS = ("SQLITE_FULL", "ENOSPC")  # what NNI's manager logs when its disk is full
 DEFAULT_PORT = 8080
 FINAL_SETTLE_S = 2.0  # how long a SUCCEEDED trial's final result may trail its end
+OTHERS_SCAN_S = 3.0  # how often the watchdog looks for a second manager of its experiment
 UNREACHABLE_S = 5.0  # REST silent this long (manager process alive) counts as a dead manager
 MIN_STALL_S = 300.0  # default stall limit: 5 minutes, or 3x the longest finished trial
 STOP_TIMEOUT_S = 60.0
@@ -409,6 +410,22 @@ class DispatcherLog:
         return (last or match.group(1) or "see dispatcher.log").strip()
 
 
+def other_managers(exp_id: str, own_pid: int | None) -> list[tuple[int, str]]:
+    """(pid, port) of every NNI manager process of `exp_id` but `own_pid`: `nnictl resume ID`
+    or `nnictl view ID` beside a runner start a second manager on the same database."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if proc.info["pid"] == own_pid or not any(c.endswith("nni_node/main.js") for c in cmd):
+            continue
+        if "--experiment-id" in cmd and cmd[cmd.index("--experiment-id") + 1 :][:1] == [exp_id]:
+            port = cmd[cmd.index("--port") + 1] if "--port" in cmd[:-1] else "?"
+            found.append((proc.info["pid"], port))
+    return found
+
+
 def process_gone(pid: int) -> bool:
     import psutil
 
@@ -462,8 +479,24 @@ def watch(
     manager_log = GrowingLog(logs / "nnimanager.log" if logs else None)
     trials: list = []
     mode = None
+    seen_others: set[int] = set()
+    next_scan = started
     while True:
         now = time.monotonic()
+        if exp_id is not None and now >= next_scan:  # every OTHERS_SCAN_S: a psutil scan
+            next_scan = now + OTHERS_SCAN_S
+            for pid, other_port in other_managers(exp_id, getattr(manager, "pid", None)):
+                if pid not in seen_others:
+                    seen_others.add(pid)
+                    print(
+                        f"[{now - started:6.1f}s] warning: a second NNI manager (pid {pid}, port "
+                        f"{other_port}: nnictl resume / view?) runs experiment {exp_id} on this "
+                        "study's database: both write into it, and this runner's export shows "
+                        f"what it holds when this study ends; stop it with nnictl stop --port "
+                        f"{other_port} (this runner leaves it running)",
+                        file=stream,
+                        flush=True,
+                    )
         if timeout_s is not None and now - started > timeout_s:
             return Outcome("TIMEOUT", f"still running after {timeout_s:.0f} s", trials)
         full = disk_full(disk) if disk is not None else None
@@ -842,7 +875,20 @@ def stop_experiment(exp) -> None:
 
 
 def mark_stopped(exp_id: str) -> None:
-    """NNI's experiment manifest says RUNNING for a manager that died: say STOPPED."""
+    """NNI's experiment manifest says RUNNING for a manager that died: say STOPPED (unless
+    another manager of the experiment still runs: nnictl's entry is then its own)."""
+    others = other_managers(exp_id, None)
+    if others:
+        # NNI's list of experiments is keyed by id: this stop marked the entry STOPPED, and
+        # `nnictl stop ID` would then find nothing to stop; the entry is the other manager's
+        pid, port = others[0]
+        with contextlib.suppress(Exception):
+            from nni.tools.nnictl.config_utils import Experiments
+
+            experiments = Experiments()
+            for key, value in (("status", "RUNNING"), ("pid", pid), ("port", int(port))):
+                experiments.update_experiment(exp_id, key, value)
+        return
     with contextlib.suppress(Exception):
         from nni.tools.nnictl.config_utils import Experiments
 

@@ -212,3 +212,17 @@ def test_a_huge_final_ranks_and_every_figure_stays_finite_or_is_refused(tmp_path
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "best value 1e+300 (trial 2)" in done.stdout and "0" * 20 not in done.stdout
+
+
+def test_a_configuration_run_twice_is_flagged(tmp_path):
+    """After `nnictl resume` NNI's replay can run a configuration again (6 trials, 4 distinct
+    were seen): the summary names the repeats; a nested one is compared whole."""
+    space = {"x": {"_type": "choice", "_value": [1, 2]}, **NESTED}
+    a = {"x": 1, "model": {"_name": "mlp", "width": 16}, "epochs": 2}
+    b = {"x": 1, "model": {"_name": "mlp", "width": 32}, "epochs": 2}
+    trials = [(a, "SUCCEEDED", 0.5), (b, "SUCCEEDED", 0.6), (dict(a), "SUCCEEDED", 0.5)]
+    summary = export(write(tmp_path, "rep", space, trials), tmp_path / "out", False).summary
+    assert "- 1 trial(s) ran a configuration an earlier trial had run (t2 ran t0's)" in summary
+    distinct = [(a, "SUCCEEDED", 0.5), (b, "SUCCEEDED", 0.6)]
+    summary = export(write(tmp_path, "dis", space, distinct), tmp_path / "o2", False).summary
+    assert "ran a configuration an earlier trial had run" not in summary

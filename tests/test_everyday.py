@@ -250,3 +250,45 @@ def test_ctrl_c_during_the_export_of_a_finished_study_says_how_to_write_it(tmp_p
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "out" / "trials.csv").is_file()
+
+
+@pytest.mark.integration
+def test_nnictl_resume_beside_the_runner_is_seen_and_its_manager_keeps_its_entry(tmp_path):
+    """`nnictl resume ID` while a runner runs ID starts a second manager on the same database
+    (the runner's lock is nnisuite's, not NNI's): the runner says so within seconds, and when
+    it ends NNI's list of experiments still names the manager that runs, so `nnictl stop ID`
+    stops it."""
+    from nnisuite.analysis.store import manifest_entry
+    from tests.helpers.nni import live_managers
+
+    hold = tmp_path / "release"
+    yaml = fault_experiment(
+        tmp_path, UNIFORM_X, f"--hold {hold}", tuner=RANDOM, max_trials=2, concurrency=2
+    )
+    other, exp_id = free_port(), None
+    try:
+        with runner(*args(tmp_path, yaml)) as r:
+            r.wait_until(lambda: Path(f"{hold}.started").exists(), what="a trial started")
+            exp_id = experiment_id(r.output)
+            started = nnictl("resume", exp_id, "--port", str(other),
+                             "--experiment_dir", str(tmp_path / "nni"))  # fmt: skip
+            assert started.returncode == 0, started.stdout + started.stderr
+            t0 = time.monotonic()
+            r.wait_until(lambda: "a second NNI manager" in r.output, what="the warning", timeout=60)
+            seen_after = time.monotonic() - t0
+            assert f"port {other}" in r.output
+            hold.touch()
+            assert r.wait() == 0, r.output[-3000:]
+        second = live_managers().get(exp_id)
+        assert second is not None  # the runner left nnictl's manager alone
+        entry = manifest_entry(exp_id)
+        assert entry.get("status") != "STOPPED" and entry.get("pid") == second, entry
+        stopped = nnictl("stop", exp_id)
+        assert "There are no experiments matched" not in stopped.stdout + stopped.stderr
+        assert not wait_dead([second], 30)
+        print(f"\nsecond manager seen after {seen_after:.1f} s")
+    finally:
+        left = live_managers().get(exp_id)
+        if left is not None:  # the test failed before its own stop
+            os.kill(left, signal.SIGKILL)
+    assert exp_id not in running_experiment_ids()
