@@ -40,6 +40,7 @@ from nnisuite.analysis.store import (
     load_experiment,
     manifest_entry,
     opened,
+    seconds,
 )
 from nnisuite.study.guard import stop_manager
 
@@ -124,6 +125,14 @@ def check_not_finished(exp_id: str, root: Path) -> None:
     if budget and len(exp.trials) >= budget and len(ended) == len(exp.trials):
         raise AlreadyFinished(
             f"experiment {exp_id!r} already ran all its {budget} trials: nothing to resume"
+        )
+    limit = seconds(exp.config.get("maxExperimentDuration"))
+    ran = exp.profile.get("execDuration")
+    if limit and isinstance(ran, (int, float)) and ran >= limit and len(ended) == len(exp.trials):
+        # NNI would start a manager that ends at once, its idle time added to the recorded end
+        raise AlreadyFinished(
+            f"experiment {exp_id!r} already ran its maxExperimentDuration "
+            f"({exp.config.get('maxExperimentDuration')}): nothing to resume"
         )
 
 

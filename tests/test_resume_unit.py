@@ -162,3 +162,27 @@ def test_a_resume_that_cannot_start_writes_nothing_to_the_database(tmp_path):
     with pytest.raises(ResumeError, match="trials' folder .*gone.* is gone"):
         prepare_resume("exp", str(tmp_path / "nni"))
     assert profiles(db) == before  # no new tuner seed written for a resume that never ran
+
+
+def test_a_study_that_ran_its_whole_duration_is_finished(tmp_path):
+    """Ended by maxExperimentDuration with 2 of 3 trials: a resume would start a manager that
+    stops at once, its idle time added to the recorded wall time (96 -> 159 s was seen)."""
+    config = {
+        "experimentName": "r",
+        "searchSpace": SPACE,
+        "trialCommand": "python3 train.py",
+        "maxTrialNumber": 3,
+        "maxExperimentDuration": "10s",
+        "tuner": {"name": "Random"},
+    }
+    db = Database(tmp_path, "exp", config)
+    for i in range(2):
+        db.start(i * 10, f"t{i}", i, i, {"x": i / 10})
+        db.metric(i * 10 + 5, f"t{i}", i, "FINAL", 0.5)
+        db.event(12_000 + i, f"t{i}", "SUCCEEDED", seq=i)  # NNI counted 12 s of running
+    db.write()
+    with pytest.raises(AlreadyFinished, match=r"already ran its maxExperimentDuration \(10s\)"):
+        check_not_finished("exp", tmp_path)
+    config["maxExperimentDuration"] = "1m"  # time left: NNI runs the third trial
+    db.write()
+    check_not_finished("exp", tmp_path)
