@@ -61,7 +61,7 @@ class Trial:
     intermediates: list[dict] = field(default_factory=list)  # per step: {"default": ..., ...}
     start_time: float | None = None  # unix seconds, of the last run
     end_time: float | None = None
-    restarts: int = 0  # times NNI ran it again after a resume (ADD_RESUMED)
+    restarts: int | None = 0  # times NNI ran it again after a resume (ADD_RESUMED); None: unknown
     host: str | None = None  # the remote machine that ran it (its last run), from NNI's logPath
     submitted: float = 0.0  # time of its first event, ms (orders trials when NNI's repeat)
 
@@ -478,8 +478,35 @@ def read_rest(base: str) -> Experiment:
         records,
     )
     correct_statuses(trials, profile.get("logDir"), max_trial_duration(profile))
+    params = profile.get("params") if isinstance(profile.get("params"), dict) else {}
+    folder = params.get("experimentWorkingDirectory")
+    recorded = f"{folder}/{profile.get('id')}" if folder and profile.get("id") else None
+    count_restarts(trials, profile.get("logDir") or recorded)
     renumbered = renumber(trials)
     return Experiment(profile.get("id", "?"), profile, order(trials), base, renumbered)
+
+
+def count_restarts(trials: dict[str, Trial], log_dir) -> None:
+    """A manager's REST answers carry no events: how often NNI ran a trial again after a
+    resume (ADD_RESUMED) is read from its database when it is on this machine, else unknown
+    (None: a blank `restarts`, never a 0 that may be false)."""
+    db = Path(log_dir) / "db" / "nni.sqlite" if isinstance(log_dir, str) and log_dir else None
+    counted: dict[str, int] = {}
+    try:
+        if db is None or not db.is_file():
+            raise ExportError("no database here")
+        with opened(db) as conn:
+            for trial_id, n in conn.execute(
+                "SELECT trialJobId, COUNT(*) FROM TrialJobEvent WHERE event = 'ADD_RESUMED' "
+                "GROUP BY trialJobId"
+            ):
+                counted[trial_id] = int(n)
+    except (ExportError, sqlite3.Error, OSError):
+        for trial in trials.values():
+            trial.restarts = None
+        return
+    for trial_id, trial in trials.items():
+        trial.restarts = counted.get(trial_id, 0)
 
 
 # ---------------------------------------------------------------- entry point

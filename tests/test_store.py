@@ -73,6 +73,33 @@ def test_a_live_manager_is_read_with_the_same_correction(tmp_path):
     assert [t.final["default"] for t in live.trials] == [0.55, 0.6, 0.95, 0.85]
 
 
+@pytest.mark.integration
+def test_a_live_manager_says_which_trials_ran_again_after_a_resume(tmp_path):
+    """NNI's REST answers carry no events: `restarts` of a URL export is read from the manager's
+    database on this machine (as the sqlite export reads it), and is blank (unknown) when the
+    database is elsewhere, never a 0 that may be false."""
+    from nnisuite.analysis.store import count_restarts
+    from tests.helpers.nni import viewing
+
+    db = Database(tmp_path, "again", CONFIG | {"experimentWorkingDirectory": str(tmp_path)})
+    db.start(0, "A", 0, 0, {"x": 0.1})
+    db.start(10, "B", 1, 1, {"x": 0.2})
+    db.metric(500, "A", 0, "FINAL", {"default": 0.55})
+    db.event(600, "A", "SUCCEEDED", seq=0)
+    db.event(20_000, "B", "ADD_RESUMED", seq=1)  # cut by a stop, run again on resume
+    db.start(20_010, "B", 1, 1, {"x": 0.2})
+    db.metric(20_500, "B", 1, "FINAL", {"default": 0.6})
+    db.event(20_600, "B", "SUCCEEDED", seq=1)
+    stored = load_experiment(str(db.write()), live=False)
+    with viewing(tmp_path, "again") as (_, port):
+        live = load_experiment(f"http://127.0.0.1:{port}")
+    assert {t.trial_id: t.restarts for t in live.trials} == {"A": 0, "B": 1}
+    assert {t.trial_id: t.restarts for t in stored.trials} == {"A": 0, "B": 1}
+    elsewhere = {t.trial_id: t for t in live.trials}
+    count_restarts(elsewhere, str(tmp_path / "not-here"))
+    assert {t.restarts for t in elsewhere.values()} == {None}
+
+
 def test_repeated_sequence_numbers_are_renumbered_in_submission_order(tmp_path):
     exp = load_experiment(str(resumed_database(tmp_path)), live=False)
     assert exp.renumbered
