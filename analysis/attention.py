@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nnisuite.trials.data import DATASETS, DatasetError
-from nnisuite.trials.outputs import check_writable
+from nnisuite.trials.outputs import check_writable, folder_flag
 
 if TYPE_CHECKING:
     import torch
@@ -201,7 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", required=True, help="folder for the attention_<variant>.png maps")
+    p.add_argument(
+        "--out", type=folder_flag, required=True, help="folder for the attention_<variant>.png maps"
+    )
     p.add_argument(
         "--variants",
         nargs="+",

@@ -52,6 +52,7 @@ from nnisuite.analysis.tables import (  # noqa: E402
     trials_table,
 )
 from nnisuite.models.costs import present  # noqa: E402
+from nnisuite.trials.outputs import folder_flag
 
 WITHIN = 0.005  # 0.5 points of accuracy
 
@@ -636,7 +637,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=EXP,EXP,...",
         help="a variant's repeated runs (in seed order); give two or more groups",
     )
-    parser.add_argument("--out", required=True, help="folder for compare.md and the plot")
+    parser.add_argument(
+        "--out", type=folder_flag, required=True, help="folder for compare.md and the plot"
+    )
     parser.add_argument("--experiment-dir", help="NNI experiment folder (~/nni-experiments)")
     parser.add_argument("--no-plots", action="store_true", help="compare.md only")
     return parser

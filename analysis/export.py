@@ -45,6 +45,7 @@ from nnisuite.analysis.tables import (
     summary_markdown,
     trials_table,
 )
+from nnisuite.trials.outputs import folder_flag
 
 
 @dataclass
@@ -274,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_source_arguments(parser)
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out", type=folder_flag, required=True, help="output folder")
     parser.add_argument("--no-plots", action="store_true", help="tables and summary only")
     parser.add_argument(
         "--no-optuna",

@@ -35,6 +35,7 @@ from nnisuite.launcher import module_command
 from nnisuite.models.mlp import MLP
 from nnisuite.trials.data import IDX_FILES, find_idx_files, load_dataset, write_idx
 from nnisuite.trials.engine import FitConfig, evaluate, fast_path, make_optimizer, train_epoch
+from nnisuite.trials.outputs import folder_flag
 
 GFLOP_CONFIGS = [(bs, widths) for widths in ((128, 256), (1024, 1024)) for bs in (32, 64, 256)]
 
@@ -351,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", required=True, help="folder for bench.json and bench.md")
+    p.add_argument(
+        "--out", type=folder_flag, required=True, help="folder for bench.json and bench.md"
+    )
     p.add_argument(
         "--quick",
         action="store_true",

@@ -27,6 +27,7 @@ from nnisuite.benchmarks.machine import cpu_name
 from nnisuite.benchmarks.nni_db import write_experiment
 from nnisuite.benchmarks.report import out_folder
 from nnisuite.launcher import module_command
+from nnisuite.trials.outputs import folder_flag
 from nnisuite.trials.params import positive_int
 
 SIZES = (20, 100, 1_000, 5_000, 20_000)
@@ -129,7 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", required=True, help="folder for export.md and export.json")
+    p.add_argument(
+        "--out", type=folder_flag, required=True, help="folder for export.md and export.json"
+    )
     p.add_argument(
         "--sizes",
         type=positive_int,

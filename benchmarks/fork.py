@@ -27,6 +27,7 @@ from nnisuite.benchmarks.report import out_folder, write_report
 from nnisuite.launcher import CLIENT_MODULE, module_command
 from nnisuite.launcher.server import GC_FREEZE
 from nnisuite.launcher.warm import SOCKET, start_server, stop_server, wait_ready
+from nnisuite.trials.outputs import folder_flag
 from nnisuite.trials.params import positive_int
 
 TRIAL = ["nnisuite.trials.mlp", "--dataset", "digits", "--epochs", "2", "--threads", "1"]
@@ -70,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", required=True, help="folder for fork.json and fork.md")
+    p.add_argument(
+        "--out", type=folder_flag, required=True, help="folder for fork.json and fork.md"
+    )
     p.add_argument("--rounds", type=positive_int, default=3, help="rounds (default 3)")
     p.add_argument(
         "--trials", type=positive_int, default=5, help="trials each way per round (default 5)"

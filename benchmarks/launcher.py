@@ -23,6 +23,7 @@ from pathlib import Path
 from nnisuite.benchmarks.machine import cpu_name
 from nnisuite.benchmarks.report import out_folder, write_report
 from nnisuite.launcher import module_command
+from nnisuite.trials.outputs import folder_flag
 from nnisuite.trials.params import positive_int
 
 SCRIPT = '''"""A user's own trial (nnisuite.benchmarks.launcher): imports torch, trains a little,
@@ -110,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", required=True, help="folder for launcher.json and launcher.md")
+    p.add_argument(
+        "--out", type=folder_flag, required=True, help="folder for launcher.json and launcher.md"
+    )
     p.add_argument("--trials", type=positive_int, default=8, help="trials each way (default 8)")
     p.add_argument("--quick", action="store_true", help="1 training step per epoch (tests)")
     return p

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from nnisuite.benchmarks.machine import cpu_name
 from nnisuite.benchmarks.report import out_folder
+from nnisuite.trials.outputs import folder_flag
 from nnisuite.trials.params import positive_int
 
 ENDPOINTS = ("trial-jobs", "metric-data")
@@ -206,7 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", required=True, help="folder for manager.json and manager.md")
+    p.add_argument(
+        "--out", type=folder_flag, required=True, help="folder for manager.json and manager.md"
+    )
     p.add_argument("--trials", type=positive_int, default=1000, help="trials per run (1000)")
     p.add_argument(
         "--concurrency",

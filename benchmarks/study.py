@@ -30,6 +30,7 @@ from pathlib import Path
 from nnisuite import DATA
 from nnisuite.benchmarks.machine import cpu_name
 from nnisuite.benchmarks.report import out_folder
+from nnisuite.trials.outputs import folder_flag
 from nnisuite.trials.params import positive_int
 
 REPLAY = "Optuna, the same trials as NNI"  # the row that replays NNI's own trials
@@ -226,7 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", required=True, help="folder for study.json and study.md")
+    p.add_argument(
+        "--out", type=folder_flag, required=True, help="folder for study.json and study.md"
+    )
     p.add_argument("--case", choices=list(CASES), default="digits", help="which study (digits)")
     p.add_argument("--trials", type=positive_int, help="trials per study (the case's: 10)")
     p.add_argument("--epochs", type=positive_int, help="epochs per trial (the case's: 10 or 20)")

@@ -51,6 +51,7 @@ from pathlib import Path
 
 from nnisuite.analysis.direction import usable
 from nnisuite.models import costs
+from nnisuite.trials.outputs import folder_flag
 
 CARD, MODEL, WEIGHTS = "card.md", "model.pt2", "weights.pt"
 RECIPE = (
@@ -652,7 +653,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_source_arguments(p)
-    p.add_argument("--out", required=True, help="folder for the model, its card and figures")
+    p.add_argument(
+        "--out", type=folder_flag, required=True, help="folder for the model, its card and figures"
+    )
     p.add_argument(
         "--seeds", type=positive_int, default=3, help="training seeds to retrain (default 3)"
     )

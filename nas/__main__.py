@@ -44,6 +44,7 @@ from nnisuite.config.nas_settings import (
 from nnisuite.launcher.warm import add_launcher_flag
 from nnisuite.nni_patches.binding import add_host_flag
 from nnisuite.shipped import find_study
+from nnisuite.trials.outputs import folder_flag
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="web UI / REST port (default 8080, else a free one)")
     p.add_argument("--experiment-dir", help="NNI experiment folder (default ~/nni-experiments)")
     add_host_flag(p)
-    p.add_argument("--out", help="output folder (default runs/nas-<id>)")
+    p.add_argument("--out", type=folder_flag, help="output folder (default runs/nas-<id>)")
     p.add_argument(
         "--stall-minutes",
         type=float,

@@ -60,7 +60,7 @@ from nnisuite.study.manager import (
     Study,
     run_study,
 )
-from nnisuite.trials.outputs import check_writable
+from nnisuite.trials.outputs import check_writable, folder_flag
 from nnisuite.trials.params import positive_int
 
 MAX_RUNS = 100_000  # (variant, seed) runs of one repeated study: beyond, a typo
@@ -359,7 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=find_study,
         help="study-of-studies YAML (experiments/tuners_digits.yaml), or a shipped one's name",
     )
-    p.add_argument("--out", required=True, help="folder for the runs and the comparison")
+    p.add_argument(
+        "--out", type=folder_flag, required=True, help="folder for the runs and the comparison"
+    )
     p.add_argument("--experiment-dir", help="NNI experiment folder (default ~/nni-experiments)")
     p.add_argument("--seeds", type=positive_int, help="runs per variant (override the file)")
     p.add_argument("--max-trials", type=positive_int, help="trials per run (override the file)")

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import re
 import sys
 from pathlib import Path
 
@@ -58,7 +59,7 @@ from nnisuite.study.manager import (
     quoted,
     run_study,
 )
-from nnisuite.trials.outputs import check_writable
+from nnisuite.trials.outputs import check_writable, folder_flag
 from nnisuite.trials.params import positive_int
 
 OVERRIDES = ("max_trials", "concurrency", "dataset", "epochs")
@@ -94,6 +95,13 @@ def files_line(out: Path, plots: bool) -> str:
     if plots:
         return f"tables and plots: {out}/ (summary.md, trials.csv, intermediate.csv, *.png)"
     return f"tables: {out}/ (summary.md, trials.csv, intermediate.csv; no plots: --no-plots)"
+
+
+def default_out(name: str | None, exp_id: str) -> str:
+    """runs/<name>-<id>: the experiment's name as one path component of its own (a name such as
+    `../../elsewhere` or `a/b` never leaves runs/), whatever it holds."""
+    safe = re.sub(r"[^\w.-]+", "_", name or "").strip("._") or "experiment"
+    return f"runs/{safe[:80]}-{exp_id}"
 
 
 def resume_hint(exp_id: str, exp_dir: Path, out: Path) -> str:
@@ -163,7 +171,7 @@ def new_study(args) -> Study | int:
         print(said, flush=True)
     exp = Experiment(config)
     exp_dir = Path(config.canonical_copy().experiment_working_directory)
-    out = Path(args.out or f"runs/{config.experiment_name or 'experiment'}-{exp.id}")
+    out = Path(args.out or default_out(config.experiment_name, exp.id))
     if refused(out, exp_dir, args, config):
         return EXIT_USAGE
     print(f"experiment {exp.id}: {config.experiment_name}", flush=True)
@@ -206,7 +214,7 @@ def resumed_study(args, stack: contextlib.ExitStack) -> Study | int:
         return EXIT_USAGE
     config = exp.config
     exp_dir = Path(config.canonical_copy().experiment_working_directory)
-    out = Path(args.out or f"runs/{config.experiment_name or 'experiment'}-{exp.id}")
+    out = Path(args.out or default_out(config.experiment_name, exp.id))
     if refused(out, exp_dir, args, config):
         return EXIT_USAGE
     print(f"resuming experiment {exp.id}: {config.experiment_name}", flush=True)
@@ -228,7 +236,7 @@ def export_finished(args) -> int:
     root = experiment_folder(args.resume, args.experiment_dir)
     try:
         name = load_experiment(args.resume, root, live=False).config.get("experimentName")
-        out = Path(args.out or f"runs/{name or 'experiment'}-{args.resume}")
+        out = Path(args.out or default_out(name, args.resume))
         result = export_experiment(args.resume, out, root, live=False, **export_flags(args))
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -278,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dataset", help="override the trial's --dataset")
     p.add_argument("--epochs", type=positive_int, help="override the trial's --epochs")
-    p.add_argument("--out", help="export folder (default runs/<name>-<id>)")
+    p.add_argument("--out", type=folder_flag, help="export folder (default runs/<name>-<id>)")
     p.add_argument(
         "--stall-minutes",
         type=float,

@@ -107,3 +107,37 @@ def test_the_command_refuses_a_hostile_database_in_one_line(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and "refused" in lines[0], proc.stderr
     assert not marker.exists() and not (tmp_path / "o").exists()
+
+
+def test_an_experiment_name_is_one_path_component_of_the_default_export(tmp_path):
+    from nnisuite.study.run import default_out
+
+    for name in ("../../../../elsewhere/escaped", "a/b", "/abs", "..", "", None, "x\\y\n"):
+        out = Path(default_out(name, "abc123"))
+        assert out.parent == Path("runs") and ".." not in out.parts, (name, out)
+        assert out.name.endswith("-abc123") and "/" not in out.name and "\\" not in out.name
+    assert default_out("mlp_tpe digits", "id") == "runs/mlp_tpe_digits-id"
+    assert default_out("Größe", "id") == "runs/Größe-id"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["nnisuite.analysis.export", "x", "--out", ""],
+        ["nnisuite.analysis.compare", "a", "b", "--out", ""],
+        ["nnisuite.study.run", "mlp_tpe_digits", "--out", " "],
+        ["nnisuite.trials.mlp", "--epochs", "1", "--out", ""],
+        ["nnisuite.analysis.attention", "--out", ""],
+        ["nnisuite.deploy.best", "x", "--out="],
+    ],
+    ids=["export", "compare", "run", "trial", "attention", "best"],
+)
+def test_an_empty_out_is_refused_not_read_as_the_current_folder(tmp_path, argv):
+    done = subprocess.run(
+        [sys.executable, "-P", "-m", *argv], capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+    )  # fmt: skip
+    last = [line for line in done.stderr.splitlines() if line.strip()][-1]
+    assert done.returncode == 2 and "--out" in last and "empty path" in last, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written where it ran

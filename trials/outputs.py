@@ -9,6 +9,7 @@ created by the check. (Files written whole or not at all: analysis/atomic.py.)
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 from pathlib import Path
@@ -62,3 +63,11 @@ def check_writable(path: Path, flag: str) -> str | None:
         return f"{flag} {path}: cannot create it ({parent} is not writable)"
     full = disk_full(parent)
     return f"{flag} {path}: {full}" if full else None
+
+
+def folder_flag(text: str) -> str:
+    """argparse's `type` of every --out: an empty path (`--out ""`) names no folder (it would
+    be the current one), so it is refused, not read as "."."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path: name a folder")
+    return text

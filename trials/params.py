@@ -69,7 +69,11 @@ class TrialParams:
         if self.data_dir is not None and not Path(self.data_dir).expanduser().is_dir():
             raise ParameterError(f"data_dir {self.data_dir}: no such folder")
         if self.out is not None:
-            problem = check_writable(Path(self.out), "--out")
+            problem = (
+                "--out: an empty path: name a folder"
+                if not str(self.out).strip()
+                else check_writable(Path(self.out), "--out")
+            )
             if problem:
                 raise ParameterError(problem)
 

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from nnisuite.shipped import find_study, find_table
+from nnisuite.trials.outputs import folder_flag
 from nnisuite.trials.params import positive_int
 
 
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="train the grid through NNI and write the table")
     b.add_argument("--dataset", required=True, help="digits or fashion-mnist")
-    b.add_argument("--out", required=True, help="the table's folder")
+    b.add_argument("--out", type=folder_flag, required=True, help="the table's folder")
     b.add_argument(
         "--lr-values", type=positive_int, default=8, help="grid values of lr (default 8)"
     )
@@ -71,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="a built table's folder, or a shipped table's name (digits, fashion-mnist)",
     )
     r.add_argument("--seeds", type=positive_int, default=100, help="seeds per variant (100)")
-    r.add_argument("--out", required=True, help="folder for runs.csv, comparison.md, ...")
+    r.add_argument(
+        "--out", type=folder_flag, required=True, help="folder for runs.csv, comparison.md, ..."
+    )
     r.add_argument("--variants", help="comma-separated subset of the plan's variants")
     r.add_argument(
         "--max-trials", type=positive_int, help="trials per run (default: the plan's `trials`)"
@@ -109,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--simulated", required=True, help="a nnisuite.benchmarks.tabular run --out folder"
     )
-    a.add_argument("--out", required=True, help="folder for agreement.md / .csv and the plot")
+    a.add_argument(
+        "--out", type=folder_flag, required=True, help="folder for agreement.md / .csv and the plot"
+    )
     a.add_argument(
         "--same-seeds",
         default="",
@@ -118,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("seeds", help="how many seeds a study needs to see two variants apart")
     s.add_argument("runs", help="a folder with runs.csv (nnisuite.study.repeat's or run's --out)")
     s.add_argument("--variants", required=True, help="the two variants, as tpe,random")
-    s.add_argument("--out", required=True, help="folder for seeds.csv and seeds.md")
+    s.add_argument(
+        "--out", type=folder_flag, required=True, help="folder for seeds.csv and seeds.md"
+    )
     s.add_argument("--metric", default="final_best", help="a runs.csv column (default final_best)")
     s.add_argument(
         "--draws", type=positive_int, default=2000, help="resamplings per size (default 2000)"
