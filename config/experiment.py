@@ -128,16 +128,30 @@ def replace_type(field_, type_hint):
     return field_
 
 
+MAX_VALUES = 1_000_000  # values a document may expand to once its aliases are followed
+
+
+class Refused(yaml.YAMLError):
+    """Valid YAML that nnisuite will not read; the message says why, in one line."""
+
+
 def load_yaml(path: str | Path) -> dict:
     """The file's mapping (a fresh copy each call: callers may change it)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such experiment file")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}): an experiment file is YAML text"
+        ) from None
     try:
         data = parsed(text)
+    except Refused as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {str(exc)[:500]}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of config keys")
     return copy.deepcopy(data)
@@ -149,7 +163,54 @@ def parsed(text: str):
     validation read the same few files hundreds of times (keyed by the text, not the file's
     time stamp, so a file rewritten within a clock tick is read again). Never change what it
     returns: load_yaml copies it."""
-    return yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506
+    loader = SAFE_LOADER(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        checked(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def checked(root) -> None:
+    """Refused: a mapping that repeats a key (PyYAML keeps the last silently: `maxTrialNumber: 2`
+    then `maxTrialNumber: 500` read as 500), or aliases that expand to more than MAX_VALUES
+    values (a "billion laughs" document: each alias level multiplies what it expands to).
+    Counted on the composed node graph, where an alias is one shared node: nothing expands."""
+    size: dict[int, int] = {}
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in size:
+            continue
+        children = []
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if not done:
+            stack.append((node, True))
+            stack += [(c, False) for c in children if id(c) not in size]
+            continue
+        size[id(node)] = 1 + sum(size.get(id(c), 1) for c in children)
+        if size[id(node)] > MAX_VALUES:
+            raise Refused(
+                f"line {node.start_mark.line + 1}: its aliases expand to more than "
+                f"{MAX_VALUES:,} values (a 'billion laughs' document?): refused"
+            )
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key, _ in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in seen:
+                        raise Refused(
+                            f"line {key.start_mark.line + 1}: key {key.value[:80]!r} given twice "
+                            f"(first at line {seen[key.value]}): YAML would keep the last "
+                            "silently; remove one"
+                        )
+                    seen[key.value] = key.start_mark.line + 1
 
 
 def resolve(path_value: str, config_file: str | Path) -> Path:

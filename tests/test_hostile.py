@@ -141,3 +141,41 @@ def test_an_empty_out_is_refused_not_read_as_the_current_folder(tmp_path, argv):
     assert done.returncode == 2 and "--out" in last and "empty path" in last, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []  # nothing written where it ran
+
+
+def billion_laughs(levels: int = 9) -> str:
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels):
+        lines.append(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]")
+    nested = "\n".join("      " + line for line in lines)
+    return (
+        "searchSpace:\n  x:\n    _type: choice\n    _value: [1, 2]\n    junk:\n"
+        f"{nested}\ntrialCommand: python3 train.py\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (billion_laughs().encode(), "aliases expand to more than 1,000,000 values"),
+        (b"maxTrialNumber: 2\ntrialConcurrency: 1\nmaxTrialNumber: 500\n",
+         "line 3: key 'maxTrialNumber' given twice (first at line 1)"),
+        (b"searchSpace:\n  x: {_type: choice, _value: [1]}\n  x: {_type: choice, _value: [2]}\n",
+         "key 'x' given twice"),
+        (b"\xff\xfe\x00maxTrialNumber: 2\n", "not UTF-8 text (byte 0)"),
+    ],
+    ids=["billion-laughs", "duplicate-key", "duplicate-space-name", "binary"],
+)  # fmt: skip
+def test_a_hostile_yaml_is_one_line_at_once(tmp_path, content, said):
+    """Read by every command that takes an experiment, plan or space file (load_yaml): one
+    line, exit 2; the bomb is counted on the parsed node graph, never expanded (it took 16 s and
+    715 MB, and one level more exhausted the memory)."""
+    path = tmp_path / "x.yaml"
+    path.write_bytes(content)
+    for module in ("nnisuite.config.validate", "nnisuite.study.run"):
+        done = subprocess.run(
+            [sys.executable, "-P", "-m", module, str(path)],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        )  # fmt: skip
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert done.returncode == 2 and len(lines) == 1 and said in lines[0], done.stderr[-2000:]
