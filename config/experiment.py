@@ -129,6 +129,7 @@ def replace_type(field_, type_hint):
 
 
 MAX_VALUES = 1_000_000  # values a document may expand to once its aliases are followed
+MAX_DEPTH = 100  # nesting levels a document may have (Python's recursion stops near 1000)
 
 
 class Refused(yaml.YAMLError):
@@ -176,10 +177,12 @@ def parsed(text: str):
 
 def checked(root) -> None:
     """Refused: a mapping that repeats a key (PyYAML keeps the last silently: `maxTrialNumber: 2`
-    then `maxTrialNumber: 500` read as 500), or aliases that expand to more than MAX_VALUES
-    values (a "billion laughs" document: each alias level multiplies what it expands to).
+    then `maxTrialNumber: 500` read as 500), aliases that expand to more than MAX_VALUES
+    values (a "billion laughs" document: each alias level multiplies what it expands to), or
+    nesting deeper than MAX_DEPTH (every reader after this one recurses).
     Counted on the composed node graph, where an alias is one shared node: nothing expands."""
     size: dict[int, int] = {}
+    depth: dict[int, int] = {}
     stack = [(root, False)]
     while stack:
         node, done = stack.pop()
@@ -195,6 +198,12 @@ def checked(root) -> None:
             stack += [(c, False) for c in children if id(c) not in size]
             continue
         size[id(node)] = 1 + sum(size.get(id(c), 1) for c in children)
+        depth[id(node)] = 1 + max((depth.get(id(c), 1) for c in children), default=0)
+        if depth[id(node)] > MAX_DEPTH:
+            raise Refused(
+                f"line {node.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep: "
+                "refused"
+            )
         if size[id(node)] > MAX_VALUES:
             raise Refused(
                 f"line {node.start_mark.line + 1}: its aliases expand to more than "

@@ -39,6 +39,7 @@ SOURCE_CALL = "get_next_parameter"
 HARMLESS = {"print", "pprint", "str", "repr", "len", "dumps", "dump", "info", "debug", "warning"}
 HARMLESS |= {"log", "format", "set_description", "log_hyperparams", "add_hparams"}
 MAX_FILES = 20
+MAX_BYTES = 4 << 20  # a trial file larger than this is not read (the scan says so)
 
 
 @dataclass
@@ -483,14 +484,24 @@ def scan_trial(source: Path, root: Path | None = None) -> Scan:
             continue
         seen.add(file)
         try:
+            if file.stat().st_size > MAX_BYTES:
+                raise ValueError(f"larger than {MAX_BYTES >> 20} MB: not read")
             tree = ast.parse(file.read_text(encoding="utf-8"), filename=str(file))
-        except (OSError, UnicodeDecodeError, SyntaxError) as exc:
+        except (OSError, UnicodeDecodeError, SyntaxError, ValueError, RecursionError,
+                MemoryError) as exc:  # fmt: skip
             if file == source.resolve():
-                scan.error = f"{source}: cannot be read as Python ({exc})"
+                why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+                if isinstance(exc, (RecursionError, MemoryError)):
+                    why = "nested too deeply for Python's parser"
+                scan.error = f"{source}: cannot be read as Python ({why})"
                 return scan
             continue
         scan.files.append(file)
-        _Scanner(scan, file, tree, root).run(tree)
+        try:
+            _Scanner(scan, file, tree, root).run(tree)
+        except RecursionError:
+            scan.error = f"{file}: nested too deeply to be read (Python's recursion limit)"
+            return scan
         if not scan.calls:
             try:
                 queue += local_imports(tree, file, root)

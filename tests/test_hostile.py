@@ -179,3 +179,42 @@ def test_a_hostile_yaml_is_one_line_at_once(tmp_path, content, said):
         )  # fmt: skip
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         assert done.returncode == 2 and len(lines) == 1 and said in lines[0], done.stderr[-2000:]
+
+
+def test_deep_files_are_one_line_never_a_recursion_traceback(tmp_path):
+    """A space nested 200 levels (a RecursionError in validate), a trial of a 60,000-term sum
+    (RecursionError in Python's own parser) or 200,000 unary minuses (MemoryError): one line
+    each; the scan says what it could not read."""
+    import json
+
+    space = {"_type": "choice", "_value": [1]}
+    for i in range(200):
+        space = {"_type": "choice", "_value": [{"_name": f"b{i}", "inner": space}]}
+    base = {
+        "trialCodeDirectory": ".",
+        "trialConcurrency": 1,
+        "tuner": {"name": "TPE"},
+        "trainingService": {"platform": "local"},
+    }
+    (tmp_path / "deep.yml").write_text(
+        json.dumps({**base, "searchSpace": {"x": space}, "trialCommand": "python3 sum.py"})
+    )
+    head = "import nni\np = nni.get_next_parameter()\nx = "
+    (tmp_path / "sum.py").write_text(head + "+".join(["1"] * 60000) + "\n")
+    (tmp_path / "minus.py").write_text(head + "-" * 200000 + "1\n")
+    flat = {"x": {"_type": "choice", "_value": [1]}}
+    for trial in ("sum", "minus"):
+        config = {**base, "searchSpace": flat, "trialCommand": f"python3 {trial}.py"}
+        (tmp_path / f"{trial}.yml").write_text(json.dumps(config))
+    said = {}
+    for name in ("deep", "sum", "minus"):
+        done = subprocess.run(
+            [sys.executable, "-P", "-m", "nnisuite.config.validate", f"{name}.yml"],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        )  # fmt: skip
+        assert "Traceback" not in done.stderr, done.stderr[-1500:]
+        said[name] = (done.returncode, done.stderr)
+    assert said["deep"][0] == 2 and "nested more than 100 levels deep" in said["deep"][1]
+    for trial in ("sum", "minus"):
+        code, text = said[trial]
+        assert code == 0 and "cannot be read as Python (nested too deeply" in text, text
