@@ -24,8 +24,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nnisuite.outputs import check_writable, folder_flag, save_figure
 from nnisuite.trials.data import DATASETS, DatasetError
-from nnisuite.trials.outputs import check_writable, folder_flag
 
 if TYPE_CHECKING:
     import torch
@@ -81,7 +81,7 @@ def plot_heads(weights: torch.Tensor, title: str, path: Path) -> Path:
         ax.axis("off")
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="attention weight")
     fig.suptitle(title)
-    fig.savefig(path, dpi=90)
+    save_figure(fig, path, dpi=90)
     plt.close(fig)
     return path
 
@@ -189,7 +189,7 @@ def render_trained(path, dataset: str | None, images: int, out: Path) -> list[Pa
             f"embed {kwargs['embed_dim']}, depth {kwargs['depth']}; last block on {dataset}"
         )
         path_i = out / f"attention_trained_{i}.png"
-        fig.savefig(path_i, dpi=80)
+        save_figure(fig, path_i, dpi=80)
         plt.close(fig)
         paths.append(path_i)
     return paths

@@ -52,7 +52,7 @@ from nnisuite.analysis.tables import (  # noqa: E402
     trials_table,
 )
 from nnisuite.models.costs import present  # noqa: E402
-from nnisuite.trials.outputs import folder_flag
+from nnisuite.outputs import folder_flag, save_csv, write_text
 
 WITHIN = 0.005  # 0.5 points of accuracy
 
@@ -120,7 +120,7 @@ def compare(
         edf({f"{e.id} ({algorithm(e.config)})": [e] for e in exps}, out)
     shown = table.rename(columns={"best_default": f"best {label}"})
     text = "# Comparison\n\n" + markdown_table(shown) + "\n"
-    (out / "compare.md").write_text(text)
+    write_text(out / "compare.md", text)
     return text
 
 
@@ -493,26 +493,26 @@ def write_aggregate(runs, budget, out: Path, title, plots, label) -> str:
     import pandas as pd
 
     rows = run_rows(runs, budget)
-    pd.DataFrame(rows).to_csv(out / "runs.csv", index=False)
+    save_csv(pd.DataFrame(rows), out / "runs.csv")
     # a run in which no trial reported a usable final has no final best: it is named and left
     # out of the statistics, never compared as if it were a value
     scored = [r for r in rows if usable(r["final_best"])]
     left_out = [f"{r['variant']} seed {r['seed']}" for r in rows if not usable(r["final_best"])]
     comparison = comparison_rows(scored) if scored else []
-    pd.DataFrame(comparison, columns=COMPARISON_COLUMNS).to_csv(out / "comparison.csv", index=False)
+    save_csv(pd.DataFrame(comparison, columns=COMPARISON_COLUMNS), out / "comparison.csv")
     by_variant = {
         c["variant"]: [r["final_best"] for r in scored if r["variant"] == c["variant"]]
         for c in comparison
     }
     pairs = S.pairwise_mann_whitney(by_variant) if len(by_variant) > 1 else []
     columns = ["variant_a", "variant_b", "u", "p", "p_holm"]
-    pd.DataFrame(pairs, columns=columns).to_csv(out / "pairwise.csv", index=False)
+    save_csv(pd.DataFrame(pairs, columns=columns), out / "pairwise.csv")
     mode = runs_mode(runs)
     text = comparison_markdown(title, comparison, pairs, mode, left_out)
     volumes = hypervolumes(runs)
     if volumes:
         text += "\n" + write_hypervolumes(volumes, rows, out)
-    (out / "comparison.md").write_text(text)
+    write_text(out / "comparison.md", text)
     if plots and runs:
         plot_bands(runs, budget, out, label)
         for _, _, fronts in volumes.values():
@@ -564,7 +564,7 @@ def write_hypervolumes(volumes: dict, rows: list[dict], out: Path) -> str:
     for key, (by_run, _, _) in volumes.items():
         for row in rows:
             row[f"hypervolume_{key}"] = by_run[(row["variant"], row["seed"])]
-    pd.DataFrame(rows).to_csv(out / "runs.csv", index=False)
+    save_csv(pd.DataFrame(rows), out / "runs.csv")
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     lines, all_pairs = [], []
     for key, (by_run, ref, _) in volumes.items():
@@ -602,7 +602,7 @@ def write_hypervolumes(volumes: dict, rows: list[dict], out: Path) -> str:
             )
         lines.append("")
     columns = ["cost", "variant_a", "variant_b", "u", "p", "p_holm"]
-    pd.DataFrame(all_pairs, columns=columns).to_csv(out / "pairwise_hypervolume.csv", index=False)
+    save_csv(pd.DataFrame(all_pairs, columns=columns), out / "pairwise_hypervolume.csv")
     return "\n".join(lines)
 
 

@@ -45,7 +45,7 @@ from nnisuite.analysis.tables import (
     summary_markdown,
     trials_table,
 )
-from nnisuite.trials.outputs import folder_flag
+from nnisuite.outputs import folder_flag
 
 
 @dataclass
@@ -178,7 +178,7 @@ def export(
     through Optuna unless optuna=False), and unless plots=False the plots of `exp` into `out`.
     `parallel`: the plots and the Optuna part each in a forked worker while this process fits
     the forest.
-    Written whole or not at all (nnisuite.trials.outputs.staged): WriteError when a file cannot be
+    Written whole or not at all (nnisuite.outputs.staged): WriteError when a file cannot be
     written, and the files already in `out` stay as they were."""
     out = make_folder(out)
     with staged(out, owner="export") as stage:  # replaces an earlier export there, whole

@@ -52,6 +52,7 @@ from nnisuite.analysis.store import (
 from nnisuite.analysis.tables import fmt
 from nnisuite.models.costs import COSTS
 from nnisuite.models.costs import label as cost_label
+from nnisuite.outputs import save_figure
 
 # The bridge calls Optuna's experimental APIs on purpose (metric names, PED-ANOVA, the matplotlib
 # plots): their ExperimentalWarning says nothing to a user of `nnisuite export` / `optuna`.
@@ -420,7 +421,7 @@ def plots(study, out, top: list[str]) -> list:
                 figure.set_size_inches(8, 5)
                 figure.subplots_adjust(bottom=0.2, left=0.1, right=0.82)
             # fixed margins, not bbox_inches="tight" (which draws each figure twice: +0.9 s)
-            figure.savefig(out / name, dpi=90)
+            save_figure(figure, out / name, dpi=90)
             plt.close(figure)
             written.append(out / name)
     return written
@@ -452,7 +453,7 @@ def edf_plot(groups: dict[str, list[Experiment]], path) -> object | None:
             axes = ov.plot_edf(studies)
         except (ValueError, RuntimeError):
             return None
-    axes.figure.savefig(path, dpi=90, bbox_inches="tight")
+    save_figure(axes.figure, path, dpi=90, bbox_inches="tight")
     plt.close(axes.figure)
     return path
 

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from nnisuite.analysis.direction import MAXIMIZE, MINIMIZE, scored, word  # noqa: E402
+from nnisuite.outputs import save_figure
 
 SMALL = 100  # trials drawn one by one up to this many
 LEGEND = 12  # curves named in a legend up to this many
@@ -30,7 +31,7 @@ BAND = (0.1, 0.9)  # the percentile band of intermediate.png beyond SMALL
 def save(fig, path: Path) -> Path:
     # fixed margins: tight_layout measured every label and took half of the plotting time
     fig.subplots_adjust(left=0.13, right=0.97, bottom=0.14, top=0.9)
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path
 

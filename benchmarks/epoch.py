@@ -33,9 +33,9 @@ from torch import nn
 from nnisuite.benchmarks.machine import cpu_name
 from nnisuite.launcher import module_command
 from nnisuite.models.mlp import MLP
+from nnisuite.outputs import folder_flag
 from nnisuite.trials.data import IDX_FILES, find_idx_files, load_dataset, write_idx
 from nnisuite.trials.engine import FitConfig, evaluate, fast_path, make_optimizer, train_epoch
-from nnisuite.trials.outputs import folder_flag
 
 GFLOP_CONFIGS = [(bs, widths) for widths in ((128, 256), (1024, 1024)) for bs in (32, 64, 256)]
 

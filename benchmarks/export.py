@@ -27,7 +27,7 @@ from nnisuite.benchmarks.machine import cpu_name
 from nnisuite.benchmarks.nni_db import write_experiment
 from nnisuite.benchmarks.report import out_folder
 from nnisuite.launcher import module_command
-from nnisuite.trials.outputs import folder_flag
+from nnisuite.outputs import folder_flag
 from nnisuite.trials.params import positive_int
 
 SIZES = (20, 100, 1_000, 5_000, 20_000)

@@ -27,7 +27,7 @@ from nnisuite.benchmarks.report import out_folder, write_report
 from nnisuite.launcher import CLIENT_MODULE, module_command
 from nnisuite.launcher.server import GC_FREEZE
 from nnisuite.launcher.warm import SOCKET, start_server, stop_server, wait_ready
-from nnisuite.trials.outputs import folder_flag
+from nnisuite.outputs import folder_flag
 from nnisuite.trials.params import positive_int
 
 TRIAL = ["nnisuite.trials.mlp", "--dataset", "digits", "--epochs", "2", "--threads", "1"]

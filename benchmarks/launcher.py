@@ -23,7 +23,7 @@ from pathlib import Path
 from nnisuite.benchmarks.machine import cpu_name
 from nnisuite.benchmarks.report import out_folder, write_report
 from nnisuite.launcher import module_command
-from nnisuite.trials.outputs import folder_flag
+from nnisuite.outputs import folder_flag
 from nnisuite.trials.params import positive_int
 
 SCRIPT = '''"""A user's own trial (nnisuite.benchmarks.launcher): imports torch, trains a little,

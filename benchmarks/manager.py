@@ -32,7 +32,7 @@ from pathlib import Path
 
 from nnisuite.benchmarks.machine import cpu_name
 from nnisuite.benchmarks.report import out_folder
-from nnisuite.trials.outputs import folder_flag
+from nnisuite.outputs import folder_flag
 from nnisuite.trials.params import positive_int
 
 ENDPOINTS = ("trial-jobs", "metric-data")

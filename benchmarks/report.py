@@ -8,7 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
-from nnisuite.trials.outputs import check_writable
+from nnisuite.outputs import check_writable, write_text
 
 
 def out_folder(parser: argparse.ArgumentParser, out: str) -> Path:
@@ -26,9 +26,9 @@ def write_report(
     """`result` must hold "machine" (nnisuite.benchmarks.machine.cpu_name); `rows`: a markdown
     table."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    write_text(out / f"{name}.json", json.dumps(result, indent=1) + "\n")
     text = "\n".join(
         [f"# {title} ({result['machine']})", "", f"Command: {command}", "", *rows, "", last]
     )
-    (out / f"{name}.md").write_text(text + "\n")
+    write_text(out / f"{name}.md", text + "\n")
     print(text)

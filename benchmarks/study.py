@@ -30,7 +30,7 @@ from pathlib import Path
 from nnisuite import DATA
 from nnisuite.benchmarks.machine import cpu_name
 from nnisuite.benchmarks.report import out_folder
-from nnisuite.trials.outputs import folder_flag
+from nnisuite.outputs import folder_flag
 from nnisuite.trials.params import positive_int
 
 REPLAY = "Optuna, the same trials as NNI"  # the row that replays NNI's own trials

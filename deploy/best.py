@@ -51,7 +51,7 @@ from pathlib import Path
 
 from nnisuite.analysis.direction import usable
 from nnisuite.models import costs
-from nnisuite.trials.outputs import folder_flag
+from nnisuite.outputs import folder_flag
 
 CARD, MODEL, WEIGHTS = "card.md", "model.pt2", "weights.pt"
 RECIPE = (
@@ -676,8 +676,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from nnisuite.analysis.atomic import EXIT_WRITE, WriteError
     from nnisuite.analysis.store import ExportError
+    from nnisuite.outputs import check_writable
     from nnisuite.trials.data import DatasetError
-    from nnisuite.trials.outputs import check_writable
     from nnisuite.trials.params import ParameterError
 
     args = build_parser().parse_args(argv)

@@ -43,8 +43,8 @@ from nnisuite.config.nas_settings import (
 )
 from nnisuite.launcher.warm import add_launcher_flag
 from nnisuite.nni_patches.binding import add_host_flag
+from nnisuite.outputs import folder_flag
 from nnisuite.shipped import find_study
-from nnisuite.trials.outputs import folder_flag
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,7 +123,7 @@ def blame(args, raw, exc) -> str:
 
 def session_problem(args, settings) -> str | None:
     """The session's flags, checked before any training or NNI start."""
-    from nnisuite.trials.outputs import check_writable
+    from nnisuite.outputs import check_writable
 
     if args.compare is not None:
         if settings["strategy"] not in ONE_SHOT:

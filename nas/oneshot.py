@@ -28,6 +28,7 @@ import torch
 
 from nnisuite.config.nas_settings import INPUT_SIZES
 from nnisuite.models import costs
+from nnisuite.outputs import save_csv, write_text
 
 FIXED_WIDTH = 256  # the log's width of every layer but the first
 RETRAIN_SEEDS = 3
@@ -310,7 +311,7 @@ def run(
     # training); NNI's own export is random for sampling strategies, DARTS' argmax otherwise
     best = int(trials.loc[trials["default"].idxmax(), "depth"])
     trials["picked"] = trials["depth"] == best
-    trials.to_csv(out_dir / "trials.csv", index=False)
+    save_csv(trials, out_dir / "trials.csv")
     t0 = time.perf_counter()
     try:
         retrained = retrain(settings, best, RETRAIN_SEEDS, announce)
@@ -333,10 +334,10 @@ def run(
         reference = multi_trial_means(compare)
         tau, p, n = kendall(ours, reference)
         summary |= {"kendall_tau": tau, "kendall_p": p, "compared_depths": n, "reference": compare}
-    (out_dir / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
-    (out_dir / "oneshot.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    write_text(out_dir / "settings.json", json.dumps(settings, indent=2) + "\n")
+    write_text(out_dir / "oneshot.json", json.dumps(summary, indent=2, default=str) + "\n")
     text = markdown(settings, trials, summary)
-    (out_dir / "nas_table.md").write_text(text)
+    write_text(out_dir / "nas_table.md", text)
     print(text)
     print(f"files: {out_dir}/ (nas_table.md, trials.csv, oneshot.json, settings.json)")
     return 0

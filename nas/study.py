@@ -22,6 +22,7 @@ from nnisuite.config.nas_settings import IMAGE_SHAPES, INPUT_SIZES, max_trials, 
 from nnisuite.launcher import CLIENT_MODULE, module_command
 from nnisuite.launcher.server import PRELOAD
 from nnisuite.nni_patches.binding import private_prefix
+from nnisuite.outputs import save_csv, write_text
 from nnisuite.study.manager import Study, quoted, run_study
 
 # A NAS trial (`python -m nni.nas.execution.training_service trial`) imports NNI's NAS
@@ -134,8 +135,8 @@ def export(study: Study, outcome, settings: dict) -> None:
     columns = [c for c in TRIAL_COLUMNS if c in trials] + [
         c for c in trials.columns if c not in TRIAL_COLUMNS
     ]
-    trials[columns].to_csv(out / "trials.csv", index=False)
-    (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+    save_csv(trials[columns], out / "trials.csv")
+    write_text(out / "settings.json", json.dumps(settings, indent=2) + "\n")
     attention = settings["space"] == "attention"
     table = attention_table(trials) if attention else depth_table(trials)
     what = "attention kind, heads, width, depth" if attention else "hidden depth"
@@ -150,7 +151,7 @@ def export(study: Study, outcome, settings: dict) -> None:
     )
     if attention:
         text += keep_best_model(trials, study, out)
-    (out / "nas_table.md").write_text(text)
+    write_text(out / "nas_table.md", text)
     print(text)
     print(f"files: {out}/ (nas_table.md, trials.csv, settings.json, summary.md, plots)")
     print(

@@ -54,9 +54,9 @@ from nnisuite.launcher import module_command
 from nnisuite.launcher.warm import warm_launcher
 from nnisuite.nni_patches.binding import addresses, exposure, node_environment, portal_urls
 from nnisuite.nni_patches.interpreter import quick_version_query
+from nnisuite.outputs import disk_full
 from nnisuite.runtime import runtime_dir
 from nnisuite.study.claim import Held, claim
-from nnisuite.trials.outputs import disk_full
 
 TERMINAL = {"DONE", "STOPPED", "ERROR"}
 # ADD_RESUMED: NNI 3.0's status, on --resume, of a trial it will run again until it starts

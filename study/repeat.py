@@ -52,6 +52,7 @@ from nnisuite.config.plan import (
 from nnisuite.config.validate import validate
 from nnisuite.launcher.warm import add_launcher_flag, warm_launcher
 from nnisuite.nni_patches.binding import add_host_flag, check_host
+from nnisuite.outputs import check_writable, folder_flag
 from nnisuite.shipped import find_study
 from nnisuite.study.manager import (
     EXIT_INTERRUPTED,
@@ -60,7 +61,6 @@ from nnisuite.study.manager import (
     Study,
     run_study,
 )
-from nnisuite.trials.outputs import check_writable, folder_flag
 from nnisuite.trials.params import positive_int
 
 MAX_RUNS = 100_000  # (variant, seed) runs of one repeated study: beyond, a typo

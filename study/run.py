@@ -49,6 +49,7 @@ from nnisuite.config.trial import Trial, through_launcher
 from nnisuite.config.validate import validate
 from nnisuite.launcher.warm import add_launcher_flag
 from nnisuite.nni_patches.binding import add_host_flag, check_host, private_prefix
+from nnisuite.outputs import check_writable, folder_flag
 from nnisuite.shipped import find_study, listing
 from nnisuite.study.claim import Held, claim
 from nnisuite.study.manager import (
@@ -59,7 +60,6 @@ from nnisuite.study.manager import (
     quoted,
     run_study,
 )
-from nnisuite.trials.outputs import check_writable, folder_flag
 from nnisuite.trials.params import positive_int
 
 OVERRIDES = ("max_trials", "concurrency", "dataset", "epochs")

@@ -218,3 +218,27 @@ def test_deep_files_are_one_line_never_a_recursion_traceback(tmp_path):
     for trial in ("sum", "minus"):
         code, text = said[trial]
         assert code == 0 and "cannot be read as Python (nested too deeply" in text, text
+
+
+def test_outputs_replace_a_planted_symlink_never_write_through_it(tmp_path):
+    """A folder from someone else with `metrics.json` and `attention_mqa.png` linking to a file
+    of yours: the trial and the attention maps replace the links; your file is untouched."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine\n")
+    out = tmp_path / "shared"
+    out.mkdir()
+    for name in ("metrics.json", "loss.png", "attention_mqa.png", "compare.md"):
+        (out / name).symlink_to(victim)
+    runs = [
+        ["nnisuite.trials.mlp", "--dataset", "digits", "--epochs", "1", "--out", str(out)],
+        ["nnisuite.analysis.attention", "--variants", "mqa", "--out", str(out)],
+    ]
+    for argv in runs:
+        done = subprocess.run(
+            [sys.executable, "-P", "-m", *argv], capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert victim.read_text() == "mine\n"
+    for name in ("metrics.json", "loss.png", "attention_mqa.png"):
+        assert not (out / name).is_symlink() and (out / name).stat().st_size > 0, name
+    assert (out / "compare.md").is_symlink()  # a name nothing wrote stays as it was

@@ -53,8 +53,8 @@ class TrialParams:
     def check(self) -> None:
         """Range checks shared by every trial, before any work; subclasses extend and call
         super()."""
+        from nnisuite.outputs import check_writable
         from nnisuite.trials.data import DATASETS  # numpy only
-        from nnisuite.trials.outputs import check_writable
 
         if self.epochs < 1:
             raise ParameterError(f"epochs must be >= 1, got {self.epochs}")

@@ -12,6 +12,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from nnisuite.outputs import save_figure
+
 ACCURACY_CURVES = {
     "default": "accuracy",
     "val_precision": "precision",
@@ -28,7 +30,7 @@ def plot_curves(path: Path, epochs, curves: dict[str, list], ylabel: str, title:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
 
 

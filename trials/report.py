@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from nnisuite.outputs import write_text
+
 PARAMETER_TURN_TIMEOUT_S = 20.0
 
 
@@ -123,7 +125,7 @@ class StandaloneReporter(Reporter):
 
         self.out.mkdir(parents=True, exist_ok=True)
         doc = {"params": self.params, "history": self.history, "final": metrics}
-        (self.out / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
+        write_text(self.out / "metrics.json", json.dumps(doc, indent=2) + "\n")
         plot_history(self.history, self.out)
         note = "  (diverged: stopped early)" if metrics.get("diverged") else ""
         print(

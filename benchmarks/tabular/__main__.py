@@ -23,8 +23,8 @@ import json
 import sys
 from pathlib import Path
 
+from nnisuite.outputs import folder_flag
 from nnisuite.shipped import find_study, find_table
-from nnisuite.trials.outputs import folder_flag
 from nnisuite.trials.params import positive_int
 
 
@@ -147,7 +147,7 @@ LIMITS = {
 
 def problems(args) -> list[str]:
     """What is wrong with the flags, before any work (one line each)."""
-    from nnisuite.trials.outputs import check_writable
+    from nnisuite.outputs import check_writable
 
     found = [
         f"--{name.replace('_', '-')} {getattr(args, name)}: at most {limit}"

@@ -1,6 +1,13 @@
-"""Where results are written: a folder checked before any work starts.
+"""Where results are written: a folder checked before any work starts, and files that replace
+what is there instead of writing through it.
 
     problem = check_writable(Path("runs/x"), "--out")   # None, or one line saying what is wrong
+    write_text(out / "metrics.json", text)              # also save_csv(df, path),
+    save_figure(fig, out / "curve.png", dpi=100)        # and `with replaced(path) as tmp:`
+
+A folder handed over by someone else may hold a symlink named like an output (`metrics.json` ->
+~/.bashrc): writing through it would overwrite its target. Every output is written to a
+temporary file beside it and renamed over the name, which replaces the link itself.
 
 A folder that exists must be a writable folder on a disk with at least DISK_LOW bytes free; one
 that does not must be creatable (its nearest existing parent a writable folder). Nothing is
@@ -10,6 +17,7 @@ created by the check. (Files written whole or not at all: analysis/atomic.py.)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -71,3 +79,34 @@ def folder_flag(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty path: name a folder")
     return text
+
+
+@contextlib.contextmanager
+def replaced(path: Path):
+    """A temporary file beside `path` (same suffix: plotting libraries read the format from it)
+    to write; once written it is renamed over `path`, replacing whatever is there, a symlink
+    included, never writing through it; a failed write leaves what was there."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_text(path: Path, text: str) -> None:
+    with replaced(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def save_csv(frame, path: Path) -> None:
+    """A pandas DataFrame as CSV, without its index."""
+    with replaced(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def save_figure(fig, path: Path, **options) -> None:
+    with replaced(path) as tmp:
+        fig.savefig(tmp, **options)
