@@ -235,3 +235,27 @@ def test_a_compared_study_draws_every_runs_front_per_cost(tmp_path):
     assert drawn == sorted(f"pareto_{k}.png" for k in keys)
     for name in drawn:
         assert (tmp_path / "out" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("maximize", [True, False])
+def test_points_beyond_the_reference_on_either_axis_add_nothing(maximize):
+    """A trial costlier than the reference, or worse than its objective, dominates no part of
+    the reference box, however good it is on the other axis."""
+    inside = [(0.6, 2.0), (0.8, 5.0)] if maximize else [(0.4, 2.0), (0.2, 5.0)]
+    ref = (0.0 if maximize else 1.0, 10.0)
+    costly = (0.99, 12.0) if maximize else (0.01, 12.0)  # beyond the reference's cost
+    worse = (-0.5, 1.0) if maximize else (1.5, 1.0)  # beyond the reference's objective
+    alone = hypervolume(inside, ref, maximize)
+    assert hypervolume([*inside, costly, worse], ref, maximize) == pytest.approx(alone)
+    assert alone == pytest.approx(grid_hypervolume(inside, ref, maximize)) and alone > 0
+
+
+def test_the_reference_of_accuracies_is_zero_to_one_and_of_other_scores_the_range_seen():
+    from nnisuite.analysis.pareto import Reference, share
+
+    assert reference_for([0.5, 1.0], [1, 2], True).objective == 0.0  # 1.0 is an accuracy
+    assert reference_for([0.0, 0.5], [1, 2], True).ideal == 1.0  # 0.0 is one too
+    assert reference_for([0.5, 1.5], [1, 2], True).objective == 0.5  # 1.5 is not
+    assert reference_for([0.5, 0.9], [1, 2], False).objective == 0.9  # minimized: the worst
+    flat = Reference(objective=1.0, cost=0.0, ideal=1.0)  # an empty box
+    assert math.isnan(share([(1.0, 0.0)], flat, True))
