@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +32,9 @@ def direction(config: dict) -> str:
     if config.get("experimentType") == "nas":
         return MAXIMIZE  # nnisuite's NAS strategies maximize validation accuracy
     tuner = config.get("tuner") or config.get("advisor") or {}
-    mode = (tuner.get("classArgs") or {}).get("optimize_mode")
+    tuner = tuner if isinstance(tuner, dict) else {}  # a hand-edited record: NNI's defaults
+    args = tuner.get("classArgs")
+    mode = args.get("optimize_mode") if isinstance(args, dict) else None
     if mode in (MAXIMIZE, MINIMIZE):
         return mode
     from nnisuite.config.algorithms import algorithm_class, lookup
@@ -53,7 +56,8 @@ def usable(value) -> bool:
     """A result NNI stored that can be ranked: a finite real number. NaN, +-inf, strings
     ("0.9" too), bools, dicts and missing values are shown as stored and left out of every best,
     ranking, importance, front and statistic."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    number = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    return number and math.isfinite(value)  # numpy's numbers too (a pandas column's)
 
 
 def scored(df, column: str = "default"):
@@ -78,11 +82,12 @@ def best_of(values, mode: str):
 
 
 def running_best(values, mode: str) -> np.ndarray:
-    """The best so far at each position, in order."""
-    v = np.asarray(values, dtype=float)
+    """The best so far at each position, in order; a position without a usable number (None,
+    NaN, +-inf) keeps the best before it (NaN before the first number)."""
+    v = np.asarray([x if usable(x) else np.nan for x in values], dtype=float)
     if not len(v):
         return np.array([])
-    return np.minimum.accumulate(v) if mode == MINIMIZE else np.maximum.accumulate(v)
+    return np.fmin.accumulate(v) if mode == MINIMIZE else np.fmax.accumulate(v)
 
 
 def within(value: float, target: float, tolerance: float, mode: str) -> bool:

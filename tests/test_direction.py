@@ -108,3 +108,56 @@ def test_an_advisors_optimize_mode_is_the_studys(tmp_path, name):
     exp = experiment(tmp_path, "minimize", key="advisor", name=name)
     summary = export(exp, tmp_path / "out", plots=False, optuna=False).summary
     assert "## Best trial: t3 " in summary and "optimize mode: minimize" in summary
+
+
+def test_what_an_experiment_optimized_is_read_from_its_tuner_or_advisor():
+    from nnisuite.analysis.direction import ObjectiveError, Objectives, objectives, objectives_of
+
+    def of(config):
+        found = objectives(config)
+        return found.keys, found.directions
+
+    assert of({}) == (["default"], ["maximize"])
+    minimizing = {"classArgs": {"optimize_mode": "minimize"}}
+    assert of({"tuner": minimizing}) == (["default"], ["minimize"])
+    assert of({"advisor": minimizing}) == (["default"], ["minimize"])  # BOHB, Hyperband
+    two = {"objectives": ["default", "latency"], "directions": ["maximize", "minimize"]}
+    assert of({"tuner": {"classArgs": two}}) == (two["objectives"], two["directions"])
+    flipped = {**two, "directions": ["minimize", "maximize"]}  # the directions given are used
+    assert of({"tuner": {"classArgs": flipped}}) == (two["objectives"], flipped["directions"])
+    one = {"objectives": ["latency"], "directions": ["minimize"]}  # one objective: default
+    assert of({"tuner": {"classArgs": one}}) == (["default"], ["maximize"])
+    assert of({"tuner": "TPE"}) == (["default"], ["maximize"])  # not a mapping: defaults
+    for keys in (["a", "a"], ["a", ""], ["a", 3]):
+        with pytest.raises(ObjectiveError, match="distinct keys of the final result"):
+            objectives_of("maximize", keys, ["maximize", "maximize"])
+    pair = Objectives(["default", "latency"], ["maximize", "minimize"])
+    assert pair.values({"default": 0.9, "latency": 2}) == [0.9, 2.0]
+    assert pair.values(0.9) is None  # a bare number has no latency
+    assert Objectives(["default"], ["maximize"]).values(0.9) == [0.9]
+    assert Objectives(["latency"], ["minimize"]).values(0.9) is None
+
+
+def test_the_small_rules_every_table_uses():
+    import numpy as np
+
+    from nnisuite.analysis.direction import best_first, running_best, scored, sign, word
+
+    assert (word("minimize"), word("maximize")) == ("lower is better", "higher is better")
+    assert (sign("minimize"), sign("maximize")) == (-1.0, 1.0)
+    no_column = pd.DataFrame({"x": [1, 2]})
+    assert list(scored(no_column)) == [False, False]
+    assert best_first(no_column, "maximize").equals(no_column)
+    assert np.allclose(running_best([0.5, None, 0.7, 0.6], "maximize"), [0.5, 0.5, 0.7, 0.7])
+    assert np.allclose(running_best([0.5, None, 0.3], "minimize"), [0.5, 0.5, 0.3])
+
+
+def test_numpy_numbers_from_a_table_are_numbers():
+    import numpy as np
+
+    from nnisuite.analysis.direction import running_best, usable
+
+    assert usable(np.int64(3)) and usable(np.float32(0.5)) and not usable(np.bool_(True))
+    assert not usable(np.float64("nan")) and not usable(True) and not usable("0.9")
+    column = pd.Series([1, 3, 2])  # int64: what a table of integer finals holds
+    assert list(running_best(column, "maximize")) == [1.0, 3.0, 3.0]
