@@ -652,10 +652,24 @@ def main(argv=None) -> int:
             groups = {}
             for spec in args.group:
                 name, _, ids = spec.partition("=")
-                if not name or not ids:
-                    print(f"error: --group {spec!r}: write NAME=EXP,EXP,...", file=sys.stderr)
+                runs = [i.strip() for i in ids.split(",") if i.strip()]
+                problem = (
+                    "write NAME=EXP,EXP,..."
+                    if not name.strip() or not runs
+                    else f"a second group named {name!r}: name each group once"
+                    if name in groups
+                    else f"{sorted({r for r in runs if runs.count(r) > 1})} given twice: a run "
+                    "counted twice is not a second run"
+                    if len(set(runs)) < len(runs)
+                    else None
+                )
+                if problem:
+                    print(f"error: --group {spec!r}: {problem}", file=sys.stderr)
                     return 2
-                groups[name] = [i for i in ids.split(",") if i]
+                groups[name] = runs
+            if len(groups) < 2:
+                print("error: --group: give two or more groups to compare", file=sys.stderr)
+                return 2
             print(compare_groups(groups, args.out, args.experiment_dir, not args.no_plots))
         elif args.experiments:
             print(compare(args.experiments, args.out, args.experiment_dir, not args.no_plots))

@@ -60,6 +60,17 @@ def load_plan(path: str | Path) -> dict:
         if plan.get(key) is not None and not isinstance(plan[key], str):
             raise RepeatError(f"{path}: `{key}` must be a string, got {plan[key]!r}")
     plan["base"] = str((Path(path).resolve().parent / plan["base"]).resolve())
+    if Path(plan["base"]) == Path(path).resolve():
+        raise RepeatError(f"{path}: `base` is this plan itself: name the experiment it varies")
+    try:
+        base = load_yaml(plan["base"])
+    except ConfigError as exc:
+        raise RepeatError(f"{path}: base: {exc}") from None
+    if is_plan(base):
+        raise RepeatError(
+            f"{path}: `base` {plan['base']} is a plan itself: name an experiment (or NAS "
+            "settings) file"
+        )
     nas = is_nas(plan)
     allowed = NAS_VARIANT if nas else HPO_VARIANT
     for name, variant in plan["variants"].items():

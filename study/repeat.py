@@ -239,6 +239,11 @@ def repeat(args) -> int:
     variants = list(plan["variants"])
     if args.variants:
         wanted = [v.strip() for v in args.variants.split(",") if v.strip()]
+        if not wanted:
+            raise RepeatError(f"--variants {args.variants!r}: name one or more of {variants}")
+        if len(set(wanted)) < len(wanted):
+            twice = sorted({v for v in wanted if wanted.count(v) > 1})
+            raise RepeatError(f"--variants: {twice} given twice: each variant runs once a seed")
         unknown = [v for v in wanted if v not in plan["variants"]]
         if unknown:
             raise RepeatError(f"unknown variants {unknown}; the file has {variants}")

@@ -242,3 +242,35 @@ def test_outputs_replace_a_planted_symlink_never_write_through_it(tmp_path):
     for name in ("metrics.json", "loss.png", "attention_mqa.png"):
         assert not (out / name).is_symlink() and (out / name).stat().st_size > 0, name
     assert (out / "compare.md").is_symlink()  # a name nothing wrote stays as it was
+
+
+def test_repeated_names_and_runs_are_refused_not_counted_twice(tmp_path):
+    """`repeat --variants random,random` ran each seed twice as two runs (SE 0); `--variants ,`
+    was an IndexError; a plan whose base is itself a RecursionError; `compare --group a=X
+    --group a=X` merged the groups; a run given twice in a group counted twice; one group
+    compared nothing. Each is one line and exit 2, before anything runs."""
+    plan = tmp_path / "self.yml"
+    plan.write_text("base: self.yml\nvariants:\n  a: {tuner: {name: Random}}\n")
+    other = tmp_path / "loop.yml"
+    other.write_text("base: self.yml\nvariants:\n  a: {tuner: {name: Random}}\n")
+    shipped = "tuners_digits"
+    cases = [
+        (["nnisuite.study.repeat", shipped, "--out", "o", "--variants", "random,random"],
+         "given twice"),
+        (["nnisuite.study.repeat", shipped, "--out", "o", "--variants", ","], "name one or more"),
+        (["nnisuite.study.repeat", str(plan), "--out", "o"], "is this plan itself"),
+        (["nnisuite.study.repeat", str(other), "--out", "o"], "is a plan itself"),
+        (["nnisuite.analysis.compare", "--group", "a=x,y", "--group", "a=z,w", "--out", "o"],
+         "a second group named 'a'"),
+        (["nnisuite.analysis.compare", "--group", "a=x,x", "--group", "b=z", "--out", "o"],
+         "['x'] given twice"),
+        (["nnisuite.analysis.compare", "--group", "a=x,y", "--out", "o"], "two or more groups"),
+    ]  # fmt: skip
+    for argv, said in cases:
+        done = subprocess.run(
+            [sys.executable, "-P", "-m", *argv],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        )  # fmt: skip
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert done.returncode == 2 and len(lines) == 1 and said in lines[0], (argv, done.stderr)
+        assert not (tmp_path / "o").exists()
