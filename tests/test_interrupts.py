@@ -82,6 +82,10 @@ def test_a_stop_at_any_phase_leaves_nothing_and_the_printed_command_completes(tm
         assert not left, f"alive after the runner: {left}\n{r.output[-3000:]}"
     output = r.output
     assert "Traceback" not in output, output[-3000:]
+    # one voice: a forked export worker neither reports the stop as a failed write nor repeats
+    # the hint
+    assert "error: the export failed" not in output, output[-3000:]
+    assert output.count("to continue it:") <= 1 and output.count("to write it:") <= 1, output
     found = re.search(r"^experiment (\w+): ", output, re.M)
     if found:
         assert found.group(1) not in running_experiment_ids()
