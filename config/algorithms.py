@@ -21,6 +21,7 @@ import inspect
 import io
 import logging
 import typing
+from pathlib import Path
 
 from nnisuite.config.problem import Problem
 
@@ -399,6 +400,16 @@ def custom_problems(kind: str, class_name: str, folder: str, args: dict, space, 
                     "check className (module.Class) and codeDirectory",
                 )
             ]
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's module, run
+            return [
+                Problem(
+                    file,
+                    f"{kind}.className",
+                    f"importing {module_name} from {folder} raised {type(exc).__name__}: "
+                    f"{str(exc)[:200]} (at {where_raised(exc, folder)})",
+                    "fix the module: NNI's dispatcher imports it the same way",
+                )
+            ]
         problems = signature_problems(cls, short, args, file, kind)
         check = getattr(module, "validate_class_args", None)
         if not problems and callable(check):
@@ -412,6 +423,20 @@ def custom_problems(kind: str, class_name: str, folder: str, args: dict, space, 
         return space_problems(meta, short, args, space, file, kind)
     finally:
         sys.path.remove(folder)
+
+
+def where_raised(exc: BaseException, folder: str) -> str:
+    """file:line of the deepest frame of `exc` in `folder` (a SyntaxError: its own line)."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}"
+    found = "?"
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if name.startswith(str(Path(folder).resolve())) or name.startswith(folder):
+            found = f"{name}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return found
 
 
 def advisor_class(cls) -> bool:

@@ -34,7 +34,10 @@ create` users get them with this command. Checked:
   and reports no unread names;
 - tuner / assessor / advisor (nnisuite.config.algorithms): a name in NNI's registry, of the right
   kind, its packages installed, classArgs its constructor takes with fitting values, and
-  search-space types the tuner can sample;
+  search-space types the tuner can sample. A custom `className` is imported from its
+  `codeDirectory` to read its constructor, as NNI's dispatcher will import it: validating a
+  file from someone else that names one runs that folder's module (read it first); a module
+  that fails to import is one error at its file:line;
 - last, NNI's own ExperimentConfig validation, its bare assertions given a message.
 """
 

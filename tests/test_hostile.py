@@ -274,3 +274,30 @@ def test_repeated_names_and_runs_are_refused_not_counted_twice(tmp_path):
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         assert done.returncode == 2 and len(lines) == 1 and said in lines[0], (argv, done.stderr)
         assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("module", "said"),
+    [
+        ('class T:\n    def __init__(self, x=1):\n        pass\nraise RuntimeError("boom")\n',
+         "raised RuntimeError: boom (at "),
+        ("class T(\n", "raised SyntaxError: "),
+        ("import sys\nsys.exit(3)\n", "raised SystemExit: 3"),
+    ],
+    ids=["raises", "syntax", "exits"],
+)  # fmt: skip
+def test_a_custom_tuner_that_fails_to_import_is_one_line_at_its_file(tmp_path, module, said):
+    (tmp_path / "mine.py").write_text(module)
+    (tmp_path / "t.py").write_text("import nni\np = nni.get_next_parameter()\nprint(p['x'])\n")
+    (tmp_path / "x.yml").write_text(
+        "searchSpace: {x: {_type: choice, _value: [1]}}\ntrialCommand: python3 t.py\n"
+        "trialConcurrency: 1\ntuner: {className: mine.T, codeDirectory: ., classArgs: {x: 2}}\n"
+        "trainingService: {platform: local}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-P", "-m", "nnisuite.config.validate", "x.yml"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert len(errors) == 1 and said in errors[0] and "mine.py:" in errors[0], errors

@@ -29,7 +29,8 @@ def test_every_package_folder_is_in_the_wheel_mapping():
     folders = {
         path.parent.relative_to(REPO).as_posix()
         for path in REPO.glob("*/**/__init__.py")
-        if path.parts[len(REPO.parts)] not in ("tests", ".venv", "mutants", "mutants-stage", "build")
+        if path.parts[len(REPO.parts)]
+        not in ("tests", ".venv", "mutants", "mutants-stage", "build")
     }
     mapped = {
         package: folder for package, folder in setuptools["package-dir"].items()
