@@ -507,20 +507,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", required=True, help="Optuna storage URL (sqlite:///DIR/study.db)")
     p.add_argument("--study-name", help="default: nni-<experiment id>")
     p.add_argument("--dashboard", action="store_true", help="then serve optuna-dashboard on it")
-    p.add_argument("--port", type=int, default=8081, help="dashboard port (default 8081)")
+    p.add_argument("--port", type=int, help="dashboard port (default 8081; with --dashboard)")
     p.add_argument(
         "--host",
-        default="127.0.0.1",
-        help="dashboard address (default 127.0.0.1: this machine only; 0.0.0.0 exposes it)",
+        help="dashboard address (default 127.0.0.1: this machine only; 0.0.0.0 exposes it; "
+        "with --dashboard)",
     )
     return p
+
+
+def dashboard_problem(args) -> str | None:
+    """What stops the dashboard from serving, found before the study is written: flags given
+    without --dashboard, an in-memory storage (the dashboard is another process), a host that
+    is not this machine's, a port that is taken."""
+    import socket
+
+    from nnisuite.nni_patches.binding import check_host
+
+    if not args.dashboard:
+        given = [f for f, v in (("--port", args.port), ("--host", args.host)) if v is not None]
+        return (
+            f"{' and '.join(given)} set the dashboard's address: add --dashboard" if given else None
+        )
+    args.port = 8081 if args.port is None else args.port
+    args.host = "127.0.0.1" if args.host is None else args.host
+    if not 0 < args.port < 65536:
+        return f"--port {args.port}: not a port (1..65535)"
+    if ":memory:" in args.storage or args.storage.rstrip("/") == "sqlite:":
+        return f"--storage {args.storage}: in memory, the dashboard (another process) sees nothing"
+    problem = check_host(args.host.strip() or "(empty)")
+    if problem:
+        return problem
+    if ":" in args.host:  # optuna-dashboard's server (wsgiref's) binds IPv4 sockets only
+        return f"--host {args.host}: optuna-dashboard listens on IPv4 only (127.0.0.1, 0.0.0.0)"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as exc:
+            return f"--host {args.host} --port {args.port}: cannot listen there ({exc.strerror})"
+    return None
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not 0 < args.port < 65536:
-        parser.error(f"--port {args.port}: not a port (1..65535)")
+    problem = dashboard_problem(args)
+    if problem:
+        parser.error(problem)
     if args.study_name is not None and not args.study_name.strip():
         parser.error("--study-name must not be empty")
     try:

@@ -301,3 +301,39 @@ def test_a_custom_tuner_that_fails_to_import_is_one_line_at_its_file(tmp_path, m
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert len(errors) == 1 and said in errors[0] and "mine.py:" in errors[0], errors
+
+
+def test_the_dashboards_flags_are_checked_before_the_study_is_written(tmp_path):
+    """--port / --host without --dashboard were ignored; an empty host bound every interface;
+    ::1 (optuna-dashboard binds IPv4 only), an address of another machine, a name, a taken port
+    or an in-memory storage failed only after the study was written."""
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = str(taken.getsockname()[1])
+    db = tmp_path / "o.db"
+    storage = f"sqlite:///{db}"
+    cases = [
+        (["--port", "9000"], "add --dashboard"),
+        (["--host", "127.0.0.1"], "add --dashboard"),
+        (["--dashboard", "--host", ""], "not an IP address"),
+        (["--dashboard", "--host", "::1"], "IPv4 only"),
+        (["--dashboard", "--host", "192.0.2.250"], "not an address of this machine"),
+        (["--dashboard", "--host", "example.org"], "not an IP address"),
+        (["--dashboard", "--port", port], "cannot listen there"),
+        (["--dashboard", "--storage", "sqlite:///:memory:"], "in memory"),
+    ]
+    try:
+        for flags, said in cases:
+            argv = ["nnisuite.analysis.optuna", "missing-experiment", "--storage", storage, *flags]
+            done = subprocess.run(
+                [sys.executable, "-P", "-m", *argv],
+                capture_output=True, text=True, timeout=120, cwd=tmp_path,
+            )  # fmt: skip
+            last = done.stderr.strip().splitlines()[-1]
+            assert done.returncode == 2 and said in last, (flags, done.stderr)
+            assert not db.exists()  # checked before the experiment is even read
+    finally:
+        taken.close()
