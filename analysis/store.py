@@ -364,6 +364,7 @@ def read_sqlite(db: Path, live: bool | None = None) -> Experiment:
             ).fetchone()
             if profile_row is None:
                 raise ExportError(f"{db}: NNI database without an experiment profile")
+            check_written_as_nni_writes(conn, db)
             trials, records, resumed_at = read_events(conn.execute(EVENTS_SQL))
             never = float("-inf")
             metrics = (m for m in conn.execute(METRICS_SQL) if m[0] >= resumed_at.get(m[1], never))
@@ -371,8 +372,17 @@ def read_sqlite(db: Path, live: bool | None = None) -> Experiment:
         except sqlite3.DatabaseError as exc:
             raise ExportError(f"{db}: not a readable NNI database ({exc})") from exc
     params, exp_id, exec_duration, start, end, revision = profile_row
+    try:
+        config = json.loads(params) if params else {}
+    except ValueError:
+        config = None
+    if not isinstance(config, dict):
+        raise ExportError(
+            f"{db}: table ExperimentProfile, revision {revision}: params is not a JSON object "
+            "(the experiment's config): the database was edited or is not NNI's"
+        )
     profile = {
-        "params": json.loads(params) if params else {},
+        "params": config,
         "id": exp_id,
         "execDuration": exec_duration,
         "startTime": start,
@@ -389,6 +399,34 @@ def read_sqlite(db: Path, live: bool | None = None) -> Experiment:
                 # stopped as it exited (its final was its last act), or cut short
                 trial.status = "SUCCEEDED" if "default" in trial.final else "INTERRUPTED"
     return Experiment(exp_id, profile, order(trials), str(db), renumbered)
+
+
+# (table, column, SQL condition of a value NNI never writes there)
+NNI_TYPES = [
+    ("ExperimentProfile", "startTime", "typeof(startTime) NOT IN ('integer', 'real', 'null')"),
+    ("ExperimentProfile", "endTime", "typeof(endTime) NOT IN ('integer', 'real', 'null')"),
+    (
+        "ExperimentProfile",
+        "execDuration",
+        "typeof(execDuration) NOT IN ('integer', 'real', 'null')",
+    ),
+    ("TrialJobEvent", "timestamp", "typeof(timestamp) NOT IN ('integer', 'real')"),
+    ("TrialJobEvent", "sequenceId", "typeof(sequenceId) NOT IN ('integer', 'null')"),
+    ("MetricData", "timestamp", "typeof(timestamp) NOT IN ('integer', 'real')"),
+    ("MetricData", "sequence", "typeof(sequence) NOT IN ('integer', 'null')"),
+]
+
+
+def check_written_as_nni_writes(conn, db: Path) -> None:
+    """ExportError naming the table, the row and the column of the first value NNI never
+    writes (a timestamp or sequence number that is text: a database edited by hand)."""
+    for table, column, bad in NNI_TYPES:
+        row = conn.execute(f"SELECT rowid, {column} FROM {table} WHERE {bad} LIMIT 1").fetchone()
+        if row is not None:
+            raise ExportError(
+                f"{db}: table {table}, row {row[0]}: {column} is {str(row[1])[:40]!r}, not a "
+                "number: the database was edited or is not NNI's"
+            )
 
 
 def add_metrics(trials: dict[str, Trial], rows, records: ParameterRecords) -> None:

@@ -337,3 +337,45 @@ def test_the_dashboards_flags_are_checked_before_the_study_is_written(tmp_path):
             assert not db.exists()  # checked before the experiment is even read
     finally:
         taken.close()
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        ("UPDATE ExperimentProfile SET params = 'not json'", "params is not a JSON object"),
+        ("UPDATE ExperimentProfile SET params = '[1, 2]'", "params is not a JSON object"),
+        ("UPDATE ExperimentProfile SET startTime = 'soon'", "table ExperimentProfile, row 1"),
+        ("UPDATE TrialJobEvent SET sequenceId = 'abc'", "table TrialJobEvent, row 1: sequenceId"),
+        ("UPDATE TrialJobEvent SET timestamp = 'yesterday'", "TrialJobEvent, row 1: timestamp"),
+        ("UPDATE MetricData SET timestamp = 'noon'", "table MetricData, row 1: timestamp"),
+        ("UPDATE MetricData SET sequence = 'x'", "table MetricData, row 1: sequence"),
+    ],
+    ids=["params-text", "params-list", "start", "sequence", "event-time", "metric-time", "step"],
+)
+def test_a_database_edited_by_hand_is_one_line_naming_table_and_row(tmp_path, edit, said):
+    import sqlite3
+
+    from tests.helpers.database import Database
+
+    config = {
+        "searchSpace": {"x": {"_type": "uniform", "_value": [0, 1]}},
+        "trialCommand": "python3 t.py",
+        "tuner": {"name": "TPE", "classArgs": {"optimize_mode": "maximize"}},
+    }
+    db = Database(tmp_path, "edited", config)
+    db.start(0, "A", 0, 0, {"x": 0.1})
+    db.metric(50, "A", 0, "FINAL", 0.5)
+    db.event(60, "A", "SUCCEEDED", seq=0)
+    with sqlite3.connect(db.write()) as conn:
+        conn.execute(edit)
+    for command in (["nnisuite.analysis.export", "--out", "o"],
+                    ["nnisuite.analysis.optuna", "--storage", f"sqlite:///{tmp_path / 's.db'}"],
+                    ["nnisuite.study.run", "--resume"]):  # fmt: skip
+        module, *flags = command
+        done = subprocess.run(
+            [sys.executable, "-P", "-m", module, *flags, "edited", "--experiment-dir",
+             str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        )  # fmt: skip
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert done.returncode == 2 and "Traceback" not in done.stderr, (module, done.stderr)
+        assert said in lines[-1], (module, done.stderr)
