@@ -10,6 +10,8 @@ evaluator receives every value from here.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 # multi-trial, through NNI's manager; optuna_*: Optuna's samplers (nnisuite.study.optuna_tuner) in
 # NNI's HPOTunerStrategy (CMA-ES samples these spaces' categorical choices independently: it is
 # offered so that a study can show it, docs/results.md)
@@ -154,6 +156,9 @@ def check(settings: dict) -> None:
                 raise SettingsError(f"dataset {value!r} unknown; choose {what}", key)
             raise SettingsError(f"{key} must be {what}, got {value!r}", key)
     check_depth_bounds(settings["min_depth"], settings["max_depth"])
+    folder = settings["data_dir"]
+    if folder is not None and not Path(folder).expanduser().is_dir():
+        raise SettingsError(f"data_dir {folder}: no such folder", "data_dir")
     if settings["strategy"] in ONE_SHOT:
         if settings["space"] != "depth" or settings["extended"]:
             raise SettingsError(

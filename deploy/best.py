@@ -682,6 +682,8 @@ def main(argv=None) -> int:
 
     args = build_parser().parse_args(argv)
     problem = check_writable(Path(args.out), "--out")
+    if args.data_dir is not None and not Path(args.data_dir).expanduser().is_dir():
+        problem = problem or f"--data-dir {args.data_dir}: no such folder"
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

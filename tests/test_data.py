@@ -50,14 +50,23 @@ def test_read_idx_truncated(tmp_path, gz):
         D.read_idx(path)
 
 
-def test_missing_dataset_says_where_it_looked(tmp_path):
+def test_missing_dataset_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setattr(D, "cache_dir", lambda: tmp_path / "cache")  # no copy of a past run
     with pytest.raises(D.DatasetError) as err:
-        D.locate_mnist_family("mnist", tmp_path / "nowhere")
+        D.locate_mnist_family("mnist", None)
     msg = str(err.value)
     assert "'mnist' not found" in msg
-    assert str(tmp_path / "nowhere") in msg
     assert "/usr/share/datasets/mnist" in msg
     assert "--data-dir" in msg
+
+
+def test_a_data_dir_given_is_the_only_place_looked(tmp_path):
+    """--data-dir EMPTY trained on the system's Fashion-MNIST while recording the empty
+    folder: the folder asked for is used, or the run is refused in one line."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(D.DatasetError, match=f"--data-dir {empty}: no fashion-mnist IDX files"):
+        D.locate_mnist_family("fashion-mnist", empty)
 
 
 def test_unknown_dataset():

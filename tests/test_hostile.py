@@ -379,3 +379,25 @@ def test_a_database_edited_by_hand_is_one_line_naming_table_and_row(tmp_path, ed
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         assert done.returncode == 2 and "Traceback" not in done.stderr, (module, done.stderr)
         assert said in lines[-1], (module, done.stderr)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["nnisuite.nas", "--data-dir", "/nonexistent/data", "--out", "o"],
+        ["nnisuite.deploy.best", "x", "--data-dir", "/nonexistent/data", "--out", "o"],
+        ["nnisuite.trials.mlp", "--dataset", "fashion-mnist", "--data-dir", "EMPTY"],
+    ],
+    ids=["nas", "best", "trial-empty-folder"],
+)
+def test_a_data_folder_that_is_not_there_is_refused_not_recorded(tmp_path, argv):
+    """A folder asked for is used or refused: nas and best accepted and recorded a folder
+    that does not exist; a trial given an empty one trained on the system's copy."""
+    (tmp_path / "EMPTY").mkdir()
+    done = subprocess.run(
+        [sys.executable, "-P", "-m", *argv], capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "data" in done.stderr.strip().splitlines()[-1], done.stderr
+    assert not (tmp_path / "o").exists() and not (tmp_path / "runs").exists()

@@ -207,6 +207,22 @@ def try_torchvision_download(name: str) -> dict[str, Path] | None:
 
 
 def locate_mnist_family(name: str, data_dir: str | Path | None) -> dict[str, Path]:
+    """The IDX files of `name`: in --data-dir when one is given (only there: a run that asked
+    for a folder never trains on another copy while recording that folder), else the usual
+    places, else a torchvision download."""
+    if data_dir:
+        folders = [Path(data_dir) / sub for sub in ("", name, f"{name}/raw")]
+        for folder in folders:
+            found = {
+                key: next((c for c in (folder / stem, folder / f"{stem}.gz") if c.is_file()), None)
+                for key, stem in IDX_FILES.items()
+            }
+            if all(found.values()):
+                return found
+        raise DatasetError(
+            f"--data-dir {data_dir}: no {name} IDX files there (nor in its {name}/ or "
+            f"{name}/raw/): it needs {', '.join(IDX_FILES.values())} (or .gz)"
+        )
     files = find_idx_files(name, data_dir) or try_torchvision_download(name)
     if files is None:
         roots = sorted({str(p) for p in candidate_dirs(name, data_dir)}, key=len)
