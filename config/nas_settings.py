@@ -118,7 +118,7 @@ TYPES = {
         lambda x: isinstance(x, str) and x in STRATEGIES + ONE_SHOT,
         f"one of {', '.join(STRATEGIES + ONE_SHOT)}",
     ),
-    "seed": (lambda x: _int(x) and x >= 0, "an integer >= 0"),
+    "seed": (lambda x: _int(x) and 0 <= x < 2**32, "an integer in 0..2**32-1"),
     "min_depth": (lambda x: _int(x), "an integer"),
     "max_depth": (lambda x: _int(x), "an integer"),
     "repeats": (lambda x: _int(x) and x >= 1, "an integer >= 1"),
@@ -156,6 +156,11 @@ def check(settings: dict) -> None:
                 raise SettingsError(f"dataset {value!r} unknown; choose {what}", key)
             raise SettingsError(f"{key} must be {what}, got {value!r}", key)
     check_depth_bounds(settings["min_depth"], settings["max_depth"])
+    if settings["optimizer"] == "adam" and settings["momentum"]:
+        raise SettingsError(
+            f"momentum {settings['momentum']} is SGD's: Adam has none (drop --momentum)",
+            "momentum",
+        )
     folder = settings["data_dir"]
     if folder is not None and not Path(folder).expanduser().is_dir():
         raise SettingsError(f"data_dir {folder}: no such folder", "data_dir")

@@ -137,6 +137,25 @@ def session_problem(args, settings) -> str | None:
             multi_trial_means(args.compare)
         except CompareError as exc:
             return str(exc)
+    if settings["strategy"] in ONE_SHOT:
+        # one supernet trained in this process: no NNI manager, no trials, nothing to port
+        unused = [
+            flag
+            for flag, value in (
+                ("--port", args.port), ("--host", args.host), ("--concurrency", args.concurrency),
+                ("--stall-minutes", args.stall_minutes), ("--max-trials", args.max_trials),
+                ("--trial-seeds", args.trial_seeds), ("--experiment-dir", args.experiment_dir),
+                ("--no-launcher", args.no_launcher or None),
+            )
+            if value is not None
+        ]  # fmt: skip
+        if unused:
+            return (
+                f"{', '.join(unused)}: a one-shot search ({settings['strategy']}) trains one "
+                "supernet in this process, with no NNI manager or trials: drop them"
+            )
+    if settings["space"] == "attention" and (args.min_depth or args.max_depth) is not None:
+        return "--min-depth / --max-depth bound the depth space; the attention space has its own"
     for path, flag in ((args.out, "--out"), (args.experiment_dir, "--experiment-dir")):
         problem = check_writable(Path(path), flag) if path else None
         if problem:

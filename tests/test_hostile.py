@@ -401,3 +401,26 @@ def test_a_data_folder_that_is_not_there_is_refused_not_recorded(tmp_path, argv)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "data" in done.stderr.strip().splitlines()[-1], done.stderr
     assert not (tmp_path / "o").exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--optimizer", "adam", "--momentum", "0.9"], "Adam has none"),
+        (["--seed", "99999999999999999999"], "0..2**32-1"),
+        (["--space", "attention", "--min-depth", "2", "--max-depth", "2"], "its own"),
+        (["--strategy", "random-oneshot", "--port", "9999"], "--port: a one-shot search"),
+        (["--strategy", "darts", "--concurrency", "3", "--max-trials", "7"],
+         "--concurrency, --max-trials: a one-shot search"),
+    ],
+    ids=["adam-momentum", "huge-seed", "attention-depth", "oneshot-port", "oneshot-trials"],
+)  # fmt: skip
+def test_nas_refuses_flags_it_would_not_use(tmp_path, flags, said):
+    """Each was accepted (and recorded in settings.json as if used) or a ValueError traceback."""
+    done = subprocess.run(
+        [sys.executable, "-P", "-m", "nnisuite.nas", *flags, "--out", "o"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1 and said in lines[0], done.stderr[-2000:]
+    assert not (tmp_path / "o").exists()
