@@ -144,7 +144,7 @@ def session_problem(args, settings) -> str | None:
             for flag, value in (
                 ("--port", args.port), ("--host", args.host), ("--concurrency", args.concurrency),
                 ("--stall-minutes", args.stall_minutes), ("--max-trials", args.max_trials),
-                ("--trial-seeds", args.trial_seeds), ("--experiment-dir", args.experiment_dir),
+                ("--trial-seeds", args.trial_seeds),
                 ("--no-launcher", args.no_launcher or None),
             )
             if value is not None
