@@ -12,7 +12,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.nnisuite-installed
 
-.PHONY: demo test test-quick lint format clean-venv system-packages bytecode
+.PHONY: demo test test-quick lint format clean-venv system-packages bytecode mutation
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,13 +51,19 @@ system-packages:
 # where PYTHONDONTWRITEBYTECODE is set, as on the machine CI runs on (a runner's imports 0.9 ->
 # 0.75 s of CPU; a test worker's collection ~3 s less)
 bytecode: $(STAMP)
-	$(PY) -m compileall -q -x '/(\.venv|\.git|runs|data|mutants)/' .
+	$(PY) -m compileall -q -x '/(\.venv|\.git|runs|data|mutants|mutants-stage)/' .
 
 test: lint system-packages bytecode
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --maxschedchunk 1
 
 test-quick: lint bytecode
 	$(PY) -m pytest -n 2 -m "not slow and not integration"
+
+# mutation testing of the modules pyproject's [tool.mutmut] names, in a wheel-layout copy
+# (tests/mutation.py says why); MUTANTS="nnisuite.analysis.pareto*" for some of them
+mutation: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m tests.mutation $(MUTANTS)
 
 format: $(STAMP)
 	$(PY) -m ruff format .
