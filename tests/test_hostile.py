@@ -1,6 +1,13 @@
-"""Files from someone else are data, never code: a NAS experiment's database whose trial record
-carries a pickle (`__nni_obj__`) or a code reference (`__nni_type__` naming any callable) makes
-`nnisuite best` refuse in one line, and no payload runs (its marker file never appears)."""
+"""Files from someone else are data, never code, and never a traceback: a NAS experiment's
+database whose trial record carries a pickle (`__nni_obj__`) or a code reference
+(`__nni_type__` naming any callable) makes `nnisuite best` refuse in one line, and no payload
+runs (its marker file never appears); YAML bombs, keys given twice, deep files, databases
+edited by hand, symlinked or empty outputs, names that would leave runs/, names and runs
+given twice, flags a command would not use: one line each, nothing written.
+
+Marked slow: each case runs the real command in a process of its own (about 100 processes),
+which the quick tests' budget (90 s in one process, what a mutation pass runs per mutant)
+cannot hold; `make test` runs them."""
 
 from __future__ import annotations
 
@@ -14,6 +21,8 @@ import pytest
 
 from nnisuite.deploy.best import BestError, choose, nas_model, nas_recipe
 from tests.helpers.database import Database
+
+pytestmark = pytest.mark.slow
 
 
 class Payload:
