@@ -208,32 +208,39 @@ def build_parser() -> argparse.ArgumentParser:
         "--variants",
         nargs="+",
         choices=VARIANTS,
-        default=list(VARIANTS),
-        help="which of mha, gqa, mqa to draw (default all)",
+        help="which of mha, gqa, mqa to draw (default all; not with --model)",
     )
-    p.add_argument("--embed-dim", type=int, default=256, help="embedding width (default 256)")
-    p.add_argument("--heads", type=int, default=8, help="query heads (default 8)")
-    p.add_argument("--kv-heads", type=int, default=4, help="key/value heads of GQA (default 4)")
-    p.add_argument("--seq-len", type=int, default=10, help="sequence length (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights and input (default 0)")
+    p.add_argument("--embed-dim", type=int, help="embedding width (default 256; not with --model)")
+    p.add_argument("--heads", type=int, help="query heads (default 8; not with --model)")
+    p.add_argument("--kv-heads", type=int, help="key/value heads of GQA (default 4; not --model)")
+    p.add_argument("--seq-len", type=int, help="sequence length (default 10; not with --model)")
+    p.add_argument("--seed", type=int, help="seed of weights and input (default 0; not --model)")
     p.add_argument("--model", help="a trained attention classifier (best_model.pt of a NAS run)")
     p.add_argument("--dataset", help="with --model: its data (default: by its input shape)")
-    p.add_argument("--images", type=int, default=3, help="with --model: test images to draw")
+    p.add_argument("--images", type=int, help="with --model: test images to draw (default 3)")
     return p
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    untrained = {"variants": list(VARIANTS), "embed_dim": 256, "heads": 8, "kv_heads": 4}
+    untrained |= {"seq_len": 10, "seed": 0}
+    given = [f"--{k.replace('_', '-')}" for k in untrained if getattr(args, k) is not None]
+    if args.model and given:
+        parser.error(f"{', '.join(given)} shape the untrained maps; a --model has its own")
+    if not args.model and (args.dataset is not None or args.images is not None):
+        parser.error("--dataset and --images draw a trained model's maps: give --model too")
+    for name, value in untrained.items():
+        setattr(args, name, value if getattr(args, name) is None else getattr(args, name))
+    args.images = 3 if args.images is None else args.images
     limits = {"embed_dim": 8192, "heads": 256, "kv_heads": 256, "seq_len": 4096, "images": 100}
     for name, most in limits.items():
         if not 1 <= getattr(args, name) <= most:
             flag = f"--{name.replace('_', '-')}"
             parser.error(f"{flag} must be in 1..{most}, got {getattr(args, name)}")
-    if args.seed < 0:
-        parser.error(f"--seed must be >= 0, got {args.seed}")
-    if not args.model and (args.dataset is not None or "--images" in (argv or sys.argv)):
-        parser.error("--dataset and --images draw a trained model's maps: give --model too")
+    if not 0 <= args.seed < 2**32:
+        parser.error(f"--seed must be in 0..2**32-1, got {args.seed}")
     if args.dataset is not None and args.dataset not in DATASETS:
         parser.error(f"--dataset {args.dataset!r} unknown; choose one of {', '.join(DATASETS)}")
     problem = check_writable(Path(args.out), "--out")

@@ -433,3 +433,24 @@ def test_nas_refuses_flags_it_would_not_use(tmp_path, flags, said):
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2 and len(lines) == 1 and said in lines[0], done.stderr[-2000:]
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--images=5"], "give --model too"),
+        (["--imag", "5"], "give --model too"),
+        (["--model", "m.pt", "--heads", "4", "--seed", "3"], "--heads, --seed shape the"),
+        (["--seed", "100000000000000000000000"], "--seed must be in 0..2**32-1"),
+    ],
+    ids=["images=", "prefix", "model-and-shape", "huge-seed"],
+)
+def test_attention_refuses_flags_it_would_not_use(tmp_path, flags, said):
+    """`--images=5` / `--imag 5` without --model were ignored (only the literal --images was
+    looked for), the shape flags with --model too; a huge seed failed after writing."""
+    done = subprocess.run(
+        [sys.executable, "-P", "-m", "nnisuite.analysis.attention", "--out", "o", *flags],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2 and said in done.stderr.strip().splitlines()[-1], done.stderr
+    assert not (tmp_path / "o").exists()
