@@ -1,5 +1,7 @@
 """Datasets: IDX reading, errors, splits, caching, the real Fashion-MNIST."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -129,3 +131,46 @@ def test_real_fashion_mnist():
     for y in (ds.train_y, ds.val_y, ds.test_y):
         assert int(y.min()) == 0 and int(y.max()) == 9
     assert np.bincount(ds.test_y.numpy()).tolist() == [1000] * 10
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"n_train": 100}, "100 training images: more than 10,000 are needed"),
+        ({"labels_max": 199}, "train labels run 0..199, not 0..9"),
+        ({"flat": True}, "train images are (12000, 784), not (n, 28, 28)"),
+        ({"rows": 32}, "train images are (12000, 32, 32), not (n, 28, 28)"),
+    ],
+    ids=["100-images", "labels-199", "flat", "32x32"],
+)
+def test_an_idx_set_that_is_no_mnist_family_set_is_one_line(tmp_path, monkeypatch, change, said):
+    """Each was a reshape ValueError, an index error or an unpack error inside a trial."""
+    monkeypatch.setattr(D, "cache_dir", lambda: tmp_path / "cache")
+    n_train = change.get("n_train", 12_000)
+    rng = np.random.default_rng(0)
+    rows = change.get("rows", 28)
+    images = rng.integers(0, 256, (n_train, rows, rows)).astype(np.uint8)
+    if change.get("flat"):
+        images = images.reshape(n_train, -1)
+    labels = rng.integers(0, change.get("labels_max", 9) + 1, n_train).astype(np.uint8)
+    labels[0] = change.get("labels_max", 9)
+    arrays = {
+        "train-images-idx3-ubyte": images,
+        "train-labels-idx1-ubyte": labels,
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (50, 28, 28)).astype(np.uint8),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, 50).astype(np.uint8),
+    }
+    for stem, array in arrays.items():
+        D.write_idx(tmp_path / stem, array)
+    with pytest.raises(D.DatasetError, match=re.escape(said)):
+        D.load_dataset("mnist", tmp_path)
+
+
+def test_an_idx_header_whose_sizes_overflow_is_refused(tmp_path):
+    """Sizes whose product wraps numpy's int64 to 0 made an empty array of a huge shape."""
+    import struct
+
+    path = tmp_path / "x-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", 2**31, 2**31, 4))
+    with pytest.raises(D.DatasetError, match="truncated or padded"):
+        D.read_idx(path)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -120,7 +121,7 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise DatasetError(f"{path}: IDX header truncated")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = np.dtype(IDX_DTYPES[raw[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # exact: numpy's product wraps at 2**63
     if len(raw) - header != expected:
         raise DatasetError(
             f"{path}: IDX file truncated or padded: header says {shape} "
@@ -258,11 +259,33 @@ def load_mnist_arrays(name: str, data_dir: str | Path | None) -> dict[str, np.nd
         except Exception:  # a half-written or damaged cache is rebuilt, never trusted
             pass
     arrays = {k: read_idx(p) for k, p in files.items()}
-    n_train, n_test = len(arrays["train_images"]), len(arrays["test_images"])
-    if len(arrays["train_labels"]) != n_train or len(arrays["test_labels"]) != n_test:
-        raise DatasetError(f"{name}: image and label counts differ in {files}")
+    problem = mnist_problem(arrays)
+    if problem:
+        folder = files["train_images"].parent
+        raise DatasetError(f"{name} in {folder}: {problem} (an MNIST-family IDX set is needed)")
     save_npz_atomic(cache, **arrays)  # concurrent trials never read a partial cache
     return arrays
+
+
+def mnist_problem(arrays: dict[str, np.ndarray]) -> str | None:
+    """What makes four IDX arrays no MNIST-family set (the trials would fail later with a
+    reshape or index error), else None."""
+    for part in ("train", "test"):
+        images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            return f"{part} images are {images.shape}, not (n, 28, 28)"
+        if labels.ndim != 1 or len(labels) != len(images):
+            return f"{len(images)} {part} images but labels of shape {labels.shape}"
+        if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) <= 9):
+            return f"{part} labels run {int(labels.min())}..{int(labels.max())}, not 0..9"
+        if images.dtype != np.uint8:
+            return f"{part} images are {images.dtype}, not unsigned bytes"
+    if len(arrays["train_images"]) <= VALIDATION_SIZE:
+        return (
+            f"{len(arrays['train_images'])} training images: more than {VALIDATION_SIZE:,} are "
+            "needed (the validation split is carved from them)"
+        )
+    return None
 
 
 # ---------------------------------------------------------------- splits
