@@ -150,6 +150,11 @@ def render_trained(path, dataset: str | None, images: int, out: Path) -> list[Pa
     rows, columns = kwargs["rows"], kwargs["columns"]
     dataset = dataset or ("digits" if (rows, columns) == (8, 8) else "fashion-mnist")
     data = load_dataset(dataset)
+    if tuple(data.image_shape) != (rows, columns):
+        raise ValueError(
+            f"{path} reads {rows}x{columns} images; {dataset}'s are "
+            f"{data.image_shape[0]}x{data.image_shape[1]}: give the --dataset it was trained on"
+        )
     x, y = data.test_x[:images], data.test_y[:images]
     maps = model.attention_maps(x)[-1]  # last block: (images, heads, rows, rows)
     predicted = model(x).argmax(1)

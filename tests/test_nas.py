@@ -410,6 +410,11 @@ def test_attention_search_through_nni(tmp_path, capsys):
     assert attention.main(maps) == 0
     (drawn,) = (tmp_path / "maps2").glob("attention_trained_*.png")
     assert drawn.read_bytes()[:4] == b"\x89PNG"
+    # a digits model (8x8 rows) given 28x28 images: one line, not a reshape RuntimeError
+    other = [*maps[:4], "--dataset", "fashion-mnist"]
+    other[3] = str(tmp_path / "maps3")
+    assert attention.main(other) == 2
+    assert "reads 8x8 images; fashion-mnist's are 28x28" in capsys.readouterr().err
 
 
 @pytest.mark.slow
