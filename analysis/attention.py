@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nnisuite.flags import Parser
 from nnisuite.outputs import check_writable, folder_flag, save_figure
 from nnisuite.trials.data import DATASETS, DatasetError
 
@@ -201,7 +202,7 @@ def render_trained(path, dataset: str | None, images: int, out: Path) -> list[Pa
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m nnisuite.analysis.attention",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

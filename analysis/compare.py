@@ -51,6 +51,7 @@ from nnisuite.analysis.tables import (  # noqa: E402
     ranked,
     trials_table,
 )
+from nnisuite.flags import Parser
 from nnisuite.models.costs import present  # noqa: E402
 from nnisuite.outputs import folder_flag, save_csv, write_text
 
@@ -624,7 +625,7 @@ def compare_groups(groups: dict[str, list[str]], out, experiment_dir=None, plots
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m nnisuite.analysis.compare",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -45,6 +45,7 @@ from nnisuite.analysis.tables import (
     summary_markdown,
     trials_table,
 )
+from nnisuite.flags import Parser
 from nnisuite.outputs import folder_flag
 
 
@@ -269,7 +270,7 @@ def export_experiment(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m nnisuite.analysis.export",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -50,6 +50,7 @@ from nnisuite.analysis.store import (
     load_experiment,
 )
 from nnisuite.analysis.tables import fmt
+from nnisuite.flags import Parser
 from nnisuite.models.costs import COSTS
 from nnisuite.models.costs import label as cost_label
 from nnisuite.outputs import save_figure
@@ -498,7 +499,7 @@ def serve_dashboard(storage_url: str, port: int, host: str = "127.0.0.1") -> int
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m nnisuite.analysis.optuna",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

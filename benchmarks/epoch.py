@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from nnisuite.benchmarks.machine import cpu_name
+from nnisuite.flags import Parser
 from nnisuite.launcher import module_command
 from nnisuite.models.mlp import MLP
 from nnisuite.outputs import folder_flag
@@ -347,7 +348,7 @@ def markdown(r: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m nnisuite.benchmarks.epoch",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

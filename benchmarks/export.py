@@ -26,6 +26,7 @@ from pathlib import Path
 from nnisuite.benchmarks.machine import cpu_name
 from nnisuite.benchmarks.nni_db import write_experiment
 from nnisuite.benchmarks.report import out_folder
+from nnisuite.flags import Parser
 from nnisuite.launcher import module_command
 from nnisuite.outputs import folder_flag
 from nnisuite.trials.params import positive_int
@@ -125,7 +126,7 @@ def markdown(rows: list[dict], note: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m nnisuite.benchmarks.export",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from nnisuite.benchmarks.machine import cpu_name
 from nnisuite.benchmarks.report import out_folder, write_report
+from nnisuite.flags import Parser
 from nnisuite.launcher import CLIENT_MODULE, module_command
 from nnisuite.launcher.server import GC_FREEZE
 from nnisuite.launcher.warm import SOCKET, start_server, stop_server, wait_ready
@@ -66,7 +67,7 @@ def one_way(freeze: bool, trials: int, work: Path) -> list[float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m nnisuite.benchmarks.fork",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from nnisuite.benchmarks.machine import cpu_name
 from nnisuite.benchmarks.report import out_folder, write_report
+from nnisuite.flags import Parser
 from nnisuite.launcher import module_command
 from nnisuite.outputs import folder_flag
 from nnisuite.trials.params import positive_int
@@ -106,7 +107,7 @@ def summary(values: list[float]) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m nnisuite.benchmarks.launcher",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

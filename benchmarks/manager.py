@@ -32,6 +32,7 @@ from pathlib import Path
 
 from nnisuite.benchmarks.machine import cpu_name
 from nnisuite.benchmarks.report import out_folder
+from nnisuite.flags import Parser
 from nnisuite.outputs import folder_flag
 from nnisuite.trials.params import positive_int
 
@@ -202,7 +203,7 @@ def run(out: Path, trials: int, concurrencies: list[int], argv: list[str]) -> di
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m nnisuite.benchmarks.manager",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

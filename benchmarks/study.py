@@ -30,6 +30,7 @@ from pathlib import Path
 from nnisuite import DATA
 from nnisuite.benchmarks.machine import cpu_name
 from nnisuite.benchmarks.report import out_folder
+from nnisuite.flags import Parser
 from nnisuite.outputs import folder_flag
 from nnisuite.trials.params import positive_int
 
@@ -222,7 +223,7 @@ def markdown(r: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m nnisuite.benchmarks.study",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

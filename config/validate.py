@@ -59,6 +59,7 @@ from nnisuite.config.experiment import ConfigError, get_key, load_yaml
 from nnisuite.config.nas_settings import is_nas_settings
 from nnisuite.config.problem import Problem, errors, report
 from nnisuite.config.search_space import check_space_entry, load_space, space_values
+from nnisuite.flags import Parser
 from nnisuite.launcher import trial_command
 from nnisuite.shipped import find_study
 
@@ -74,6 +75,7 @@ PLATFORMS = (
     "frameworkcontroller",
     "adl",
 )
+
 DURATION = re.compile(r"^\s*\d+(\.\d+)?\s*[smhd]\s*$")
 
 
@@ -509,7 +511,7 @@ def tpe_start_up(raw: dict, file: str) -> list[Problem]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m nnisuite.config.validate",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

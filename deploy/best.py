@@ -50,6 +50,7 @@ import time
 from pathlib import Path
 
 from nnisuite.analysis.direction import usable
+from nnisuite.flags import Parser
 from nnisuite.models import costs
 from nnisuite.outputs import folder_flag
 
@@ -647,7 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
     from nnisuite.analysis.store import add_source_arguments
     from nnisuite.trials.params import positive_int
 
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m nnisuite.deploy.best",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -41,6 +41,7 @@ from nnisuite.config.nas_settings import (
     check,
     settings_from,
 )
+from nnisuite.flags import Parser
 from nnisuite.launcher.warm import add_launcher_flag
 from nnisuite.nni_patches.binding import add_host_flag
 from nnisuite.outputs import folder_flag
@@ -48,7 +49,7 @@ from nnisuite.shipped import find_study
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m nnisuite.nas",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -15,13 +15,14 @@ import sys
 from pathlib import Path
 
 from nnisuite import HOME
+from nnisuite.flags import Parser
 
 TEMPLATES = HOME / "templates"
 FILES = ("train.py", "config.yml")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="nnisuite init",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

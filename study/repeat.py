@@ -50,6 +50,7 @@ from nnisuite.config.plan import (
     takes_seed,
 )
 from nnisuite.config.validate import validate
+from nnisuite.flags import Parser
 from nnisuite.launcher.warm import add_launcher_flag, warm_launcher
 from nnisuite.nni_patches.binding import add_host_flag, check_host
 from nnisuite.outputs import check_writable, folder_flag
@@ -354,7 +355,7 @@ def repeat(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m nnisuite.study.repeat",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

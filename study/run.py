@@ -47,6 +47,7 @@ from nnisuite.config.machines import check_machines, needed
 from nnisuite.config.problem import report
 from nnisuite.config.trial import Trial, through_launcher
 from nnisuite.config.validate import validate
+from nnisuite.flags import Parser
 from nnisuite.launcher.warm import add_launcher_flag
 from nnisuite.nni_patches.binding import add_host_flag, check_host, private_prefix
 from nnisuite.outputs import check_writable, folder_flag
@@ -265,7 +266,7 @@ def port(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m nnisuite.study.run",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -454,3 +454,30 @@ def test_attention_refuses_flags_it_would_not_use(tmp_path, flags, said):
     )  # fmt: skip
     assert done.returncode == 2 and said in done.stderr.strip().splitlines()[-1], done.stderr
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["nnisuite.study.run", "mlp_tpe_digits", "--max-trials", "2", "--max-trials=500"],
+        ["nnisuite.study.run", "mlp_tpe_digits", "--max-trials", "2", "--max", "500"],
+        ["nnisuite.trials.mlp", "--epochs", "1", "--epochs=3"],
+        ["nnisuite.analysis.export", "x", "--out", "a", "--out", "b"],
+        ["nnisuite.nas", "--seed", "1", "--seed", "2"],
+        ["nnisuite.config.validate", "mlp_tpe_digits", "--help", "--help"],
+    ],
+    ids=["run-equals", "run-prefix", "trial", "export", "nas", "help-twice"],
+)
+def test_a_flag_given_twice_is_an_error_not_the_last_one(tmp_path, argv):
+    """argparse keeps the last (`--max-trials 2 ... --max-trials=500` ran 500); --help may
+    repeat."""
+    done = subprocess.run(
+        [sys.executable, "-P", "-m", *argv], capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+    )  # fmt: skip
+    if argv[-1] == "--help":
+        assert done.returncode == 0 and "usage:" in done.stdout
+        return
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 2 and "given twice (first as" in last, done.stderr[-1500:]
+    assert list(tmp_path.iterdir()) == []

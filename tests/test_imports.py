@@ -14,7 +14,7 @@ from tests.helpers.paths import REPO
 # that trials may not see; analysis reads NNI's records; study runs experiments on NNI, nas runs
 # NAS studies through study's session; deploy hands over the best model; benchmarks measure all.
 LAYERS = (
-    "base",  # nnisuite.runtime, nnisuite.outputs: the standard library only
+    "base",  # nnisuite.runtime, outputs, flags: the standard library only
     "nni_patches",
     "models",
     "trials",
@@ -33,7 +33,7 @@ UPWARD = {
     ("nnisuite.study.repeat", "nnisuite.nas.study"),
     ("nnisuite.study.repeat", "nnisuite.nas"),
 }
-BASE = {"nnisuite.runtime", "nnisuite.outputs"}
+BASE = {"nnisuite.runtime", "nnisuite.outputs", "nnisuite.flags"}
 # modules of the package itself that sit in a lower layer: the shipped files are read as
 # experiment files (config.validate finds them by name)
 PLACED = {"nnisuite.shipped": "config"}

@@ -22,6 +22,8 @@ import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from nnisuite.flags import Parser
+
 # Fields a user sets on the command line but a search space must not tune.
 CLI_ONLY = {"out", "data_dir", "threads", "device", "fused", "test_each_epoch"}
 OPTIMIZERS = ("sgd", "adam")  # what nnisuite.trials.engine.make_optimizer builds
@@ -178,7 +180,7 @@ def coerce(name: str, value, target: type):
 
 
 def build_parser(cls, prog: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = Parser(prog=prog, description=description)
     defaults = {f.name: f.default for f in dataclasses.fields(cls)}
     for name, kind in field_types(cls).items():
         flag = "--" + name.replace("_", "-")

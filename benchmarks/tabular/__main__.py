@@ -23,13 +23,14 @@ import json
 import sys
 from pathlib import Path
 
+from nnisuite.flags import Parser
 from nnisuite.outputs import folder_flag
 from nnisuite.shipped import find_study, find_table
 from nnisuite.trials.params import positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m nnisuite.benchmarks.tabular",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
