@@ -336,7 +336,8 @@ def test_the_dashboards_flags_are_checked_before_the_study_is_written(tmp_path):
     ]
     try:
         for flags, said in cases:
-            argv = ["nnisuite.analysis.optuna", "missing-experiment", "--storage", storage, *flags]
+            given = ["--storage", storage] if "--storage" not in flags else []
+            argv = ["nnisuite.analysis.optuna", "missing-experiment", *given, *flags]
             done = subprocess.run(
                 [sys.executable, "-P", "-m", *argv],
                 capture_output=True, text=True, timeout=120, cwd=tmp_path,

@@ -76,6 +76,14 @@ def database_curves(db: Path) -> dict:
 
 
 def build(out: Path, nni: Path, *extra: str) -> list[str]:
+    """The build command; `extra` flags replace the defaults of the same name (a flag given
+    twice is an error)."""
+    flags = {"--choices": "1", "--epochs": "2", "--concurrency": "1"}
+    rest = list(extra)
+    for i in range(0, len(rest) - 1):
+        if rest[i] in flags:
+            flags.pop(rest[i])
+    defaults = [part for item in flags.items() for part in item]
     return [
         sys.executable,
         "-m",
@@ -87,13 +95,8 @@ def build(out: Path, nni: Path, *extra: str) -> list[str]:
         str(out),
         "--experiment-dir",
         str(nni),
-        "--choices",
-        "1",
-        "--epochs",
-        "2",
-        "--concurrency",
-        "1",
-        *extra,
+        *defaults,
+        *rest,
     ]
 
 
