@@ -482,3 +482,39 @@ def test_a_flag_given_twice_is_an_error_not_the_last_one(tmp_path, argv):
     last = done.stderr.strip().splitlines()[-1]
     assert done.returncode == 2 and "given twice (first as" in last, done.stderr[-1500:]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.integration
+def test_a_pickle_in_a_managers_rest_answer_never_runs(tmp_path):
+    """A database whose trial parameters and final carry `__nni_obj__` pickles, served by a
+    real NNI manager (view mode): export, optuna and best read the REST answers as data; the
+    payload's marker never appears."""
+    from tests.helpers.nni import viewing
+
+    marker = tmp_path / "marker"
+    config = {
+        "searchSpace": {"x": {"_type": "choice", "_value": [1]}},
+        "trialCommand": "python3 t.py",
+        "trialConcurrency": 1,
+        "tuner": {"name": "Random"},
+        "trainingService": {"platform": "local"},
+        "experimentWorkingDirectory": str(tmp_path),
+    }
+    db = Database(tmp_path, "served", config)
+    db.start(0, "t0", 0, 0, {"x": pickled(marker), "y": {"nested": pickled(marker)}})
+    db.metric(100, "t0", 0, "FINAL", {"default": 0.9, "extra": pickled(marker)})
+    db.event(200, "t0", "SUCCEEDED", seq=0)
+    db.write()
+    with viewing(tmp_path, "served") as (_, port):
+        url = f"http://127.0.0.1:{port}"
+        for argv in (
+            ["nnisuite.analysis.export", url, "--out", str(tmp_path / "o")],
+            ["nnisuite.analysis.optuna", url, "--storage", f"sqlite:///{tmp_path / 's.db'}"],
+            ["nnisuite.deploy.best", url, "--out", str(tmp_path / "b")],
+        ):
+            done = subprocess.run(
+                [sys.executable, "-P", "-m", *argv], capture_output=True, text=True, timeout=300
+            )
+            assert "Traceback" not in done.stderr, (argv, done.stderr[-2000:])
+            assert not marker.exists(), argv
+    assert "x.__nni_obj__" in (tmp_path / "o" / "trials.csv").read_text()  # shown as data
