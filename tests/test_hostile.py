@@ -518,3 +518,25 @@ def test_a_pickle_in_a_managers_rest_answer_never_runs(tmp_path):
             assert "Traceback" not in done.stderr, (argv, done.stderr[-2000:])
             assert not marker.exists(), argv
     assert "x.__nni_obj__" in (tmp_path / "o" / "trials.csv").read_text()  # shown as data
+
+
+def test_a_pickle_in_a_weights_file_never_runs(tmp_path):
+    """A model file from someone else (`attention --model`, a PBT checkpoint handed to a trial)
+    is read with torch.load(weights_only=True): a pickled payload is refused, never run."""
+    import torch
+
+    from nnisuite.trials.engine import load_checkpoint
+
+    marker = tmp_path / "marker"
+    evil = tmp_path / "model.pt"
+    torch.save({"model": Payload(marker)}, evil)
+    done = subprocess.run(
+        [sys.executable, "-P", "-m", "nnisuite.analysis.attention", "--model", str(evil),
+         "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    net = torch.nn.Linear(2, 2)
+    with pytest.raises(Exception, match="(?i)weights only|unpickl"):
+        load_checkpoint(str(tmp_path), net, None, torch.Generator())
+    assert not marker.exists()
