@@ -540,3 +540,23 @@ def test_a_pickle_in_a_weights_file_never_runs(tmp_path):
     with pytest.raises(Exception, match="(?i)weights only|unpickl"):
         load_checkpoint(str(tmp_path), net, None, torch.Generator())
     assert not marker.exists()
+
+
+def test_a_python_tag_in_a_yaml_never_runs(tmp_path):
+    """PyYAML's unsafe loader would run `!!python/object/apply:`: every command that reads an
+    experiment, plan or NAS settings file uses the safe one (load_yaml); one line, no marker."""
+    marker = tmp_path / "marker"
+    payload = f'!!python/object/apply:subprocess.call [["touch", "{marker}"]]'
+    (tmp_path / "x.yml").write_text(f"trialCommand: {payload}\nmaxTrialNumber: 1\n")
+    for argv in (
+        ["nnisuite.config.validate", "x.yml"],
+        ["nnisuite.study.run", "x.yml"],
+        ["nnisuite.study.repeat", "x.yml", "--out", "o"],
+        ["nnisuite.nas", "--config", "x.yml", "--out", "o"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-P", "-m", *argv], capture_output=True, text=True, timeout=120,
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 2 and "Traceback" not in done.stderr, (argv, done.stderr)
+        assert not marker.exists(), argv
