@@ -214,6 +214,9 @@ def commands(world):
         for flag, takes_value in flags_of(parser_of(module, prefix)):
             for value in BAD if takes_value else [None]:
                 yield entry, required, [flag] if value is None else [flag, value]
+            if takes_value:  # the `=` spelling, and the flag given twice (an error, not the last)
+                yield entry, required, [f"{flag}=abc"]
+                yield entry, required, [flag, "1", f"{flag}=2"]
         for pair in PAIRS.get(entry, []):
             yield entry, required, pair
 
