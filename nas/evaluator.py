@@ -11,10 +11,12 @@ trained weights go to the trial's output folder as model.pt (with how to rebuild
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 
 from nnisuite.config.nas_settings import DEFAULTS
+from nnisuite.outputs import replaced
 from nnisuite.trials.data import load_dataset
 from nnisuite.trials.engine import FitConfig, fit
 from nnisuite.trials.report import NNIReporter
@@ -45,7 +47,8 @@ def save_model(model, folder: str) -> None:
     (nnisuite.models.transformer.RowTransformer)."""
     kwargs = model.describe().get("transformer_kwargs") if hasattr(model, "describe") else None
     state = {"state_dict": model.state_dict(), "transformer_kwargs": kwargs}
-    torch.save(state, os.path.join(folder, "model.pt"))
+    with replaced(Path(folder) / "model.pt") as tmp:  # a link planted there is replaced
+        torch.save(state, tmp)
 
 
 def evaluate_architecture(
