@@ -161,3 +161,22 @@ def test_numpy_numbers_from_a_table_are_numbers():
     assert not usable(np.float64("nan")) and not usable(True) and not usable("0.9")
     column = pd.Series([1, 3, 2])  # int64: what a table of integer finals holds
     assert list(running_best(column, "maximize")) == [1.0, 3.0, 3.0]
+
+
+def test_best_first_keeps_ties_in_trial_order_and_what_cannot_rank_last():
+    from nnisuite.analysis.direction import best_first
+
+    values = [0.5, "n/a", 0.9, float("nan"), 0.9, None, 0.1, True]
+    df = pd.DataFrame({"trial_id": list("abcdefgh"), "default": values})
+    assert list(best_first(df, "maximize")["trial_id"]) == list("ceagbdfh")
+    assert list(best_first(df, "minimize")["trial_id"]) == list("gacebdfh")
+    assert list(best_first(df, "maximize", column="missing")["trial_id"]) == list("abcdefgh")
+
+
+def test_best_first_is_stable_over_many_ties():
+    from nnisuite.analysis.direction import best_first
+
+    values = [0.5 if i % 3 else 0.9 for i in range(60)]
+    df = pd.DataFrame({"trial_id": range(60), "default": values})
+    ranked = list(best_first(df, "maximize")["trial_id"])
+    assert ranked == [i for i in range(60) if not i % 3] + [i for i in range(60) if i % 3]
