@@ -180,3 +180,19 @@ def test_best_first_is_stable_over_many_ties():
     df = pd.DataFrame({"trial_id": range(60), "default": values})
     ranked = list(best_first(df, "maximize")["trial_id"])
     assert ranked == [i for i in range(60) if not i % 3] + [i for i in range(60) if i % 3]
+
+
+def test_without_optimize_mode_the_tuners_own_default_decides():
+    """NNI 3.0's TPE and Anneal minimize unless told (their constructors' default); Evolution
+    maximizes; Random has no mode (nnisuite reads maximize); a NAS study maximizes."""
+    from nnisuite.analysis.direction import direction
+
+    assert direction({"tuner": {"name": "TPE"}}) == "minimize"
+    assert direction({"tuner": {"name": "Anneal", "classArgs": {}}}) == "minimize"
+    assert direction({"tuner": {"name": "Evolution"}}) == "maximize"
+    assert direction({"tuner": {"name": "Random"}}) == "maximize"
+    assert direction({"advisor": {"name": "TPE"}}) == "minimize"
+    assert direction({"tuner": {"name": "TPE"}, "experimentType": "nas"}) == "maximize"
+    assert direction({"tuner": {"name": "TPE", "classArgs": {"optimize_mode": "sideways"}}}) == (
+        "minimize"  # not a mode: the constructor's default
+    )
