@@ -42,6 +42,8 @@ from nnisuite.analysis.store import (
     opened,
     seconds,
 )
+from nnisuite.config.experiment import ConfigError
+from nnisuite.config.search_space import read_space_file
 from nnisuite.study.guard import stop_manager
 
 
@@ -140,7 +142,6 @@ def recorded_config(exp_id: str, root: Path):
     """The experiment's config as NNI recorded it in its database (an nni ExperimentConfig),
     needing nothing else: the search space is the one recorded (a searchSpaceFile moved or
     edited since is named in one line and not read), the trials' folder must still exist."""
-    import yaml
     from nni.experiment import ExperimentConfig, launcher
 
     try:
@@ -153,9 +154,9 @@ def recorded_config(exp_id: str, root: Path):
     if space_file and isinstance(raw.get("searchSpace"), dict):
         del raw["searchSpaceFile"]  # the recorded space is the study's, whatever the file says
         try:
-            now = load_space(Path(space_file))
-        except (OSError, ValueError, yaml.YAMLError) as exc:
-            why = f"cannot be read ({type(exc).__name__})"
+            now = read_space_file(space_file)  # the hardened reader every command uses
+        except ConfigError as exc:
+            why = f"cannot be read ({str(exc).split(': ', 1)[-1][:120]})"
         else:
             why = "changed since the study started" if now != raw["searchSpace"] else None
         if why:
@@ -178,17 +179,6 @@ def recorded_config(exp_id: str, root: Path):
         raise ResumeError(
             f"experiment {exp_id!r}: NNI cannot use its recorded config ({first})"
         ) from None
-
-
-def load_space(path: Path) -> dict:
-    """A search space file as NNI reads it (JSON or YAML)."""
-    import yaml
-
-    text = path.read_text(encoding="utf-8")
-    try:
-        return json.loads(text)
-    except ValueError:
-        return yaml.safe_load(text)
 
 
 def prepare_resume(exp_id: str, experiment_dir: str | None = None):
