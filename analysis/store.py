@@ -479,7 +479,10 @@ def get_json(url: str):
         raise ExportError(f"{url}: NNI manager not reachable ({exc})") from exc
 
 
-def read_rest(base: str) -> Experiment:
+def read_rest(base: str, restarts: bool = True) -> Experiment:
+    """An experiment from its live manager's REST API. `restarts=False`: leave `restarts`
+    unknown rather than snapshot the manager's database (the watchdog polls this every
+    second and never reads restarts)."""
     api = base.rstrip("/") + "/api/v1/nni"
     profile = get_json(f"{api}/experiment")
     jobs = get_json(f"{api}/trial-jobs")
@@ -519,7 +522,7 @@ def read_rest(base: str) -> Experiment:
     params = profile.get("params") if isinstance(profile.get("params"), dict) else {}
     folder = params.get("experimentWorkingDirectory")
     recorded = f"{folder}/{profile.get('id')}" if folder and profile.get("id") else None
-    count_restarts(trials, profile.get("logDir") or recorded)
+    count_restarts(trials, (profile.get("logDir") or recorded) if restarts else None)
     renumbered = renumber(trials)
     return Experiment(profile.get("id", "?"), profile, order(trials), base, renumbered)
 

@@ -504,7 +504,7 @@ def watch(
             return Outcome("DISK_FULL", f"{disk}: {full}", trials)
         try:
             status = experiment_status(port)
-            found = read_rest(f"http://127.0.0.1:{port}")
+            found = read_rest(f"http://127.0.0.1:{port}", restarts=False)
             if exp_id is not None and found.id not in (exp_id, "?"):
                 raise ExportError(f"port {port} answers for experiment {found.id}, not {exp_id}")
             trials = found.trials
