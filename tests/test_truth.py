@@ -54,6 +54,12 @@ def nnisuite(*args: str, cwd: Path, timeout: float = 240) -> subprocess.Complete
     )
 
 
+def run_project(tmp_path: Path, config: Path, *more: str, **how) -> subprocess.CompletedProcess:
+    """`nnisuite run` of a project's study into tmp_path's nni/ and out/, without plots."""
+    flags = ["--experiment-dir", str(tmp_path / "nni"), "--out", str(tmp_path / "out")]
+    return nnisuite("run", str(config), *flags, "--no-plots", *more, cwd=tmp_path, **how)
+
+
 SPACE = {"x": {"_type": "choice", "_value": [1, 2, 3]}}
 RANDOM = {"name": "Random", "classArgs": {"seed": 0}}
 TPE = {"name": "TPE", "classArgs": {"optimize_mode": "maximize", "seed": 0}}
@@ -62,8 +68,7 @@ TPE = {"name": "TPE", "classArgs": {"optimize_mode": "maximize", "seed": 0}}
 @pytest.mark.integration
 def test_a_study_whose_trials_all_fail_says_why_and_exits_5(tmp_path):
     config = project(tmp_path, "crash.py", SPACE, RANDOM, 2)
-    proc = nnisuite("run", str(config), "--experiment-dir", str(tmp_path / "nni"),
-                    "--out", str(tmp_path / "out"), "--no-plots", cwd=tmp_path)  # fmt: skip
+    proc = run_project(tmp_path, config)
     assert proc.returncode == EXIT_NO_RESULT, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "trials: 0 with a final result; 0 succeeded, 2 failed" in proc.stdout
     assert "no trial reported a final result" in proc.stderr
@@ -77,8 +82,7 @@ def test_a_study_whose_trials_all_fail_says_why_and_exits_5(tmp_path):
 @pytest.mark.integration
 def test_trials_that_never_report_a_final_are_named(tmp_path):
     config = project(tmp_path, "silent.py", SPACE, RANDOM, 2)
-    proc = nnisuite("run", str(config), "--experiment-dir", str(tmp_path / "nni"),
-                    "--out", str(tmp_path / "out"), "--no-plots", cwd=tmp_path)  # fmt: skip
+    proc = run_project(tmp_path, config)
     assert proc.returncode == EXIT_NO_RESULT, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "2 succeeded without a final result" in proc.stdout
     assert "nni.report_final_result(value) once" in proc.stderr
@@ -89,9 +93,7 @@ def test_a_tuner_out_of_configurations_ends_the_study_at_once(tmp_path):
     """GridSearch over 3 points with maxTrialNumber 8: NNI says TUNER_NO_MORE_TRIAL; the study
     is finished (before: the stall watchdog waited 5 minutes and blamed NNI, exit 3)."""
     config = project(tmp_path, "fine.py", SPACE, {"name": "GridSearch"}, 8)
-    proc = nnisuite("run", str(config), "--experiment-dir", str(tmp_path / "nni"),
-                    "--out", str(tmp_path / "out"), "--no-plots", "--stall-minutes", "2",
-                    cwd=tmp_path, timeout=110)  # fmt: skip
+    proc = run_project(tmp_path, config, "--stall-minutes", "2", timeout=110)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "ended: DONE (the tuner has no more configurations)" in proc.stdout
     said = next(line for line in proc.stdout.splitlines() if line.startswith("trials: "))
