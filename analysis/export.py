@@ -24,8 +24,10 @@ at once; --serial does all three here, one after the other. The run says which i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import traceback
 from dataclasses import dataclass
@@ -48,6 +50,8 @@ from nnisuite.analysis.tables import (
 from nnisuite.flags import Parser
 from nnisuite.outputs import folder_flag
 
+STOPS = {signal.SIGINT, signal.SIGTERM}  # held across a worker's fork
+
 
 @dataclass
 class ExportResult:
@@ -59,16 +63,27 @@ class ExportResult:
 
 class Forked:
     """`fn()` run in a forked child process (it sees this process's data without copying or
-    pickling); result() waits for it and returns its JSON-able value."""
+    pickling); result() waits for it and returns its JSON-able value, cancel() ends it."""
 
     def __init__(self, fn):
         sys.stdout.flush()
         sys.stderr.flush()
         read, write = os.pipe()
-        self.pid = os.fork()
+        # a Ctrl-C during the fork would be raised inside logging's at-fork hook, where Python
+        # prints "Exception ignored ... KeyboardInterrupt" with a traceback and drops it: it is
+        # held until both sides are past the fork, then raised in fn (child) or here (parent)
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+        try:
+            self.pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            os.close(read)
+            os.close(write)
+            raise
         if self.pid == 0:  # the child: run, report, exit without the parent's cleanup
             os.close(read)
             try:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
                 payload = {"ok": fn()}
             except OSError as exc:  # a full disk: the parent raises it as such
                 payload = {"oserror": [exc.errno, exc.strerror, exc.filename]}
@@ -79,17 +94,35 @@ class Forked:
             os._exit(0)
         os.close(write)
         self.read = read
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a held Ctrl-C is raised here
+        except BaseException:
+            self.cancel()
+            raise
 
     def result(self):
         with os.fdopen(self.read) as f:
             text = f.read()
         os.waitpid(self.pid, 0)
+        self.pid = None
         payload = json.loads(text) if text else {}
         if "oserror" in payload:
             raise OSError(*payload["oserror"])
         if "error" in payload or "ok" not in payload:
             raise RuntimeError(f"a forked export worker failed:\n{payload.get('error', '')}")
         return payload["ok"]
+
+    def cancel(self) -> None:
+        """Ends the worker (an interrupted export): killed and reaped, never left behind."""
+        if self.pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+        self.pid = None
+        with contextlib.suppress(OSError):
+            os.close(self.read)
 
 
 def make_folder(out) -> Path:
@@ -203,55 +236,59 @@ def write_export(
     if optuna and n_finished >= MIN_FIT:  # fewer: nothing for Optuna's evaluators to rank
         jobs["optuna"] = lambda: optuna_analysis(exp, out, plots)
     fork = parallel and hasattr(os, "fork")
-    workers = {}
-    if fork:
-        # the plots start at once; scikit-learn (~1 s to import) is imported here before the
-        # Optuna worker forks, so that it and this process's forest share one import
-        workers["draw"] = Forked(jobs["draw"])
-        if "optuna" in jobs:
-            if forest and n_finished >= MIN_FIT:  # the forest will be fit here
-                from sklearn.ensemble import RandomForestRegressor  # noqa: F401
+    workers: dict[str, Forked] = {}
+    try:
+        if fork:
+            # the plots start at once; scikit-learn (~1 s to import) is imported here before the
+            # Optuna worker forks, so that it and this process's forest share one import
+            workers["draw"] = Forked(jobs["draw"])
+            if "optuna" in jobs:
+                if forest and n_finished >= MIN_FIT:  # the forest will be fit here
+                    from sklearn.ensemble import RandomForestRegressor  # noqa: F401
 
-            workers["optuna"] = Forked(jobs["optuna"])
-    table, note = importance(trials, params) if n_finished and forest else (None, "")
-    files = [out / "trials.csv", out / "summary.md"]
-    if fronts:
-        pareto.to_csv(out / "pareto.csv", index=False)
-        files.append(out / "pareto.csv")
-    if table is not None:
-        table.to_csv(out / "importance.csv", index=False)
-        files.append(out / "importance.csv")
-    done = {name: (workers[name].result() if fork else job()) for name, job in jobs.items()}
-    sections = importance_markdown(table, n_finished, note) if forest else NO_FOREST
-    if optuna and "optuna" not in jobs:
-        sections += (
-            f"\n\nOptuna's importance evaluators and plots: not computed: {n_finished} finished "
-            f"trial(s); at least {MIN_FIT} are needed."
-        )
-    if "optuna" in done:
-        from nnisuite.analysis.optuna import importance_markdown as optuna_markdown
-
-        found = done["optuna"]
-        if "skipped" in found:
-            sections += f"\n\nOptuna's importance evaluators: {found['skipped']}."
-        else:
-            # Optuna names parameters as the trials received them; the forest's table names
-            # columns (a parameter `status` is the column `param.status`): one name each
-            named = parameter_columns(exp)
-            forest_named = (
-                None
-                if table is None
-                else table.assign(parameter=[named.get(c, c) for c in table["parameter"]])
+                workers["optuna"] = Forked(jobs["optuna"])
+        table, note = importance(trials, params) if n_finished and forest else (None, "")
+        files = [out / "trials.csv", out / "summary.md"]
+        if fronts:
+            pareto.to_csv(out / "pareto.csv", index=False)
+            files.append(out / "pareto.csv")
+        if table is not None:
+            table.to_csv(out / "importance.csv", index=False)
+            files.append(out / "importance.csv")
+        done = {name: (workers[name].result() if fork else job()) for name, job in jobs.items()}
+        sections = importance_markdown(table, n_finished, note) if forest else NO_FOREST
+        if optuna and "optuna" not in jobs:
+            sections += (
+                f"\n\nOptuna's importance evaluators and plots: not computed: {n_finished} "
+                f"finished trial(s); at least {MIN_FIT} are needed."
             )
-            sections += "\n\n" + optuna_markdown(found["importances"], forest_named)
-            files += [Path(p) for p in found["files"]]
-    if fronts:
-        sections = pareto_markdown(fronts, pareto, metric_label(trials, exp.config)) + (
-            "\n\n" + sections if sections else ""
-        )
-    summary = summary_markdown(exp, trials, sections)
-    files[1].write_text(summary)
-    return ExportResult(exp, trials, summary, files + [Path(p) for p in done["draw"]])
+        if "optuna" in done:
+            from nnisuite.analysis.optuna import importance_markdown as optuna_markdown
+
+            found = done["optuna"]
+            if "skipped" in found:
+                sections += f"\n\nOptuna's importance evaluators: {found['skipped']}."
+            else:
+                # Optuna names parameters as the trials received them; the forest's table names
+                # columns (a parameter `status` is the column `param.status`): one name each
+                named = parameter_columns(exp)
+                forest_named = (
+                    None
+                    if table is None
+                    else table.assign(parameter=[named.get(c, c) for c in table["parameter"]])
+                )
+                sections += "\n\n" + optuna_markdown(found["importances"], forest_named)
+                files += [Path(p) for p in found["files"]]
+        if fronts:
+            sections = pareto_markdown(fronts, pareto, metric_label(trials, exp.config)) + (
+                "\n\n" + sections if sections else ""
+            )
+        summary = summary_markdown(exp, trials, sections)
+        files[1].write_text(summary)
+        return ExportResult(exp, trials, summary, files + [Path(p) for p in done["draw"]])
+    finally:  # an interrupted export leaves no worker behind
+        for worker in workers.values():
+            worker.cancel()
 
 
 def export_experiment(

@@ -246,3 +246,39 @@ def test_an_export_replaces_an_earlier_one_whole_and_keeps_your_files(tmp_path):
     assert left == {p.name for p in second.files} | {"notes.txt"}, left
     assert not list(out.glob("*.png")) and (out / "notes.txt").read_text() == "mine"
     assert "second" in (out / "summary.md").read_text()
+
+
+FORK_HIT = """
+import os, signal, sys, time
+from nnisuite.analysis.export import Forked
+
+armed = [True]
+
+
+def ctrl_c_during_the_fork():  # runs in the parent between fork() and Forked's next line
+    if armed[0]:
+        armed[0] = False
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+os.register_at_fork(after_in_parent=ctrl_c_during_the_fork)
+try:
+    Forked(lambda: time.sleep(5))  # killed, or it holds this pipe for 5 s
+    print("lost")
+except KeyboardInterrupt:
+    print("raised")
+try:
+    print("child left", os.waitpid(-1, os.WNOHANG))
+except ChildProcessError:
+    print("no child left")
+"""
+
+
+def test_a_ctrl_c_while_an_export_worker_forks_is_raised_once_and_leaves_no_worker():
+    """CI caught a double Ctrl-C landing inside logging's at-fork hook: Python printed
+    "Exception ignored ... KeyboardInterrupt" with a traceback and dropped the interrupt."""
+    run = subprocess.run(
+        [sys.executable, "-c", FORK_HIT], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert run.stdout.split("\n")[:2] == ["raised", "no child left"], run.stdout + run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
