@@ -49,8 +49,7 @@ from nnisuite.analysis.tables import (
 )
 from nnisuite.flags import Parser
 from nnisuite.outputs import folder_flag
-
-STOPS = {signal.SIGINT, signal.SIGTERM}  # held across a worker's fork
+from nnisuite.signals import stops_held
 
 
 @dataclass
@@ -69,34 +68,17 @@ class Forked:
         sys.stdout.flush()
         sys.stderr.flush()
         read, write = os.pipe()
-        # a Ctrl-C during the fork would be raised inside logging's at-fork hook, where Python
-        # prints "Exception ignored ... KeyboardInterrupt" with a traceback and drops it: it is
-        # held until both sides are past the fork, then raised in fn (child) or here (parent)
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+        self.pid, self.read = None, read
         try:
-            self.pid = os.fork()
+            with stops_held() as mask:  # a Ctrl-C during the fork: raised once, at its end
+                self.pid = os.fork()
+                if self.pid == 0:
+                    child(fn, mask, read, write)  # never returns
+                os.close(write)
         except BaseException:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
-            os.close(read)
-            os.close(write)
-            raise
-        if self.pid == 0:  # the child: run, report, exit without the parent's cleanup
-            os.close(read)
-            try:
-                signal.pthread_sigmask(signal.SIG_SETMASK, held)
-                payload = {"ok": fn()}
-            except OSError as exc:  # a full disk: the parent raises it as such
-                payload = {"oserror": [exc.errno, exc.strerror, exc.filename]}
-            except BaseException:  # noqa: BLE001 - handed to the parent
-                payload = {"error": traceback.format_exc()}
-            with os.fdopen(write, "w") as f:
-                json.dump(payload, f, default=str)
-            os._exit(0)
-        os.close(write)
-        self.read = read
-        try:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a held Ctrl-C is raised here
-        except BaseException:
+            if self.pid is None:  # the fork itself failed
+                os.close(read)
+                os.close(write)
             self.cancel()
             raise
 
@@ -114,7 +96,7 @@ class Forked:
 
     def cancel(self) -> None:
         """Ends the worker (an interrupted export): killed and reaped, never left behind."""
-        if self.pid is None:
+        if not self.pid:  # none, or this is the child itself
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
@@ -123,6 +105,23 @@ class Forked:
         self.pid = None
         with contextlib.suppress(OSError):
             os.close(self.read)
+
+
+def child(fn, mask, read: int, write: int) -> None:
+    """A forked worker: run `fn`, report to the parent, exit without the parent's cleanup."""
+    try:
+        os.close(read)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        payload = {"ok": fn()}
+    except OSError as exc:  # a full disk: the parent raises it as such
+        payload = {"oserror": [exc.errno, exc.strerror, exc.filename]}
+    except BaseException:  # noqa: BLE001 - handed to the parent
+        payload = {"error": traceback.format_exc()}
+    try:
+        with os.fdopen(write, "w") as f:
+            json.dump(payload, f, default=str)
+    finally:
+        os._exit(0)
 
 
 def make_folder(out) -> Path:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
-import functools
 import logging
 import os
 import re
@@ -56,6 +55,7 @@ from nnisuite.nni_patches.binding import addresses, exposure, node_environment, 
 from nnisuite.nni_patches.interpreter import quick_version_query
 from nnisuite.outputs import disk_full
 from nnisuite.runtime import runtime_dir
+from nnisuite.signals import stops_held
 from nnisuite.study.claim import Held, claim
 
 TERMINAL = {"DONE", "STOPPED", "ERROR"}
@@ -190,13 +190,20 @@ def owned_start(exp, port: int, logs: Path | None, hosts: list[str] | None = Non
 
     def started(*args, **kwargs):
         popen = nni_launcher.Popen
-        nni_launcher.Popen = functools.partial(popen, env=env)
+
+        def owned_popen(*popen_args, **popen_kwargs):
+            # NNI forks with preexec_fn=os.setpgrp: a Ctrl-C during that fork is held until
+            # exp knows its manager, then raised (nnisuite/signals.py), so the stop reaches it
+            with stops_held():
+                proc = popen(*popen_args, env=env, **popen_kwargs)
+                exp._proc, exp.port = proc, port
+            return proc
+
+        nni_launcher.Popen = owned_popen
         try:
-            proc = start_server(*args, **kwargs)
+            return start_server(*args, **kwargs)
         finally:
             nni_launcher.Popen = popen
-        exp._proc, exp.port = proc, port
-        return proc
 
     def checked(check_port, *args, **kwargs):
         proc = getattr(exp, "_proc", None)

@@ -33,7 +33,7 @@ UPWARD = {
     ("nnisuite.study.repeat", "nnisuite.nas.study"),
     ("nnisuite.study.repeat", "nnisuite.nas"),
 }
-BASE = {"nnisuite.runtime", "nnisuite.outputs", "nnisuite.flags"}
+BASE = {"nnisuite.runtime", "nnisuite.outputs", "nnisuite.flags", "nnisuite.signals"}
 # modules of the package itself that sit in a lower layer: the shipped files are read as
 # experiment files (config.validate finds them by name)
 PLACED = {"nnisuite.shipped": "config"}

@@ -117,3 +117,44 @@ def test_a_stop_at_any_phase_leaves_nothing_and_the_printed_command_completes(tm
         assert not written
         return
     rows_right(pd.read_csv(out / "trials.csv"))
+
+
+# nnisuite's runner with a Ctrl-C delivered during the first fork that runs Python's at-fork
+# hooks: NNI's manager start (subprocess.Popen with preexec_fn=os.setpgrp)
+CTRL_C_IN_THE_FORK = """
+import os, signal, sys
+armed = [True]
+
+
+def ctrl_c():
+    if armed[0]:
+        armed[0] = False
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+os.register_at_fork(after_in_parent=ctrl_c)
+from nnisuite.study.run import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.integration
+def test_a_ctrl_c_while_the_manager_forks_stops_the_study_and_is_never_dropped(tmp_path):
+    """Without nnisuite/signals.py the Ctrl-C was printed as "Exception ignored ...
+    KeyboardInterrupt" inside logging's at-fork hook and dropped: the study ran on to exit 0."""
+    yaml = fault_experiment(
+        tmp_path, UNIFORM_X, "--mode slow --steps 5",
+        tuner={"name": "Random", "classArgs": {"seed": 1}}, max_trials=TRIALS, concurrency=2,
+    )  # fmt: skip
+    flags = [str(yaml), "--experiment-dir", str(tmp_path / "nni"), "--out", str(tmp_path / "out")]
+    program = [sys.executable, "-c", CTRL_C_IN_THE_FORK, "run"]
+    with runner(*flags, program=program) as r:
+        code = r.wait(timeout=180)
+        r.tree()
+        left = wait_dead(r.seen, 15)
+        assert not left, f"alive after the runner: {left}\n{r.output[-3000:]}"
+    assert code == 130, r.output[-3000:]
+    assert "Traceback" not in r.output and "Exception ignored" not in r.output, r.output[-3000:]
+    assert "interrupted: stopping the experiment" in r.output, r.output[-3000:]
+    found = re.search(r"^experiment (\w+): ", r.output, re.M)
+    assert found and found.group(1) not in running_experiment_ids()
