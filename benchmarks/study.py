@@ -109,6 +109,7 @@ def nni_study(
     from nnisuite.analysis.store import load_experiment
     from nnisuite.config.experiment import apply_overrides, load_yaml, to_nni_config
     from nnisuite.launcher.warm import warm_launcher
+    from nnisuite.nni_patches.interpreter import quick_version_query
     from nnisuite.study.manager import free_port, owned_start, watch
 
     raw = apply_overrides(
@@ -119,7 +120,7 @@ def nni_study(
         experiment_dir=str(workdir / "nni"),
     )
     config = to_nni_config(raw, experiment_yaml)
-    with warm_launcher(launcher, stream=io.StringIO()):
+    with warm_launcher(launcher, stream=io.StringIO()), quick_version_query():
         exp = Experiment(config)
         port = free_port()
         t0 = time.perf_counter()

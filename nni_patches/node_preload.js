@@ -54,6 +54,16 @@
 //    resume, with a plain `nni.get_next_parameter()` trial). Here a trial that asks gets its own
 //    parameters from that queue (waiting up to 2 s for NNI to record the trial); resumed trials
 //    (NNI's allocatedParameters) and anything else are NNI's as before.
+// 6. Hand a freed trial slot over at once (NNISUITE_HANDOVER=poll: NNI's own polling). NNI 3.0's
+//    manager loop (core/nnimanager.js, manageTrials) sleeps 0.5 s between rounds: a trial's end
+//    waits for the next round to be seen, and the tuner's answer (NEW_TRIAL_JOB) for the round
+//    after to be submitted, so a slot stayed empty about 0.8 s. Here that one sleep also ends when
+//    something it waits for happens: a trial started or ended (the local training service's
+//    events) or the tuner sent a command. Whichever ends it, it first waits for the metrics NNI
+//    has received to be stored and sent to the tuner, so a trial's final result still reaches the
+//    tuner before its TRIAL_END (NNI's poll could, rarely, send them the other way round; TPE
+//    then raises KeyError and the dispatcher dies). What NNI records is unchanged: the same
+//    rounds, earlier.
 //
 // By hand, to keep a plain `nnictl create` private:
 //   NODE_OPTIONS="--require /path/to/nnisuite/nni_patches/node_preload.js" nnictl create ...
@@ -182,6 +192,10 @@ if (manager) {
     const start = V3asV1.prototype.start;
     V3asV1.prototype.start = function (...args) {
       const self = this;
+      if (handover) {
+        wakeOn(this.v3, "onTrialStart");
+        wakeOn(this.v3, "onTrialEnd");
+      }
       const onRequest = this.v3.onRequestParameter;
       this.v3.onRequestParameter = function (callback) {
         return onRequest.call(this, async (trialId) => {
@@ -201,8 +215,99 @@ if (manager) {
     };
     V3asV1.nnisuitePatched = true;
   };
+  // 6. the hand-over: the manager loop's sleep ends early on its events
+  const handover = process.env.NNISUITE_HANDOVER !== "poll";
+  const metricsInFlight = new Set(); // NNIManager.onTrialJobMetrics calls not yet done
+  const sleepers = new Set(); // the manager loop's sleep, when it sleeps
+  let woken = false; // an event while the loop was busy: its next sleep is skipped
+  const wake = () => {
+    if (sleepers.size === 0) {
+      woken = true;
+      return;
+    }
+    for (const done of [...sleepers]) {
+      done();
+    }
+  };
+  const metricsStored = () => Promise.allSettled([...metricsInFlight]);
+  const loopSleep = (ms) =>
+    new Promise((resolve) => {
+      if (woken) {
+        woken = false;
+        metricsStored().then(() => resolve());
+        return;
+      }
+      const done = () => {
+        clearTimeout(timer);
+        sleepers.delete(done);
+        metricsStored().then(() => resolve());
+      };
+      const timer = setTimeout(done, ms);
+      sleepers.add(done);
+    });
+  const patchUtils = (utils) => {
+    const delay = utils.delay;
+    utils.delay = function (ms, ...rest) {
+      if (/NNIManager\.manageTrials /.test(new Error().stack || "")) {
+        return loopSleep(ms);
+      }
+      return delay.call(this, ms, ...rest);
+    };
+    utils.nnisuitePatched = true;
+  };
+  const patchManager = (NNIManager) => {
+    const proto = NNIManager.prototype;
+    const onMetrics = proto.onTrialJobMetrics;
+    const onTunerCommand = proto.onTunerCommand;
+    proto.onTrialJobMetrics = function (...args) {
+      const running = onMetrics.apply(this, args);
+      const settled = running.finally(() => metricsInFlight.delete(settled));
+      settled.catch(() => {}); // NNI's own listener reports the error
+      metricsInFlight.add(settled);
+      return running;
+    };
+    proto.onTunerCommand = function (...args) {
+      const running = onTunerCommand.apply(this, args); // NEW_TRIAL_JOB is queued at once
+      wake();
+      return running;
+    };
+    const manageTrials = proto.manageTrials;
+    proto.manageTrials = function (...args) {
+      nniLog?.getLogger("nnisuite").info(
+        "trial hand-over on the manager's events (NNISUITE_HANDOVER=poll: NNI's 0.5 s polling)",
+      );
+      return manageTrials.apply(this, args);
+    };
+    NNIManager.nnisuitePatched = true;
+  };
+  const wakeOn = (v3, name) => {
+    const register = v3[name];
+    v3[name] = function (callback) {
+      return register.call(this, async (...args) => {
+        try {
+          return await callback(...args);
+        } finally {
+          wake();
+        }
+      });
+    };
+  };
+
+  let nniLog = null; // NNI's common/log, for a line in nnimanager.log
   Module._load = function (request, ...rest) {
     const exported = load.call(this, request, ...rest);
+    if (exported && typeof exported.getLogger === "function" && exported.getRobustLogger) {
+      nniLog = exported;
+    }
+    if (handover && exported && typeof exported.delay === "function" && !exported.nnisuitePatched &&
+        typeof exported.getMsgDispatcherCommand === "function") {
+      patchUtils(exported);
+    }
+    const nniManager = exported && exported.NNIManager;
+    if (handover && typeof nniManager === "function" && !nniManager.nnisuitePatched &&
+        nniManager.prototype.manageTrials) {
+      patchManager(nniManager);
+    }
     const ssh = exported && exported.Ssh;
     if (typeof ssh === "function" && !ssh.nnisuitePatched && ssh.prototype.run) {
       patchSsh(ssh);

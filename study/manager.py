@@ -51,6 +51,7 @@ from nnisuite.analysis.store import ExportError, opened
 from nnisuite.config.trial import runner_path
 from nnisuite.launcher import module_command
 from nnisuite.launcher.warm import warm_launcher
+from nnisuite.nni_patches import handover
 from nnisuite.nni_patches.binding import addresses, exposure, node_environment, portal_urls
 from nnisuite.nni_patches.interpreter import quick_version_query
 from nnisuite.outputs import disk_full
@@ -179,14 +180,17 @@ def wait_listening(proc, port: int, logs: Path | None, timeout_s: float = LISTEN
 @contextlib.contextmanager
 def owned_start(exp, port: int, logs: Path | None, hosts: list[str] | None = None):
     """While `exp.start(port)` runs: the manager process listens on `hosts` (default: loopback,
-    nni_patches/binding.py) and is known to `exp` the moment NNI starts it (so a Ctrl-C stops
-    it), and NNI's launcher talks to the port only once that process listens there. NNI's module
+    nni_patches/binding.py) with this Python first on its PATH (a trial's `python3` is not a
+    version manager's shim: pyenv's costs ~80 ms of shell per trial here), is known to `exp`
+    the moment NNI starts it (so a Ctrl-C stops it), and NNI's launcher talks to the port only
+    once that process listens there. NNI's module
     functions are wrapped from outside, then restored."""
     from nni.experiment import launcher as nni_launcher
 
     start_server, check_server = nni_launcher._start_rest_server, nni_launcher._check_rest_server
     hosts = hosts or addresses(None, getattr(exp, "config", None))
     env = node_environment(hosts)
+    env["PATH"] = runner_path(env.get("PATH", ""))  # trials' `python3` is this Python
 
     def started(*args, **kwargs):
         popen = nni_launcher.Popen
@@ -980,6 +984,8 @@ def watched_study(study: Study, export, launcher, stall_s, stream, announce) -> 
                         file=stream,
                         flush=True,
                     )
+                    if announce:
+                        print(handover.note(), file=stream, flush=True)
                     opened = exposure(study.hosts, study.port)
                     if announce and opened:
                         print(opened, file=sys.stderr, flush=True)
