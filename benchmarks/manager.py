@@ -5,6 +5,7 @@ so that the manager is what is measured.
     python -m nnisuite.benchmarks.manager --out runs/manager              # 1,000 trials at 1, 8, 32
     python -m nnisuite.benchmarks.manager --out DIR --trials 200 --concurrency 8
     python -m nnisuite.benchmarks.manager --out DIR --quick                  # harness check (tests)
+    python -m nnisuite.benchmarks.manager --out DIR --handover events poll   # both, side by side
 
 Each concurrency is one experiment (Random tuner, one uniform parameter), started as every
 nnisuite manager is (loopback, the warm launcher trials fork from, NNI's version query
@@ -14,14 +15,18 @@ before it: the time a freed slot stays empty; median and 90th percentile); NNI's
 duration (median); the manager process's CPU seconds and peak memory (psutil, every 0.5 s);
 the database's size; and, with every trial finished and the manager still up, how long the
 REST endpoints the web UI reads for its trial list take to answer (`trial-jobs`,
-`metric-data`; median of 5 calls). Writes DIR/manager.json and DIR/manager.md.
+`metric-data`; median of 5 calls). `--handover` runs each concurrency with the manager woken
+by its events (nnisuite's default, nni_patches/handover.py) and/or with NNI's 0.5 s polling,
+one after the other. Writes DIR/manager.json and DIR/manager.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -115,7 +120,26 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def measure(trials: int, concurrency: int, workdir: Path) -> dict:
+@contextlib.contextmanager
+def handover_way(way: str):
+    """Managers started in the block hand over `way` ("events" or "poll")."""
+    from nnisuite.nni_patches.handover import SWITCH
+
+    before = os.environ.get(SWITCH)
+    if way == "poll":
+        os.environ[SWITCH] = "poll"
+    else:
+        os.environ.pop(SWITCH, None)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(SWITCH, None)
+        else:
+            os.environ[SWITCH] = before
+
+
+def measure(trials: int, concurrency: int, workdir: Path, way: str = "events") -> dict:
     from nni.experiment import Experiment
 
     from nnisuite.analysis.store import load_experiment
@@ -124,7 +148,11 @@ def measure(trials: int, concurrency: int, workdir: Path) -> dict:
     from nnisuite.study.manager import free_port, owned_start, watch
 
     config = experiment_config(trials, concurrency, workdir)
-    with warm_launcher(stream=io.StringIO(), preload=()), quick_version_query():
+    with (
+        handover_way(way),
+        warm_launcher(stream=io.StringIO(), preload=()),
+        quick_version_query(),
+    ):
         exp = Experiment(config)
         port = free_port()
         try:
@@ -147,6 +175,7 @@ def measure(trials: int, concurrency: int, workdir: Path) -> dict:
     db = workdir / exp.id / "db" / "nni.sqlite"
     return {
         "concurrency": concurrency,
+        "handover": way,
         "trials": len(ran),
         "succeeded": sum(t.status == "SUCCEEDED" for t in ran),
         "status": status,
@@ -171,14 +200,15 @@ def markdown(result: dict) -> str:
         "from the warm launcher; `python -m nnisuite.benchmarks.manager` "
         + " ".join(result["argv"]),
         "",
-        "| concurrency | trials | wall s | trials/min | hand-over gap median / p90 s | "
+        "| concurrency | hand-over | trials | wall s | trials/min | hand-over gap median / p90 s | "
         "trial duration median s | manager CPU s | manager peak MB | database MB | "
         "REST trial-jobs ms | REST metric-data ms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['concurrency']} | {r['succeeded']}/{r['trials']} | {r['wall_s']} | "
+            f"| {r['concurrency']} | {r.get('handover', 'events')} | "
+            f"{r['succeeded']}/{r['trials']} | {r['wall_s']} | "
             f"{r['trials_per_min']} | {r['gap_median_s']} / {r['gap_p90_s']} | "
             f"{r['duration_median_s']} | {r['manager_cpu_s']} | {r['manager_peak_mb']} | "
             f"{r['database_mb']} | {r['rest_trial-jobs_ms']} | {r['rest_metric-data_ms']} |"
@@ -186,15 +216,18 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(out: Path, trials: int, concurrencies: list[int], argv: list[str]) -> dict:
+def run(
+    out: Path, trials: int, concurrencies: list[int], argv: list[str], ways=("events",)
+) -> dict:
     import nni
 
     rows = []
     for concurrency in concurrencies:
-        with tempfile.TemporaryDirectory(prefix="nnisuite-manager-") as workdir:
-            row = measure(trials, concurrency, Path(workdir))
-        print(json.dumps(row), flush=True)
-        rows.append(row)
+        for way in ways:
+            with tempfile.TemporaryDirectory(prefix="nnisuite-manager-") as workdir:
+                row = measure(trials, concurrency, Path(workdir), way)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
     result = {"machine": cpu_name(), "nni": nni.__version__, "argv": argv, "rows": rows}
     out.mkdir(parents=True, exist_ok=True)
     (out / "manager.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -220,6 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="trialConcurrency of each run (1 8 32)",
     )
     p.add_argument(
+        "--handover",
+        nargs="+",
+        choices=["events", "poll"],
+        default=["events"],
+        help="how the manager hands a freed slot over: events (nnisuite's default), poll "
+        "(NNI's 0.5 s polling, NNISUITE_HANDOVER=poll); both: side by side (events)",
+    )
+    p.add_argument(
         "--quick", action="store_true", help="12 trials at concurrency 4 (harness check)"
     )
     return p
@@ -231,7 +272,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     out_folder(parser, args.out)
     trials, concurrencies = (12, [4]) if args.quick else (args.trials, args.concurrency)
-    result = run(Path(args.out), trials, concurrencies, argv)
+    result = run(Path(args.out), trials, concurrencies, argv, args.handover)
     print(markdown(result))
     return 0
 
