@@ -65,8 +65,9 @@ def test_manager_benchmark_quick(tmp_path):
     assert manager.main(["--out", str(tmp_path), "--quick"]) == 0
     (row,) = json.loads((tmp_path / "manager.json").read_text())["rows"]
     assert row["concurrency"] == 4 and row["trials"] == row["succeeded"] == 12
+    assert row["handover"] == "events"  # nnisuite's default
     assert row["trials_per_min"] == pytest.approx(12 / row["wall_s"] * 60, rel=0.05)
     assert 0 <= row["gap_median_s"] <= row["gap_p90_s"] < row["wall_s"]
     assert row["manager_cpu_s"] > 0 and row["manager_peak_mb"] > 10 and row["database_mb"] > 0
     assert row["rest_trial-jobs_ms"] > 0 and row["rest_metric-data_ms"] > 0
-    assert "| 4 | 12/12 |" in (tmp_path / "manager.md").read_text()
+    assert "| 4 | events | 12/12 |" in (tmp_path / "manager.md").read_text()
