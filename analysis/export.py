@@ -70,10 +70,10 @@ class Forked:
         read, write = os.pipe()
         self.pid, self.read = None, read
         try:
-            with stops_held() as mask:  # a Ctrl-C during the fork: raised once, at its end
+            with stops_held() as held:  # a Ctrl-C during the fork: raised once, at its end
                 self.pid = os.fork()
                 if self.pid == 0:
-                    child(fn, mask, read, write)  # never returns
+                    child(fn, held, read, write)  # never returns
                 os.close(write)
         except BaseException:
             if self.pid is None:  # the fork itself failed
@@ -107,11 +107,11 @@ class Forked:
             os.close(self.read)
 
 
-def child(fn, mask, read: int, write: int) -> None:
+def child(fn, held, read: int, write: int) -> None:
     """A forked worker: run `fn`, report to the parent, exit without the parent's cleanup."""
     try:
         os.close(read)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        held.restore()  # the parent's signal mask and handlers
         payload = {"ok": fn()}
     except OSError as exc:  # a full disk: the parent raises it as such
         payload = {"oserror": [exc.errno, exc.strerror, exc.filename]}

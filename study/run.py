@@ -332,7 +332,11 @@ def main(argv=None) -> int:
         parser.error("an experiment file (or --resume ID) is required")
     if args.stall_minutes is not None and not args.stall_minutes > 0:
         parser.error(f"--stall-minutes must be > 0, got {args.stall_minutes}")
-    return run(args)
+    try:
+        return run(args)
+    except KeyboardInterrupt:  # one that no phase handled (cleanup after the study): one line
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -261,6 +261,8 @@ def ctrl_c_during_the_fork():  # runs in the parent between fork() and Forked's 
         os.kill(os.getpid(), signal.SIGINT)
 
 
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as the runner has it (an xdist
+# worker, this script's parent, ignores SIGINT, and its children inherit that)
 os.register_at_fork(after_in_parent=ctrl_c_during_the_fork)
 try:
     Forked(lambda: time.sleep(5))  # killed, or it holds this pipe for 5 s
