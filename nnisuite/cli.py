@@ -33,6 +33,10 @@ COMMANDS = {
         "nnisuite.deploy.best",
         "a study's best model retrained over seeds, saved, with a card",
     ),
+    "compress": (
+        "nnisuite.deploy.compress",
+        "the best model pruned, shrunk, fine-tuned, int8: against dense and scratch controls",
+    ),
     "export": (
         "nnisuite.analysis.export",
         "NNI's stored results as CSV / markdown tables and plots",

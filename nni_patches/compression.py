@@ -1,0 +1,117 @@
+"""NNI 3.0's model compression as nnisuite calls it: a pruner's masks, then ModelSpeedup, with
+NNI's defects met on the way worked around or refused, never reached silently.
+
+    with quiet(log_file):                      # NNI's INFO lines and prints go to the file
+        widths = prune(model, "l1", 0.75, example, keep=["net.4"])
+
+- ModelSpeedup traces the model with NNI's own concrete tracer, which fails on every model
+  with this PyTorch (`AttributeError: 'NoneType' object has no attribute 'startswith'`,
+  nni/common/concrete_trace_utils/concrete_tracer.py:958; microsoft/nni#5768, open): here it is
+  handed `torch.fx.symbolic_trace`'s graph instead (`graph_module=`), which it accepts.
+- Speedup removes a pruned unit; it does not fold what that unit still outputs into the next
+  layer. Exact only where the activation maps 0 to 0 (ReLU, tanh, GELU); after a sigmoid
+  (0 -> 0.5) NNI's speedup changes what the model computes without a word: refused
+  (`zero_preserving`).
+- LevelPruner masks single weights and speedup then keeps every weight (nothing gets smaller
+  or faster): not offered (PRUNERS holds the channel pruners only).
+- NNI's quantizers (QAT, Ptq, Lsq, LsqPlus, DoReFa, BNN) simulate quantization in float32 (the
+  saved model is larger, not smaller; DoReFa turns every parameter NaN after one step, LsqPlus
+  at 8 bits gives chance accuracy): not offered; nnisuite's int8 is PyTorch's dynamic
+  quantization (nnisuite.deploy.compress).
+- A speedup logs ~40 INFO lines on NNI's logger and mask_conflict.py:231 prints `0 Filter` with
+  a bare print: `quiet` sends both to a log file, and drops the FutureWarnings NNI's speedup
+  module raises about its own use of torch's pytree API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+# --pruner -> NNI 3.0's class in nni.compression.pruning (one score per output unit: the rows
+# of a Linear layer's weight, its L1 or L2 norm, or FPGM's distance to the geometric median)
+PRUNERS = {"l1": "L1NormPruner", "l2": "L2NormPruner", "fpgm": "FPGMPruner"}
+NNI_5768 = "microsoft/nni#5768"
+
+
+class CompressionError(ValueError):
+    """A model or a request NNI's compression would get wrong: one line, exit 2."""
+
+
+@contextlib.contextmanager
+def quiet(log_file: Path):
+    """NNI's logger and anything printed to stdout go to `log_file` (appended) while the block
+    runs; NNI's own handlers are put back afterwards."""
+    nni_logger = logging.getLogger("nni")
+    handlers, propagate = list(nni_logger.handlers), nni_logger.propagate
+    with open(log_file, "a") as log:
+        handler = logging.StreamHandler(log)
+        handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s %(name)s %(message)s"))
+        for h in handlers:
+            nni_logger.removeHandler(h)
+        nni_logger.addHandler(handler)
+        nni_logger.propagate = False
+        try:
+            # NNI's speedup imports register torch pytree nodes with deprecated calls: warnings
+            # about NNI's internals, not about the user's model
+            with contextlib.redirect_stdout(log), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", category=FutureWarning, module="nni")
+                warnings.filterwarnings("ignore", message=".*already registered as pytree node")
+                yield
+        finally:
+            sys.stdout.flush()
+            nni_logger.removeHandler(handler)
+            for h in handlers:
+                nni_logger.addHandler(h)
+            nni_logger.propagate = propagate
+
+
+def zero_preserving(model) -> None:
+    """CompressionError unless every activation of `model` maps 0 to 0 (see the module's
+    docstring: NNI's speedup drops a pruned unit's output instead of folding it)."""
+    import torch
+
+    for name, module in model.named_modules():
+        if list(module.children()) or any(True for _ in module.parameters(recurse=False)):
+            continue  # containers and layers with weights: not activations
+        try:
+            at_zero = module(torch.zeros(1, 1))
+        except Exception:  # noqa: BLE001 - not an elementwise module (Flatten, Dropout, ...)
+            continue
+        if isinstance(at_zero, torch.Tensor) and at_zero.numel() == 1 and float(at_zero) != 0.0:
+            raise CompressionError(
+                f"{name} ({type(module).__name__}) maps 0 to {float(at_zero):g}: NNI's speedup "
+                "would drop what each pruned unit still outputs (it does not fold it into the "
+                "next layer's bias) and change the model's answers: refused (ReLU, tanh and "
+                "GELU models can be pruned)"
+            )
+
+
+def prune(model, pruner: str, sparsity: float, example, keep: list[str]) -> dict[str, int]:
+    """Prune `sparsity` of the output units of every Linear layer of `model` but those named in
+    `keep` (the classifier head) by the units' `pruner` score, then shrink the model in place
+    with NNI's ModelSpeedup over torch.fx's graph. Returns {layer: units kept}."""
+    import torch
+    from nni.compression import pruning
+    from nni.compression.speedup import ModelSpeedup
+
+    if pruner not in PRUNERS:
+        raise CompressionError(f"--pruner {pruner}: choose one of {', '.join(PRUNERS)}")
+    if not 0.0 < sparsity < 1.0:
+        raise CompressionError(f"--sparsity {sparsity}: must be between 0 and 1 (exclusive)")
+    zero_preserving(model)
+    model.eval()
+    config = [{"op_types": ["Linear"], "sparse_ratio": sparsity, "exclude_op_names": keep}]
+    chosen = getattr(pruning, PRUNERS[pruner])(model, config)
+    _, masks = chosen.compress()
+    chosen.unwrap_model()
+    graph = torch.fx.symbolic_trace(model)  # NNI's own tracer fails here: microsoft/nni#5768
+    ModelSpeedup(model, example, masks, graph_module=graph).speedup_model()  # needs autograd
+    return {
+        name: module.out_features
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and name not in keep
+    }
