@@ -440,7 +440,7 @@ def summarize(args, record, s, rows, points, reference, study_epochs, scratch_ep
     return {
         "best": str(Path(args.best).resolve()),
         "dataset": s.params.dataset,
-        "trial": record.get("choice", {}).get("module"),
+        "trial": trial_module(record),
         "recipe": {k: getattr(s.params, k) for k in ("optimizer", "lr", "momentum",
                                                       "weight_decay", "schedule", "batch_size")},
         "study_epochs": study_epochs,
