@@ -438,6 +438,7 @@ def summarize(args, record, s, rows, points, reference, study_epochs, scratch_ep
         if args.int8:
             p["int8_test"] = mean_sd(tests("int8", pruner=p["pruner"], sparsity=p["sparsity"]))
     return {
+        "fronts": fronts(reference, points),
         "best": str(Path(args.best).resolve()),
         "dataset": s.params.dataset,
         "trial": trial_module(record),
@@ -453,6 +454,39 @@ def summarize(args, record, s, rows, points, reference, study_epochs, scratch_ep
         "points": points,
         "command": args.command,
     }  # fmt: skip
+
+
+TRADE_OFF_COSTS = {
+    "parameters": "parameters",
+    "bytes": "size on disk",
+    costs.latency_key(256): "latency per sample at batch 256",
+}
+
+
+def fronts(reference: dict, points: list[dict]) -> dict:
+    """The saved files' trade-offs (test accuracy as measured from each file, against each of
+    TRADE_OFF_COSTS), with nnisuite.analysis.pareto's fronts and hypervolume shares: which
+    saved models no other saved model beats on both."""
+    from nnisuite.analysis.pareto import build_front
+
+    labels, files = ["dense best"], [reference]
+    for p in points:
+        for form in ("fp32", "int8"):
+            if form in p["saved"]:
+                suffix = " int8" if form == "int8" else ""
+                labels.append(f"{p['pruner']} {p['sparsity']:g}{suffix}")
+                files.append(p["saved"][form] | {"parameters": p["parameters"]})
+    found = {}
+    for cost in TRADE_OFF_COSTS:
+        front = build_front(
+            cost, [(f["test_accuracy"], float(f[cost])) for f in files], True, labels
+        )
+        found[cost] = {
+            "members": [labels[i] for i in front.members],
+            "hypervolume": front.hypervolume,
+            "reference": dataclasses.asdict(front.reference),
+        }
+    return found
 
 
 def card_text(r: dict) -> str:
@@ -497,6 +531,12 @@ def card_text(r: dict) -> str:
             f"- {p['pruner']} {p['sparsity']:g}: {p['against_dense_finetuned']}; "
             f"{p['against_scratch']}"
         )
+    lines += ["", "Trade-offs of the saved files (nnisuite.analysis.pareto: the models no other "
+              "saved model beats on both test accuracy and the cost; the hypervolume as a share of "
+              "the box up to 1.1 x the largest cost):", ""]  # fmt: skip
+    for cost, what in TRADE_OFF_COSTS.items():
+        f = r["fronts"][cost]
+        lines.append(f"- {what}: {', '.join(f['members'])} (hypervolume {f['hypervolume']:.4f})")
     lines += [
         "",
         "Load a saved model with torch alone: `torch.export.load(PATH/model.pt2).module()(images)`,"

@@ -104,6 +104,21 @@ def test_the_best_model_is_pruned_fine_tuned_quantized_and_reloads_with_torch_al
         assert f"| {test[0]:.4f} +- {test[1]:.4f} |" in card
         assert p["against_scratch"] in card and p["against_dense_finetuned"] in card
     assert (out / "tradeoff.png").read_bytes()[:4] == b"\x89PNG"
+    # the saved files' trade-offs: the most accurate file is on every front, the smallest file
+    # on the size front
+    files = {"dense best": dense} | {
+        f"{p['pruner']} {p['sparsity']:g}{' int8' if form == 'int8' else ''}": p["saved"][form]
+        for p in record["points"]
+        for form in ("fp32", "int8")
+    }
+    top = max(files, key=lambda k: files[k]["test_accuracy"])
+    smallest = min(files, key=lambda k: files[k]["bytes"])
+    assert set(record["fronts"]) == {"parameters", "bytes", "latency_s_batch256"}
+    for cost, front in record["fronts"].items():
+        assert top in front["members"] and 0 < front["hypervolume"] <= 1, (cost, front)
+        assert set(front["members"]) <= set(files)
+    assert smallest in record["fronts"]["bytes"]["members"]
+    assert f"size on disk: {', '.join(record['fronts']['bytes']['members'])}" in card
 
     point = record["points"][0]
     images, labels = raw_splits("digits", seed=0)[2]
