@@ -67,7 +67,6 @@ CARD, RECORD, POINTS, PLOT, LOG = (
 )
 MODEL, INT8 = "model.pt2", "model_int8.pt"
 SUPPORTED = ("nnisuite.trials.mlp",)  # the trials whose models the channel pruners fit
-HEAD = "net"  # nnisuite.models.mlp.MLP keeps its layers in .net; the last Linear is the head
 
 
 def pruner_list(text: str) -> list[str]:
