@@ -675,7 +675,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from nnisuite.analysis.atomic import EXIT_WRITE, WriteError
     from nnisuite.analysis.store import ExportError
     from nnisuite.outputs import check_writable
     from nnisuite.trials.data import DatasetError
@@ -685,12 +684,21 @@ def main(argv=None) -> int:
     problem = check_writable(Path(args.out), "--out")
     if args.data_dir is not None and not Path(args.data_dir).expanduser().is_dir():
         problem = problem or f"--data-dir {args.data_dir}: no such folder"
+    return exit_code(build, args, problem, (BestError, ExportError, ParameterError, DatasetError))
+
+
+def exit_code(work, args, problem: str | None, refused: tuple) -> int:
+    """`work(args)`'s exit code, as nnisuite's deploy commands give it: 2 with one line for a
+    `problem` found before starting or any of the `refused` errors; 4 (EXIT_WRITE) when
+    args.out cannot be written; else 0."""
+    from nnisuite.analysis.atomic import EXIT_WRITE, WriteError
+
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
-        build(args)
-    except (BestError, ExportError, ParameterError, DatasetError) as exc:
+        work(args)
+    except refused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (WriteError, OSError) as exc:

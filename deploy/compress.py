@@ -56,6 +56,7 @@ from pathlib import Path
 from nnisuite.flags import Parser
 from nnisuite.models import costs
 from nnisuite.nni_patches.compression import PRUNERS, CompressionError, prune, quiet
+from nnisuite.nni_patches.compression import widths as hidden_widths
 from nnisuite.outputs import folder_flag
 
 CARD, RECORD, POINTS, PLOT, LOG = (
@@ -185,17 +186,6 @@ def head_name(model) -> str:
     return linear[-1]
 
 
-def widths_of(model, keep: list[str]) -> dict[str, int]:
-    """{hidden Linear layer: its units}."""
-    import torch
-
-    return {
-        n: m.out_features
-        for n, m in model.named_modules()
-        if isinstance(m, torch.nn.Linear) and n not in keep
-    }
-
-
 def train(model, s: Setup, epochs: int, seed: int) -> dict:
     """`epochs` of the study's recipe on its splits; the engine's final (validation `default`,
     `test_accuracy`)."""
@@ -256,11 +246,6 @@ def from_file(model, path: Path, s: Setup) -> dict:
         "bytes": os.path.getsize(path),
         **{k: v for k, v in costs.latency(model, s.example).items() if k != costs.LATENCY_THREADS},
     }
-
-
-def mean_sd(values) -> list[float]:
-    values = [float(v) for v in values]
-    return [statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0]
 
 
 def verdict(ours: list[float], theirs: list[float], what: str) -> str:
@@ -333,7 +318,7 @@ def measure_dense(dense, s: Setup, keep: list[str], folder: Path) -> dict:
     export(deployable(copy.deepcopy(dense), s), s.data.image_shape, path)
     reference = {
         "parameters": costs.count_parameters(dense),
-        "widths": widths_of(dense, keep),
+        "widths": hidden_widths(dense, keep),
         **from_file(load(path), path, s),
     }
     path.unlink()
@@ -414,6 +399,8 @@ def write_rows(path: Path, rows: list[dict]) -> None:
 
 
 def summarize(args, record, s, rows, points, reference, study_epochs, scratch_epochs) -> dict:
+    from nnisuite.deploy.best import mean_std
+
     def tests(kind, **match):
         return [
             r["test_accuracy"]
@@ -428,14 +415,14 @@ def summarize(args, record, s, rows, points, reference, study_epochs, scratch_ep
             r["parameters"] for r in rows if r["kind"] == "compressed" and r["widths"] == widths
         )
         p["fraction_of_dense"] = p["parameters"] / reference["parameters"]
-        p["test"] = mean_sd(tests("compressed", pruner=p["pruner"], sparsity=p["sparsity"]))
+        p["test"] = mean_std(tests("compressed", pruner=p["pruner"], sparsity=p["sparsity"]))
         scratch = tests("scratch", widths=widths)
-        p["scratch_test"] = mean_sd(scratch)
+        p["scratch_test"] = mean_std(scratch)
         compressed = tests("compressed", pruner=p["pruner"], sparsity=p["sparsity"])
         p["against_dense_finetuned"] = verdict(compressed, dense_ft, "the dense model fine-tuned")
         p["against_scratch"] = verdict(compressed, scratch, "the same widths from scratch")
         if args.int8:
-            p["int8_test"] = mean_sd(tests("int8", pruner=p["pruner"], sparsity=p["sparsity"]))
+            p["int8_test"] = mean_std(tests("int8", pruner=p["pruner"], sparsity=p["sparsity"]))
     return {
         "fronts": fronts(reference, points),
         "best": str(Path(args.best).resolve()),
@@ -449,7 +436,7 @@ def summarize(args, record, s, rows, points, reference, study_epochs, scratch_ep
         "seeds": args.seeds,
         "threads": args.threads,
         "dense": reference,
-        "dense_finetuned_test": mean_sd(dense_ft),
+        "dense_finetuned_test": mean_std(dense_ft),
         "points": points,
         "command": args.command,
     }  # fmt: skip
@@ -618,7 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from nnisuite.analysis.atomic import EXIT_WRITE, WriteError
+    from nnisuite.deploy.best import exit_code
     from nnisuite.outputs import check_writable
     from nnisuite.trials.data import DatasetError
 
@@ -628,18 +615,7 @@ def main(argv=None) -> int:
     problem = check_writable(Path(args.out), "--out")
     if not Path(args.best).is_dir():
         problem = problem or f"{args.best}: no such folder (the --out of `nnisuite best`)"
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    try:
-        run(args)
-    except (CompressionError, DatasetError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (WriteError, OSError) as exc:
-        print(f"error: could not write {args.out}: {exc}", file=sys.stderr)
-        return EXIT_WRITE
-    return 0
+    return exit_code(run, args, problem, (CompressionError, DatasetError))
 
 
 if __name__ == "__main__":

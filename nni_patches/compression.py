@@ -110,6 +110,13 @@ def prune(model, pruner: str, sparsity: float, example, keep: list[str]) -> dict
     chosen.unwrap_model()
     graph = torch.fx.symbolic_trace(model)  # NNI's own tracer fails here: microsoft/nni#5768
     ModelSpeedup(model, example, masks, graph_module=graph).speedup_model()  # needs autograd
+    return widths(model, keep)
+
+
+def widths(model, keep: list[str]) -> dict[str, int]:
+    """{Linear layer of `model` not in `keep`: its output units}."""
+    import torch
+
     return {
         name: module.out_features
         for name, module in model.named_modules()
