@@ -584,6 +584,18 @@ def build(args, say=print) -> dict:
             else "validation drawn from the training file; test: the dataset's test file",
         },
         "machine": machine(),
+        # a NAS model's space as data (checked plain by nas_model): `nnisuite compress` rebuilds it
+        **(
+            {
+                "space": {
+                    "symbol": choice.module,
+                    "args": choice.nas.get("model_args") or [],
+                    "kwargs": choice.nas.get("model_kwargs") or {},
+                }
+            }
+            if choice.nas is not None
+            else {}
+        ),  # fmt: skip
         "command": shlex.join(
             [
                 "python",

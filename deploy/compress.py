@@ -5,14 +5,18 @@ controls over the same seeds, and saved as models that load with torch alone.
     nnisuite best ID --out best/                      # first: the study's best model
     nnisuite compress best/ --out small/              # L1 at 0.75 sparsity, 3 seeds
     nnisuite compress best/ --out sweep/ --pruner l1,l2,fpgm --sparsity 0.5,0.75,0.9 --int8
+    nnisuite compress best/ --out agp/ --pruner agp,taylor --sparsity 0.9 --epochs 10
     python -m nnisuite.deploy.compress best/ --out small/     # the same
 
 For every pruner x sparsity point and every seed: the saved model (best/weights.pt, as
 best/best.json describes it) loses `sparsity` of the units of each hidden layer, by the units'
-L1 / L2 norm or FPGM score (NNI 3.0's L1NormPruner, L2NormPruner, FPGMPruner), is shrunk to a
-dense smaller model by NNI's ModelSpeedup (over torch.fx's graph: nnisuite.nni_patches.compression
-says why), and fine-tuned --epochs on the study's own splits with the study's recipe (optimizer,
-learning rate, schedule, batch size; the seed sets the batch order). With --int8 each result is
+L1 / L2 norm or FPGM score from its weights (NNI 3.0's L1NormPruner, L2NormPruner, FPGMPruner),
+or while it trains for --prune-epochs (TaylorPruner's scores; AGPPruner and LinearPruner raise an
+L1 pruner's sparsity in 10 steps), is shrunk to a dense smaller model by NNI's ModelSpeedup (over
+torch.fx's graph: nnisuite.nni_patches.compression says why), and fine-tuned on the study's own
+splits with the study's recipe (optimizer, learning rate, schedule, batch size; the seed sets
+the batch order) for the rest of --epochs: every compressed model trains --epochs in all after
+the dense best, pruning steps included, as long as the dense control. With --int8 each result is
 also quantized with PyTorch's dynamic quantization (int8 weights of every Linear layer).
 
 The controls, over the same seeds, without which a compression result overstates itself:
@@ -27,14 +31,16 @@ In --out:
   points.csv               one row per point, kind (compressed, int8, dense-finetuned, scratch)
                            and seed;
   tradeoff.png             test accuracy against parameters: every point, the controls, the
-                           dense best;
+                           dense best, and the study's own trials where its database is found
+                           (--experiment-dir; on the parameters front too);
   PRUNER-SPARSITY/         the point's median seed: model.pt2 (fp32, torch.export: raw uint8
                            images in, logits out, as best's model.pt2) and with --int8
                            model_int8.pt (TorchScript: `torch.jit.load(path)(images)`);
   nni.log                  NNI's own log lines (its speedup writes ~40 a model).
 The saved models' test accuracy, size and latency are measured from the files as loaded.
-Only nnisuite.trials.mlp's models with an activation that maps 0 to 0 are compressed (ReLU,
-tanh, GELU); anything else is refused in one line. Exit codes: 0 done; 2 bad input; 4 --out
+Compressed: nnisuite.trials.mlp's models and the NAS depth space's (nnisuite.nas.space), with
+activations that map 0 to 0 (ReLU, tanh, GELU); anything else (sigmoid, an RNN, attention) is
+refused in one line. Exit codes: 0 done; 2 bad input; 4 --out
 cannot be written.
 """
 
@@ -55,7 +61,14 @@ from pathlib import Path
 
 from nnisuite.flags import Parser
 from nnisuite.models import costs
-from nnisuite.nni_patches.compression import PRUNERS, CompressionError, prune, quiet
+from nnisuite.nni_patches.compression import (
+    PRUNERS,
+    TRAINED,
+    CompressionError,
+    Training,
+    prune,
+    quiet,
+)
 from nnisuite.nni_patches.compression import widths as hidden_widths
 from nnisuite.outputs import folder_flag
 
@@ -67,7 +80,8 @@ CARD, RECORD, POINTS, PLOT, LOG = (
     "nni.log",
 )
 MODEL, INT8 = "model.pt2", "model_int8.pt"
-SUPPORTED = ("nnisuite.trials.mlp",)  # the trials whose models the channel pruners fit
+TRIALS = ("nnisuite.trials.mlp",)  # the trials whose models the channel pruners fit
+DEPTH_SPACE = "nnisuite.nas.space.DepthSpace"  # the NAS model space they fit
 
 
 def pruner_list(text: str) -> list[str]:
@@ -120,40 +134,64 @@ def read_best(folder: Path):
 
 
 def trial_module(record: dict) -> str:
-    """The trial module best.json names, refused unless SUPPORTED (one line)."""
+    """The trial module or NAS model space best.json names, refused unless it is one whose
+    hidden units NNI's channel pruners and speedup remove (one line)."""
     choice = record.get("choice") if isinstance(record.get("choice"), dict) else {}
-    if "architecture" in record["params"] or choice.get("module") is None:
-        raise CompressionError(
-            "a NAS study's model: not compressed yet (only nnisuite.trials.mlp's best models)"
-        )
-    module = str(choice["module"])
+    module = str(choice.get("module") or "?")
     module = module if module.startswith("nnisuite.") else f"nnisuite.{module}"  # older records
-    if module not in SUPPORTED:
+    if "architecture" in record["params"]:
+        if module != DEPTH_SPACE:
+            raise CompressionError(
+                f"{module}'s models: not compressed (NNI's channel pruners cut a Linear "
+                "layer's output units; an attention layer's projections are split into heads "
+                f"that speedup does not keep whole; the NAS space compressed is {DEPTH_SPACE})"
+            )
+        if not isinstance(record.get("space"), dict):
+            raise CompressionError(
+                "best.json holds no model space's arguments (written by an older `nnisuite "
+                "best`): run `nnisuite best` again"
+            )
+        return module
+    if module not in TRIALS:
         raise CompressionError(
             f"{module}'s models: not compressed (NNI's channel pruners and speedup are used "
-            f"here on {', '.join(SUPPORTED)}; an RNN's recurrent weights are not Linear units)"
+            f"here on {', '.join(TRIALS)} and {DEPTH_SPACE}; an RNN's recurrent weights are "
+            "not Linear units)"
         )
     return module
 
 
 @dataclasses.dataclass
 class Setup:
-    module: object  # the trial module (PARAMS, BUILD)
-    params: object  # its parameters as best.json records them
+    build: object  # () -> the best model's architecture (initial weights)
+    fit: object  # nnisuite.trials.engine.FitConfig: the study's recipe
+    dataset: str
     data: object  # the study's splits as tensors
     test: tuple  # raw uint8 test images and labels
     state: dict  # the saved best model's weights
     example: object  # one raw uint8 batch
 
 
-def setup(record: dict, state: dict, data_dir: str | None) -> Setup:
-    import numpy as np
-    import torch
-
-    from nnisuite.trials.data import load_dataset, raw_splits
+def architecture(record: dict, name: str, data):
+    """() -> a fresh model of best.json's architecture: the trial's BUILD with its parameters,
+    or the NAS depth space rebuilt from best.json's plain arguments and frozen at its sample
+    (nnisuite.deploy.best.nas_model: nnisuite's model spaces only, data only)."""
+    from nnisuite.deploy.best import BestError, nas_model
     from nnisuite.trials.params import ParameterError
 
-    name = trial_module(record)
+    if name == DEPTH_SPACE:
+        space = record["space"]
+        nas = {
+            "model_symbol": {"__nni_type__": f"path:{space.get('symbol')}"},
+            "model_args": space.get("args"),
+            "model_kwargs": space.get("kwargs"),
+            "sample": record["params"]["architecture"],
+        }
+        try:
+            nas_model(nas)  # refused here, before any training, if it is not plain data
+        except BestError as exc:
+            raise CompressionError(str(exc)) from None
+        return lambda: nas_model(nas)
     module = importlib.import_module(name)
     fields = {f.name for f in dataclasses.fields(module.PARAMS)}
     try:
@@ -161,16 +199,37 @@ def setup(record: dict, state: dict, data_dir: str | None) -> Setup:
         params.check()
     except (TypeError, ParameterError) as exc:
         raise CompressionError(f"best.json's params: {exc}") from None
-    params.data_dir = data_dir if data_dir is not None else params.data_dir
-    data = load_dataset(params.dataset, params.data_dir, seed=params.seed)
-    images, labels = raw_splits(params.dataset, params.data_dir, seed=params.seed)[2]
+    return lambda: module.BUILD(params, data)
+
+
+def setup(record: dict, state: dict, data_dir: str | None) -> Setup:
+    import numpy as np
+    import torch
+
+    from nnisuite.trials.data import load_dataset, raw_splits
+    from nnisuite.trials.engine import FitConfig
+
+    name = trial_module(record)
+    params = record["params"]
+    fields = {f.name for f in dataclasses.fields(FitConfig)}
+    try:
+        fit = FitConfig(**{k: v for k, v in params.items() if k in fields})
+        dataset = str(params["dataset"])
+        split = record.get("splits") if isinstance(record.get("splits"), dict) else {}
+        split_seed = int(split.get("seed", params.get("seed", 0)))
+    except (TypeError, KeyError, ValueError) as exc:
+        raise CompressionError(f"best.json's params: {type(exc).__name__}: {exc}") from None
+    folder = data_dir if data_dir is not None else params.get("data_dir")
+    data = load_dataset(dataset, folder, seed=split_seed)
+    images, labels = raw_splits(dataset, folder, seed=split_seed)[2]
     labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
     example = torch.zeros((2, *data.image_shape), dtype=torch.uint8)
-    return Setup(module, params, data, (images, labels), state, example)
+    build = architecture(record, name, data)
+    return Setup(build, fit, dataset, data, (images, labels), state, example)
 
 
 def best_model(s: Setup):
-    model = s.module.BUILD(s.params, s.data)
+    model = s.build()
     try:
         model.load_state_dict(s.state)
     except RuntimeError as exc:
@@ -187,16 +246,23 @@ def head_name(model) -> str:
 
 
 def train(model, s: Setup, epochs: int, seed: int) -> dict:
-    """`epochs` of the study's recipe on its splits; the engine's final (validation `default`,
-    `test_accuracy`)."""
+    """`epochs` of the study's recipe on its splits (none: evaluated only); the engine's final
+    (validation `default`, `test_accuracy`)."""
     import torch
 
     from nnisuite.trials.engine import fit
-    from nnisuite.trials.runner import fit_config
 
-    config = dataclasses.replace(fit_config(s.params), epochs=epochs, seed=seed, device="cpu")
+    config = dataclasses.replace(s.fit, epochs=epochs, seed=seed, device="cpu", save_to=None,
+                                 resume_from=None)  # fmt: skip
     torch.manual_seed(seed)
     return fit(model, s.data, config).final
+
+
+def training(s: Setup, epochs: int, seed: int) -> Training:
+    """A TRAINED pruner's steps: `epochs` of the study's recipe at its learning rate."""
+    steps = epochs * -(-len(s.data.train_x) // s.fit.batch_size)
+    return Training(s.data.train_x, s.data.train_y, s.fit.batch_size, s.fit.optimizer, s.fit.lr,
+                    s.fit.momentum, s.fit.weight_decay, steps, seed)  # fmt: skip
 
 
 def accuracy(model, s: Setup) -> float:
@@ -277,7 +343,12 @@ def run(args, say=print) -> dict:
     s = setup(record, state, args.data_dir)
     dense = best_model(s)
     keep = [head_name(dense)]
-    study_epochs = int(s.params.epochs)
+    study_epochs = int(s.fit.epochs)
+    if any(p in TRAINED for p in args.pruner) and args.prune_epochs > args.epochs:
+        raise CompressionError(
+            f"--prune-epochs {args.prune_epochs} is more than --epochs {args.epochs}: the "
+            "pruning steps are part of the compressed model's --epochs"
+        )
     scratch_epochs = args.scratch_epochs or study_epochs + args.epochs
     seeds = list(range(args.seeds))
     rows: list[dict] = []
@@ -294,13 +365,17 @@ def run(args, say=print) -> dict:
             for pruner in args.pruner
             for sparsity in args.sparsity
         ]
-        for widths in dict.fromkeys(p["widths_key"] for p in points):
+        shapes = {p["widths_key"]: p.pop("shape") for p in points}
+        for widths, shape in shapes.items():
             for seed in seeds:  # control 2: the pruned widths from scratch, as many epochs
-                scratch = scratch_model(s, widths, seed)
+                scratch = scratch_model(shape, seed)
                 final = train(scratch, s, scratch_epochs, seed)
                 rows.append(row("scratch", "-", 0.0, seed, final, scratch, dict(enumerate(widths))))
                 say(f"from scratch {list(widths)}, seed {seed}: test {final['test_accuracy']:.4f}")
+        study = study_trials(record, args.experiment_dir, say)
         result = summarize(args, record, s, rows, points, reference, study_epochs, scratch_epochs)
+        result["study_trials"] = study
+        result["fronts"] = fronts(reference, points, study)
         write_rows(folder / POINTS, rows)
         plot(result, rows, folder / PLOT)
         (folder / RECORD).write_text(json.dumps(result, indent=2, default=str) + "\n")
@@ -326,26 +401,34 @@ def measure_dense(dense, s: Setup, keep: list[str], folder: Path) -> dict:
 
 
 def compress_point(dense, s: Setup, pruner, sparsity, args, keep, folder, rows, say) -> dict:
-    """One pruner x sparsity: pruned once (the pruners are deterministic), fine-tuned per seed
-    (and quantized with --int8), the median seed by validation saved in its folder."""
+    """One pruner x sparsity: pruned (once for the weight-scored pruners, which are
+    deterministic; per seed for the TRAINED ones, whose steps the seed orders), fine-tuned per
+    seed for the rest of --epochs (and quantized with --int8), the median seed by validation
+    saved in its folder."""
     from nnisuite.deploy.best import export, load
 
     tag = f"{pruner}-{sparsity:g}"
-    pruned = copy.deepcopy(dense)
-    with quiet(folder / LOG):
-        widths = prune(pruned, pruner, sparsity, s.example.float(), keep)
-    before = accuracy(deployable(copy.deepcopy(pruned), s), s)
-    models, finals = [], []
+    trained = pruner in TRAINED
+    prune_epochs = args.prune_epochs if trained else 0
+    models, finals, before = [], [], None
     for seed in range(args.seeds):
+        if trained or before is None:
+            pruned = copy.deepcopy(dense)
+            steps = training(s, prune_epochs, seed) if trained else None
+            with quiet(folder / LOG):
+                widths = prune(pruned, pruner, sparsity, s.example.float(), keep, steps)
+            before = accuracy(deployable(copy.deepcopy(pruned), s), s)
         model = copy.deepcopy(pruned)
-        final = train(model, s, args.epochs, seed) | {"test_before_finetune": before}
+        final = train(model, s, args.epochs - prune_epochs, seed)
+        final |= {"test_before_finetune": before, "epochs": prune_epochs + final["epochs"]}
         rows.append(row("compressed", pruner, sparsity, seed, final, model, widths))
         if args.int8:
-            quantized = {"test_accuracy": accuracy(int8(model, s), s)}
+            quantized = {"test_accuracy": accuracy(int8(model, s), s), "epochs": final["epochs"]}
             rows.append(row("int8", pruner, sparsity, seed, quantized, model, widths))
         models.append(model)
         finals.append(final)
-        say(f"{tag}, seed {seed}: widths {list(widths.values())}, test {before:.4f} pruned -> "
+        how = f"pruned over {prune_epochs} epoch(s)" if trained else "pruned"
+        say(f"{tag}, seed {seed}: widths {list(widths.values())}, test {before:.4f} {how} -> "
             f"{final['test_accuracy']:.4f} fine-tuned")  # fmt: skip
     order = sorted(range(len(models)), key=lambda i: (finals[i]["default"], -i))
     median = order[(len(order) - 1) // 2]
@@ -362,19 +445,54 @@ def compress_point(dense, s: Setup, pruner, sparsity, args, keep, folder, rows, 
         "folder": tag,
         "widths": widths,
         "widths_key": tuple(widths.values()),
-        "test_before_finetune": before,
+        "shape": pruned,  # the pruned architecture, for the from-scratch control
+        "prune_epochs": prune_epochs,
+        "test_before_finetune": statistics.fmean(
+            r["test_before_finetune"]
+            for r in rows
+            if r["kind"] == "compressed" and r["pruner"] == pruner and r["sparsity"] == sparsity
+        ),
         "saved": saved,
     }
 
 
-def scratch_model(s: Setup, widths: tuple, seed: int):
-    """The trial's model at the pruned widths (features1, features2), initialised from `seed`."""
-    import torch
+def scratch_model(shape, seed: int):
+    """The pruned architecture with every layer initialised afresh from `seed` (as the trial
+    builds a model of those widths: torch's own initialisation, in the layers' order)."""
+    from nnisuite.nas.evaluator import reseed_parameters
 
-    torch.manual_seed(seed)
-    params = copy.copy(s.params)
-    params.features1, params.features2 = widths
-    return s.module.BUILD(params, s.data)
+    model = copy.deepcopy(shape)
+    reseed_parameters(model, seed)
+    return model
+
+
+def study_trials(record: dict, experiment_dir: str | None, say) -> list[dict]:
+    """The study's SUCCEEDED trials that recorded a test accuracy and a parameter count (what
+    nnisuite's trials report), for the plot and the parameters front; [] where its database is
+    not found (said in one line)."""
+    from nnisuite.analysis.direction import usable
+    from nnisuite.analysis.store import ExportError, load_experiment
+
+    experiment = str((record.get("choice") or {}).get("experiment") or "")
+    try:
+        exp = load_experiment(experiment, experiment_dir, live=False) if experiment else None
+    except ExportError as exc:
+        if experiment_dir is not None:
+            raise CompressionError(f"--experiment-dir: {exc}") from None
+        exp = None
+    if exp is None:
+        say(f"the study's trials: study {experiment or '?'} not found (--experiment-dir adds "
+            "them to the plot and the parameters front)")  # fmt: skip
+        return []
+    found = [
+        {"trial": t.trial_id, "sequence": t.sequence,
+         "test_accuracy": float(t.final["test_accuracy"]), "parameters": int(t.final["parameters"])}
+        for t in exp.trials
+        if t.status == "SUCCEEDED" and usable(t.final.get("test_accuracy"))
+        and usable(t.final.get("parameters"))
+    ]  # fmt: skip
+    say(f"the study's trials: {len(found)} of study {exp.id} on the plot")
+    return found
 
 
 def row(kind, pruner, sparsity, seed, final, model, widths) -> dict:
@@ -383,6 +501,7 @@ def row(kind, pruner, sparsity, seed, final, model, widths) -> dict:
         "pruner": pruner,
         "sparsity": sparsity,
         "seed": seed,
+        "epochs": final.get("epochs"),  # trained after the dense best (pruning steps included)
         "val_accuracy": final.get("default"),
         "test_accuracy": final["test_accuracy"],
         "test_before_finetune": final.get("test_before_finetune"),
@@ -424,14 +543,14 @@ def summarize(args, record, s, rows, points, reference, study_epochs, scratch_ep
         if args.int8:
             p["int8_test"] = mean_std(tests("int8", pruner=p["pruner"], sparsity=p["sparsity"]))
     return {
-        "fronts": fronts(reference, points),
         "best": str(Path(args.best).resolve()),
-        "dataset": s.params.dataset,
+        "dataset": s.dataset,
         "trial": trial_module(record),
-        "recipe": {k: getattr(s.params, k) for k in ("optimizer", "lr", "momentum",
-                                                      "weight_decay", "schedule", "batch_size")},
+        "recipe": {k: getattr(s.fit, k) for k in ("optimizer", "lr", "momentum",
+                                                   "weight_decay", "schedule", "batch_size")},
         "study_epochs": study_epochs,
         "finetune_epochs": args.epochs,
+        "prune_epochs": args.prune_epochs if any(p in TRAINED for p in args.pruner) else 0,
         "scratch_epochs": scratch_epochs,
         "seeds": args.seeds,
         "threads": args.threads,
@@ -449,10 +568,12 @@ TRADE_OFF_COSTS = {
 }
 
 
-def fronts(reference: dict, points: list[dict]) -> dict:
+def fronts(reference: dict, points: list[dict], study: list[dict] = ()) -> dict:
     """The saved files' trade-offs (test accuracy as measured from each file, against each of
     TRADE_OFF_COSTS), with nnisuite.analysis.pareto's fronts and hypervolume shares: which
-    saved models no other saved model beats on both."""
+    saved models no other saved model beats on both. On the parameters front the study's own
+    trials take part too (their test accuracy and parameters as the trials reported them; they
+    have no file to weigh or time)."""
     from nnisuite.analysis.pareto import build_front
 
     labels, files = ["dense best"], [reference]
@@ -464,11 +585,15 @@ def fronts(reference: dict, points: list[dict]) -> dict:
                 files.append(p["saved"][form] | {"parameters": p["parameters"]})
     found = {}
     for cost in TRADE_OFF_COSTS:
+        names, entries = list(labels), list(files)
+        if cost == "parameters":
+            names += [f"study trial #{t['sequence']}" for t in study]
+            entries += list(study)
         front = build_front(
-            cost, [(f["test_accuracy"], float(f[cost])) for f in files], True, labels
+            cost, [(f["test_accuracy"], float(f[cost])) for f in entries], True, names
         )
         found[cost] = {
-            "members": [labels[i] for i in front.members],
+            "members": [names[i] for i in front.members],
             "hypervolume": front.hypervolume,
             "reference": dataclasses.asdict(front.reference),
         }
@@ -482,7 +607,14 @@ def card_text(r: dict) -> str:
         "",
         f"- data: {r['dataset']}, the study's splits; trial {r['trial']}",
         f"- recipe: {r['recipe']}; the dense model trained {r['study_epochs']} epochs",
-        f"- fine-tuning: {r['finetune_epochs']} epochs after pruning; seeds 0-{r['seeds'] - 1}",
+        f"- fine-tuning: {r['finetune_epochs']} epochs after the dense best, "
+        + (
+            f"the first {r['prune_epochs']} of them the pruning steps of "
+            f"{', '.join(p for p in TRAINED if any(q['pruner'] == p for q in r['points']))}; "
+            if r["prune_epochs"]
+            else ""
+        )
+        + f"seeds 0-{r['seeds'] - 1}",
         f"- controls: the dense model fine-tuned {r['finetune_epochs']} epochs (test "
         f"{r['dense_finetuned_test'][0]:.4f} +- {r['dense_finetuned_test'][1]:.4f}); the same "
         f"widths trained from scratch for {r['scratch_epochs']} epochs",
@@ -519,7 +651,8 @@ def card_text(r: dict) -> str:
         )
     lines += ["", "Trade-offs of the saved files (nnisuite.analysis.pareto: the models no other "
               "saved model beats on both test accuracy and the cost; the hypervolume as a share of "
-              "the box up to 1.1 x the largest cost):", ""]  # fmt: skip
+              "the box up to 1.1 x the largest cost; on parameters, with the study's "
+              f"{len(r['study_trials'])} trials):", ""]  # fmt: skip
     for cost, what in TRADE_OFF_COSTS.items():
         f = r["fronts"][cost]
         lines.append(f"- {what}: {', '.join(f['members'])} (hypervolume {f['hypervolume']:.4f})")
@@ -547,6 +680,10 @@ def plot(result: dict, rows: list[dict], path: Path) -> None:
         if mine:
             ax.scatter([r["parameters"] for r in mine], [r["test_accuracy"] for r in mine],
                        marker=marker, label=kind, alpha=0.75)  # fmt: skip
+    study = result.get("study_trials") or []
+    if study:
+        ax.scatter([t["parameters"] for t in study], [t["test_accuracy"] for t in study],
+                   marker=".", color="grey", label="the study's trials", alpha=0.6)  # fmt: skip
     dense = result["dense"]
     if dense:
         ax.scatter([dense["parameters"]], [dense["test_accuracy"]], marker="*", s=150,
@@ -586,7 +723,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="fraction(s) of each hidden layer's units to remove, comma-separated (default 0.75)",
     )
     p.add_argument(
-        "--epochs", type=positive_int, default=3, help="fine-tuning epochs after pruning (3)"
+        "--epochs",
+        type=positive_int,
+        default=3,
+        help="epochs of training after the dense best, pruning steps included (3); the dense "
+        "control trains as long",
+    )
+    p.add_argument(
+        "--prune-epochs",
+        type=positive_int,
+        default=1,
+        help="epochs of --epochs that taylor, agp and linear prune over (1)",
     )
     p.add_argument("--seeds", type=positive_int, default=3, help="seeds of every point (3)")
     p.add_argument(
@@ -601,6 +748,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=positive_int, default=1, help="torch threads, latency included (1)"
     )
     p.add_argument("--data-dir", help="where the dataset's files are (default: as the study)")
+    p.add_argument(
+        "--experiment-dir",
+        help="NNI experiment folder holding the study, whose trials are drawn beside the "
+        "compressed models (default ~/nni-experiments; not found there: not drawn)",
+    )
     return p
 
 

@@ -3,6 +3,15 @@ NNI's defects met on the way worked around or refused, never reached silently.
 
     with quiet(log_file):                      # NNI's INFO lines and prints go to the file
         widths = prune(model, "l1", 0.75, example, keep=["net.4"])
+        widths = prune(model, "agp", 0.9, example, keep=["net.4"], training=Training(...))
+
+Two kinds of pruner (PRUNERS): l1, l2 and fpgm score each unit from the trained weights alone
+(one shot, no data); taylor, agp and linear need training steps (TRAINED): Taylor scores each
+unit by its weights times their gradients summed over the steps, AGP and Linear raise an L1
+pruner's sparsity from 0 to the goal in 10 steps as the model trains with the masks applied
+(AGP fast first, cubic; Linear evenly). Their steps are the study's recipe (`Training`: its
+optimizer, learning rate, batch size; the seed sets the batch order), run through NNI's
+TorchEvaluator.
 
 - ModelSpeedup traces the model with NNI's own concrete tracer, which fails on every model
   with this PyTorch (`AttributeError: 'NoneType' object has no attribute 'startswith'`,
@@ -26,14 +35,25 @@ NNI's defects met on the way worked around or refused, never reached silently.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import sys
 import warnings
 from pathlib import Path
 
 # --pruner -> NNI 3.0's class in nni.compression.pruning (one score per output unit: the rows
-# of a Linear layer's weight, its L1 or L2 norm, or FPGM's distance to the geometric median)
-PRUNERS = {"l1": "L1NormPruner", "l2": "L2NormPruner", "fpgm": "FPGMPruner"}
+# of a Linear layer's weight, its L1 or L2 norm, FPGM's distance to the geometric median,
+# Taylor's first-order estimate of the loss change; AGP and Linear schedule an L1 pruner)
+PRUNERS = {
+    "l1": "L1NormPruner",
+    "l2": "L2NormPruner",
+    "fpgm": "FPGMPruner",
+    "taylor": "TaylorPruner",
+    "agp": "AGPPruner",
+    "linear": "LinearPruner",
+}
+TRAINED = ("taylor", "agp", "linear")  # the pruners that need training steps (`Training`)
+SCHEDULE_TIMES = 10  # AGP / Linear: sparsity raised this many times over the steps
 NNI_5768 = "microsoft/nni#5768"
 
 
@@ -90,12 +110,90 @@ def zero_preserving(model) -> None:
             )
 
 
-def prune(model, pruner: str, sparsity: float, example, keep: list[str]) -> dict[str, int]:
-    """Prune `sparsity` of the output units of every Linear layer of `model` but those named in
-    `keep` (the classifier head) by the units' `pruner` score, then shrink the model in place
-    with NNI's ModelSpeedup over torch.fx's graph. Returns {layer: units kept}."""
-    import torch
+@dataclasses.dataclass
+class Training:
+    """The steps a TRAINED pruner takes: the study's recipe on its training split (in-memory
+    tensors, already standardised), in a seeded order."""
+
+    x: object  # training inputs (torch tensor)
+    y: object  # their labels
+    batch_size: int
+    optimizer: str  # "sgd" or "adam", as nnisuite.trials.engine
+    lr: float
+    momentum: float
+    weight_decay: float
+    steps: int  # optimizer steps in all
+    seed: int  # the batch order
+
+    def evaluator(self, model):
+        """NNI's TorchEvaluator over these steps: NNI re-creates the optimizer from its trace
+        on the model it wraps, and hooks its step (Taylor's scores, AGP's schedule)."""
+        import nni
+        import torch
+        from nni.compression import TorchEvaluator
+        from torch.nn import functional as F
+
+        if self.optimizer == "sgd":
+            optimizer = nni.trace(torch.optim.SGD)(
+                model.parameters(), lr=self.lr, momentum=self.momentum,
+                weight_decay=self.weight_decay,
+            )  # fmt: skip
+        else:
+            optimizer = nni.trace(torch.optim.Adam)(
+                model.parameters(), lr=self.lr, weight_decay=self.weight_decay
+            )
+        return TorchEvaluator(
+            self.loop, optimizer, lambda batch, m: F.cross_entropy(m(batch[0]), batch[1])
+        )
+
+    def loop(self, model, optimizers, training_step, lr_schedulers=None, max_steps=None,
+             max_epochs=None):  # fmt: skip
+        """NNI's training_func: `max_steps` (or self.steps) steps over shuffled batches."""
+        import torch
+
+        limit, done = max_steps or self.steps, 0
+        generator = torch.Generator().manual_seed(self.seed)
+        model.train()
+        while done < limit:
+            order = torch.randperm(len(self.x), generator=generator)
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                loss = training_step((self.x[batch], self.y[batch]), model)
+                optimizers.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizers.step()
+                done += 1
+                if done >= limit:
+                    return
+
+
+def make_pruner(model, pruner: str, config: list[dict], training: Training | None):
+    """(NNI's pruner of `pruner` on `model`, the steps its compress() takes or None)."""
     from nni.compression import pruning
+
+    if pruner not in TRAINED:
+        return getattr(pruning, PRUNERS[pruner])(model, config), None
+    if training is None or training.steps < 1:
+        raise CompressionError(f"--pruner {pruner} needs training steps (--prune-epochs)")
+    evaluator = training.evaluator(model)
+    if pruner == "taylor":  # scores summed over every step; masks at the last one
+        return pruning.TaylorPruner(model, config, evaluator, training_steps=training.steps), None
+    times = min(SCHEDULE_TIMES, training.steps)
+    interval = training.steps // times
+    scheduled = getattr(pruning, PRUNERS[pruner])
+    return scheduled(
+        pruning.L1NormPruner(model, config), interval, times, evaluator
+    ), interval * times
+
+
+def prune(
+    model, pruner: str, sparsity: float, example, keep: list[str], training: Training | None = None
+) -> dict[str, int]:
+    """Prune `sparsity` of the output units of every Linear layer of `model` but those named in
+    `keep` (the classifier head) by the units' `pruner` score (TRAINED pruners: after or during
+    `training`'s steps, which also train the model), then shrink the model in place with NNI's
+    ModelSpeedup over torch.fx's graph. Returns {layer: units kept}."""
+    import torch
     from nni.compression.speedup import ModelSpeedup
 
     if pruner not in PRUNERS:
@@ -103,11 +201,11 @@ def prune(model, pruner: str, sparsity: float, example, keep: list[str]) -> dict
     if not 0.0 < sparsity < 1.0:
         raise CompressionError(f"--sparsity {sparsity}: must be between 0 and 1 (exclusive)")
     zero_preserving(model)
-    model.eval()
     config = [{"op_types": ["Linear"], "sparse_ratio": sparsity, "exclude_op_names": keep}]
-    chosen = getattr(pruning, PRUNERS[pruner])(model, config)
-    _, masks = chosen.compress()
+    chosen, steps = make_pruner(model, pruner, config, training)
+    _, masks = chosen.compress() if steps is None else chosen.compress(steps, None)
     chosen.unwrap_model()
+    model.eval()
     graph = torch.fx.symbolic_trace(model)  # NNI's own tracer fails here: microsoft/nni#5768
     ModelSpeedup(model, example, masks, graph_module=graph).speedup_model()  # needs autograd
     return widths(model, keep)

@@ -7,6 +7,7 @@ LevelPruner + speedup shrinking nothing."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import json
 import logging
@@ -108,15 +109,20 @@ def test_the_best_model_is_pruned_fine_tuned_quantized_and_reloads_with_torch_al
     # on the size front
     files = {"dense best": dense} | {
         f"{p['pruner']} {p['sparsity']:g}{' int8' if form == 'int8' else ''}": p["saved"][form]
+        | {"parameters": p["parameters"]}
         for p in record["points"]
         for form in ("fp32", "int8")
     }
-    top = max(files, key=lambda k: files[k]["test_accuracy"])
+    # the study's 2 trials (found through NNI's list of experiments) join the parameters front
+    assert len(record["study_trials"]) == 2
+    trials = {f"study trial #{t['sequence']}": t for t in record["study_trials"]}
     smallest = min(files, key=lambda k: files[k]["bytes"])
     assert set(record["fronts"]) == {"parameters", "bytes", "latency_s_batch256"}
     for cost, front in record["fronts"].items():
+        entries = files | (trials if cost == "parameters" else {})
+        top = max(entries, key=lambda k: (entries[k]["test_accuracy"], -entries[k][cost]))
         assert top in front["members"] and 0 < front["hypervolume"] <= 1, (cost, front)
-        assert set(front["members"]) <= set(files)
+        assert set(front["members"]) <= set(entries)
     assert smallest in record["fronts"]["bytes"]["members"]
     assert f"size on disk: {', '.join(record['fronts']['bytes']['members'])}" in card
 
@@ -133,6 +139,47 @@ def test_the_best_model_is_pruned_fine_tuned_quantized_and_reloads_with_torch_al
     assert result["ours"] == []
     for form in ("fp32", "int8"):  # exactly the figure the card has for the file
         assert result["correct"][form] / result["n"] == point["saved"][form]["test_accuracy"]
+
+
+@pytest.mark.integration
+def test_the_pruners_that_train_prune_within_the_same_budget(best):
+    """taylor, agp and linear prune while the model trains (NNI's TorchEvaluator over the study's
+    recipe); those steps are part of --epochs, so every compressed model has trained exactly
+    as long as the dense control, and each seed's pruning is its own."""
+    out = best / "trained"
+    proc = subprocess.run(
+        [NNISUITE, "compress", str(best / "best"), "--out", str(out), "--seeds", "2",
+         "--epochs", "2", "--prune-epochs", "1", "--sparsity", "0.75",
+         "--pruner", "taylor,agp,linear,l1"],
+        capture_output=True, text=True, timeout=600, cwd=best,
+    )  # fmt: skip
+    said = proc.stdout + proc.stderr
+    assert proc.returncode == 0, said[-3000:]
+    for noise in ("Update indirect mask", "Warning", "\x1b["):
+        assert noise not in said, (noise, said[-2000:])
+    record = json.loads((out / "compress.json").read_text())
+    widths = [round(w * 0.25) for w in record["dense"]["widths"].values()]
+    assert [p["pruner"] for p in record["points"]] == ["taylor", "agp", "linear", "l1"]
+    assert (
+        record["prune_epochs"] == 1
+        and "the first 1 of them the pruning steps" in (out / "card.md").read_text()
+    )
+    for p in record["points"]:
+        assert list(p["widths"].values()) == widths, p
+        assert p["prune_epochs"] == (0 if p["pruner"] == "l1" else 1)
+    with open(out / "points.csv") as f:
+        rows = list(csv.DictReader(f))
+    trained = [r for r in rows if r["kind"] in ("compressed", "dense-finetuned")]
+    assert len(trained) == 2 + 4 * 2 and {r["epochs"] for r in trained} == {"2"}
+    before = {}
+    for r in rows:
+        if r["kind"] == "compressed":
+            before.setdefault(r["pruner"], set()).add(r["test_before_finetune"])
+    assert len(before["l1"]) == 1  # pruned once: its scores need no data
+    # AGP's model trained through the pruning (its sparsity raised in steps): it enters
+    # fine-tuning far better than the same widths cut at once from the dense weights
+    l1_before = float(next(iter(before["l1"])))
+    assert all(float(b) > l1_before for b in before["agp"]), (before, l1_before)
 
 
 def best_folder(tmp_path, activation: str = "relu", module: str = "trials.mlp"):
@@ -171,6 +218,30 @@ def test_what_compress_cannot_do_right_is_refused_in_one_line(tmp_path):
     rnn = best_folder(tmp_path / "b", module="nnisuite.trials.rnn")
     proc = compress(str(rnn), "--out", str(tmp_path / "b" / "out"))
     assert proc.returncode == 2 and "nnisuite.trials.rnn's models: not compressed" in proc.stderr
+
+    attention = best_folder(tmp_path / "e", module="nnisuite.nas.attention_space.AttentionSpace")
+    record = json.loads((attention / "best.json").read_text())
+    record["params"]["architecture"] = {"attention": "gqa"}
+    (attention / "best.json").write_text(json.dumps(record))
+    proc = compress(str(attention), "--out", str(tmp_path / "e" / "out"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "AttentionSpace's models: not compressed" in proc.stderr
+
+    old = best_folder(tmp_path / "f", module="nnisuite.nas.space.DepthSpace")
+    record = json.loads((old / "best.json").read_text())
+    record["params"]["architecture"] = {"depth": 2, "seed": 0}  # no "space": an older best
+    (old / "best.json").write_text(json.dumps(record))
+    proc = compress(str(old), "--out", str(tmp_path / "f" / "out"))
+    assert proc.returncode == 2 and "run `nnisuite best` again" in proc.stderr, proc.stderr
+    record["space"] = {"symbol": "os.system", "args": ["touch x"], "kwargs": {}}
+    (old / "best.json").write_text(json.dumps(record))
+    proc = compress(str(old), "--out", str(tmp_path / "f" / "out"))
+    assert proc.returncode == 2 and "is not one of nnisuite's" in proc.stderr, proc.stderr
+
+    budget = best_folder(tmp_path / "g")
+    proc = compress(str(budget), "--out", str(tmp_path / "g" / "out"), "--pruner", "l1,agp",
+                    "--epochs", "1", "--prune-epochs", "2")  # fmt: skip
+    assert proc.returncode == 2 and "--prune-epochs 2 is more than --epochs 1" in proc.stderr
 
     proc = compress(str(rnn), "--out", str(tmp_path / "c"), "--pruner", "level")
     assert proc.returncode == 2 and "--pruner" in proc.stderr  # LevelPruner: not offered

@@ -154,6 +154,25 @@ def test_grid_search_over_six_depths(tmp_path, capsys):
     state = torch.load(tmp_path / "best" / "weights.pt", weights_only=True)["state_dict"]
     linear = [k for k in state if k.endswith(".weight")]
     assert len(linear) == chosen.final["depth"] + 1  # the chosen depth, and the head
+    # ... and compressed: its hidden layers halved by NNI's pruner and speedup, drawn beside the
+    # study's trials, the saved file's test accuracy what the card says
+    from nnisuite.deploy import compress
+
+    small = tmp_path / "small"
+    argv = [str(tmp_path / "best"), "--out", str(small), "--seeds", "1", "--epochs", "1",
+            "--sparsity", "0.5", "--experiment-dir", str(tmp_path / "nni")]  # fmt: skip
+    assert compress.main(argv) == 0
+    done = json.loads(small.joinpath("compress.json").read_text())
+    (point,) = done["points"]
+    widths = log_widths(chosen.final["depth"])
+    assert list(done["dense"]["widths"].values()) == widths
+    assert list(point["widths"].values()) == [w // 2 for w in widths]
+    assert sorted(t["trial"] for t in done["study_trials"]) == sorted(
+        t.trial_id for t in exp.trials
+    )
+    model = torch.export.load(str(small / point["folder"] / "model.pt2")).module()
+    predicted = model(torch.from_numpy(images)).argmax(dim=1).numpy()
+    assert float((predicted == labels).mean()) == point["saved"]["fp32"]["test_accuracy"]
 
 
 def test_depth_table_means_and_spreads_over_seeds():
