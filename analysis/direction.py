@@ -76,11 +76,6 @@ def best_first(df, mode: str, column: str = "default"):
     return df.loc[order]
 
 
-def best_of(values, mode: str):
-    """The best of `values` (max, or min when minimizing)."""
-    return min(values) if mode == MINIMIZE else max(values)
-
-
 def running_best(values, mode: str) -> np.ndarray:
     """The best so far at each position, in order; a position without a usable number (None,
     NaN, +-inf) keeps the best before it (NaN before the first number)."""
@@ -88,11 +83,6 @@ def running_best(values, mode: str) -> np.ndarray:
     if not len(v):
         return np.array([])
     return np.fmin.accumulate(v) if mode == MINIMIZE else np.fmax.accumulate(v)
-
-
-def within(value: float, target: float, tolerance: float, mode: str) -> bool:
-    """Whether `value` is at most `tolerance` worse than `target`."""
-    return value <= target + tolerance if mode == MINIMIZE else value >= target - tolerance
 
 
 def word(mode: str) -> str:

@@ -150,6 +150,10 @@ def test_the_small_rules_every_table_uses():
     assert best_first(no_column, "maximize").equals(no_column)
     assert np.allclose(running_best([0.5, None, 0.7, 0.6], "maximize"), [0.5, 0.5, 0.7, 0.7])
     assert np.allclose(running_best([0.5, None, 0.3], "minimize"), [0.5, 0.5, 0.3])
+    # what NNI stored but cannot be ranked (an infinite loss, a string) is no one's best
+    inf = float("inf")
+    assert list(running_best([0.5, inf, 0.7], "maximize")) == [0.5, 0.5, 0.7]
+    assert list(running_best([0.5, -inf, "0.1"], "minimize")) == [0.5, 0.5, 0.5]
 
 
 def test_numpy_numbers_from_a_table_are_numbers():

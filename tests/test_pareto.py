@@ -259,3 +259,87 @@ def test_the_reference_of_accuracies_is_zero_to_one_and_of_other_scores_the_rang
     assert reference_for([0.5, 0.9], [1, 2], False).objective == 0.9  # minimized: the worst
     flat = Reference(objective=1.0, cost=0.0, ideal=1.0)  # an empty box
     assert math.isnan(share([(1.0, 0.0)], flat, True))
+
+
+def test_the_documented_defaults_maximize():
+    """`front(points)`, `hypervolume(points, reference)` and `trade_offs(trials)` maximize unless
+    told (accuracy, nnisuite's metric): called bare they answer as with maximize=True."""
+    points = [(0.9, 1.0), (0.8, 2.0), (0.95, 3.0)]
+    assert front(points) == front(points, maximize=True) == [0, 2]
+    assert front(points, maximize=False) != front(points)
+    ref = (0.0, 4.0)
+    assert hypervolume(points, ref) == hypervolume(points, ref, maximize=True) > 0
+
+
+def test_the_box_of_a_score_spans_its_worst_to_its_best(tmp_path):
+    """The hypervolume share of a minimized loss: the box runs from the worst loss seen to the
+    best, times the reference cost (not from 0): a front of the best loss at the least cost
+    covers the whole box but the margin beyond the costliest trial."""
+    g = build_front("parameters", [(2.0, 1.0), (5.0, 2.0)], maximize=False)
+    assert g.reference.box() == pytest.approx((5.0 - 2.0) * 2.2)
+    assert g.hypervolume == pytest.approx((2.2 - 1.0) / 2.2)
+
+
+def test_trade_offs_take_succeeded_trials_only_and_the_reference_given(tmp_path):
+    """A trial that reported its final and then FAILED is on no front; a reference passed for
+    a cost (the one all repeated runs share) is the one used."""
+    from nnisuite.analysis.pareto import Reference, common_reference, trade_offs
+
+    db = Database(tmp_path, "failed-final", CONFIG)
+    finals = [(0.80, 100), (0.90, 300), (0.99, 50)]
+    for i, (acc, size) in enumerate(finals):
+        db.start(i * 100, f"T{i}", i, i, {"features1": 128, "features2": 256, "value": 0.1})
+        db.metric(i * 100 + 50, f"T{i}", i, "FINAL", {"default": acc, costs.PARAMETERS: size})
+        db.event(i * 100 + 60, f"T{i}", "FAILED" if i == 2 else "SUCCEEDED", seq=i)
+    exp = load_experiment(str(db.write()), live=False)
+    (own,) = trade_offs(exp.trials)
+    assert [own.trial_ids[i] for i in own.members] == ["T0", "T1"]  # T2 failed: not a point
+    assert len(own.points) == 2
+    given = Reference(objective=0.0, cost=1000.0, ideal=1.0)
+    (shared,) = trade_offs(exp.trials, reference={costs.PARAMETERS: given})
+    assert shared.reference == given
+    expected = hypervolume([(0.8, 100), (0.9, 300)], (0.0, 1000.0)) / given.box()
+    assert shared.hypervolume == pytest.approx(expected) != own.hypervolume
+    # one run alone is compared with the reference of its own trials
+    assert common_reference([own]) == own.reference
+
+
+def test_pareto_csv_and_the_summary_section_as_users_read_them(tmp_path):
+    """pareto.csv's columns, in order, with each row's sequence and validation accuracy those
+    of its trial in trials.csv; the summary's section: its heading, one table per cost with
+    only that cost's trials, the cost's values shown in its unit, the log's choice marked."""
+    from nnisuite.analysis.pareto import log_choice
+
+    assert log_choice({"features1": 128, "features2": 256, "lr": 0.1})
+    assert not log_choice({"features1": 128, "features2": 512})
+    exp = load_experiment(str(costly_database(tmp_path)), live=False)
+    result = export(exp, tmp_path / "out", plots=False, parallel=False, optuna=False)
+    pareto = pd.read_csv(tmp_path / "out" / "pareto.csv")
+    trials = pd.read_csv(tmp_path / "out" / "trials.csv").set_index("trial_id")
+    own = ["cost", "trial_id", "sequence", "default", "value", "log_choice"]
+    assert list(pareto.columns) == own + ["features1", "features2", "param.value"]
+    for row in pareto.itertuples():
+        assert row.sequence == trials.loc[row.trial_id, "sequence"]
+        assert row.default == trials.loc[row.trial_id, "default"]
+        assert row.value == pytest.approx(trials.loc[row.trial_id, row.cost])
+        assert row.log_choice == (row.features1 == 128 and row.features2 == 256)
+    lines = result.summary.splitlines()
+    start = lines.index("## Trade-offs (Pareto fronts)")
+    assert lines[start + 1] == "" and lines[start + 2].startswith("The trials no other trial")
+    for cost in dict.fromkeys(pareto["cost"]):
+        members = pareto[pareto["cost"] == cost]
+        label = costs.label(cost)
+        heading = lines.index(f"### {label}: {len(members)} of 24 trials on the front")
+        assert lines[heading + 1] == "" and lines[heading + 2].startswith("- hypervolume ")
+        assert lines[heading + 3] == ""
+        table = []
+        for line in lines[heading + 4 :]:
+            if not line.startswith("|"):
+                break
+            table.append([c.strip() for c in line.strip("|").split("|")])
+        header, rows = table[0], table[2:]
+        assert header[:4] == ["trial_id", "sequence", "validation accuracy", label]
+        assert ("log_choice" in header) == bool(members["log_choice"].any())
+        assert [r[0] for r in rows] == list(members["trial_id"])  # this cost's trials only
+        shown = [costs.shown(cost, v) for v in members["value"]]
+        assert [float(r[3]) for r in rows] == pytest.approx(shown, rel=1e-3)
