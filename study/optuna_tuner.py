@@ -337,17 +337,23 @@ def remember_end_events() -> None:
     if getattr(original, "nnisuite_wrapped", False):
         return
 
-    from nnisuite.nni_patches.dispatcher import tells_tuner
-
     def handle_trial_end(self, data):
-        tuner = getattr(self, "tuner", None)
-        if isinstance(tuner, OptunaTuner) and isinstance(data, dict) and tells_tuner(data):
-            tuner.event = data.get("event")  # set on the thread that calls its trial_end next
+        heard(self, data)  # looked up at each call: the wrapper is installed once per process
         return original(self, data)
 
     handle_trial_end.nnisuite_wrapped = True
     handle_trial_end.nni_original = original
     MsgDispatcher.handle_trial_end = handle_trial_end
+
+
+def heard(dispatcher, data) -> None:
+    """An OptunaTuner behind NNI's `dispatcher` takes note of a trial's end event, on the thread
+    that calls its trial_end next."""
+    from nnisuite.nni_patches.dispatcher import tells_tuner
+
+    tuner = getattr(dispatcher, "tuner", None)
+    if isinstance(tuner, OptunaTuner) and isinstance(data, dict) and tells_tuner(data):
+        tuner.event = data.get("event")
 
 
 def validate_class_args(**args) -> None:

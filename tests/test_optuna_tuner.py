@@ -233,3 +233,160 @@ def test_cmaes_says_once_which_parameters_it_samples_at_random(caplog):
     assert not [line for line in lines if "is sampled independently" in line], lines[:5]
     loud = OptunaTuner(sampler="cmaes", sampler_args={"warn_independent_sampling": True})
     assert loud.sampler._warn_independent_sampling is True
+
+
+def sample(space: dict, n: int, seed: int = 0) -> list[dict]:
+    """`n` parameter sets of `space` from a seeded random-sampler tuner, as NNI asks for them."""
+    tuner = OptunaTuner(sampler="random", seed=seed)
+    tuner.update_search_space(space)
+    return [tuner.generate_parameters(i) for i in range(n)]
+
+
+def test_every_bounded_type_samples_what_nni_would():
+    """NNI's semantics per type: randint excludes its high end, a q-type is rounded to its q
+    (1 when not given) and clipped to its range, loguniform spreads over the decades, a
+    choice of non-Optuna values (lists) hands back the values themselves, a nested option
+    without `_name` is named by its index."""
+    space = {
+        "r": {"_type": "randint", "_value": [0, 3]},
+        "one": {"_type": "randint", "_value": [3, 4]},
+        "q": {"_type": "quniform", "_value": [0, 10, 2.5]},
+        "q1": {"_type": "quniform", "_value": [0, 3]},
+        "ql": {"_type": "qloguniform", "_value": [1, 100, 10]},
+        "log": {"_type": "loguniform", "_value": [1e-5, 1]},
+        "lists": {"_type": "choice", "_value": [[1, 2], [3, 4]]},
+        "nested": {"_type": "choice", "_value": [{"m": {"_type": "uniform", "_value": [0, 1]}}]},
+    }
+    seen = sample(space, 300)
+    assert {p["r"] for p in seen} == {0, 1, 2}
+    assert {p["one"] for p in seen} == {3}
+    assert {p["q"] for p in seen} == {0.0, 2.5, 5.0, 7.5, 10.0}
+    assert {p["q1"] for p in seen} == {0.0, 1.0, 2.0, 3.0}
+    assert {p["ql"] for p in seen} <= {1.0, *(10.0 * k for k in range(1, 11))}
+    assert len({p["ql"] for p in seen}) > 5
+    below = sum(p["log"] < 1e-3 for p in seen) / len(seen)  # 0.4 on a log scale, 0.001 linear
+    assert 0.3 < below < 0.5, below
+    assert {tuple(p["lists"]) for p in seen} == {(1, 2), (3, 4)}
+    assert all(p["nested"]["_name"] == 0 and 0 <= p["nested"]["m"] <= 1 for p in seen)
+
+
+@pytest.mark.parametrize(
+    "space, said",
+    [
+        ([1], "search space: must be a mapping"),
+        ({"x": {"_type": "uniform"}}, "x: needs _type and _value"),
+        ({"x": {"_value": [0, 1]}}, "x: needs _type and _value"),
+        ({"x": {"_type": "choice", "_value": []}}, "x: choice needs a non-empty list"),
+        ({"x": {"_type": "choice", "_value": "ab"}}, "x: choice needs a non-empty list"),
+        ({"x": {"_type": "uniform", "_value": [1]}}, r"x: uniform needs \[low, high\]"),
+        ({"x": {"_type": "uniform", "_value": 5}}, r"x: uniform needs \[low, high\]"),
+        ({"x": {"_type": "randint", "_value": [4, 4]}}, "x: randint needs low < high"),
+        ({"x": {"_type": "uniform", "_value": [1, 1]}}, "x: uniform needs 0 < low < high"),
+        ({"x": {"_type": "loguniform", "_value": [0, 1]}}, "x: loguniform needs 0 < low"),
+        ({"x": {"_type": "normal", "_value": [0, 1]}}, "x: _type 'normal' is unbounded.*q-forms"),
+        ({"x": {"_type": "gauss", "_value": [0, 1]}}, "x: _type 'gauss' is not one NNI defines"),
+    ],
+)
+def test_a_space_optuna_cannot_sample_is_refused_naming_the_parameter(space, said):
+    with pytest.raises(SpaceError, match=f"^{said}"):
+        OptunaTuner(sampler="tpe").update_search_space(space)
+
+
+def test_each_sampler_is_optunas_own_with_the_documented_settings():
+    """`sampler` names Optuna's class; TPE is multivariate with group decomposition and the
+    constant liar, QMC scrambled, unless sampler_args say otherwise; sampler_args reach the
+    constructor (a key it does not take is refused, naming the sampler)."""
+    import optuna
+
+    classes = {"tpe": "TPESampler", "motpe": "TPESampler", "cmaes": "CmaEsSampler",
+               "gp": "GPSampler", "qmc": "QMCSampler", "random": "RandomSampler",
+               "nsgaii": "NSGAIISampler"}  # fmt: skip
+    assert set(classes) == set(SAMPLERS)
+    for name, cls in classes.items():
+        objectives = ["default", "parameters"] if name in ("nsgaii", "motpe") else None
+        tuner = OptunaTuner(sampler=name, seed=0, objectives=objectives)
+        assert type(tuner.sampler) is getattr(optuna.samplers, cls), name
+        with pytest.raises(ArgsError, match=f"^sampler_args for {name}: "):
+            OptunaTuner(sampler=name, objectives=objectives, sampler_args={"bogus": 1})
+    tpe = OptunaTuner(sampler="tpe").sampler
+    assert (tpe._multivariate, tpe._group, tpe._constant_liar) == (True, True, True)
+    assert (
+        OptunaTuner(sampler="tpe", sampler_args={"n_startup_trials": 3}).sampler._n_startup_trials
+        == 3
+    )
+    assert OptunaTuner(sampler="tpe", sampler_args={"group": False}).sampler._group is False
+    assert OptunaTuner(sampler="qmc").sampler._scramble is True
+    with pytest.raises(ArgsError, match="^sampler_args must be a mapping"):
+        OptunaTuner(sampler="tpe", sampler_args=[1])
+    validate_class_args(sampler="tpe", sampler_args={"n_startup_trials": 3})  # a known argument
+
+
+@pytest.mark.parametrize("sampler", ["random", "gp"])
+def test_a_seed_repeats_the_start_up_suggestions(sampler):
+    """Random and GP's start-up (random) trials repeat with the seed (GP's model is slow to
+    reach: tests/test_optuna_tuner.py's seed test marks it slow)."""
+
+    def first(seed):
+        args = {"n_startup_trials": 10} if sampler == "gp" else {}
+        return run(OptunaTuner(sampler=sampler, seed=seed, sampler_args=args), 3, 1)
+
+    assert first(1) == first(1)
+    assert first(1) != first(2)
+
+
+def test_what_the_dispatcher_log_says_of_each_trial(caplog):
+    """dispatcher.log is where a user reads what the tuner was told: each final, each trial that
+    ended without one, each final that lacked an objective; a result for a parameter id the
+    tuner never gave (a customized trial) is ignored, not a crash."""
+    import logging
+
+    with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, "nni.nnisuite"):
+        tuner = OptunaTuner(sampler="tpe", objectives=["default", "parameters"], seed=0)
+        d = Driver(tuner)
+        a, b, c = (r["parameter_id"] for r in d.ask(3))
+        d.final(a, {"default": 0.5, "parameters": 10})
+        d.final(b, {"default": 0.5})
+        d.end(c, "EARLY_STOPPED")
+        tuner.receive_trial_result(10_000, {}, {"default": 0.1, "parameters": 1})
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("nni.nnisuite")]
+    assert f"parameter id {a} told: [0.5, 10.0]" in lines
+    assert (
+        f"trial {b}: final result {{'default': 0.5}} lacks a finite default / parameters: "
+        "told FAIL" in lines
+    )
+    assert f"parameter id {c} told: PRUNED (NNI: EARLY_STOPPED)" in lines
+    assert len(tuner.study.trials) == 3
+
+
+def test_import_data_skips_what_it_cannot_take_and_keeps_the_rest(caplog):
+    """A resume hands over whatever NNI stored: entries that are not records, values outside
+    the space (a nested option or a list that is not among the choices), results without the
+    objectives; each is skipped with its reason in the log and the entries after it still
+    count; two objectives come back as two values."""
+    import logging
+
+    space = {
+        "kind": {"_type": "choice", "_value": ["plain", {"_name": "a", "m": {"_type": "uniform",
+                                                                           "_value": [0, 1]}}]},
+        "pair": {"_type": "choice", "_value": [[1, 2], [3, 4]]},
+    }  # fmt: skip
+    tuner = OptunaTuner(sampler="tpe", objectives=["default", "parameters"], seed=0)
+    tuner.update_search_space(space)
+    good = [{"kind": {"_name": "a", "m": 0.25}, "pair": [3, 4]}, {"kind": "plain", "pair": [1, 2]}]
+    data = [
+        "not a record",
+        {"parameter": {"kind": "plain", "pair": [9, 9]}, "value": {"default": 1, "parameters": 1}},
+        {"value": {"default": 1, "parameters": 1}},
+        {"parameter": good[0], "value": {"default": 0.5}},
+        *({"parameter": p, "value": {"default": 0.5 + i, "parameters": 7}}
+          for i, p in enumerate(good)),
+    ]  # fmt: skip
+    with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, "nni.nnisuite"):
+        tuner.import_data(data)
+    done = tuner.study.trials
+    assert [t.values for t in done] == [[0.5, 7.0], [1.5, 7.0]]
+    assert done[0].params == {"kind": 1, "kind/1/m": 0.25, "pair": 1}
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("nni.nnisuite")]
+    assert "import_data: 2 of 6 earlier trials added" in lines
+    skipped = [line for line in lines if line.startswith("import_data: skipped ")]
+    assert len(skipped) == 1 and "[9, 9]" in skipped[0] and not skipped[0].endswith("(None)")
