@@ -208,7 +208,14 @@ class Payload:
         return (open, (self.marker, "w"))
 
 
-def test_what_compress_cannot_do_right_is_refused_in_one_line(tmp_path):
+def test_what_compress_cannot_do_right_is_refused_in_one_line(tmp_path, capsys):
+    from nnisuite.deploy.compress import main
+
+    def here(*argv: str) -> subprocess.CompletedProcess:  # the same entry point, in this process
+        code = main(list(argv))
+        said = capsys.readouterr()
+        return subprocess.CompletedProcess(argv, code, said.out, said.err)
+
     sigmoid = best_folder(tmp_path / "a", activation="sigmoid")
     proc = compress(str(sigmoid), "--out", str(tmp_path / "a" / "out"), "--seeds", "1")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
@@ -223,7 +230,7 @@ def test_what_compress_cannot_do_right_is_refused_in_one_line(tmp_path):
     record = json.loads((attention / "best.json").read_text())
     record["params"]["architecture"] = {"attention": "gqa"}
     (attention / "best.json").write_text(json.dumps(record))
-    proc = compress(str(attention), "--out", str(tmp_path / "e" / "out"))
+    proc = here(str(attention), "--out", str(tmp_path / "e" / "out"))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "AttentionSpace's models: not compressed" in proc.stderr
 
@@ -231,16 +238,16 @@ def test_what_compress_cannot_do_right_is_refused_in_one_line(tmp_path):
     record = json.loads((old / "best.json").read_text())
     record["params"]["architecture"] = {"depth": 2, "seed": 0}  # no "space": an older best
     (old / "best.json").write_text(json.dumps(record))
-    proc = compress(str(old), "--out", str(tmp_path / "f" / "out"))
+    proc = here(str(old), "--out", str(tmp_path / "f" / "out"))
     assert proc.returncode == 2 and "run `nnisuite best` again" in proc.stderr, proc.stderr
     record["space"] = {"symbol": "os.system", "args": ["touch x"], "kwargs": {}}
     (old / "best.json").write_text(json.dumps(record))
-    proc = compress(str(old), "--out", str(tmp_path / "f" / "out"))
+    proc = here(str(old), "--out", str(tmp_path / "f" / "out"))
     assert proc.returncode == 2 and "is not one of nnisuite's" in proc.stderr, proc.stderr
 
     budget = best_folder(tmp_path / "g")
-    proc = compress(str(budget), "--out", str(tmp_path / "g" / "out"), "--pruner", "l1,agp",
-                    "--epochs", "1", "--prune-epochs", "2")  # fmt: skip
+    proc = here(str(budget), "--out", str(tmp_path / "g" / "out"), "--pruner", "l1,agp",
+                "--epochs", "1", "--prune-epochs", "2")  # fmt: skip
     assert proc.returncode == 2 and "--prune-epochs 2 is more than --epochs 1" in proc.stderr
 
     proc = compress(str(rnn), "--out", str(tmp_path / "c"), "--pruner", "level")
@@ -320,3 +327,51 @@ def test_level_pruner_with_speedup_shrinks_nothing():
         ModelSpeedup(model, x, masks, graph_module=torch.fx.symbolic_trace(model)).speedup_model()
     assert sum(p.numel() for p in model.parameters()) == before
     assert [m.out_features for m in model.net if isinstance(m, torch.nn.Linear)] == [32, 16, 10]
+
+
+@pytest.mark.slow
+def test_nnis_quantizers_spoil_a_trained_model_which_is_why_none_is_offered():
+    """nnisuite's int8 is PyTorch's dynamic quantization, and NNI's quantizers are not offered
+    (nnisuite.nni_patches.compression): on a trained MLP, twenty steps of DoReFaQuantizer turn
+    its weights NaN (0/0 in its gradient hook, dorefa_quantizer.py:113-117, no error), and
+    twenty of LsqPlusQuantizer at int8 leave it at chance (its zero point 127.5,
+    lsqplus_quantizer.py:96), where the same steps without a quantizer keep it trained."""
+    import copy
+    import warnings
+
+    from nni.compression.quantization import DoReFaQuantizer, LsqPlusQuantizer
+
+    from nnisuite.nni_patches.compression import Training
+    from nnisuite.trials.data import load_dataset
+    from nnisuite.trials.engine import FitConfig, fit
+
+    data = load_dataset("digits", None, seed=0)
+    torch.manual_seed(0)
+    trained = MLP(64, [32, 16], 10)
+    fit(trained, data, FitConfig(epochs=5, lr=0.1, batch_size=32, device="cpu"))
+
+    def accuracy(model):
+        with torch.no_grad():
+            return float((model(data.val_x).argmax(1) == data.val_y).float().mean())
+
+    def steps(model):
+        return Training(data.train_x, data.train_y, 32, "sgd", 0.05, 0.0, 0.0, 20, 0)
+
+    spec = {"quant_dtype": "int8", "quant_scheme": "affine", "granularity": "default"}
+    config = [{"op_types": ["Linear"], "target_names": ["weight"], **spec},
+              {"op_types": ["ReLU"], "target_names": ["_output_"], **spec}]  # fmt: skip
+    plain = copy.deepcopy(trained)
+    steps(plain).loop(plain, torch.optim.SGD(plain.parameters(), lr=0.05),
+                      lambda b, m: torch.nn.functional.cross_entropy(m(b[0]), b[1]))  # fmt: skip
+    assert accuracy(trained) > 0.8 and accuracy(plain) > 0.8
+    logging.getLogger("nni").setLevel(logging.ERROR)
+    found = {}
+    for cls in (DoReFaQuantizer, LsqPlusQuantizer):
+        model = copy.deepcopy(trained)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            cls(model, config, steps(model).evaluator(model)).compress(20, None)
+        nan = any(torch.isnan(p).any() for p in model.parameters())
+        found[cls.__name__] = (nan, accuracy(model))
+    assert found["DoReFaQuantizer"][0]  # every weight NaN, without an error
+    assert not found["LsqPlusQuantizer"][0] and found["LsqPlusQuantizer"][1] < 0.2

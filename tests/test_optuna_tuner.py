@@ -195,7 +195,10 @@ def test_an_unbounded_type_is_refused_naming_the_parameter(kind):
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        ({"sampler": "tpee"}, "sampler 'tpee' unknown"),
+        (
+            {"sampler": "tpee"},
+            "sampler 'tpee' unknown; choose one of tpe, cmaes, gp, qmc, random, nsgaii, motpe",
+        ),
         ({"sampler": "cmaes", "objectives": ["default", "parameters"]}, "takes one objective"),
         ({"objectives": ["default", "loss"]}, "objective 'loss': give its direction"),
         ({"objectives": ["default"], "directions": ["up"]}, "directions must be"),
@@ -390,3 +393,18 @@ def test_import_data_skips_what_it_cannot_take_and_keeps_the_rest(caplog):
     assert "import_data: 2 of 6 earlier trials added" in lines
     skipped = [line for line in lines if line.startswith("import_data: skipped ")]
     assert len(skipped) == 1 and "[9, 9]" in skipped[0] and not skipped[0].endswith("(None)")
+
+
+def test_the_end_event_is_noted_on_the_call_that_tells_the_tuner(monkeypatch):
+    """Under nnisuite's ordered trial end (nnisuite.nni_patches.dispatcher, on in every study
+    nnisuite starts) NNI's handle_trial_end runs twice per end: the manager's part, then the
+    tuner's. The tuner notes the event on the second only, whichever end came between."""
+    from nnisuite.nni_patches import dispatcher
+    from nnisuite.study.optuna_tuner import heard
+
+    monkeypatch.setitem(dispatcher.ORDERED, "on", True)
+    d = Driver(OptunaTuner(sampler="tpe", seed=0))
+    heard(d.dispatcher, {"event": "EARLY_STOPPED"})  # the manager's part
+    assert d.tuner.event is None
+    heard(d.dispatcher, {"event": "EARLY_STOPPED", dispatcher.TUNER_PART: True})
+    assert d.tuner.event == "EARLY_STOPPED"

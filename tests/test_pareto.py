@@ -330,7 +330,8 @@ def test_pareto_csv_and_the_summary_section_as_users_read_them(tmp_path):
         members = pareto[pareto["cost"] == cost]
         label = costs.label(cost)
         heading = lines.index(f"### {label}: {len(members)} of 24 trials on the front")
-        assert lines[heading + 1] == "" and lines[heading + 2].startswith("- hypervolume ")
+        assert lines[heading - 1] == lines[heading + 1] == ""  # markdown: blocks apart
+        assert lines[heading + 2].startswith("- hypervolume ")
         assert lines[heading + 3] == ""
         table = []
         for line in lines[heading + 4 :]:
