@@ -212,18 +212,21 @@ def test_what_compress_cannot_do_right_is_refused_in_one_line(tmp_path, capsys):
     from nnisuite.deploy.compress import main
 
     def here(*argv: str) -> subprocess.CompletedProcess:  # the same entry point, in this process
-        code = main(list(argv))
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:  # argparse's refusals
+            code = exc.code
         said = capsys.readouterr()
         return subprocess.CompletedProcess(argv, code, said.out, said.err)
 
     sigmoid = best_folder(tmp_path / "a", activation="sigmoid")
-    proc = compress(str(sigmoid), "--out", str(tmp_path / "a" / "out"), "--seeds", "1")
+    proc = here(str(sigmoid), "--out", str(tmp_path / "a" / "out"), "--seeds", "1")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "maps 0 to 0.5" in proc.stderr and "speedup" in proc.stderr
     assert not (tmp_path / "a" / "out" / "card.md").exists()
 
     rnn = best_folder(tmp_path / "b", module="nnisuite.trials.rnn")
-    proc = compress(str(rnn), "--out", str(tmp_path / "b" / "out"))
+    proc = here(str(rnn), "--out", str(tmp_path / "b" / "out"))
     assert proc.returncode == 2 and "nnisuite.trials.rnn's models: not compressed" in proc.stderr
 
     attention = best_folder(tmp_path / "e", module="nnisuite.nas.attention_space.AttentionSpace")
@@ -250,9 +253,10 @@ def test_what_compress_cannot_do_right_is_refused_in_one_line(tmp_path, capsys):
                 "--epochs", "1", "--prune-epochs", "2")  # fmt: skip
     assert proc.returncode == 2 and "--prune-epochs 2 is more than --epochs 1" in proc.stderr
 
-    proc = compress(str(rnn), "--out", str(tmp_path / "c"), "--pruner", "level")
+    proc = here(str(rnn), "--out", str(tmp_path / "c"), "--pruner", "level")
     assert proc.returncode == 2 and "--pruner" in proc.stderr  # LevelPruner: not offered
 
+    # the command itself, as a user runs it: one line on stderr, exit 2
     hostile = best_folder(tmp_path / "d")
     marker = tmp_path / "d" / "ran"
     torch.save({"state_dict": {}, "x": Payload(str(marker))}, hostile / "weights.pt")

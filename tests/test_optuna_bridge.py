@@ -224,6 +224,7 @@ def test_dashboard_in_a_real_browser(synthetic, tmp_path):
         socket.create_connection(("127.0.0.1", port), 1)
 
 
+@pytest.mark.slow  # two commands in their own Pythons: 5 s
 def test_the_bridge_and_the_export_print_no_experimental_warning(synthetic, tmp_path):
     """nnisuite calls Optuna's experimental APIs on purpose (metric names, plots): a user's
     terminal does not get Optuna's ExperimentalWarning for them."""
