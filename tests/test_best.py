@@ -137,6 +137,7 @@ def test_the_best_model_is_chosen_on_validation_retrained_saved_and_reloads(stud
     assert f"({saved['correct']} of {saved['n']})" in card
 
 
+@pytest.mark.slow  # 2 s or more in one process: out of the quick run
 def test_a_foreign_trial_has_no_best_model_to_retrain(tmp_path):
     from tests.helpers.database import Database
 

@@ -208,6 +208,7 @@ class Payload:
         return (open, (self.marker, "w"))
 
 
+@pytest.mark.slow  # 2 s or more in one process: out of the quick run
 def test_what_compress_cannot_do_right_is_refused_in_one_line(tmp_path, capsys):
     from nnisuite.deploy.compress import main
 

@@ -152,6 +152,7 @@ def test_sqlite_database_that_is_not_nni(tmp_path):
     assert_clean_error(run_cli(str(other), "--out", str(tmp_path / "o")), "not an NNI database")
 
 
+@pytest.mark.slow  # 2 s or more in one process: out of the quick run
 def test_truncated_database(tmp_path):
     db = tmp_path / "full.sqlite"
     with sqlite3.connect(db) as conn:

@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from nnisuite.nni_patches.interpreter import script, version_info
 from tests.helpers.paths import REPO
 
@@ -49,6 +51,7 @@ def run_samples(lazy: bool) -> dict:
     return json.loads(proc.stdout.splitlines()[-1])
 
 
+@pytest.mark.slow  # 2 s or more in one process: out of the quick run
 def test_nni_imports_without_scipy_stats_and_samples_the_same():
     lazy, plain = run_samples(True), run_samples(False)
     assert lazy["deferred"] and not plain["deferred"]  # the hook, and its switch
@@ -58,6 +61,7 @@ def test_nni_imports_without_scipy_stats_and_samples_the_same():
     assert lazy["json"] == plain["json"] and lazy["frame_back"]  # what NNI writes and reads
 
 
+@pytest.mark.slow  # 2 s or more in one process: out of the quick run
 def test_the_dispatcher_command_goes_through_the_hook(tmp_path):
     """The manager's `python -m nni --exp_params ...` reaches NNI's own main through
     nnisuite.nni_patches.dispatcher, its arguments intact (a payload that is not JSON: NNI says so);
@@ -153,6 +157,7 @@ print(json.dumps({"deferred": deferred, "picked": picked,
 """
 
 
+@pytest.mark.slow  # 2 s or more in one process: out of the quick run
 def test_tpe_imports_without_scipy_special_and_suggests_the_same():
     """NNI's TPE module gets `erf` deferred: the same suggestions past its start-up (where erf
     is called), the real scipy.special for everyone after it."""

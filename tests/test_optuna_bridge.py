@@ -67,6 +67,7 @@ def test_round_trip_against_the_live_manager(tmp_path):
     assert study.trials[0].distributions["lr"].log
 
 
+@pytest.mark.slow  # 2 s or more in one process: out of the quick run
 def test_states_and_a_second_run_replaces_the_study(synthetic, tmp_path):
     db = tmp_path / "study.db"
     con = sqlite3.connect(synthetic / "synth" / "db" / "nni.sqlite")

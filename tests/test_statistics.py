@@ -91,6 +91,7 @@ def test_a_variant_without_runs_is_left_out_of_the_pairs_and_ranks_skip_missing_
     assert ranks == {"a": [1.0, 2.0], "b": [2.0, 1.0]}
 
 
+@pytest.mark.slow  # 2 s or more in one process: out of the quick run
 def test_compare_groups_writes_the_tables_other_tools_read(tmp_path):
     import subprocess
     import sys

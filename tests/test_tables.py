@@ -63,6 +63,7 @@ def test_comparison_row_from_the_records(two_experiments):
     assert metric_label(trials) == "validation accuracy"
 
 
+@pytest.mark.slow  # 2 s or more in one process: out of the quick run
 def test_compare_cli_writes_the_table_and_plot(two_experiments, tmp_path):
     proc = subprocess.run(
         [
