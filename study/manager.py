@@ -958,7 +958,6 @@ def watched_study(study: Study, export, launcher, stall_s, stream, announce) -> 
     exp = study.exp
     outcome = Outcome("INTERRUPTED")
     started = skipped_export = False
-    os.environ["PATH"] = runner_path()  # trials' `python3` is this Python, as in a venv
     with interrupts_enabled():
         try:
             with warm_launcher(launcher, preload=study.preload), quick_version_query():
