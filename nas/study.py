@@ -201,12 +201,6 @@ def run(
         if settings["space"] == "attention"
         else f"depth {settings['min_depth']}..{settings['max_depth']}"
     )
-    print(
-        f"NAS experiment {exp.id}: {settings['strategy']} over {where} "
-        f"x {settings['repeats']} seed(s), "
-        f"{budget} trials, concurrency {settings['concurrency']}",
-        flush=True,
-    )
     study = Study(
         exp,
         port,
@@ -218,6 +212,8 @@ def run(
         expected_trials=min(budget, space_size(settings)),
         host=host,
         preload=NAS_PRELOAD,
+        title=f"NAS experiment {exp.id}: {settings['strategy']} over {where} "
+        f"x {settings['repeats']} seed(s), {budget} trials, concurrency {settings['concurrency']}",
     )
     return run_study(
         study,

@@ -777,6 +777,7 @@ class Study:
     preload: tuple[str, ...] | None = None  # the warm launcher's imports (None: nnisuite's)
     claimed: bool = False  # the caller already holds the experiment (study/claim.py)
     host: str | None = None  # --host: also listen there (default: loopback only)
+    title: str | None = None  # the first line run_study prints when it announces: which study
 
     def __post_init__(self):
         if self.port_requested is None:
@@ -941,16 +942,38 @@ def run_study(
     """Start (or resume) `study.exp`, watch it, stop it, export; returns the exit code.
     announce=False: no exposure note and no resume hint (a caller running many studies says
     those once, and prints progress to `stream`). The experiment is held for this process
-    throughout (study/claim.py): exit 2 when another runner holds it."""
-    if study.claimed:
-        return watched_study(study, export, launcher, stall_s, stream, announce)
+    throughout (study/claim.py): exit 2 when another runner holds it. A stop that comes
+    before watching began (its title printed, the experiment being claimed) ends as any other
+    interrupted study: exit 130 and what is left to do."""
     try:
+        if announce and study.title:
+            print(study.title, flush=True)
+        if study.claimed:
+            return watched_study(study, export, launcher, stall_s, stream, announce)
         with claim(study.exp_dir, study.exp.id):
             study.claimed = True
             return watched_study(study, export, launcher, stall_s, stream, announce)
     except Held as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        if study.outcome is not None:
+            raise  # after the study's end was said: the caller's one line
+        study.outcome = Outcome("INTERRUPTED")
+        if announce:
+            print(unfinished(study), flush=True)
+        return EXIT_INTERRUPTED
+
+
+def unfinished(study: Study) -> str:
+    """What a study that did not finish has left to do: resume it, or (NNI had not recorded
+    it) run it again."""
+    if resumable(study.exp_dir, study.exp.id):
+        return f"the study did not finish; {study.resume_hint}"
+    return (
+        "the study did not finish; NNI had not recorded it yet (stopped while it started): "
+        "nothing to resume, run the same command again"
+    )
 
 
 def watched_study(study: Study, export, launcher, stall_s, stream, announce) -> int:
@@ -1053,14 +1076,7 @@ def watched_study(study: Study, export, launcher, stall_s, stream, announce) -> 
             print(f"error: the export failed: {exc}", file=sys.stderr, flush=True)
     study.outcome = outcome
     if not outcome.finished and announce:
-        if resumable(study.exp_dir, exp.id):
-            print(f"the study did not finish; {study.resume_hint}", flush=True)
-        else:
-            print(
-                "the study did not finish; NNI had not recorded it yet (stopped while it "
-                "started): nothing to resume, run the same command again",
-                flush=True,
-            )
+        print(unfinished(study), flush=True)
     if outcome.status == "DISK_FULL" or (outcome.finished and not written):
         return EXIT_WRITE
     if outcome.fault:

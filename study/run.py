@@ -175,9 +175,9 @@ def new_study(args) -> Study | int:
     out = Path(args.out or default_out(config.experiment_name, exp.id))
     if refused(out, exp_dir, args, config):
         return EXIT_USAGE
-    print(f"experiment {exp.id}: {config.experiment_name}", flush=True)
     study = Study(exp, args.port, out, config.max_trial_number, resume_hint(exp.id, exp_dir, out))
     study.preload, study.host = trial.preload(), args.host
+    study.title = f"experiment {exp.id}: {config.experiment_name}"
     return study
 
 
@@ -218,13 +218,13 @@ def resumed_study(args, stack: contextlib.ExitStack) -> Study | int:
     out = Path(args.out or default_out(config.experiment_name, exp.id))
     if refused(out, exp_dir, args, config):
         return EXIT_USAGE
-    print(f"resuming experiment {exp.id}: {config.experiment_name}", flush=True)
     trial = Trial.parse(config.trial_command, Path(config.canonical_copy().trial_code_directory))
     args.warm = (
         args.launcher is not False and trial.command.through_launcher and local_trials(config)
     )
     study = Study(exp, args.port, out, config.max_trial_number, resume_hint(exp.id, exp_dir, out))
     study.preload, study.host, study.claimed = trial.preload(), args.host, True
+    study.title = f"resuming experiment {exp.id}: {config.experiment_name}"
     return study
 
 

@@ -1,19 +1,26 @@
 """nnisuite.study.manager without a manager: progress lines, the stall rule, an unreachable
-manager noticed in seconds, ports."""
+manager noticed in seconds, ports, a stop that comes before the manager starts."""
 
 from __future__ import annotations
 
 import io
 import os
+import sys
 import time
+from pathlib import Path
+
+from nni.experiment import Experiment
 
 from nnisuite.analysis.store import Trial
 from nnisuite.study.manager import (
+    EXIT_INTERRUPTED,
     MIN_STALL_S,
+    Study,
     default_port,
     free_port,
     port_is_free,
     progress_line,
+    run_study,
     signature,
     stall_limit,
     watch,
@@ -100,3 +107,46 @@ def test_ports():
     usual = int(os.environ["NNISUITE_DEFAULT_PORT"])  # the tests' own in place of 8080 (conftest)
     assert usual != 8080
     assert chosen == usual if port_is_free(usual) else chosen != usual
+
+
+class CtrlCOnFirstLine(io.StringIO):
+    """Standard output where a Ctrl-C arrives as the study's first line is printed."""
+
+    def write(self, text):
+        first = "\n" not in self.getvalue()
+        super().write(text)
+        if first and "\n" in text:
+            raise KeyboardInterrupt
+        return len(text)
+
+
+def test_a_stop_as_the_study_is_announced_ends_it_interrupted_with_what_to_do(
+    tmp_path, monkeypatch
+):
+    """The window between the runner's first line and the watch (the claim, the launcher's
+    start): exit 130 and the line saying there is nothing to resume, not a bare traceback."""
+    from nnisuite.config.experiment import to_nni_config
+
+    raw = {
+        "searchSpace": {"x": {"_type": "choice", "_value": [1]}},
+        "trialCommand": "true",
+        "trialConcurrency": 1,
+        "maxTrialNumber": 1,
+        "tuner": {"name": "Random"},
+        "trainingService": {"platform": "local"},
+        "experimentWorkingDirectory": str(tmp_path / "nni"),
+    }
+    exp = Experiment(to_nni_config(raw, tmp_path / "x.yml"))
+    study = Study(exp, None, tmp_path / "out", 1, "to continue it: (the resume)", title="study X")
+    out = CtrlCOnFirstLine()
+    monkeypatch.setattr(sys, "stdout", out)
+    exported = []
+    code = run_study(study, export=lambda *a: exported.append(a))
+    assert code == EXIT_INTERRUPTED
+    assert study.outcome.status == "INTERRUPTED" and not exported
+    assert out.getvalue().splitlines() == [
+        "study X",
+        "the study did not finish; NNI had not recorded it yet (stopped while it started): "
+        "nothing to resume, run the same command again",
+    ]
+    assert not Path(tmp_path / "nni").exists() or not any((tmp_path / "nni").rglob("*.sqlite"))
