@@ -190,11 +190,12 @@ def test_a_manager_listens_on_both_loopbacks_and_nowhere_else(tmp_path, monkeypa
         "trainingService": {"platform": "local"},
         "experimentWorkingDirectory": str(tmp_path),
     }
-    Database(tmp_path, "bound", config).write()
+    exp_id = f"bound{how}"  # one per case: the two may run at once, and the home list is by id
+    Database(tmp_path, exp_id, config).write()
     if how == "manual":
         monkeypatch.setenv("NODE_OPTIONS", f"--require {PRELOAD}")
         monkeypatch.delenv("NNISUITE_BIND_HOSTS", raising=False)
-    with viewing(tmp_path, "bound", owned=how == "runner") as (exp, port):
+    with viewing(tmp_path, exp_id, owned=how == "runner") as (exp, port):
         pid = exp._proc.pid
         assert listening(pid, port) == {"127.0.0.1", "::1"}
         assert answers("127.0.0.1", port) == "HTTP 200"
