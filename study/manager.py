@@ -159,15 +159,16 @@ def listening_pids(port: int) -> set[int]:
     return pids
 
 
-def wait_listening(proc, port: int, logs: Path | None, timeout_s: float = LISTEN_TIMEOUT_S) -> None:
+def wait_listening(
+    proc, port: int, logs: SessionLogs | None, timeout_s: float = LISTEN_TIMEOUT_S
+) -> None:
     """Until `proc` itself listens on `port`; ManagerStartError when it exits first (e.g.
     EADDRINUSE: another process took the port after it was chosen) or never does."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         code = proc.poll()
         if code is not None:
-            log = (logs / "nnimanager.log") if logs else None
-            text = log.read_text(errors="replace") if log and log.is_file() else ""
+            text = logs.text(MANAGER_LOG) if logs else ""
             taken = "EADDRINUSE" in text or not port_is_free(port)
             why = "the port was taken (EADDRINUSE)" if taken else f"exit {code}"
             raise ManagerStartError(f"the NNI manager exited before it listened on {port}: {why}")
@@ -178,7 +179,7 @@ def wait_listening(proc, port: int, logs: Path | None, timeout_s: float = LISTEN
 
 
 @contextlib.contextmanager
-def owned_start(exp, port: int, logs: Path | None, hosts: list[str] | None = None):
+def owned_start(exp, port: int, logs: SessionLogs | None, hosts: list[str] | None = None):
     """While `exp.start(port)` runs: the manager process listens on `hosts` (default: loopback,
     nni_patches/binding.py) with this Python first on its PATH (a trial's `python3` is not a
     version manager's shim: pyenv's costs ~80 ms of shell per trial here), is known to `exp`
@@ -231,11 +232,10 @@ def owned_start(exp, port: int, logs: Path | None, hosts: list[str] | None = Non
 NOT_IDLE = re.compile(r"Port (\d+) is not idle")
 
 
-def start_on_a_port(exp, study, start: Callable[[int], None]) -> None:
+def start_on_a_port(exp, study, start: Callable[[int], None], logs: SessionLogs) -> None:
     """`start(port)` on the study's port (or, none requested, 8080 if free, else a free one),
     retried on another free port when one not requested was taken; PortTaken for a requested
     port that is taken."""
-    logs = study.exp_dir / exp.id / "log"
     for attempt in range(3):
         with port_lock():
             if study.port is None or (attempt and not study.port_requested):
@@ -371,11 +371,12 @@ WORKER_DIED = re.compile(r"ERROR \(nni\.runtime\.msg_dispatcher_base/[^)]*\)\)? 
 
 
 class GrowingLog:
-    """A log file read as it grows: each read() returns what was appended since the last."""
+    """A log file read as it grows: each read() returns what was appended since the last (the
+    first, what was appended since `offset`)."""
 
-    def __init__(self, path: Path | None):
+    def __init__(self, path: Path | None, offset: int = 0):
         self.path = path
-        self.offset = 0
+        self.offset = offset
 
     def read(self) -> str:
         if self.path is None:
@@ -388,6 +389,35 @@ class GrowingLog:
         except OSError:
             return ""
         return text
+
+
+MANAGER_LOG, DISPATCHER_LOG = "nnimanager.log", "dispatcher.log"
+
+
+class SessionLogs:
+    """An experiment's log folder as this session writes it: what its manager and dispatcher
+    logged since the session began (this object was made, before the manager starts). A resumed
+    experiment's files also hold every earlier session's lines (the dispatcher that failed to
+    reach the manager as the last session stopped, that manager's `Stopping experiment`, a disk
+    error since mended): read as this session's, they would end it as a fault it never had."""
+
+    def __init__(self, folder: Path | None):
+        self.folder = folder
+        self.start = {name: self._size(name) for name in (MANAGER_LOG, DISPATCHER_LOG)}
+
+    def _size(self, name: str) -> int:
+        try:
+            return (self.folder / name).stat().st_size if self.folder else 0
+        except OSError:
+            return 0
+
+    def growing(self, name: str) -> GrowingLog:
+        """The log `name` read as it grows, from where this session began."""
+        return GrowingLog(self.folder / name if self.folder else None, self.start[name])
+
+    def text(self, name: str) -> str:
+        """What this session has logged in `name` so far ('' when nothing, or no file)."""
+        return self.growing(name).read()
 
 
 # What the manager's preload (nni_patches/node_preload.js) logs when a remote host is lost
@@ -404,8 +434,8 @@ class DispatcherLog:
     thread that logs any exception as ERROR and ends (msg_dispatcher_base.command_queue_worker):
     its process may live on, doing nothing (GP with a newer scipy), or exit (TPE's KeyError)."""
 
-    def __init__(self, logs: Path | None):
-        self.log = GrowingLog(logs / "dispatcher.log" if logs else None)
+    def __init__(self, logs: SessionLogs | None):
+        self.log = logs.growing(DISPATCHER_LOG) if logs else GrowingLog(None)
 
     def worker_error(self) -> str | None:
         text = self.log.read()
@@ -465,7 +495,7 @@ def watch(
     manager=None,
     strategy: BackgroundStart | None = None,
     expected: int | None = None,
-    logs: Path | None = None,
+    logs: SessionLogs | None = None,
     exp_id: str | None = None,
     disk: Path | None = None,
 ) -> Outcome:
@@ -487,7 +517,7 @@ def watch(
     unreachable_since: float | None = None
     dispatcher: int | None = None
     dispatcher_log = DispatcherLog(logs)
-    manager_log = GrowingLog(logs / "nnimanager.log" if logs else None)
+    manager_log = logs.growing(MANAGER_LOG) if logs else GrowingLog(None)
     trials: list = []
     mode = None
     seen_others: set[int] = set()
@@ -596,20 +626,15 @@ def watch(
         time.sleep(poll_s)
 
 
-def logged_disk_error(logs: Path | None) -> str | None:
-    """SQLITE_FULL or ENOSPC when the manager's log has it (its disk filled), else None."""
+def logged_disk_error(logs: SessionLogs | None) -> str | None:
+    """SQLITE_FULL or ENOSPC when this session's manager logged it (its disk filled), else None."""
     text = log_text(logs)
     return next((e for e in DISK_ERRORS if e in text), None)
 
 
-def log_text(logs: Path | None) -> str:
-    """The manager's log (nnimanager.log), or '' when there is none."""
-    if logs is None:
-        return ""
-    try:
-        return (logs / "nnimanager.log").read_text(errors="replace")
-    except OSError:
-        return ""
+def log_text(logs: SessionLogs | None) -> str:
+    """What this session's manager logged (nnimanager.log), or '' when nothing."""
+    return logs.text(MANAGER_LOG) if logs else ""
 
 
 def database_kept(exp_dir: Path, exp_id: str) -> str:
@@ -626,17 +651,10 @@ def database_kept(exp_dir: Path, exp_id: str) -> str:
     return f"{finals} trial(s) with a final result in {db} (sqlite quick_check: {check})"
 
 
-def stopped_from_outside(logs: Path | None) -> bool:
-    """The manager's log says it was asked to stop (nnictl stop, or a signal to it): while the
-    runner watches, nobody else does that."""
-    if logs is None:
-        return False
-    try:
-        return "Stopping experiment, cleaning up" in (logs / "nnimanager.log").read_text(
-            errors="replace"
-        )
-    except OSError:
-        return False
+def stopped_from_outside(logs: SessionLogs | None) -> bool:
+    """This session's manager logged that it was asked to stop (nnictl stop, or a signal to
+    it): while the runner watches, nobody else does that."""
+    return "Stopping experiment, cleaning up" in log_text(logs)
 
 
 def resumable(exp_dir: Path, exp_id: str) -> bool:
@@ -980,6 +998,7 @@ def watched_study(study: Study, export, launcher, stall_s, stream, announce) -> 
     """run_study, once the experiment is held."""
     exp = study.exp
     outcome = Outcome("INTERRUPTED")
+    logs = SessionLogs(study.exp_dir / exp.id / "log")  # before this session's manager writes
     started = skipped_export = False
     with interrupts_enabled():
         try:
@@ -999,7 +1018,7 @@ def watched_study(study: Study, export, launcher, stall_s, stream, announce) -> 
                         def start(port):
                             exp.start(port)
 
-                    start_on_a_port(exp, study, start)
+                    start_on_a_port(exp, study, start, logs)
                     started = True
                     print(
                         f"web UI http://127.0.0.1:{study.port} while it runs; Ctrl-C stops it",
@@ -1020,7 +1039,7 @@ def watched_study(study: Study, export, launcher, stall_s, stream, announce) -> 
                             manager=getattr(exp, "_proc", None),
                             strategy=strategy,
                             expected=study.expected_trials,
-                            logs=study.exp_dir / exp.id / "log",
+                            logs=logs,
                             exp_id=exp.id,
                             disk=study.exp_dir,
                         )

@@ -1,5 +1,6 @@
 """nnisuite.study.manager without a manager: progress lines, the stall rule, an unreachable
-manager noticed in seconds, ports, a stop that comes before the manager starts."""
+manager noticed in seconds, ports, a stop that comes before the manager starts, a resumed
+experiment's earlier sessions in its logs."""
 
 from __future__ import annotations
 
@@ -15,14 +16,18 @@ from nnisuite.analysis.store import Trial
 from nnisuite.study.manager import (
     EXIT_INTERRUPTED,
     MIN_STALL_S,
+    DispatcherLog,
+    SessionLogs,
     Study,
     default_port,
     free_port,
+    logged_disk_error,
     port_is_free,
     progress_line,
     run_study,
     signature,
     stall_limit,
+    stopped_from_outside,
     watch,
 )
 
@@ -150,3 +155,45 @@ def test_a_stop_as_the_study_is_announced_ends_it_interrupted_with_what_to_do(
         "nothing to resume, run the same command again",
     ]
     assert not Path(tmp_path / "nni").exists() or not any((tmp_path / "nni").rglob("*.sqlite"))
+
+
+# What NNI 3.0 wrote as a session of a study ended (read off a real run): the manager asked to
+# stop, and its dispatcher, still sending, failing to reach it after its retries
+WORKER_FAILED = """\
+[2026-12-07 17:58:37] ERROR (nni.runtime.msg_dispatcher_base/Thread-1 (command_queue_worker)) \
+[Errno 111] Connect call failed ('127.0.0.1', 36163)
+Traceback (most recent call last):
+ConnectionRefusedError: [Errno 111] Connect call failed ('127.0.0.1', 36163)
+[2026-12-07 17:58:37] INFO (nni.runtime.msg_dispatcher_base/MainThread) Dispatcher terminiated
+"""
+MANAGER_STOPPED = """\
+[2026-12-07 17:58:27] INFO (NNIManager) Stopping experiment, cleaning up ...
+[2026-12-07 17:58:27] ERROR (NNIDataStore) SQLITE_FULL: database or disk is full
+"""
+
+
+def test_a_resumed_experiments_earlier_sessions_are_not_read_as_this_ones(tmp_path):
+    """A resume appends to the experiment's nnimanager.log and dispatcher.log: the watchdog
+    reads only what this session's manager and dispatcher wrote (an earlier session's dispatcher
+    that failed as it was stopped ended a resume as ERROR at its first poll), and still sees
+    every fault this session logs."""
+    folder = tmp_path / "log"
+    folder.mkdir()
+    (folder / "dispatcher.log").write_text(WORKER_FAILED)
+    (folder / "nnimanager.log").write_text(MANAGER_STOPPED)
+    logs = SessionLogs(folder)  # as the resumed session begins
+    dispatcher = DispatcherLog(logs)
+    assert dispatcher.worker_error() is None
+    assert not stopped_from_outside(logs) and logged_disk_error(logs) is None
+    with open(folder / "dispatcher.log", "a") as f:
+        f.write(WORKER_FAILED)
+    with open(folder / "nnimanager.log", "a") as f:
+        f.write(MANAGER_STOPPED)
+    assert "Connect call failed" in dispatcher.worker_error()
+    assert stopped_from_outside(logs) and logged_disk_error(logs) == "SQLITE_FULL"
+    # a first session: no files yet, then what it writes
+    fresh = SessionLogs(tmp_path / "new" / "log")
+    assert not stopped_from_outside(fresh) and DispatcherLog(fresh).worker_error() is None
+    (tmp_path / "new" / "log").mkdir(parents=True)
+    (tmp_path / "new" / "log" / "nnimanager.log").write_text(MANAGER_STOPPED)
+    assert stopped_from_outside(fresh)

@@ -103,9 +103,9 @@ def running_experiment(
 
 @contextlib.contextmanager
 def _started(exp, port, config, wait, timeout_s, on_poll):
-    from nnisuite.study.manager import owned_start
+    from nnisuite.study.manager import SessionLogs, owned_start
 
-    logs = Path(config.experiment_working_directory) / exp.id / "log"
+    logs = SessionLogs(Path(config.experiment_working_directory) / exp.id / "log")
     try:
         with owned_start(exp, port, logs):  # NNI's own check gives a slow manager 3 s
             exp.start(port)
@@ -147,13 +147,14 @@ def viewing(root: Path, exp_id: str, *, owned: bool = True):
     from nni.experiment import Experiment
     from nni.experiment import launcher as nni_launcher
 
-    from nnisuite.study.manager import owned_start
+    from nnisuite.study.manager import SessionLogs, owned_start
 
     exp = Experiment(nni_launcher.get_stopped_experiment_config(exp_id, str(root)), id=exp_id)
     exp._action = "view"  # what Experiment.view() sets (NNI 3.0)
     port = free_port()
     try:
-        with owned_start(exp, port, root / exp_id / "log") if owned else contextlib.nullcontext():
+        logs = SessionLogs(root / exp_id / "log")
+        with owned_start(exp, port, logs) if owned else contextlib.nullcontext():
             exp.start(port)
         yield exp, port
     finally:
