@@ -81,6 +81,12 @@ def test_a_stop_at_any_phase_leaves_nothing_and_the_printed_command_completes(tm
         left = wait_dead(r.seen, 15)
         assert not left, f"alive after the runner: {left}\n{r.output[-3000:]}"
     output = r.output
+    if phase == "validation" and output.startswith("Fatal Python error: init_import_site"):
+        # the signal came while CPython itself started (its site module, before any of nnisuite
+        # ran): CPython's own message, nothing started, nothing written
+        assert output.rstrip().endswith("KeyboardInterrupt") and code != 0, output
+        assert not out.exists() and not (tmp_path / "nni").exists()
+        return
     assert "Traceback" not in output, output[-3000:]
     # one voice: a forked export worker neither reports the stop as a failed write nor repeats
     # the hint
