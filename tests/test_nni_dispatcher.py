@@ -2,7 +2,8 @@
 unittest channel), both workers running as in NNI's dispatcher process:
 - quick stop: setting `stopping` ends both command workers at once, not after NNI's 3 s queue
   timeout; the command being handled is finished and the rest dropped, as NNI's own loop does
-  (`_worker_fast_exit_on_terminate`);
+  (`_worker_fast_exit_on_terminate`); once stopping, a reply the manager can no longer take is
+  dropped, not retried for 10 s;
 - ordered trial end: a trial's end that arrives while the default worker is busy no longer
   overtakes its final result (NNI's TPE then dies of a KeyError), nor does one that NNI's
   manager sends before the final (held for the tuner until the final, at most HOLD_S)."""
@@ -19,7 +20,16 @@ from nni.runtime.tuner_command_channel import CommandType
 from nni.tuner import Tuner
 
 from nnisuite.nni_patches import dispatcher as patch
-from nnisuite.nni_patches.dispatcher import ordered_trial_end, quick_stop
+from nnisuite.nni_patches.dispatcher import no_retry_when_stopping, ordered_trial_end, quick_stop
+
+
+@pytest.fixture(autouse=True)
+def _not_stopping():
+    """STOPPING is the process's (a dispatcher process runs one dispatcher): each test here
+    starts, and leaves the test process, with no dispatcher stopping."""
+    patch.STOPPING.clear()
+    yield
+    patch.STOPPING.clear()
 
 
 class Recording(Tuner):
@@ -47,6 +57,40 @@ def test_stopping_ends_the_workers_at_once_as_nni_would_end_them():
     assert tuner.spaces == [{"x": 0}]  # the one in hand finished; NNI drops the rest
     assert took < 1.5, f"{took:.2f} s: NNI's own wait is up to 3 s"  # 0.2 s of handling
     assert not dispatcher.worker_exceptions
+
+
+def test_once_stopping_a_reply_the_gone_manager_cannot_take_is_dropped_not_retried(caplog):
+    """NNI's WebSocket channel retries a failed send 5 times over 10 s (logging each); once the
+    dispatcher stops (its manager asked, and closed its end), the first failure drops the
+    command with one warning. Before the stop, NNI's retries stay (a manager may come back)."""
+    from nni.runtime.command_channel.websocket.channel import WsChannelClient
+
+    from nnisuite.study.manager import free_port
+
+    no_retry_when_stopping()
+    quick_stop()
+    dispatcher, _ = started(Recording())
+    dispatcher.stopping = True  # as NNI's run() sets it on the manager's Terminate
+    dispatcher.default_worker.join(timeout=10)
+    dispatcher.assessor_worker.join(timeout=10)
+    assert patch.STOPPING.is_set()
+    gone = WsChannelClient(f"ws://127.0.0.1:{free_port()}/tuner")  # nobody listens there
+    caplog.set_level("DEBUG")
+    gone.send({"type": "TR", "content": "the next trial's parameters"})
+    retries = [r for r in caplog.records if "Retry in" in r.getMessage()]
+    dropped = [r for r in caplog.records if "a command not sent" in r.getMessage()]
+    assert not retries and len(dropped) == 1, [r.getMessage() for r in caplog.records]
+
+
+def test_the_dispatchers_start_installs_every_fix():
+    """What `dispatcher.main` (the dispatcher process NNI's manager starts) puts in place."""
+    from nni.runtime import msg_dispatcher_base
+    from nni.runtime.command_channel.websocket.channel import WsChannelClient
+
+    patch.install()
+    assert WsChannelClient.send.nnisuite_no_retry
+    assert msg_dispatcher_base.MsgDispatcherBase.nnisuite_quick_stop
+    assert MsgDispatcher.handle_trial_end.nnisuite_ordered
 
 
 class SlowTPE(TpeTuner):
