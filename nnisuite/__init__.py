@@ -13,7 +13,30 @@ other than `nnisuite` is ever installed or imported: a user's launcher.py, model
 ... are theirs alone.
 """
 
-from pathlib import Path
+import sys
+
+
+def _said_in_one_line(hook):
+    """sys.excepthook for a process started as `python -m nnisuite.X` (one of nnisuite's
+    commands): a Ctrl-C its code did not handle (one during its imports, before its `main`
+    catches them) is said as the commands say it, `interrupted`, not as a traceback of the
+    import machinery; the exit stays a SIGINT's (a shell shows 130). Anything else: `hook`."""
+
+    def said(kind, value, tb):
+        if issubclass(kind, KeyboardInterrupt):
+            print("interrupted", file=sys.stderr)
+        else:
+            hook(kind, value, tb)
+
+    return said
+
+
+# while `python -m` looks for its module, sys.argv[0] is "-m" (Python's documentation): this
+# package is imported then only when the module run is one of nnisuite's
+if sys.argv[:1] == ["-m"]:
+    sys.excepthook = _said_in_one_line(sys.excepthook)
+
+from pathlib import Path  # noqa: E402  (after the hook: a Ctrl-C now is one line)
 
 HOME = Path(__file__).resolve().parent
 # a source checkout (this folder beside pyproject.toml and trials/): its packages are nnisuite's

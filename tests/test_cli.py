@@ -1,5 +1,5 @@
-"""Every entry point: a parser with `help=` on every flag, `--help` that exits 0, and usage
-errors that exit 2."""
+"""Every entry point: a parser with `help=` on every flag, `--help` that exits 0, usage errors
+that exit 2, and a Ctrl-C none of its code handled said in one line."""
 
 from __future__ import annotations
 
@@ -78,3 +78,21 @@ def test_runner_usage_errors_exit_2(capsys):
         with pytest.raises(SystemExit) as bad:
             main(argv)
         assert bad.value.code == 2
+
+
+@pytest.mark.parametrize("started_as_a_command", [True, False])
+def test_a_ctrl_c_no_code_handled_is_one_line_in_a_command_only(started_as_a_command):
+    """A process started as `python -m nnisuite.X` (sys.argv[0] is "-m" while Python finds the
+    module, when nnisuite is imported) says a Ctrl-C that its code did not handle (one during its
+    imports) in one line, and still exits as SIGINT's; a program of the user's that imports
+    nnisuite keeps Python's traceback."""
+    mark = "sys.argv[0] = '-m'; " if started_as_a_command else ""
+    proc = subprocess.run(
+        [sys.executable, "-c", f"import sys; {mark}import nnisuite; raise KeyboardInterrupt"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == -2, proc  # what a shell shows as 130
+    if started_as_a_command:
+        assert proc.stderr == "interrupted\n"
+    else:
+        assert proc.stderr.startswith("Traceback") and "KeyboardInterrupt" in proc.stderr
