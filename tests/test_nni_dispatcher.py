@@ -59,7 +59,9 @@ def test_stopping_ends_the_workers_at_once_as_nni_would_end_them():
     assert not dispatcher.worker_exceptions
 
 
-def test_once_stopping_a_reply_the_gone_manager_cannot_take_is_dropped_not_retried(caplog):
+def test_once_stopping_a_reply_the_gone_manager_cannot_take_is_dropped_not_retried(
+    caplog, monkeypatch
+):
     """NNI's WebSocket channel retries a failed send 5 times over 10 s (logging each); once the
     dispatcher stops (its manager asked, and closed its end), the first failure drops the
     command with one warning. Before the stop, NNI's retries stay (a manager may come back)."""
@@ -67,6 +69,7 @@ def test_once_stopping_a_reply_the_gone_manager_cannot_take_is_dropped_not_retri
 
     from nnisuite.study.manager import free_port
 
+    monkeypatch.setattr(WsChannelClient, "send", WsChannelClient.send)  # put back afterwards
     no_retry_when_stopping()
     quick_stop()
     dispatcher, _ = started(Recording())
@@ -82,11 +85,13 @@ def test_once_stopping_a_reply_the_gone_manager_cannot_take_is_dropped_not_retri
     assert not retries and len(dropped) == 1, [r.getMessage() for r in caplog.records]
 
 
-def test_the_dispatchers_start_installs_every_fix():
-    """What `dispatcher.main` (the dispatcher process NNI's manager starts) puts in place."""
+def test_the_dispatchers_start_installs_every_fix(as_shipped, monkeypatch):
+    """What `dispatcher.main` (the dispatcher process NNI's manager starts) puts in place (and
+    this test process has as before, afterwards)."""
     from nni.runtime import msg_dispatcher_base
     from nni.runtime.command_channel.websocket.channel import WsChannelClient
 
+    monkeypatch.setattr(WsChannelClient, "send", WsChannelClient.send)  # put back afterwards
     patch.install()
     assert WsChannelClient.send.nnisuite_no_retry
     assert msg_dispatcher_base.MsgDispatcherBase.nnisuite_quick_stop
