@@ -159,16 +159,14 @@ def listening_pids(port: int) -> set[int]:
     return pids
 
 
-def wait_listening(
-    proc, port: int, logs: SessionLogs | None, timeout_s: float = LISTEN_TIMEOUT_S
-) -> None:
+def wait_listening(proc, port: int, logs: SessionLogs, timeout_s: float = LISTEN_TIMEOUT_S) -> None:
     """Until `proc` itself listens on `port`; ManagerStartError when it exits first (e.g.
     EADDRINUSE: another process took the port after it was chosen) or never does."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         code = proc.poll()
         if code is not None:
-            text = logs.text(MANAGER_LOG) if logs else ""
+            text = logs.text(MANAGER_LOG)
             taken = "EADDRINUSE" in text or not port_is_free(port)
             why = "the port was taken (EADDRINUSE)" if taken else f"exit {code}"
             raise ManagerStartError(f"the NNI manager exited before it listened on {port}: {why}")
@@ -190,6 +188,7 @@ def owned_start(exp, port: int, logs: SessionLogs | None, hosts: list[str] | Non
 
     start_server, check_server = nni_launcher._start_rest_server, nni_launcher._check_rest_server
     hosts = hosts or addresses(None, getattr(exp, "config", None))
+    logs = logs or SessionLogs(None)  # no log folder: every log reads empty
     env = node_environment(hosts)
     env["PATH"] = runner_path(env.get("PATH", ""))  # trials' `python3` is this Python
 
@@ -434,8 +433,8 @@ class DispatcherLog:
     thread that logs any exception as ERROR and ends (msg_dispatcher_base.command_queue_worker):
     its process may live on, doing nothing (GP with a newer scipy), or exit (TPE's KeyError)."""
 
-    def __init__(self, logs: SessionLogs | None):
-        self.log = logs.growing(DISPATCHER_LOG) if logs else GrowingLog(None)
+    def __init__(self, logs: SessionLogs):
+        self.log = logs.growing(DISPATCHER_LOG)
 
     def worker_error(self) -> str | None:
         text = self.log.read()
@@ -516,8 +515,9 @@ def watch(
     last_line, last_sig, last_change = None, None, started
     unreachable_since: float | None = None
     dispatcher: int | None = None
+    logs = logs or SessionLogs(None)  # no log folder: every log reads empty
     dispatcher_log = DispatcherLog(logs)
-    manager_log = logs.growing(MANAGER_LOG) if logs else GrowingLog(None)
+    manager_log = logs.growing(MANAGER_LOG)
     trials: list = []
     mode = None
     seen_others: set[int] = set()
@@ -626,15 +626,15 @@ def watch(
         time.sleep(poll_s)
 
 
-def logged_disk_error(logs: SessionLogs | None) -> str | None:
+def logged_disk_error(logs: SessionLogs) -> str | None:
     """SQLITE_FULL or ENOSPC when this session's manager logged it (its disk filled), else None."""
     text = log_text(logs)
     return next((e for e in DISK_ERRORS if e in text), None)
 
 
-def log_text(logs: SessionLogs | None) -> str:
+def log_text(logs: SessionLogs) -> str:
     """What this session's manager logged (nnimanager.log), or '' when nothing."""
-    return logs.text(MANAGER_LOG) if logs else ""
+    return logs.text(MANAGER_LOG)
 
 
 def database_kept(exp_dir: Path, exp_id: str) -> str:
@@ -651,7 +651,7 @@ def database_kept(exp_dir: Path, exp_id: str) -> str:
     return f"{finals} trial(s) with a final result in {db} (sqlite quick_check: {check})"
 
 
-def stopped_from_outside(logs: SessionLogs | None) -> bool:
+def stopped_from_outside(logs: SessionLogs) -> bool:
     """This session's manager logged that it was asked to stop (nnictl stop, or a signal to
     it): while the runner watches, nobody else does that."""
     return "Stopping experiment, cleaning up" in log_text(logs)
